@@ -1,0 +1,36 @@
+"""The one exception type for bad input, and how command-line tools report it.
+
+Every validation failure anywhere in the package raises `UsageError` with a single line
+that names the file, key or flag and what was expected. Command-line entry points wrap
+their body in `exit_on_usage_error`, which prints that line and exits with status 2 and
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+USAGE_EXIT_STATUS = 2
+
+
+class UsageError(ValueError):
+    """Bad input from a user: a flag, a config key, a file. The message is one line."""
+
+
+def exit_on_usage_error(main: F) -> F:
+    """Decorate a CLI main(): UsageError -> 'error: <line>' on stderr, exit status 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UsageError as err:
+            prog = main.__module__.replace("__main__", "collatz_ray")
+            print(f"{prog}: error: {err}", file=sys.stderr)
+            raise SystemExit(USAGE_EXIT_STATUS) from None
+
+    return wrapper  # type: ignore[return-value]
