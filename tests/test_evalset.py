@@ -18,7 +18,6 @@ from collatz_ray import arith, evalset
 from collatz_ray.errors import UsageError
 from collatz_ray.evalset import (
     CANONICAL_SHA256,
-    COLUMNS,
     default_evalset_path,
     ensure_default_evalset,
     file_sha256,
