@@ -260,3 +260,36 @@ def _validate(c: TrainConfig) -> None:
     need(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
     need(c.eval_interval >= 1, f"eval_interval must be >= 1, got {c.eval_interval}")
     need(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {c.device!r}")
+
+
+# -- command-line flags ---------------------------------------------------------------
+#: Where the original experiment's flag differs from `--field-name`.
+FLAG_ALIASES = {"mine_negatives": ("--mine-negatives", "--mine"), "use_t4": ("--use-t4", "--t4"),
+                "use_t8": ("--use-t8", "--t8")}
+
+
+def add_config_flags(parser, *, names: tuple[str, ...] | None = None) -> None:
+    """One flag per TrainConfig field (`--lookahead`, `--ramp-len`, `--use-t4`/`--no-use-t4`
+    ...). Flags default to 'not given', so files and presets underneath them survive."""
+    import argparse
+
+    for f in dataclasses.fields(TrainConfig):
+        if names is not None and f.name not in names:
+            continue
+        flags = FLAG_ALIASES.get(f.name, ("--" + f.name.replace("_", "-"),))
+        annotation = _resolve(f.type)
+        default = f.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+        if annotation is bool:
+            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar="V",
+                                help=help_text)
+
+
+def flag_overrides(args) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line, as raw strings for from_dict."""
+    names = set(field_names())
+    return {k: v for k, v in vars(args).items() if k in names}

@@ -29,7 +29,9 @@ def exit_on_usage_error(main: F) -> F:
         try:
             return main(*args, **kwargs)
         except UsageError as err:
-            prog = main.__module__.replace("__main__", "collatz_ray")
+            module = sys.modules.get(main.__module__)
+            spec = getattr(module, "__spec__", None)  # names the module under `python -m`
+            prog = spec.name if spec is not None else main.__module__
             print(f"{prog}: error: {err}", file=sys.stderr)
             raise SystemExit(USAGE_EXIT_STATUS) from None
 

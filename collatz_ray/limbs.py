@@ -113,7 +113,8 @@ def bit_lengths(limbs: torch.Tensor) -> torch.Tensor:
 
 
 def log2(limbs: torch.Tensor) -> torch.Tensor:
-    """float64 log2 of every row (rows must be >= 1), from its top 64 bits: exact to 1 ulp."""
+    """float64 log2 of every row (rows must be >= 1), from its top 96 bits: exact to 1 ulp."""
+    limbs = pad(limbs, 3)
     width = limbs.shape[1]
     nonzero = limbs != 0
     top = (width - 1 - torch.flip(nonzero, dims=[1]).to(torch.int8).argmax(dim=1)).clamp_min(1)

@@ -1,0 +1,86 @@
+"""python -m collatz_ray.train: one training run of the SPEC's method.
+
+Settings come from, in increasing precedence: the SPEC defaults, `--smoke` (a tiny run
+for a laptop CPU), `--config FILE.yaml`, and one flag per setting. `--resume DIR`
+continues a run exactly from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from collatz_ray.config import TrainConfig, add_config_flags, flag_overrides
+from collatz_ray.errors import UsageError, exit_on_usage_error
+from collatz_ray.training import TrainingDiverged, latest_checkpoint, train
+
+#: Small enough for a CPU in well under a minute, large enough to exercise everything.
+SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 256,
+         "decay_start": 50, "decay_len": 100, "mine_interval": 100, "mine_pool": 512,
+         "mine_count": 16, "ramp_len": 200}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and status 2, like every other error
+        raise UsageError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m collatz_ray.train", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, help="YAML file of settings")
+    p.add_argument("--out", type=Path, help="run directory (default: results/runs/<time>)")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--smoke", action="store_true", help="tiny model and few epochs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    p.add_argument("--split-loss", action="store_true",
+                   help="the original's name for --target-type split")
+    add_config_flags(p)
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig()
+    if args.smoke:
+        config = TrainConfig.from_dict(SMOKE, source="--smoke", base=config)
+    if args.config is not None:
+        config = TrainConfig.from_yaml(args.config, base=config)
+    overrides = flag_overrides(args)
+    if args.split_loss:
+        if overrides.get("target_type", "split") != "split":
+            raise UsageError("--split-loss contradicts --target-type " + overrides["target_type"])
+        overrides["target_type"] = "split"
+    return TrainConfig.from_dict(overrides, source="command line", base=config)
+
+
+@exit_on_usage_error
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    config = resolve_config(args)
+    resume_from = None
+    if args.resume is not None:
+        if args.out is not None and args.out.resolve() != args.resume.resolve():
+            raise UsageError("--resume continues in its own directory; drop --out")
+        if not args.resume.is_dir():
+            raise UsageError(f"--resume {args.resume}: no such run directory")
+        resume_from = latest_checkpoint(args.resume)
+        if resume_from is None:
+            raise UsageError(f"--resume {args.resume}: the run has no checkpoint yet")
+        run_dir = args.resume
+    else:
+        run_dir = args.out or Path("results") / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        train(config, run_dir=run_dir, resume_from=resume_from, verbose=not args.quiet)
+    except TrainingDiverged as err:
+        print(f"collatz_ray.train: error: {err}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"run directory: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,283 @@
+"""The training loop, top to bottom (SPEC sections 3 to 6). It knows nothing of Ray.
+
+A run directory holds:
+    config.yaml                 the resolved TrainConfig
+    metrics.jsonl               one JSON object per evaluation
+    checkpoints/epoch_XXXXXXXX/ state.pt (everything needed to continue exactly) and
+                                model.pth (the weights as a seed-format state_dict)
+    model.pth                   the final weights, seed format
+
+Whoever drives the loop (the CLI, or the Ray adapter) passes `on_evaluation`, which is
+called with the metrics and the checkpoint directory after every evaluation; that is the
+only hook, so the trainer stays free of any tuner's API.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import yaml
+
+from collatz_ray.config import TrainConfig
+from collatz_ray.data import BatchSampler
+from collatz_ray.errors import UsageError
+from collatz_ray.evalset import ensure_default_evalset, load_evalset
+from collatz_ray.evaluation import evaluate, predict
+from collatz_ray.features import FeatureSpec
+from collatz_ray.loss import lyapunov_loss, values_at_offsets
+from collatz_ray.model import LyapunovMLP
+
+CHECKPOINT_FORMAT = 1
+#: Rows whose features are computed in one call (see data.py: per-call overhead).
+CHUNK_ROWS = 65536
+KEEP_CHECKPOINTS = 2
+LOG_COLUMNS = ("Epoch", "Loss", "Pass%", "Wtd%", "Growth%", "GrWtd%", "Traj Viol")
+
+EvaluationHook = Callable[[dict[str, Any], Path], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig) -> LyapunovMLP:
+    spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
+    return LyapunovMLP(spec.dim, config.hidden_layers, beta_init=config.beta_init)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = sorted((run_dir / "checkpoints").glob("epoch_*/state.pt"))
+    return found[-1].parent if found else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    state_file = path / "state.pt" if path.is_dir() else path
+    if not state_file.exists():
+        raise UsageError(f"{path}: no checkpoint found (expected {state_file})")
+    try:
+        state = torch.load(state_file, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file: say so in one line
+        raise UsageError(f"{state_file}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UsageError(f"{state_file}: not a collatz-ray checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def format_log_header() -> str:
+    return "{:>8} | {:>9} | {:>6} | {:>6} | {:>7} | {:>6} | {:>9}".format(*LOG_COLUMNS)
+
+
+def format_log_line(m: dict[str, Any]) -> str:
+    return "{:>8} | {:>9.5f} | {:>6.2f} | {:>6.2f} | {:>7.2f} | {:>6.2f} | {:>4}/{:<4}".format(
+        m["epoch"], m["loss"], m["pass_rate"], m["weighted_pass_rate"], m["growth_pass_rate"],
+        m["growth_weighted_pass_rate"], m["traj_total_violations"], m["traj_total_steps"])
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled and sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, epoch: int, loss: float, rate: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.2:
+            return
+        self.last = now
+        width = 30
+        done = int(width * epoch / self.total)
+        eta = (self.total - epoch) / rate if rate > 0 else 0
+        sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {epoch}/{self.total} "
+                         f"loss {loss:.4f} {rate:.0f} ep/s eta {eta:.0f}s ")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.flush()
+
+
+def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None,
+          on_evaluation: EvaluationHook | None = None, verbose: bool = True) -> dict[str, Any]:
+    """Train (or continue from `resume_from`) and return the last evaluation's metrics."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = load_checkpoint(resume_from) if resume_from is not None else None
+    if state is not None:
+        # The checkpoint's config is the run's config; only the epoch budget may grow.
+        config = TrainConfig.from_dict(state["config"], source=str(resume_from)).replace(
+            epochs=max(config.epochs, state["epoch"]))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
+    evalset = load_evalset(config.eval_csv or ensure_default_evalset())
+    model = build_model(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience)
+    sampler = BatchSampler(config, device=device)
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"]
+    metrics_path = run_dir / "metrics.jsonl"
+    _truncate_metrics(metrics_path, after_epoch=start_epoch)
+
+    def say(line: str) -> None:
+        if verbose:
+            print(line, flush=True)
+
+    if start_epoch == 0:
+        say(format_log_header())
+    last_metrics: dict[str, Any] = {}
+    progress = _Progress(config.epochs, verbose)
+    queue: list = []
+    interval_loss, interval_epochs = 0.0, 0
+    interval_start = run_start = time.monotonic()
+    last_good = latest_checkpoint(run_dir)
+    model.train()
+    for epoch in range(start_epoch, config.epochs):
+        if _is_mining_epoch(epoch, config):
+            _mine(model, sampler, epoch, config)
+            queue.clear()  # batches drawn before this epoch saw the old pool
+        if not queue:
+            queue = sampler.draw_epochs(range(epoch, _chunk_end(epoch, config)))
+        batch = queue.pop(0)
+
+        loss = lyapunov_loss(model, batch, epoch, config)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            progress.clear()
+            kept = f"last good checkpoint kept at {last_good}" if last_good else "no checkpoint was written yet"
+            raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch + 1} (lr {config.lr:g}); {kept}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step(loss_value)
+        interval_loss += loss_value
+        interval_epochs += 1
+        done = epoch + 1
+        elapsed = time.monotonic() - interval_start
+        progress.update(done, loss_value, interval_epochs / elapsed if elapsed > 0 else 0.0)
+
+        if done % config.eval_interval == 0 or done == config.epochs:
+            metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
+            seconds = time.monotonic() - interval_start
+            metrics.update({
+                "epoch": done,
+                "loss": interval_loss / interval_epochs,
+                "beta": model.beta,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.monotonic() - run_start,
+                "epochs_per_second": interval_epochs / seconds,
+                "samples_per_second": interval_epochs * config.batch_size / seconds,
+                "mined": len(sampler.mined),
+            })
+            last_good = _save_checkpoint(run_dir, model, optimizer, scheduler, sampler, config, done)
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            progress.clear()
+            say(format_log_line(metrics))
+            if on_evaluation is not None:
+                on_evaluation(metrics, last_good)
+            last_metrics = metrics
+            interval_loss, interval_epochs = 0.0, 0
+            interval_start = time.monotonic()
+    progress.clear()
+    torch.save(_seed_format(model), run_dir / "model.pth")
+    return last_metrics
+
+
+def _is_mining_epoch(epoch: int, config: TrainConfig) -> bool:
+    first = config.first_mining_epoch
+    return config.mine_negatives and epoch >= first and (epoch - first) % config.mine_interval == 0
+
+
+def _chunk_end(epoch: int, config: TrainConfig) -> int:
+    """Draw up to CHUNK_ROWS rows of epochs at once, never across a mining epoch."""
+    end = min(config.epochs, epoch + max(1, CHUNK_ROWS // config.batch_size))
+    if config.mine_negatives:
+        first = config.first_mining_epoch
+        if epoch < first:
+            end = min(end, first)
+        else:
+            end = min(end, first + ((epoch - first) // config.mine_interval + 1) * config.mine_interval)
+    return end
+
+
+@torch.no_grad()
+def _mine(model: LyapunovMLP, sampler: BatchSampler, epoch: int, config: TrainConfig) -> None:
+    """Keep the mine_count numbers of a fresh pool with the lowest margin V(n) - V(T n)."""
+    pool = sampler.draw_mining_pool(epoch)
+    was_training = model.training
+    model.eval()
+    v = values_at_offsets(model, type(pool)(rows={0: pool.rows[0], 1: pool.rows[1]},
+                                            ln_n=pool.ln_n, drift=pool.drift, weight=pool.weight,
+                                            is_hard=pool.is_hard, values=pool.values))
+    model.train(was_training)
+    margin = v[0] - v[1]
+    worst = torch.argsort(margin, stable=True)[:config.mine_count]
+    from collatz_ray import limbs  # local: only mining needs exact values back
+    sampler.add_mined(limbs.to_ints(pool.values[worst]))
+
+
+def _seed_format(model: LyapunovMLP) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def _save_checkpoint(run_dir: Path, model, optimizer, scheduler, sampler: BatchSampler,
+                     config: TrainConfig, epoch: int) -> Path:
+    root = run_dir / "checkpoints"
+    final = root / f"epoch_{epoch:08d}"
+    partial = root / f".partial_{epoch:08d}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    torch.save({
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler": sampler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }, partial / "state.pt")
+    torch.save(_seed_format(model), partial / "model.pth")
+    # Rename last, so a crash mid-write never leaves a checkpoint that looks complete.
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
+    for old in sorted(root.glob("epoch_*"))[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _truncate_metrics(path: Path, *, after_epoch: int) -> None:
+    """On resume, drop evaluations past the checkpoint so none is recorded twice."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("epoch", 0) <= after_epoch]
+    path.write_text("".join(line + "\n" for line in kept))
