@@ -1,0 +1,288 @@
+"""Everything that talks to Ray. Ray's API churn touches this file and no other.
+
+Shape of a search (Ray 2.60, Train V2; see ../shared/RAY_NOTES.md):
+
+    Tune driver ── Tuner(collatz_trial, OptunaSearch (TPE), ASHAScheduler)
+        └─ one Tune function trial per config ── builds a TorchTrainer and fit()s it
+              └─ one Train worker ── collatz_ray.training.train(...), reporting every
+                 evaluation through ray.train.report with its checkpoint
+
+A TorchTrainer can no longer be handed to tune.Tuner, so the Tune trial builds it and
+passes TuneReportCallback, which forwards the worker's metrics to Tune. The inner Train
+run is named after the Tune trial id: a trial restarted after a crash finds its own
+checkpoints there and continues instead of starting over.
+
+The metric Tune optimises is `objective`: the held-out trajectory violations, with ties
+broken by the population's 5th-percentile margin (see `objective`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Quiet, safe defaults, set before Ray is imported: token auth on every cluster we start
+# or join, no Train V2 migration chatter, no experiment-sync warnings on slow disks.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# The legacy reporter prints a compact status table with the columns we choose; the
+# new output engine prints every metric of every trial.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+import ray  # noqa: E402
+from ray import train as ray_train  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.train.torch import TorchTrainer  # noqa: E402
+from ray.tune.integration.ray_train import TuneReportCallback  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+from ray.tune.search.optuna import OptunaSearch  # noqa: E402
+
+from collatz_ray.config import TrainConfig  # noqa: E402
+from collatz_ray.spaces import SearchSpace  # noqa: E402
+
+METRIC = "objective"
+MODE = "min"
+TIME_ATTR = "epoch"
+#: CPU reserved by each Tune trial actor, out of --cpus-per-trial; the Train worker that
+#: does the work gets the rest, so N CPUs fit N trials of one CPU.
+TRIAL_ACTOR_CPU = 0.1
+#: The live status table's metric columns.
+STATUS_COLUMNS = {"epoch": "epoch", "traj_total_violations": "violations", "pass_rate": "pass%",
+                  "growth_weighted_pass_rate": "grwtd%", "loss": "loss", METRIC: METRIC}
+#: Custom resource on the head node of cluster/*.yaml: trial actors stay off spot nodes.
+DRIVER_RESOURCE = "tune_driver"
+DRIVER_RESOURCE_SHARE = 0.001
+SETTINGS_FILE = "collatz_search.json"
+
+
+def objective(metrics: dict[str, Any]) -> float:
+    """Violations + a tie-break in (0, 1) that falls as the 5th-percentile population
+    margin rises: a trial with fewer violations always ranks first, and among equal
+    counts the one whose weak tail of margins is healthier wins."""
+    tail = metrics.get("margin_5pct")
+    tail = 0.0 if tail is None or not math.isfinite(tail) else tail
+    return metrics["traj_total_violations"] + 0.5 - math.atan(tail) / math.pi
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    """What a trial needs besides its sampled parameters; saved with the experiment so
+    `--resume` rebuilds the identical trainable."""
+
+    space: SearchSpace
+    storage: str
+    experiment: str
+    cpus_per_trial: float
+    gpus_per_trial: float
+    seed: int
+    max_concurrent: int
+    eval_csv: str | None = None
+    start_timeout_s: float = 120.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"space_path": str(self.space.path), "space_name": self.space.name,
+                "budget": dataclasses.asdict(self.space.budget),
+                "storage": self.storage, "experiment": self.experiment,
+                "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
+                "seed": self.seed, "max_concurrent": self.max_concurrent,
+                "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s}
+
+
+# -- cluster ---------------------------------------------------------------------------
+def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, float]:
+    """Join `address` (a cluster from `ray start --head`) or start an embedded local Ray.
+
+    The embedded Ray binds its node and dashboard to 127.0.0.1 and runs with token
+    authentication. The dashboard stays on: its PlacementGroupCleaner is what frees the
+    resources of trials Tune stops (Ray issue 54305). Returns the cluster's resources.
+    """
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    # Worker stdout (Train's per-report lines) stays in the session logs; Tune still
+    # prints trial errors, and error.txt keeps each trial's traceback.
+    common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
+    if address is None:
+        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                 _node_ip_address="127.0.0.1", **common)
+    else:
+        ray.init(address=address, **common)
+    return ray.cluster_resources()
+
+
+def alive_node_count() -> int:
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def fitting_concurrency(resources: dict[str, float], *, cpus_per_trial: float,
+                        gpus_per_trial: float) -> int:
+    """How many trials fit at once: Tune cannot see the Train workers' placement groups,
+    so the limit comes from the cluster's totals (what Ray's docs advise)."""
+    limits = [math.floor((resources.get("CPU", 0) + 1e-9) / cpus_per_trial)]
+    if gpus_per_trial > 0:
+        limits.append(math.floor((resources.get("GPU", 0) + 1e-9) / gpus_per_trial))
+    return max(1, min(limits))
+
+
+# -- the Train worker ------------------------------------------------------------------
+def _train_worker(loop_config: dict[str, Any]) -> None:
+    """Runs in the Ray Train worker: the plain trainer plus a report hook."""
+    import torch
+
+    from collatz_ray.training import train
+
+    torch.set_num_threads(max(1, int(loop_config["threads"])))
+    config = TrainConfig.from_dict(loop_config["train"], source="trial config")
+    with tempfile.TemporaryDirectory(prefix="collatz-trial-") as tmp:
+        resume_from = None
+        checkpoint = ray_train.get_checkpoint()
+        if checkpoint is not None:
+            resume_from = Path(checkpoint.to_directory(os.path.join(tmp, "resume")))
+
+        def report(metrics: dict[str, Any], checkpoint_dir: Path) -> None:
+            metrics = {**metrics, METRIC: objective(metrics)}
+            ray_train.report(metrics, checkpoint=ray_train.Checkpoint.from_directory(str(checkpoint_dir)))
+
+        train(config, run_dir=Path(tmp) / "run", resume_from=resume_from,
+              on_evaluation=report, verbose=False)
+
+
+# -- the Tune trial ----------------------------------------------------------------------
+def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
+    """A Tune function trainable: one TorchTrainer run of the sampled config."""
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
+    gpus = settings.gpus_per_trial
+    config = settings.space.trial_config(params)
+    config = config.replace(device="cuda" if gpus > 0 else "cpu",
+                            **({"eval_csv": settings.eval_csv} if settings.eval_csv else {}))
+    trial_dir = context.get_trial_dir()
+    if trial_dir:
+        Path(trial_dir).mkdir(parents=True, exist_ok=True)
+        (Path(trial_dir) / "train_config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    worker_resources = {"CPU": settings.cpus_per_trial - TRIAL_ACTOR_CPU}
+    if gpus > 0:
+        worker_resources["GPU"] = gpus
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config={"train": config.to_dict(),
+                           "threads": max(1, round(settings.cpus_per_trial))},
+        scaling_config=ray_train.ScalingConfig(num_workers=1, use_gpu=gpus > 0,
+                                               resources_per_worker=worker_resources),
+        run_config=ray_train.RunConfig(
+            name=trial_id,
+            storage_path=_join(settings.storage, settings.experiment, "_train"),
+            callbacks=[TuneReportCallback()],
+            checkpoint_config=ray_train.CheckpointConfig(num_to_keep=2),
+            # A killed worker restarts from its last checkpoint; a trial whose workers
+            # cannot start (no resources) fails instead of retrying forever.
+            failure_config=ray_train.FailureConfig(max_failures=2, controller_failure_limit=1),
+            logging_config=ray_train.LoggingConfig(log_level="WARNING"),
+        ),
+    )
+    trainer.fit()
+
+
+def _join(storage: str, *parts: str) -> str:
+    if "://" in storage:
+        return "/".join([storage.rstrip("/"), *parts])
+    return str(Path(storage).joinpath(*parts))
+
+
+def trainable(settings: SearchSettings):
+    """The Tune trainable with its settings and resources attached. It keeps the name
+    `collatz_trial`, which Tuner.restore needs to find it again."""
+    os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = str(settings.start_timeout_s)
+    resources: dict[str, float] = {"CPU": TRIAL_ACTOR_CPU}
+    if ray.is_initialized() and ray.cluster_resources().get(DRIVER_RESOURCE, 0) > 0:
+        resources[DRIVER_RESOURCE] = DRIVER_RESOURCE_SHARE
+    return tune.with_resources(tune.with_parameters(collatz_trial, settings=settings), resources)
+
+
+# -- the search ------------------------------------------------------------------------
+def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1) -> tune.Tuner:
+    space = settings.space
+    budget = space.budget
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # constant_liar: TPE treats running trials as bad guesses, so concurrent trials
+    # spread out instead of piling onto one region.
+    sampler = optuna.samplers.TPESampler(seed=settings.seed, constant_liar=True)
+    searcher = OptunaSearch(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler)
+    scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
+                              grace_period=budget.grace_epochs,
+                              reduction_factor=budget.reduction_factor)
+    return tune.Tuner(
+        trainable(settings),
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher,
+                                    scheduler=scheduler, num_samples=num_samples,
+                                    max_concurrent_trials=settings.max_concurrent),
+        run_config=tune.RunConfig(name=settings.experiment, storage_path=settings.storage,
+                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  progress_reporter=tune.CLIReporter(
+                                      metric_columns=STATUS_COLUMNS,
+                                      parameter_columns=[p.name for p in space.parameters],
+                                      max_report_frequency=30, sort_by_metric=True,
+                                      max_column_length=14),
+                                  verbose=verbose),
+    )
+
+
+def experiment_path(settings: SearchSettings) -> str:
+    return _join(settings.storage, settings.experiment)
+
+
+def save_settings(settings: SearchSettings) -> None:
+    if "://" in settings.storage:
+        return  # remote storage: Ray keeps tuner.pkl there; resume needs the same flags
+    path = Path(experiment_path(settings))
+    path.mkdir(parents=True, exist_ok=True)
+    (path / SETTINGS_FILE).write_text(json.dumps(settings.to_json(), indent=1))
+
+
+def load_settings_json(storage: str, experiment: str) -> dict[str, Any] | None:
+    path = Path(_join(storage, experiment)) / SETTINGS_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
+    """Run (or resume) the search and return Ray's ResultGrid."""
+    path = experiment_path(settings)
+    if resume:
+        tuner = tune.Tuner.restore(path, trainable=trainable(settings), resume_errored=True)
+    else:
+        save_settings(settings)
+        tuner = build_tuner(settings, num_samples=num_samples)
+    return tuner.fit()
+
+
+def can_restore(settings: SearchSettings) -> bool:
+    return tune.Tuner.can_restore(experiment_path(settings))
+
+
+def trial_summaries(result_grid) -> list[dict[str, Any]]:
+    """One plain dict per trial: id, status, config, last metrics, error, path."""
+    out = []
+    for result in result_grid:
+        metrics = dict(result.metrics or {})
+        out.append({
+            "trial_id": metrics.get("trial_id") or Path(result.path).name,
+            "config": dict(result.config or {}),
+            "metrics": metrics,
+            "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}",
+            "path": result.path,
+        })
+    return out
+
+

@@ -1,0 +1,59 @@
+"""Where experiments may be stored, checked before any trial starts.
+
+A multi-node search needs storage every node reaches: Ray Train workers on other nodes
+write their checkpoints there and Tune reads them back. A local directory is refused on
+a multi-node cluster unless it sits on a network filesystem (NFS, EFS, Lustre, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from collatz_ray.errors import UsageError
+
+#: Filesystem types (from /proc/mounts) that several machines can share.
+SHARED_FS_TYPES = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs",
+                   "beegfs", "efs", "9p", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs",
+                   "fuse.sshfs", "fuse.ceph")
+
+
+def filesystem_type(path: Path) -> str:
+    """Type of the filesystem holding `path` (longest matching mount point)."""
+    path = path.resolve()
+    best, kind = "", "unknown"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount = parts[1].replace("\\040", " ")
+        if (str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, kind = mount, parts[2]
+    return kind
+
+
+def check_storage(storage: str, *, creating: bool, nodes: int = 1) -> None:
+    """Refuse, in one line, storage that cannot hold this experiment."""
+    if "://" in storage:
+        return  # a URI (s3://, gs://, ...): Ray's pyarrow filesystem checks it on use
+    path = Path(storage)
+    if nodes > 1 and filesystem_type(path) not in SHARED_FS_TYPES:
+        raise UsageError(
+            f"--storage {storage}: a local directory on a {nodes}-node cluster; trials on other "
+            "nodes cannot reach it. Use s3://bucket/prefix or a shared mount (NFS, EFS, ...)")
+    if creating:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+                pass
+        except OSError as err:
+            raise UsageError(f"--storage {storage}: not writable ({err.strerror or err})") from None
+    elif not path.is_dir():
+        raise UsageError(f"--storage {storage}: no such directory")
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"--storage {storage}: not writable")
