@@ -44,6 +44,7 @@ from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
 from collatz_ray.config import TrainConfig  # noqa: E402
+from collatz_ray.errors import UsageError  # noqa: E402
 from collatz_ray.spaces import SearchSpace  # noqa: E402
 
 METRIC = "objective"
@@ -100,7 +101,10 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
 
     The embedded Ray binds its node and dashboard to 127.0.0.1 and runs with token
     authentication. The dashboard stays on: its PlacementGroupCleaner is what frees the
-    resources of trials Tune stops (Ray issue 54305). Returns the cluster's resources.
+    resources of trials Tune stops (Ray issue 54305). That cleaner finds the State API
+    by auto-detection, which fails when a second Ray runs on the same machine, and the
+    search then hangs on leaked placement groups; so every actor of the job is told the
+    address explicitly. Returns the cluster's resources.
     """
     if ray.is_initialized():
         return ray.cluster_resources()
@@ -108,11 +112,28 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     # prints trial errors, and error.txt keeps each trial's traceback.
     common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
     if address is None:
+        port = _free_local_port()
         ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                 _node_ip_address="127.0.0.1", **common)
+                 dashboard_port=port, _node_ip_address="127.0.0.1",
+                 runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
+                 **common)
     else:
-        ray.init(address=address, **common)
+        from ray._private.services import canonicalize_bootstrap_address_or_die
+
+        try:
+            resolved = canonicalize_bootstrap_address_or_die(address)
+        except ConnectionError as err:
+            raise UsageError(f"--address {address}: {err}") from None
+        ray.init(address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved}}, **common)
     return ray.cluster_resources()
+
+
+def _free_local_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def alive_node_count() -> int:
@@ -160,6 +181,9 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
 # -- the Tune trial ----------------------------------------------------------------------
 def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
     """A Tune function trainable: one TorchTrainer run of the sampled config."""
+    # Read by the Train controller this fit() starts (it runs in this process's env):
+    # workers that cannot be placed in time fail the trial instead of waiting forever.
+    os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = str(settings.start_timeout_s)
     context = tune.get_context()
     trial_id = context.get_trial_id()
     gpus = settings.gpus_per_trial
@@ -190,7 +214,27 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
             logging_config=ray_train.LoggingConfig(log_level="WARNING"),
         ),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except ray_train.TrainingFailedError as err:
+        # Ray's message is a page of nested tracebacks; error.txt and the summaries
+        # should say in one line why the trial failed.
+        raise TrialFailed(failure_reason(err)) from None
+
+
+class TrialFailed(RuntimeError):
+    """A trial's training failed (diverged, crashed past its retries, never started)."""
+
+
+def failure_reason(err: BaseException) -> str:
+    """The most specific line of a Train failure: the trainer's own exception if any."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for name in ("TrainingDiverged", "UsageError"):
+        for line in reversed(lines):
+            if name + ":" in line:
+                return line[line.index(name):][:500]
+    errors = [line for line in lines if "Error:" in line or "Exception:" in line]
+    return (errors[-1] if errors else lines[0] if lines else type(err).__name__)[:500]
 
 
 def _join(storage: str, *parts: str) -> str:
@@ -202,7 +246,6 @@ def _join(storage: str, *parts: str) -> str:
 def trainable(settings: SearchSettings):
     """The Tune trainable with its settings and resources attached. It keeps the name
     `collatz_trial`, which Tuner.restore needs to find it again."""
-    os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = str(settings.start_timeout_s)
     resources: dict[str, float] = {"CPU": TRIAL_ACTOR_CPU}
     if ray.is_initialized() and ray.cluster_resources().get(DRIVER_RESOURCE, 0) > 0:
         resources[DRIVER_RESOURCE] = DRIVER_RESOURCE_SHARE
@@ -210,16 +253,27 @@ def trainable(settings: SearchSettings):
 
 
 # -- the search ------------------------------------------------------------------------
-def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1) -> tune.Tuner:
-    space = settings.space
-    budget = space.budget
+def trial_dirname(trial) -> str:
+    """Short, stable trial folder names (Ray's default embeds every parameter)."""
+    return f"collatz_trial_{trial.trial_id}"
+
+
+def make_searcher(space: SearchSpace, *, seed: int) -> OptunaSearch:
+    """TPE over the space's define-by-run function, seeded: the same seed suggests the
+    same configs in the same order (given the same results in the same order)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # constant_liar: TPE treats running trials as bad guesses, so concurrent trials
     # spread out instead of piling onto one region.
-    sampler = optuna.samplers.TPESampler(seed=settings.seed, constant_liar=True)
-    searcher = OptunaSearch(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler)
+    sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    return OptunaSearch(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler)
+
+
+def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1) -> tune.Tuner:
+    space = settings.space
+    budget = space.budget
+    searcher = make_searcher(space, seed=settings.seed)
     scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
                               grace_period=budget.grace_epochs,
                               reduction_factor=budget.reduction_factor)
@@ -227,9 +281,13 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
         trainable(settings),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher,
                                     scheduler=scheduler, num_samples=num_samples,
-                                    max_concurrent_trials=settings.max_concurrent),
+                                    max_concurrent_trials=settings.max_concurrent,
+                                    trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=settings.experiment, storage_path=settings.storage,
-                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  # Train retries crashed workers from checkpoints; a trial
+                                  # that still fails is final (divergence is deterministic)
+                                  # and --resume retries errored trials on demand.
+                                  failure_config=tune.FailureConfig(max_failures=0),
                                   progress_reporter=tune.CLIReporter(
                                       metric_columns=STATUS_COLUMNS,
                                       parameter_columns=[p.name for p in space.parameters],
