@@ -1,0 +1,196 @@
+"""The search service end to end, with real Ray: an embedded local instance, and a real
+`ray start --head` for --address. Sized for a 2-core CI machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from collatz_ray.spaces import load_space
+
+TUNE = [sys.executable, "-m", "collatz_ray.tune"]
+
+
+def run_tune(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*TUNE, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def trial_results(experiment: Path) -> dict[str, list[dict]]:
+    """Every trial's reports, from Ray's result.json files (one JSON object a line)."""
+    out = {}
+    for result in experiment.glob("collatz_trial_*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        out[result.parent.name] = lines
+    return out
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, eval_csv):
+    storage = tmp_path_factory.mktemp("results")
+    proc = run_tune("--space", "smoke", "--storage", str(storage), "--name", "smoke",
+                    "--eval-csv", str(eval_csv), "--seed", "0")
+    return proc, storage / "smoke"
+
+
+def test_smoke_search_runs_end_to_end(smoke_run):
+    proc, experiment = smoke_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Best trial" in proc.stdout
+    assert f"Experiment: {experiment}" in proc.stdout
+    assert list(experiment.glob("experiment_state-*.json")), "Ray's experiment state is missing"
+    assert (experiment / "tuner.pkl").exists()
+    assert (experiment / "collatz_search.json").exists()
+    budget = load_space("smoke").budget
+    results = trial_results(experiment)
+    assert len(results) == budget.num_samples
+    for reports in results.values():
+        assert reports, "a trial ended without a report"
+        last = reports[-1]
+        for key in ("traj_total_violations", "pass_rate", "epoch", "loss", "beta",
+                    "seconds", "samples_per_second", "objective"):
+            assert key in last
+        assert last["traj_total_steps"] == 429
+        epochs = [r["epoch"] for r in reports]
+        assert epochs == sorted(epochs) and len(set(epochs)) == len(epochs)
+
+
+def test_more_trials_than_slots_and_asha_stops_never_deadlock(smoke_run):
+    """Ray issue 54305: a Train V2 trial stopped by the scheduler used to keep its
+    placement group and the next trial waited forever. Four trials on two slots with ASHA
+    stopping some must all end (the module fixture's search finished at all)."""
+    proc, experiment = smoke_run
+    assert proc.returncode == 0
+    assert "2 at once" in proc.stdout  # more trials (4) than slots (2) on a 2-CPU machine
+    budget = load_space("smoke").budget
+    last_epochs = [reports[-1]["epoch"] for reports in trial_results(experiment).values()]
+    assert min(last_epochs) < budget.epochs, f"ASHA stopped no trial: {last_epochs}"
+    assert max(last_epochs) == budget.epochs
+
+
+def test_same_seed_suggests_same_configs_in_same_order():
+    from collatz_ray.ray_adapter import make_searcher
+
+    space = load_space("full")
+
+    def suggestions(seed: int) -> list[dict]:
+        searcher = make_searcher(space, seed=seed)
+        out = []
+        for i in range(12):
+            config = searcher.suggest(f"t{i}")
+            out.append(config)
+            # Feed back deterministic results so TPE's model phase is exercised too.
+            searcher.on_trial_complete(f"t{i}", {"objective": float(len(json.dumps(config)) % 7),
+                                                 "training_iteration": 1})
+        return out
+
+    first, second, other = suggestions(3), suggestions(3), suggestions(4)
+    assert first == second
+    assert first != other
+    # And in a fresh process: nothing depends on process state such as hash seeds.
+    code = (
+        "import json; from collatz_ray.ray_adapter import make_searcher; "
+        "from collatz_ray.spaces import load_space\n"
+        "s = make_searcher(load_space('full'), seed=3); out = []\n"
+        "for i in range(12):\n"
+        "    c = s.suggest(f't{i}'); out.append(c)\n"
+        "    s.on_trial_complete(f't{i}', {'objective': float(len(json.dumps(c)) % 7), 'training_iteration': 1})\n"
+        "print(json.dumps(out))\n"
+    )
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": "123"})
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert json.loads(fresh.stdout.strip().splitlines()[-1]) == json.loads(json.dumps(first))
+
+
+def test_trial_that_cannot_start_errors_instead_of_hanging(tmp_path, eval_csv):
+    """All CPUs but the trial actor's share are held by a placement group, so the trial's
+    Train worker can never be placed: the trial must fail after the start timeout and
+    the search must end, not wait forever."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from collatz_ray import ray_adapter as ra
+
+    signal.alarm(400)  # a hang fails the test instead of the whole CI run
+    try:
+        resources = ra.connect(None, num_cpus=2)
+        blocker = placement_group([{"CPU": resources["CPU"] - 0.2}])
+        ray.get(blocker.ready(), timeout=60)
+        space = load_space("smoke").with_budget(num_samples=1)
+        settings = ra.SearchSettings(space=space, storage=str(tmp_path), experiment="stuck",
+                                     cpus_per_trial=1.0, gpus_per_trial=0.0, seed=0,
+                                     max_concurrent=1, eval_csv=str(eval_csv), start_timeout_s=5)
+        started = time.monotonic()
+        grid = ra.run(settings, num_samples=1)
+        elapsed = time.monotonic() - started
+        summaries = ra.trial_summaries(grid)
+        assert len(summaries) == 1
+        assert summaries[0]["error"], "the unplaceable trial should have errored"
+        assert elapsed < 300
+        remove_placement_group(blocker)
+    finally:
+        signal.alarm(0)
+        ra.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_address_joins_a_real_ray_start_head(tmp_path, eval_csv):
+    """`ray start --head` started by this test (explicit ports, own temp dir), a smoke
+    search through --address, and teardown of only this test's processes."""
+    port, dash = _free_port(), _free_port()
+    temp_dir = Path("/tmp") / f"rayt{os.getpid()}"
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    head = subprocess.run(
+        ["ray", "start", "--head", f"--port={port}", f"--dashboard-port={dash}",
+         "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+        capture_output=True, text=True, timeout=120, env=env, start_new_session=True)
+    assert head.returncode == 0, head.stderr[-2000:]
+    try:
+        proc = run_tune("--space", "smoke", "--address", f"127.0.0.1:{port}", "--storage",
+                        str(tmp_path), "--name", "joined", "--eval-csv", str(eval_csv),
+                        "--num-samples", "2", env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = trial_results(tmp_path / "joined")
+        assert len(results) == 2
+        # The search ran on the cluster we started, not on a new embedded instance.
+        assert "Started a local Ray instance" not in proc.stdout + proc.stderr
+    finally:
+        _stop_ray_processes(temp_dir)
+
+
+def _stop_ray_processes(temp_dir: Path) -> None:
+    """Stop the processes of our `ray start` only (never `ray stop`, which kills every
+    Ray on the machine): those whose command line names our temp dir or session."""
+    ours = []
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(temp_dir) in cmdline:
+            ours.append(int(proc_dir.name))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in ours:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        time.sleep(3)
