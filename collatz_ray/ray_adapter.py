@@ -18,11 +18,13 @@ broken by the population's 5th-percentile margin (see `objective`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,10 +115,11 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
     if address is None:
         port = _free_local_port()
-        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                 dashboard_port=port, _node_ip_address="127.0.0.1",
-                 runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
-                 **common)
+        with _single_machine_mode():
+            ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                     dashboard_port=port, _node_ip_address="127.0.0.1",
+                     runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
+                     **common)
     else:
         from ray._private.services import canonicalize_bootstrap_address_or_die
 
@@ -126,6 +129,34 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
             raise UsageError(f"--address {address}: {err}") from None
         ray.init(address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved}}, **common)
     return ray.cluster_resources()
+
+
+@contextlib.contextmanager
+def _single_machine_mode():
+    """Keep the embedded node on 127.0.0.1. ray.init replaces _node_ip_address="127.0.0.1"
+    with the machine's routable IP (services.resolve_ip_for_localhost), so GCS, raylet,
+    workers, agents and metrics servers would listen there, reachable from other
+    machines. With Ray's single-machine switch off (what it does on macOS/Windows) the
+    node IP stays 127.0.0.1 and they all listen on loopback. The environment variable
+    reaches the processes ray.init starts; both are restored afterwards so a later
+    connect to a real cluster from this process resolves its IP normally."""
+    from ray._private import ray_constants
+
+    saved_env = os.environ.get(_SINGLE_MACHINE_ENV)
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_MACHINE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(_SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[_SINGLE_MACHINE_ENV] = saved_env
+
+
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def _free_local_port() -> int:
@@ -344,3 +375,34 @@ def trial_summaries(result_grid) -> list[dict[str, Any]]:
     return out
 
 
+
+
+# -- overhead probe (collatz_ray.bench_search) ---------------------------------------------
+def _plain_trial(params: dict[str, Any]) -> None:
+    """A Tune function trial that reports at once: what a trial costs without Train."""
+    tune.report({TIME_ATTR: 1, METRIC: 0.0})
+
+
+def run_plain_trials(*, storage: str, experiment: str, num_samples: int) -> float:
+    """Wall seconds for `num_samples` plain trials run one at a time."""
+    tuner = tune.Tuner(
+        tune.with_resources(_plain_trial, {"CPU": TRIAL_ACTOR_CPU}),
+        param_space={"i": tune.grid_search(list(range(num_samples)))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=1),
+        run_config=tune.RunConfig(name=experiment, storage_path=storage, verbose=0))
+    started = time.monotonic()
+    tuner.fit()
+    return time.monotonic() - started
+
+
+def first_report_seconds(result_grid) -> list[dict[str, float]]:
+    """Per trial: Tune's time to the first report, and the trainer's own share of it."""
+    out = []
+    for result in result_grid:
+        frame = result.metrics_dataframe
+        if frame is None or frame.empty:
+            continue
+        first = frame.sort_values(TIME_ATTR).iloc[0]
+        out.append({"time_to_first_report": float(first["time_total_s"]),
+                    "trainer_seconds": float(first["seconds"])})
+    return out
