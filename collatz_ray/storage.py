@@ -37,15 +37,18 @@ def filesystem_type(path: Path) -> str:
     return kind
 
 
-def check_storage(storage: str, *, creating: bool, nodes: int = 1) -> None:
-    """Refuse, in one line, storage that cannot hold this experiment."""
+def check_storage(storage: str, *, creating: bool, nodes: int = 1,
+                  declared_shared: bool = False) -> None:
+    """Refuse, in one line, storage that cannot hold this experiment. `declared_shared`
+    is the user's word (--shared-storage) that every node sees this directory."""
     if "://" in storage:
         return  # a URI (s3://, gs://, ...): Ray's pyarrow filesystem checks it on use
     path = Path(storage)
-    if nodes > 1 and filesystem_type(path) not in SHARED_FS_TYPES:
+    if nodes > 1 and not declared_shared and filesystem_type(path) not in SHARED_FS_TYPES:
         raise UsageError(
             f"--storage {storage}: a local directory on a {nodes}-node cluster; trials on other "
-            "nodes cannot reach it. Use s3://bucket/prefix or a shared mount (NFS, EFS, ...)")
+            "nodes cannot reach it. Use s3://bucket/prefix or a shared mount (NFS, EFS, ...), or "
+            "--shared-storage if every node does see it")
     if creating:
         try:
             path.mkdir(parents=True, exist_ok=True)

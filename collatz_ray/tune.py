@@ -37,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
     p.add_argument("--storage", default="results", help="where experiments land: a directory, "
                    "a shared mount, or s3://bucket/prefix (default: ./results)")
+    p.add_argument("--shared-storage", action="store_true",
+                   help="--storage is a directory every node sees (a mount the check does not "
+                        "recognise, or nodes on one machine)")
     p.add_argument("--resume", action="store_true", help="finish the experiment --name")
     p.add_argument("--cpus-per-trial", type=_at_least_trial_actor, default=1.0,
                    help="CPUs per trial, >= 0.2; 0.1 of it holds the Tune trial actor (default 1)")
@@ -124,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     resources = ra.connect(args.address)
     try:
         if args.address is not None:
-            check_storage(storage, creating=False, nodes=ra.alive_node_count())
+            check_storage(storage, creating=False, nodes=ra.alive_node_count(),
+                          declared_shared=args.shared_storage)
         gpus = args.gpus_per_trial
         if gpus is None:
             gpus = (saved or {}).get("gpus_per_trial", 1.0 if resources.get("GPU", 0) > 0 else 0.0)

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from collatz_ray.spaces import load_space
+from raycluster import ENV as RAY_ENV
+from raycluster import start_head
 
 TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 
@@ -141,56 +143,17 @@ def test_trial_that_cannot_start_errors_instead_of_hanging(tmp_path, eval_csv):
         ra.shutdown()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_address_joins_a_real_ray_start_head(tmp_path, eval_csv):
-    """`ray start --head` started by this test (explicit ports, own temp dir), a smoke
-    search through --address, and teardown of only this test's processes."""
-    port, dash = _free_port(), _free_port()
-    temp_dir = Path("/tmp") / f"rayt{os.getpid()}"
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    head = subprocess.run(
-        ["ray", "start", "--head", f"--port={port}", f"--dashboard-port={dash}",
-         "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-        capture_output=True, text=True, timeout=120, env=env, start_new_session=True)
-    assert head.returncode == 0, head.stderr[-2000:]
+    """`ray start --head` started by this test, a smoke search through --address, and
+    teardown of only this test's processes."""
+    cluster = start_head(num_cpus=2)
     try:
-        proc = run_tune("--space", "smoke", "--address", f"127.0.0.1:{port}", "--storage",
+        proc = run_tune("--space", "smoke", "--address", cluster.address, "--storage",
                         str(tmp_path), "--name", "joined", "--eval-csv", str(eval_csv),
-                        "--num-samples", "2", env=env)
+                        "--num-samples", "2", env=RAY_ENV)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        results = trial_results(tmp_path / "joined")
-        assert len(results) == 2
+        assert len(trial_results(tmp_path / "joined")) == 2
         # The search ran on the cluster we started, not on a new embedded instance.
         assert "Started a local Ray instance" not in proc.stdout + proc.stderr
     finally:
-        _stop_ray_processes(temp_dir)
-
-
-def _stop_ray_processes(temp_dir: Path) -> None:
-    """Stop the processes of our `ray start` only (never `ray stop`, which kills every
-    Ray on the machine): those whose command line names our temp dir or session."""
-    ours = []
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit():
-            continue
-        try:
-            cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(temp_dir) in cmdline:
-            ours.append(int(proc_dir.name))
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in ours:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        time.sleep(3)
+        cluster.stop()

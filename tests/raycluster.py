@@ -1,0 +1,70 @@
+"""Real `ray start` nodes for tests, stopped by their own process groups only.
+
+`ray stop` would kill every Ray on the machine (other tests', a developer's); instead
+each `ray start` runs as the leader of a new session, the daemons it spawns stay in its
+process group, and `stop` signals that group and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalCluster:
+    port: int
+    groups: list[int] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _start(self, args: list[str]) -> None:
+        proc = subprocess.Popen(["ray", "start", *args, "--disable-usage-stats"], env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        self.groups.append(proc.pid)
+        out, _ = proc.communicate(timeout=180)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{out[-2000:]}")
+
+    def add_node(self, *, num_cpus: int, resources: dict[str, float]) -> None:
+        self._start([f"--address={self.address}", f"--num-cpus={num_cpus}",
+                     f"--resources={json.dumps(resources)}"])
+
+    def stop(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for group in self.groups:
+                try:
+                    os.killpg(group, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(3)
+
+
+def start_head(*, num_cpus: int, resources: dict[str, float] | None = None) -> LocalCluster:
+    cluster = LocalCluster(port=free_port())
+    args = ["--head", f"--port={cluster.port}", f"--dashboard-port={free_port()}",
+            "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}"]
+    if resources:
+        args.append(f"--resources={json.dumps(resources)}")
+    try:
+        cluster._start(args)
+    except Exception:
+        cluster.stop()
+        raise
+    return cluster
