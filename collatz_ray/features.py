@@ -20,6 +20,7 @@ cancellation): float64 is used only for the logarithm, as the SPEC allows.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -66,15 +67,23 @@ def extract(values: Sequence[int], lookahead: int, *, k_only: bool = False,
     spec = FeatureSpec(lookahead, k_only=k_only, k_shifted=k_shifted)
     if len(values) == 0:
         return torch.empty((0, spec.dim), dtype=torch.float32, device=device)
-    try:
-        n = L_.from_ints(values, device=device)
-    except (AttributeError, OverflowError, TypeError):
-        n = None  # a negative number or a non-integer: find it below
-    if n is None or bool((n == 0).all(dim=1).any()):
-        for i, v in enumerate(values):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise UsageError(f"values[{i}] must be an integer >= 1, got {v!r}")
+    if not all(type(v) is int for v in values):  # the fast path: plain ints only
+        values = [_as_int(v, i) for i, v in enumerate(values)]
+    if min(values) < 1:
+        i = next(i for i, v in enumerate(values) if v < 1)
+        raise UsageError(f"values[{i}] must be an integer >= 1, got {values[i]!r}")
+    n = L_.from_ints(values, device=device)
     return features_of_limbs(n, spec, offsets=(0,)).rows[0]
+
+
+def _as_int(value: object, index: int) -> int:
+    """Integers of any integer type (numpy's too), but not bools or floats."""
+    if isinstance(value, bool):
+        raise UsageError(f"values[{index}] must be an integer >= 1, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise UsageError(f"values[{index}] must be an integer >= 1, got {value!r}") from None
 
 
 def features_of_limbs(n: torch.Tensor, spec: FeatureSpec, *,

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from collatz_ray.config import TrainConfig, add_config_flags, flag_overrides
 from collatz_ray.errors import UsageError, exit_on_usage_error
-from collatz_ray.training import TrainingDiverged, latest_checkpoint, train
+from collatz_ray.training import TrainingDiverged, latest_checkpoint, load_checkpoint, train
 
 #: Small enough for a CPU in well under a minute, large enough to exercise everything.
 SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 256,
@@ -56,10 +56,22 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(overrides, source="command line", base=config)
 
 
+def resumed_config(args: argparse.Namespace, checkpoint: Path) -> TrainConfig:
+    """The run's own config, from its checkpoint; only --epochs may extend it."""
+    overrides = flag_overrides(args)
+    extra = ["--" + k.replace("_", "-") for k in sorted(set(overrides) - {"epochs"})]
+    extra += [flag for flag, given in (("--config", args.config), ("--smoke", args.smoke),
+                                       ("--split-loss", args.split_loss)) if given]
+    if extra:
+        raise UsageError(f"--resume continues the run with its own settings; only --epochs may "
+                         f"be given (got {', '.join(extra)})")
+    saved = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"], source=str(checkpoint))
+    return TrainConfig.from_dict(overrides, source="command line", base=saved)
+
+
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    config = resolve_config(args)
     resume_from = None
     if args.resume is not None:
         if args.out is not None and args.out.resolve() != args.resume.resolve():
@@ -69,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume_from = latest_checkpoint(args.resume)
         if resume_from is None:
             raise UsageError(f"--resume {args.resume}: the run has no checkpoint yet")
+        config = resumed_config(args, resume_from)
         run_dir = args.resume
     else:
+        config = resolve_config(args)
         run_dir = args.out or Path("results") / "runs" / time.strftime("%Y%m%d-%H%M%S")
     try:
         train(config, run_dir=run_dir, resume_from=resume_from, verbose=not args.quiet)

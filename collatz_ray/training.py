@@ -121,9 +121,14 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
     run_dir.mkdir(parents=True, exist_ok=True)
     state = load_checkpoint(resume_from) if resume_from is not None else None
     if state is not None:
-        # The checkpoint's config is the run's config; only the epoch budget may grow.
-        config = TrainConfig.from_dict(state["config"], source=str(resume_from)).replace(
-            epochs=max(config.epochs, state["epoch"]))
+        # A resumed run is the same run: only its epoch budget may change.
+        saved = TrainConfig.from_dict(state["config"], source=str(resume_from))
+        changed = sorted(saved.replace(epochs=config.epochs).diff(config))
+        if changed:
+            raise UsageError(f"{resume_from}: resuming with settings other than the run's own "
+                             f"({', '.join(changed)}); only epochs may change")
+        if config.epochs < state["epoch"]:
+            raise UsageError(f"{resume_from}: the run is at epoch {state['epoch']}, past epochs={config.epochs}")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     device = resolve_device(config.device)
@@ -171,8 +176,7 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             progress.clear()
-            kept = f"last good checkpoint kept at {last_good}" if last_good else "no checkpoint was written yet"
-            raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch + 1} (lr {config.lr:g}); {kept}")
+            raise _diverged(f"loss became {loss_value} at epoch {epoch + 1}", config, last_good)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -185,6 +189,13 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
 
         if done % config.eval_interval == 0 or done == config.epochs:
             metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
+            broken = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+            if broken:
+                # A finite loss can still come with weights whose V overflows: such a
+                # model is never checkpointed.
+                progress.clear()
+                raise _diverged(f"V is not finite at epoch {done} ({broken[0]} = "
+                                f"{metrics[broken[0]]})", config, last_good)
             seconds = time.monotonic() - interval_start
             metrics.update({
                 "epoch": done,
@@ -209,6 +220,11 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
     progress.clear()
     torch.save(_seed_format(model), run_dir / "model.pth")
     return last_metrics
+
+
+def _diverged(what: str, config: TrainConfig, last_good: Path | None) -> TrainingDiverged:
+    kept = f"last good checkpoint kept at {last_good}" if last_good else "no checkpoint was written yet"
+    return TrainingDiverged(f"{what} (lr {config.lr:g}); {kept}")
 
 
 def _is_mining_epoch(epoch: int, config: TrainConfig) -> bool:

@@ -118,10 +118,6 @@ def test_resume_continues_a_run(tmp_path, eval_csv):
     assert (run / "checkpoints" / "epoch_00000150").is_dir()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "train.py resolve_config fills epochs with the SPEC default 100000 when --resume is given "
-    "without --epochs, and training.train keeps max(config.epochs, checkpoint epoch), so resuming "
-    "an interrupted 100-epoch run trains on towards epoch 100000 instead of stopping at 100"))
 def test_resume_without_epochs_finishes_the_run_as_configured(tmp_path, eval_csv):
     run = tmp_path / "run"
     proc = cli("train", "--smoke", "--eval-csv", eval_csv, "--epochs", "100", "--eval-interval", "50",
@@ -151,7 +147,8 @@ def test_divergence_exits_1_with_one_line(tmp_path, eval_csv):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "epoch 2" in lines[0] and "epoch_00000001" in lines[0]
+    # lr 1e30 overflows V within the first epoch: nothing good was ever checkpointed.
+    assert len(lines) == 1 and "epoch 1" in lines[0] and "no checkpoint was written yet" in lines[0]
 
 
 # -- evaluate --------------------------------------------------------------------------------

@@ -218,9 +218,6 @@ def test_extract_rejects_values_below_one_or_not_integers(values):
     assert f"values[{bad_index}]" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="extract() accepts a lone bool (True as 1): the bool check "
-                   "in features.extract only runs when from_ints fails or a row is 0, so [True] "
-                   "passes while [True, 0] is rejected as 'values[0] must be an integer'")
 def test_extract_rejects_booleans_consistently():
     with pytest.raises(UsageError):
         extract([True], 10)
