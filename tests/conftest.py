@@ -50,9 +50,15 @@ def smoke_experiment(tmp_path_factory, eval_csv) -> Path:
     import sys
 
     storage = tmp_path_factory.mktemp("smoke_search")
+    # RAY_ADDRESS=local: a fresh embedded Ray even when /tmp/ray/ray_current_cluster
+    # names a `ray start` cluster (another test's, maybe dead), which ray.init() would join.
     proc = subprocess.run([sys.executable, "-m", "collatz_ray.tune", "--space", "smoke",
                            "--storage", str(storage), "--name", "smoke",
-                           "--eval-csv", str(eval_csv), "--seed", "0"],
-                          capture_output=True, text=True, timeout=900)
+                           "--eval-csv", str(eval_csv), "--seed", "0",
+                           # 4 trials on 2 slots on any machine: ASHA stops must free them.
+                           "--max-concurrent", "2"],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "RAY_ADDRESS": "local"})
     assert proc.returncode == 0, f"smoke search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    (storage / "tune.out").write_text(proc.stdout)  # what the user saw, for tests of it
     return storage / "smoke"
