@@ -27,8 +27,9 @@ import torch
 
 LIMB_BITS = 32
 LIMB_MASK = (1 << LIMB_BITS) - 1
-#: Bits of c resolved per table lookup: 2 * 3^18 < 2^30 keeps limb products below 2^62.
-BLOCK_BITS = 18
+#: Bits of c resolved per table lookup: 2 * 3^16 < 2^27 keeps limb products below 2^59,
+#: and the table (2^16 entries of 32 bytes) stays in cache, which the CPU kernel needs.
+BLOCK_BITS = 16
 #: Upper bound of the bits one Syracuse step can add: log2(3/2) for odd c, 2 for even c.
 _GROWTH_PER_STEP = 0.585
 
@@ -79,7 +80,7 @@ def from_ints(values: Sequence[int], *, width: int | None = None,
               device: torch.device | str = "cpu") -> torch.Tensor:
     """Python ints >= 0 -> (N, W) limb tensor (W from the largest value unless given)."""
     if width is None:
-        top = max((v.bit_length() for v in values), default=1)
+        top = max(values).bit_length() if len(values) else 1
         width = max(1, -(-top // LIMB_BITS))
     nbytes = 4 * width
     raw = b"".join(v.to_bytes(nbytes, "little") for v in values)
@@ -178,17 +179,32 @@ def shift_right(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 def k_sequences(limbs: torch.Tensor, length: int) -> torch.Tensor:
     """The k-sequence of every row (SPEC 1): (N, length), exact for any size.
 
-    The dtype is uint8, or int16 where some k exceeds 255 (only integers beyond 2^255
-    can have one); values up to 2^32000 are supported.
-
     It applies 3c+1 to even c as well (k = 0) and does not stop at 1 (k = 2 forever).
+    The dtype is uint8 or int16 (k > 255 needs integers beyond 2^255); values up to
+    2^32000 are supported. CPU tensors take the compiled walk (collatz_ray._kseq_cpu),
+    CUDA tensors the vectorised one below: the same table, the same arithmetic.
     """
     n = limbs.shape[0]
-    device = limbs.device
-    table = _block_table(device)
     bits = int(bit_lengths(limbs).max()) if n else 1
     if bits >= 2**15 - 64:
         raise ValueError("k_sequences supports integers below 2^32000")
+    if limbs.device.type != "cpu":
+        return k_sequences_vectorised(limbs, length, bits=bits)
+    from collatz_ray._kseq_cpu import k_sequences_kernel
+
+    c = pad(limbs, width_for(bits, length + BLOCK_BITS)).numpy().copy()
+    out = np.empty((n, length), dtype=np.int16)
+    k_sequences_kernel(c, length, _block_table_numpy(BLOCK_BITS), BLOCK_BITS, out)
+    return torch.from_numpy(out)
+
+
+def k_sequences_vectorised(limbs: torch.Tensor, length: int, *, bits: int | None = None) -> torch.Tensor:
+    """k_sequences as whole-batch tensor operations: the CUDA path (tested on the CPU)."""
+    n = limbs.shape[0]
+    device = limbs.device
+    table = _block_table(device)
+    if bits is None:
+        bits = int(bit_lengths(limbs).max()) if n else 1
     # The k's of table steps go into a stream of 4-bit nibbles, 15 to an int64 word:
     # two index-adds of one word per row per block instead of a scatter of B k's.
     # Larger k's (generic steps) leave a zero nibble and are patched in at the end.

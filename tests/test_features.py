@@ -51,14 +51,21 @@ interesting = st.one_of(
 
 # -- k-sequences -------------------------------------------------------------------------------
 
-def _k_rows(values: list[int], length: int) -> list[list[int]]:
-    return limbs.k_sequences(limbs.from_ints(values), length).to(torch.int64).tolist()
+# Both walks: the compiled one every CPU tensor takes, and the vectorised one CUDA takes
+# (run here on the CPU). They must agree with plain Python integers, and so each other.
+WALKS = pytest.mark.parametrize("walk", [limbs.k_sequences, limbs.k_sequences_vectorised],
+                                ids=["compiled", "vectorised"])
 
 
+def _k_rows(values: list[int], length: int, walk=limbs.k_sequences) -> list[list[int]]:
+    return walk(limbs.from_ints(values), length).to(torch.int64).tolist()
+
+
+@WALKS
 @given(st.lists(interesting, min_size=1, max_size=24), st.integers(min_value=1, max_value=70))
 @SETTINGS
-def test_k_sequences_equal_the_scalar_reference(values, length):
-    assert _k_rows(values, length) == [arith.k_sequence(v, length) for v in values]
+def test_k_sequences_equal_the_scalar_reference(walk, values, length):
+    assert _k_rows(values, length, walk) == [arith.k_sequence(v, length) for v in values]
 
 
 @pytest.mark.parametrize("n, first_k", [
@@ -69,15 +76,17 @@ def test_k_sequences_equal_the_scalar_reference(values, length):
     (_forced_k(300, 1), 300),  # k > 255 switches the result to int16
     (_forced_k(1000, 12345), 1000),
 ])
-def test_large_first_k(n, first_k):
-    ks = limbs.k_sequences(limbs.from_ints([n, 1, 27]), 12)
+@WALKS
+def test_large_first_k(walk, n, first_k):
+    ks = walk(limbs.from_ints([n, 1, 27]), 12)
     assert int(ks[0, 0]) == first_k
     assert ks.to(torch.int64).tolist() == [arith.k_sequence(v, 12) for v in (n, 1, 27)]
     if first_k > 255:
         assert ks.dtype == torch.int16
 
 
-def test_k_sequences_of_a_mixed_large_batch_and_long_lookahead():
+@WALKS
+def test_k_sequences_of_a_mixed_large_batch_and_long_lookahead(walk):
     # Rows finish at different times and the working set is compacted: every row must
     # still land where it belongs.
     import random
@@ -86,7 +95,7 @@ def test_k_sequences_of_a_mixed_large_batch_and_long_lookahead():
     values = [rng.getrandbits(rng.randint(1, 400)) | 1 for _ in range(600)]
     values += [1, 2, 4, 2**127 - 1, (2**100 - 1) // 3, _forced_k(40, 77), 2**300]
     length = 150
-    assert _k_rows(values, length) == [arith.k_sequence(v, length) for v in values]
+    assert _k_rows(values, length, walk) == [arith.k_sequence(v, length) for v in values]
 
 
 def test_k_sequences_of_one_and_of_even_numbers():
@@ -96,9 +105,10 @@ def test_k_sequences_of_one_and_of_even_numbers():
     assert ks == [arith.k_sequence(v, 5) for v in (1, 2, 8, 6)]
 
 
-def test_k_sequences_of_huge_values():
+@WALKS
+def test_k_sequences_of_huge_values(walk):
     n = 3**4000 + 7  # about 6340 bits
-    assert _k_rows([n, 5], 40) == [arith.k_sequence(n, 40), arith.k_sequence(5, 40)]
+    assert _k_rows([n, 5], 40, walk) == [arith.k_sequence(n, 40), arith.k_sequence(5, 40)]
 
 
 # -- limbs -----------------------------------------------------------------------------------
