@@ -13,11 +13,21 @@ generic step (3c+1, count trailing zeros, shift) instead.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+import torch
 from numba import njit, prange
 
 LIMB_BITS = 32
 LIMB_MASK = (1 << LIMB_BITS) - 1
+
+
+def k_sequences(c: np.ndarray, length: int, table: np.ndarray, block_bits: int,
+                out: np.ndarray) -> None:
+    """Run the kernel on as many threads as torch may use: a Ray trial given one CPU
+    sets torch to one thread, and numba must not take the machine's every core."""
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    k_sequences_kernel(c, length, table, block_bits, out)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -90,6 +90,7 @@ def trajectory_metrics(model: LyapunovMLP, spec: FeatureSpec, seeds: Sequence[in
         out[f"traj_{seed}_length"] = steps
         out[f"traj_{seed}_worst"] = float(margins[bad].min()) if bad.any() else None
         out[f"traj_{seed}_violation_steps"] = [int(i) for i in np.nonzero(bad)[0]]
+        out[f"traj_{seed}_growth_violations"] = int((bad & grows).sum())
         total_viol += int(bad.sum())
         total_steps += steps
         growth_viol += int((bad & grows).sum())

@@ -190,11 +190,11 @@ def k_sequences(limbs: torch.Tensor, length: int) -> torch.Tensor:
         raise ValueError("k_sequences supports integers below 2^32000")
     if limbs.device.type != "cpu":
         return k_sequences_vectorised(limbs, length, bits=bits)
-    from collatz_ray._kseq_cpu import k_sequences_kernel
+    from collatz_ray._kseq_cpu import k_sequences as compiled_walk
 
     c = pad(limbs, width_for(bits, length + BLOCK_BITS)).numpy().copy()
     out = np.empty((n, length), dtype=np.int16)
-    k_sequences_kernel(c, length, _block_table_numpy(BLOCK_BITS), BLOCK_BITS, out)
+    compiled_walk(c, length, _block_table_numpy(BLOCK_BITS), BLOCK_BITS, out)
     return torch.from_numpy(out)
 
 

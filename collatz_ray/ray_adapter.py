@@ -116,8 +116,10 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     if address is None:
         port = _free_local_port()
         with _single_machine_mode():
-            ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                     dashboard_port=port, _node_ip_address="127.0.0.1",
+            # address="local": a new instance even when `ray start` left a cluster on
+            # this machine (ray.init() with no address would silently join that one).
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
+                     dashboard_host="127.0.0.1", dashboard_port=port, _node_ip_address="127.0.0.1",
                      runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
                      **common)
     else:
@@ -321,9 +323,14 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
                                   # that still fails is final (divergence is deterministic)
                                   # and --resume retries errored trials on demand.
                                   failure_config=tune.FailureConfig(max_failures=0),
+                                  stop=(None if "://" in settings.storage
+                                        else StorageGuard(experiment_path(settings))),
                                   progress_reporter=tune.CLIReporter(
                                       metric_columns=STATUS_COLUMNS,
-                                      parameter_columns=[p.name for p in space.parameters],
+                                      # Conditional parameters are missing from some
+                                      # trials' configs, which the reporter cannot show.
+                                      parameter_columns=[p.name for p in space.parameters
+                                                         if not p.when],
                                       max_report_frequency=30, sort_by_metric=True,
                                       max_column_length=14),
                                   verbose=verbose),
@@ -348,14 +355,76 @@ def load_settings_json(storage: str, experiment: str) -> dict[str, Any] | None:
 
 
 def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
-    """Run (or resume) the search and return Ray's ResultGrid."""
+    """Run (or resume) the search and return Ray's ResultGrid. Raises StorageFailed,
+    with one line, when the experiment's storage stopped taking writes."""
     path = experiment_path(settings)
-    if resume:
-        tuner = tune.Tuner.restore(path, trainable=trainable(settings), resume_errored=True)
-    else:
-        save_settings(settings)
-        tuner = build_tuner(settings, num_samples=num_samples)
-    return tuner.fit()
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(path, trainable=trainable(settings), resume_errored=True)
+        else:
+            save_settings(settings)
+            tuner = build_tuner(settings, num_samples=num_samples)
+        return tuner.fit()
+    except StorageFailed as err:
+        raise StorageFailed(_storage_failure_line(settings, str(err))) from None
+    except Exception:
+        # Whatever Ray raised (a truncated error.pkl, a failed write), a storage that no
+        # longer takes writes is the reason to report.
+        problem = storage_write_problem(path)
+        if problem is None:
+            raise
+        raise StorageFailed(_storage_failure_line(settings, problem)) from None
+
+
+class StorageFailed(RuntimeError):
+    """The experiment's storage stopped taking writes (full, read-only, gone)."""
+
+
+def storage_write_problem(path: str) -> str | None:
+    """Why `path` (a local experiment directory) cannot take a small write, or None."""
+    if "://" in path:
+        return None  # remote storage: Ray's pyarrow filesystem reports its own errors
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".storage-probe-") as probe:
+            probe.write(b"\0" * _PROBE_BYTES)
+            probe.flush()
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
+_PROBE_BYTES = 64 * 1024
+
+
+def _storage_failure_line(settings: SearchSettings, problem: str) -> str:
+    return (f"--storage {settings.storage}: cannot write to experiment {settings.experiment} "
+            f"({problem}); the search stopped. Trials already written are kept in "
+            f"{experiment_path(settings)}")
+
+
+class StorageGuard(tune.Stopper):
+    """Ends the search as soon as the experiment's storage stops taking writes.
+
+    Every remaining trial would fail the same way, one after the other, and Ray's
+    periodic sync rewrites each result file in place (truncate, then write), so every
+    further sync onto a full disk can cut files that were complete. Raising here ends
+    Tune's loop without its final sync (tune.run syncs only after a clean loop)."""
+
+    def __init__(self, path: str, every_s: float = 1.0) -> None:
+        self.path, self.every_s = path, every_s
+        self._last = 0.0
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            problem = storage_write_problem(self.path)
+            if problem is not None:
+                raise StorageFailed(problem)
+        return False
 
 
 def can_restore(settings: SearchSettings) -> bool:

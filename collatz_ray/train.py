@@ -57,14 +57,14 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def resumed_config(args: argparse.Namespace, checkpoint: Path) -> TrainConfig:
-    """The run's own config, from its checkpoint; only --epochs may extend it."""
+    """The run's own config, from its checkpoint; only --epochs and --device may change."""
     overrides = flag_overrides(args)
-    extra = ["--" + k.replace("_", "-") for k in sorted(set(overrides) - {"epochs"})]
+    extra = ["--" + k.replace("_", "-") for k in sorted(set(overrides) - {"epochs", "device"})]
     extra += [flag for flag, given in (("--config", args.config), ("--smoke", args.smoke),
                                        ("--split-loss", args.split_loss)) if given]
     if extra:
-        raise UsageError(f"--resume continues the run with its own settings; only --epochs may "
-                         f"be given (got {', '.join(extra)})")
+        raise UsageError(f"--resume continues the run with its own settings; only --epochs and "
+                         f"--device may be given (got {', '.join(extra)})")
     saved = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"], source=str(checkpoint))
     return TrainConfig.from_dict(overrides, source="command line", base=saved)
 

@@ -29,7 +29,7 @@ import yaml
 from collatz_ray.config import TrainConfig
 from collatz_ray.data import BatchSampler
 from collatz_ray.errors import UsageError
-from collatz_ray.evalset import ensure_default_evalset, load_evalset
+from collatz_ray.evalset import ensure_default_evalset, file_sha256, load_evalset
 from collatz_ray.evaluation import evaluate, predict
 from collatz_ray.features import FeatureSpec
 from collatz_ray.loss import lyapunov_loss, values_at_offsets
@@ -123,10 +123,12 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
     if state is not None:
         # A resumed run is the same run: only its epoch budget may change.
         saved = TrainConfig.from_dict(state["config"], source=str(resume_from))
-        changed = sorted(saved.replace(epochs=config.epochs).diff(config))
+        # The device may change too (a GPU run continued on a CPU); results then match
+        # to float precision rather than bit for bit.
+        changed = sorted(saved.replace(epochs=config.epochs, device=config.device).diff(config))
         if changed:
             raise UsageError(f"{resume_from}: resuming with settings other than the run's own "
-                             f"({', '.join(changed)}); only epochs may change")
+                             f"({', '.join(changed)}); only epochs and device may change")
         if config.epochs < state["epoch"]:
             raise UsageError(f"{resume_from}: the run is at epoch {state['epoch']}, past epochs={config.epochs}")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -135,6 +137,8 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
     torch.manual_seed(config.seed)
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     evalset = load_evalset(config.eval_csv or ensure_default_evalset())
+    # Recorded with every evaluation: pass rates compare only on the same evaluation set.
+    evalset_sha256 = file_sha256(evalset.path)
     model = build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -206,6 +210,7 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
                 "epochs_per_second": interval_epochs / seconds,
                 "samples_per_second": interval_epochs * config.batch_size / seconds,
                 "mined": len(sampler.mined),
+                "eval_set_sha256": evalset_sha256,
             })
             last_good = _save_checkpoint(run_dir, model, optimizer, scheduler, sampler, config, done)
             with metrics_path.open("a") as f:
