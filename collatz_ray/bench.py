@@ -635,6 +635,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("error: --threads must be >= 1", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
+        # The first compiled (numba, OpenMP layer) k-sequence call resets OpenMP's thread
+        # count, and with it torch's: make that call now, then set the count again.
+        limbs.k_sequences(limbs.from_ints([27]), 1)
+        torch.set_num_threads(args.threads)
     try:
         device = training.resolve_device(args.device)
     except Exception as err:  # UsageError: one line
@@ -665,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "checks": report.checks, "error": str(err)}))
         print(f"error: {err}", file=sys.stderr)
         return 1
+    report.machine["torch_threads_end"] = torch.get_num_threads()
     report.machine["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report.figures["benchmark_wall_s"] = wall
     report.notes.append("wall time per benchmark: " + ", ".join(f"{k} {v:.1f} s" for k, v in wall.items())
