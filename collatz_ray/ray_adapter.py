@@ -40,7 +40,8 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 import ray  # noqa: E402
 from ray import train as ray_train  # noqa: E402
 from ray import tune  # noqa: E402
-from ray.train.torch import TorchTrainer  # noqa: E402
+from ray.train.backend import Backend  # noqa: E402
+from ray.train.torch import TorchConfig, TorchTrainer  # noqa: E402
 from ray.tune.integration.ray_train import TuneReportCallback  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
@@ -238,6 +239,7 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
                            "threads": max(1, round(settings.cpus_per_trial))},
         scaling_config=ray_train.ScalingConfig(num_workers=1, use_gpu=gpus > 0,
                                                resources_per_worker=worker_resources),
+        torch_config=SingleWorkerTorchConfig(),
         run_config=ray_train.RunConfig(
             name=trial_id,
             storage_path=_join(settings.storage, settings.experiment, "_train"),
@@ -255,6 +257,23 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
         # Ray's message is a page of nested tracebacks; error.txt and the summaries
         # should say in one line why the trial failed.
         raise TrialFailed(failure_reason(err)) from None
+
+
+class _NoProcessGroup(Backend):
+    """Ray Train's torch backend without torch.distributed: nothing to set up."""
+
+
+@dataclasses.dataclass
+class SingleWorkerTorchConfig(TorchConfig):
+    """A trial has one worker and the trainer never calls torch.distributed, so no
+    process group is made. Torch's default one would start a c10d TCPStore that listens
+    on all interfaces, without authentication, for the whole trial (it takes no bind
+    address); skipping it keeps every socket of the embedded Ray on loopback and saves
+    the group's setup time. The default-CUDA-device context of TorchConfig is kept."""
+
+    @property
+    def backend_cls(self):
+        return _NoProcessGroup
 
 
 class TrialFailed(RuntimeError):
@@ -325,6 +344,7 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
                                   failure_config=tune.FailureConfig(max_failures=0),
                                   stop=(None if "://" in settings.storage
                                         else StorageGuard(experiment_path(settings))),
+                                  callbacks=[KeepTrialHistory(), ReasonFirst()],
                                   progress_reporter=tune.CLIReporter(
                                       metric_columns=STATUS_COLUMNS,
                                       # Conditional parameters are missing from some
@@ -400,6 +420,60 @@ def _storage_failure_line(settings: SearchSettings, problem: str) -> str:
     return (f"--storage {settings.storage}: cannot write to experiment {settings.experiment} "
             f"({problem}); the search stopped. Trials already written are kept in "
             f"{experiment_path(settings)}")
+
+
+class KeepTrialHistory(tune.Callback):
+    """A trial restarted by --resume keeps the reports it made before the crash.
+
+    Tune copies a trial's result.json and progress.csv back from storage on restore only
+    when the trial saved a Tune checkpoint. Ours keep their checkpoints in Ray Train, so
+    the restarted trial would begin these files afresh in the new session's staging
+    directory and the next sync would overwrite the stored history with the reports
+    after the crash alone. Copy them back first (whole lines only); the trial's loggers
+    then append to them, and training itself resumes from the Train checkpoint."""
+
+    FILES = ("result.json", "progress.csv")
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if trial.checkpoint is not None or not trial.local_path:
+            return  # Tune restores these itself
+        local, storage = Path(trial.local_path), trial.storage
+        for name in self.FILES:
+            target = local / name
+            if target.exists():
+                continue  # this session already writes it
+            try:
+                with storage.storage_filesystem.open_input_stream(
+                        f"{storage.trial_fs_path}/{name}") as stream:
+                    data = stream.read()
+            except OSError:  # FileNotFoundError: a new trial
+                continue
+            data = data[:data.rfind(b"\n") + 1]
+            if data:
+                local.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+
+
+class ReasonFirst(tune.Callback):
+    """Puts a failed trial's one-line reason (e.g. `TrainingDiverged: loss became nan
+    at epoch 2 ...`) at the top of its error.txt. Tune writes a "Failure # N" line and a
+    page of remote traceback, and the reason only at the very end."""
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        try:
+            path = Path(trial.error_file or "")
+            text = path.read_text()
+        except (OSError, ValueError):
+            return
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        marker = f"{TrialFailed.__name__}: "
+        reasons = [line[line.index(marker) + len(marker):] for line in lines if marker in line]
+        reason = reasons[-1] if reasons else (lines[-1] if lines else "")
+        if reason:
+            try:
+                path.write_text(f"{reason[:500]}\n{text}")
+            except OSError:
+                pass
 
 
 class StorageGuard(tune.Stopper):

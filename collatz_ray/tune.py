@@ -150,7 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}); "
               f"{settings.max_concurrent} at once, {cpus:g} CPU + {gpus:g} GPU each; "
               f"experiment {ra.experiment_path(settings)}", flush=True)
-        grid = ra.run(settings, num_samples=b.num_samples, resume=args.resume)
+        try:
+            grid = ra.run(settings, num_samples=b.num_samples, resume=args.resume)
+        except ra.StorageFailed as err:
+            # Not a usage error (exit 2): the search ran and its storage gave out. One
+            # line, last on stderr after Ray's own log lines.
+            print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
+            return 1
         return print_report(ra.trial_summaries(grid), max_epochs=b.epochs,
                             path=ra.experiment_path(settings),
                             test_seeds=space.trial_config({}).test_seeds)
