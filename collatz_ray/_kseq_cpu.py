@@ -22,12 +22,22 @@ LIMB_BITS = 32
 LIMB_MASK = (1 << LIMB_BITS) - 1
 
 
+# numba's own thread pool, not OpenMP: an OpenMP layer shares the runtime with torch
+# and its first launch resets torch's thread count to every core of the machine.
+numba.config.THREADING_LAYER = "workqueue"
+
+
 def k_sequences(c: np.ndarray, length: int, table: np.ndarray, block_bits: int,
                 out: np.ndarray) -> None:
-    """Run the kernel on as many threads as torch may use: a Ray trial given one CPU
-    sets torch to one thread, and numba must not take the machine's every core."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    k_sequences_kernel(c, length, table, block_bits, out)
+    """Run the kernel on as many threads as torch may use (a Ray trial given one CPU
+    sets torch to one thread, and numba must not take every core), and leave torch's
+    setting as it found it."""
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        k_sequences_kernel(c, length, table, block_bits, out)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -148,7 +148,9 @@ def _offset_values(n: torch.Tensor, log2_n: torch.Tensor, prefix: torch.Tensor,
     for j in range(max(offsets) + 1):
         if j in offsets:
             s_j = prefix[:, j]
-            log2s[j] = log2_n + j * LOG2_3 + torch.log1p(ratio) / math.log(2) - s_j.to(torch.float64)
+            log2_c = log2_n + j * LOG2_3 + torch.log1p(ratio) / math.log(2) - s_j.to(torch.float64)
+            # T^j(n) = 1 exactly when the sum rounds below 1/2 (every other value is >= 2).
+            log2s[j] = torch.where(log2_c < 0.5, 0.0, log2_c)
             inverse = pow2[(-s_j) % 54]
             mods[j] = ((pow(3, j, 81) * n81 + a81) % 81) * inverse % 81
         s_j = prefix[:, j]
