@@ -14,6 +14,7 @@ only hook, so the trainer stays free of any tuner's API.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -22,15 +23,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import yaml
 
+from collatz_ray import limbs
 from collatz_ray.config import TrainConfig
 from collatz_ray.data import BatchSampler
 from collatz_ray.errors import UsageError
 from collatz_ray.evalset import ensure_default_evalset, file_sha256, load_evalset
-from collatz_ray.evaluation import evaluate, predict
+from collatz_ray.evaluation import evaluate
 from collatz_ray.features import FeatureSpec
 from collatz_ray.loss import lyapunov_loss, values_at_offsets
 from collatz_ray.model import LyapunovMLP
@@ -253,15 +254,12 @@ def _chunk_end(epoch: int, config: TrainConfig) -> int:
 def _mine(model: LyapunovMLP, sampler: BatchSampler, epoch: int, config: TrainConfig) -> None:
     """Keep the mine_count numbers of a fresh pool with the lowest margin V(n) - V(T n)."""
     pool = sampler.draw_mining_pool(epoch)
+    margin_rows = dataclasses.replace(pool, rows={0: pool.rows[0], 1: pool.rows[1]})
     was_training = model.training
     model.eval()
-    v = values_at_offsets(model, type(pool)(rows={0: pool.rows[0], 1: pool.rows[1]},
-                                            ln_n=pool.ln_n, drift=pool.drift, weight=pool.weight,
-                                            is_hard=pool.is_hard, values=pool.values))
+    v = values_at_offsets(model, margin_rows)
     model.train(was_training)
-    margin = v[0] - v[1]
-    worst = torch.argsort(margin, stable=True)[:config.mine_count]
-    from collatz_ray import limbs  # local: only mining needs exact values back
+    worst = torch.argsort(v[0] - v[1], stable=True)[:config.mine_count]
     sampler.add_mined(limbs.to_ints(pool.values[worst]))
 
 

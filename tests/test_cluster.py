@@ -5,7 +5,6 @@ A smoke search joins it through --address; its trials must run on both nodes."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
