@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -115,6 +116,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     # prints trial errors, and error.txt keeps each trial's traceback.
     common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
     if address is None:
+        _match_driver_auth_mode()
         port = _free_local_port()
         with _single_machine_mode():
             # address="local": a new instance even when `ray start` left a cluster on
@@ -160,6 +162,20 @@ def _single_machine_mode():
 
 
 _SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _match_driver_auth_mode() -> None:
+    """Ray reads RAY_AUTH_MODE once per process. If Ray was imported and configured
+    before this module set token auth, the processes ray.init starts would demand a
+    token this driver does not send; start them in the driver's mode and say so."""
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+
+    if get_authentication_mode() == AuthenticationMode.TOKEN:
+        return
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    print("collatz_ray: warning: Ray was configured before collatz_ray.ray_adapter was "
+          "imported, so this local Ray runs without token authentication; set "
+          "RAY_AUTH_MODE=token in the environment to keep it", file=sys.stderr)
 
 
 def _free_local_port() -> int:

@@ -20,6 +20,9 @@ _session_cache: str | None = None
 
 
 def pytest_configure(config):
+    # Before any test imports Ray: Ray reads RAY_AUTH_MODE once per process, and an
+    # in-process embedded Ray must agree with the token-auth processes it starts.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     global _session_cache
     _session_cache = tempfile.mkdtemp(prefix="collatz_ray_test_cache_")
     os.environ[_CACHE_ENV] = _session_cache
