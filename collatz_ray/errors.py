@@ -8,6 +8,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from typing import Callable, TypeVar
@@ -36,3 +37,11 @@ def exit_on_usage_error(main: F) -> F:
             raise SystemExit(USAGE_EXIT_STATUS) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors (unknown flag, bad value) become a UsageError: one line and
+    exit status 2 through exit_on_usage_error, like every other bad input."""
+
+    def error(self, message: str) -> None:
+        raise UsageError(message)

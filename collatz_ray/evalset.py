@@ -32,7 +32,7 @@ from typing import Callable, Iterator, Sequence, TextIO
 import numpy as np
 
 from collatz_ray.arith import syracuse
-from collatz_ray.errors import UsageError, exit_on_usage_error
+from collatz_ray.errors import ArgumentParser, UsageError, exit_on_usage_error
 
 CANONICAL_SAMPLES = 50_000
 CANONICAL_SEED = 42
@@ -319,15 +319,8 @@ def _field_error(path: Path, line: int, index: int, name: str, expected: str, ra
 
 # -- command line --------------------------------------------------------------------------
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line and exit status 2 like every other usage error."""
-
-    def error(self, message: str):
-        raise UsageError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m collatz_ray.evalset",
         description="Generate the evaluation CSV of SPEC section 6 (atomically), or check one. "
                     f"The defaults make the canonical file (sha256 {CANONICAL_SHA256[:16]}...).")

@@ -16,12 +16,11 @@ from typing import Any, Sequence
 import torch
 
 from collatz_ray.config import TrainConfig, add_config_flags, flag_overrides
-from collatz_ray.errors import UsageError, exit_on_usage_error
+from collatz_ray.errors import ArgumentParser, UsageError, exit_on_usage_error
 from collatz_ray.evalset import ensure_default_evalset, load_evalset
 from collatz_ray.evaluation import evaluate
 from collatz_ray.features import FeatureSpec
 from collatz_ray.model import load_weights
-from collatz_ray.train import _Parser
 from collatz_ray.training import CHECKPOINT_FORMAT, build_model, resolve_device
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "eval_csv",
@@ -29,7 +28,7 @@ MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "eval_csv
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m collatz_ray.evaluate", description=__doc__,
+    p = ArgumentParser(prog="python -m collatz_ray.evaluate", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, required=True,
                    help="checkpoint directory, state.pt, or a seed-format model.pth")

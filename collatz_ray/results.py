@@ -31,8 +31,7 @@ from collatz_ray._results_read import Experiment, Trial, load_experiment, newest
 from collatz_ray._results_report import (PUBLISHED, PUBLISHED_STEPS, best_trial, config_diff,
                                          ending_counts, experiment_document, ranked_trials,
                                          render_markdown, render_text)
-from collatz_ray.errors import UsageError, exit_on_usage_error
-from collatz_ray.train import _Parser
+from collatz_ray.errors import ArgumentParser, UsageError, exit_on_usage_error
 from collatz_ray.tune import _positive_int
 
 FORMATS = ("table", "md", "json", "csv")
@@ -44,7 +43,7 @@ KEY_METRICS = ("traj_total_violations", "traj_total_steps", "pass_rate", "weight
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m collatz_ray.results", description=__doc__,
+    p = ArgumentParser(prog="python -m collatz_ray.results", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiments", nargs="*", type=Path, metavar="EXPERIMENT",
                    help="experiment directories, each summarised and compared with the "

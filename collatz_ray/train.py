@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from collatz_ray.config import TrainConfig, add_config_flags, flag_overrides
-from collatz_ray.errors import UsageError, exit_on_usage_error
+from collatz_ray.errors import ArgumentParser, UsageError, exit_on_usage_error
 from collatz_ray.training import TrainingDiverged, latest_checkpoint, load_checkpoint, train
 
 #: Small enough for a CPU in well under a minute, large enough to exercise everything.
@@ -23,13 +23,8 @@ SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 
          "mine_count": 16, "ramp_len": 200}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and status 2, like every other error
-        raise UsageError(message)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m collatz_ray.train", description=__doc__,
+    p = ArgumentParser(prog="python -m collatz_ray.train", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="YAML file of settings")
     p.add_argument("--out", type=Path, help="run directory (default: results/runs/<time>)")

@@ -16,16 +16,15 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from collatz_ray.errors import UsageError, exit_on_usage_error
+from collatz_ray.errors import ArgumentParser, UsageError, exit_on_usage_error
 from collatz_ray.evaluate import format_report
 from collatz_ray.ranking import ranked
 from collatz_ray.spaces import load_space
 from collatz_ray.storage import check_storage
-from collatz_ray.train import _Parser
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m collatz_ray.tune", description=__doc__,
+    p = ArgumentParser(prog="python -m collatz_ray.tune", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", help="search space name in search_spaces/, or a YAML path")
     p.add_argument("--address", help="Ray cluster to join: auto or host:port (default: embedded local Ray)")

@@ -506,18 +506,23 @@ def _one_error_line(stderr: str) -> str:
     return lines[-1]
 
 
-def test_unwritable_storage_is_refused_before_ray_starts(tmp_path, eval_csv):
-    """Root ignores permission bits, so the path runs through a regular file instead."""
-    (tmp_path / "afile").write_text("not a directory\n")
-    storage = tmp_path / "afile" / "sub"
+def run_refused(workdir: Path, label: str, *args: str) -> tuple["Search", int, float]:
+    """Run a search that should be refused up front: (search, exit status, seconds)."""
     started = time.monotonic()
-    search = Search(tmp_path, "unwritable", "--space", "smoke", "--storage", str(storage),
-                    "--eval-csv", str(eval_csv))
+    search = Search(workdir, label, *args)
     try:
         status = search.wait(timeout=120)
     finally:
         search.cleanup()
-    took = time.monotonic() - started
+    return search, status, time.monotonic() - started
+
+
+def test_unwritable_storage_is_refused_before_ray_starts(tmp_path, eval_csv):
+    """Root ignores permission bits, so the path runs through a regular file instead."""
+    (tmp_path / "afile").write_text("not a directory\n")
+    storage = tmp_path / "afile" / "sub"
+    search, status, took = run_refused(tmp_path, "unwritable", "--space", "smoke",
+                                       "--storage", str(storage), "--eval-csv", str(eval_csv))
     assert status == 2, search.stderr()[-2000:]
     line = _one_error_line(search.stderr())
     assert str(storage) in line and "not writable" in line, line
@@ -634,14 +639,8 @@ def test_bad_space_is_refused_before_ray_starts(tmp_path, eval_csv, case):
     text, key = BAD_SPACES[case]
     space = tmp_path / f"{case}.yaml"
     space.write_text("description: bad\n" + BUDGET + "fixed: {layers: [16, 16]}\n" + text)
-    started = time.monotonic()
-    search = Search(tmp_path, case, "--space", str(space), "--storage", str(tmp_path / "results"),
-                    "--eval-csv", str(eval_csv))
-    try:
-        status = search.wait(timeout=120)
-    finally:
-        search.cleanup()
-    took = time.monotonic() - started
+    search, status, took = run_refused(tmp_path, case, "--space", str(space), "--storage",
+                                       str(tmp_path / "results"), "--eval-csv", str(eval_csv))
     stderr = search.stderr()
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert status == 2, stderr[-2000:]
