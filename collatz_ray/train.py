@@ -1,6 +1,6 @@
-"""python -m collatz_ray.train: one training run of the SPEC's method.
+"""python -m collatz_ray.train: one training run of the method in docs/method.md.
 
-Settings come from, in increasing precedence: the SPEC defaults, `--smoke` (a tiny run
+Settings come from, in increasing precedence: the method's defaults, `--smoke` (a tiny run
 for a laptop CPU), `--config FILE.yaml`, and one flag per setting. `--resume DIR`
 continues a run exactly from its newest checkpoint.
 """
@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from collatz_ray.config import TrainConfig, add_config_flags, flag_overrides
-from collatz_ray.errors import ArgumentParser, UsageError, exit_on_usage_error
-from collatz_ray.training import TrainingDiverged, latest_checkpoint, load_checkpoint, train
+from collatz_ray._cli import ArgumentParser, exit_on_usage_error
+from collatz_ray.errors import UsageError
+from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
+from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
+from collatz_ray.trainer.loop import TrainingDiverged, train
 
 #: Small enough for a CPU in well under a minute, large enough to exercise everything.
 SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 256,
@@ -23,9 +25,8 @@ SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 
          "mine_count": 16, "ramp_len": 200}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m collatz_ray.train", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m collatz_ray.train", description=__doc__)
     p.add_argument("--config", type=Path, help="YAML file of settings")
     p.add_argument("--out", type=Path, help="run directory (default: results/runs/<time>)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")

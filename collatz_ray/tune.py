@@ -9,29 +9,30 @@ Results land in <storage>/<name>/ in Ray's own layout.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from collatz_ray.errors import ArgumentParser, UsageError, exit_on_usage_error
-from collatz_ray.evaluate import format_report
-from collatz_ray.ranking import ranked
-from collatz_ray.spaces import load_space
-from collatz_ray.storage import check_storage
+from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int
+from collatz_ray.errors import UsageError
+from collatz_ray.search.objective import ranked
+from collatz_ray.search.resources import TRIAL_ACTOR_CPU, fitting_concurrency
+from collatz_ray.search.settings import SearchSettings, experiment_space, load_settings_json
+from collatz_ray.search.spaces import load_space
+from collatz_ray.search.storage import StorageFailed, check_storage
+from collatz_ray.trainer.text import format_report
 
 
-def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m collatz_ray.tune", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m collatz_ray.tune", description=__doc__)
     p.add_argument("--space", help="search space name in search_spaces/, or a YAML path")
     p.add_argument("--address", help="Ray cluster to join: auto or host:port (default: embedded local Ray)")
-    p.add_argument("--num-samples", type=_positive_int, help="trials to run (default: the space's budget)")
-    p.add_argument("--max-concurrent", type=_positive_int, help="trials at once (default: what fits the cluster)")
-    p.add_argument("--epochs", type=_positive_int, help="epochs per trial (default: the space's budget)")
-    p.add_argument("--grace-epochs", type=_positive_int, help="ASHA grace period in epochs")
+    p.add_argument("--num-samples", type=positive_int, help="trials to run (default: the space's budget)")
+    p.add_argument("--max-concurrent", type=positive_int, help="trials at once (default: what fits the cluster)")
+    p.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the space's budget)")
+    p.add_argument("--grace-epochs", type=positive_int, help="ASHA grace period in epochs")
     p.add_argument("--seed", type=int, default=0, help="search seed: same seed, same suggestions")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
     p.add_argument("--storage", default="results", help="where experiments land: a directory, "
@@ -40,30 +41,17 @@ def parser() -> argparse.ArgumentParser:
                    help="--storage is a directory every node sees (a mount the check does not "
                         "recognise, or nodes on one machine)")
     p.add_argument("--resume", action="store_true", help="finish the experiment --name")
-    p.add_argument("--cpus-per-trial", type=_at_least_trial_actor, default=1.0,
+    p.add_argument("--cpus-per-trial", type=_cpus_per_trial, default=1.0,
                    help="CPUs per trial, >= 0.2; 0.1 of it holds the Tune trial actor (default 1)")
-    p.add_argument("--gpus-per-trial", type=_nonnegative_float,
+    p.add_argument("--gpus-per-trial", type=nonnegative_float,
                    help="GPUs per trial, fractions share a GPU (default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--eval-csv", type=Path, help="evaluation CSV (default: the canonical 50k set)")
     p.add_argument("--smoke", action="store_true", help="shrink the space to a few tiny trials")
     return p
 
 
-def _number(kind, check, what):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not check(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
-_at_least_trial_actor = _number(float, lambda v: v >= 0.2, "a number >= 0.2")
-_nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+#: A trial needs room for its Tune actor and a worker beside it.
+_cpus_per_trial = number(float, lambda v: v >= 2 * TRIAL_ACTOR_CPU, f"a number >= {2 * TRIAL_ACTOR_CPU:g}")
 
 
 def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path: str,
@@ -91,6 +79,30 @@ def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path:
     return 0
 
 
+def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
+    """The space to search: --space for a new search; on --resume the experiment's own,
+    which --space may name again but not change."""
+    given = load_space(args.space) if args.space else None
+    if saved is None:
+        if given is None:
+            raise UsageError("--space is required (a name in search_spaces/ or a YAML path)")
+        return given.smoke() if args.smoke else given
+    own = experiment_space(saved, experiment_dir) if given is None else _own_or_none(saved, experiment_dir)
+    if own is None:
+        return given.smoke() if args.smoke else given
+    if given is not None and (given.fixed, given.parameters) != (own.fixed, own.parameters):
+        raise UsageError(f"--space {args.space}: experiment {experiment_dir.name} was started with "
+                         f"space {own.name!r}, which searches other settings; drop --space to resume it")
+    return own
+
+
+def _own_or_none(saved: dict[str, Any], experiment_dir: Path):
+    try:
+        return experiment_space(saved, experiment_dir)
+    except UsageError:
+        return None
+
+
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -99,16 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.resume:
         if not args.name:
             raise UsageError("--resume needs --name of the experiment to finish")
-        from collatz_ray import ray_adapter as ra
-        saved = ra.load_settings_json(storage, args.name)
+        saved = load_settings_json(storage, args.name)
         if saved is None and not args.space:
             raise UsageError(f"--resume --name {args.name}: no experiment of that name under {storage}")
-    space_ref = args.space or (saved or {}).get("space_path")
-    if not space_ref:
-        raise UsageError("--space is required (a name in search_spaces/ or a YAML path)")
-    space = load_space(space_ref)
-    if args.smoke or (saved and str(saved.get("space_name", "")).endswith("-smoke")):
-        space = space.smoke()
+    space = _space(args, saved, Path(storage) / (args.name or ""))
     budget = (saved or {}).get("budget", {})
     space = space.with_budget(epochs=args.epochs or budget.get("epochs"),
                               grace_epochs=args.grace_epochs or budget.get("grace_epochs"),
@@ -117,16 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
     if eval_csv:
-        from collatz_ray.evalset import load_evalset
+        from collatz_ray.trainer.evalset import load_evalset
         load_evalset(eval_csv)  # refuse a bad file before any trial starts
 
     # Everything the user typed is checked; now start or join Ray.
-    from collatz_ray import ray_adapter as ra
+    from collatz_ray.search.ray import cluster, tuner
 
-    resources = ra.connect(args.address)
+    resources = cluster.connect(args.address)
     try:
         if args.address is not None:
-            check_storage(storage, creating=False, nodes=ra.alive_node_count(),
+            check_storage(storage, creating=False, nodes=cluster.alive_node_count(),
                           declared_shared=args.shared_storage)
         gpus = args.gpus_per_trial
         if gpus is None:
@@ -134,33 +140,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if gpus > 0 and resources.get("GPU", 0) <= 0:
             raise UsageError(f"--gpus-per-trial {gpus:g}: the cluster has no GPUs")
         cpus = args.cpus_per_trial
-        fits = ra.fitting_concurrency(resources, cpus_per_trial=cpus, gpus_per_trial=gpus)
+        fits = fitting_concurrency(resources, cpus_per_trial=cpus, gpus_per_trial=gpus)
         if cpus > resources.get("CPU", 0) + 1e-9:
             raise UsageError(f"--cpus-per-trial {cpus:g}: the cluster has only {resources.get('CPU', 0):g} CPUs")
-        settings = ra.SearchSettings(
+        settings = SearchSettings(
             space=space, storage=storage, experiment=name, cpus_per_trial=cpus,
             gpus_per_trial=gpus, seed=(saved or {}).get("seed", args.seed),
             max_concurrent=args.max_concurrent or fits, eval_csv=eval_csv,
             start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)))
-        if args.resume and not ra.can_restore(settings):
-            raise UsageError(f"--resume --name {name}: nothing to restore at {ra.experiment_path(settings)}")
+        if args.resume and not tuner.can_restore(settings):
+            raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
         b = space.budget
         print(f"Search '{space.name}': {b.num_samples} trials x {b.epochs} epochs "
               f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}); "
               f"{settings.max_concurrent} at once, {cpus:g} CPU + {gpus:g} GPU each; "
-              f"experiment {ra.experiment_path(settings)}", flush=True)
+              f"experiment {settings.path}", flush=True)
         try:
-            grid = ra.run(settings, num_samples=b.num_samples, resume=args.resume)
-        except ra.StorageFailed as err:
+            grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
+        except StorageFailed as err:
             # Not a usage error (exit 2): the search ran and its storage gave out. One
             # line, last on stderr after Ray's own log lines.
             print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
             return 1
-        return print_report(ra.trial_summaries(grid), max_epochs=b.epochs,
-                            path=ra.experiment_path(settings),
+        return print_report(tuner.trial_summaries(grid), max_epochs=b.epochs,
+                            path=settings.path,
                             test_seeds=space.trial_config({}).test_seeds)
     finally:
-        ra.shutdown()
+        cluster.shutdown()
 
 
 if __name__ == "__main__":

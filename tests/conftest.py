@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
 _CACHE_ENV = "COLLATZ_RAY_CACHE"
 _session_cache: str | None = None
 
@@ -28,6 +29,21 @@ def pytest_configure(config):
     os.environ[_CACHE_ENV] = _session_cache
 
 
+#: Fixtures too expensive to make twice: the tests that use one run on the same xdist worker.
+SHARED_FIXTURES = ("smoke_experiment", "faulty_search")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name in SHARED_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+                break
+    # Real searches first: they are the long poles, so they should not start last.
+    items.sort(key=lambda item: 0 if "/e2e/" in str(item.path) or "smoke_experiment" in
+               getattr(item, "fixturenames", ()) else 1)
+
+
 def pytest_unconfigure(config):
     if _session_cache is not None:
         shutil.rmtree(_session_cache, ignore_errors=True)
@@ -37,7 +53,7 @@ def pytest_unconfigure(config):
 def eval_csv(tmp_path_factory) -> Path:
     """A small valid evaluation CSV (500 rows up to 64 bits) for trainers and evaluators,
     so no test generates the 50,000-row canonical file."""
-    from collatz_ray.evalset import write_evalset
+    from collatz_ray.trainer.evalset import write_evalset
 
     path = tmp_path_factory.mktemp("evalset") / "eval_500.csv"
     write_evalset(path, samples=500, seed=1, max_bits=64)
@@ -45,22 +61,50 @@ def eval_csv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_experiment(tmp_path_factory, eval_csv) -> Path:
-    """A finished smoke search (4 tiny trials, ASHA stops included) made once per session
-    by the real command, for the tests that read experiments (about 1-2 minutes). Tests
-    that change it work on a copy."""
+def installed_python(tmp_path_factory) -> Path:
+    """The Python of a fresh venv holding collatz-ray as a built wheel, not the checkout.
+
+    The wheel is built from this repository and installed into the new venv; its
+    dependencies (Ray, torch, ...) come from this interpreter's site-packages through a
+    path entry, so nothing is downloaded. Commands run with it from a directory outside
+    the repository use only what the wheel ships (search_spaces/ included)."""
     import subprocess
     import sys
+    import sysconfig
+
+    root = tmp_path_factory.mktemp("installed")
+    wheels = root / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(wheels), str(REPO)], check=True, capture_output=True, timeout=300)
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # A plain path line: the dependencies, but not this checkout's editable-install hook.
+    Path(site, "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (wheel,) = wheels.glob("collatz_ray-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+                    "--no-deps", str(wheel)], check=True, capture_output=True, timeout=300)
+    return python
+
+
+@pytest.fixture(scope="session")
+def smoke_experiment(tmp_path_factory, eval_csv, installed_python) -> Path:
+    """The README's first command, `python -m collatz_ray.tune --space lookahead --smoke`,
+    run once per session from an installed wheel in a directory outside the repository
+    (4 tiny trials at 2 at once, so ASHA stops must free their slots), for the tests that
+    read experiments. Tests that change it work on a copy."""
+    import subprocess
 
     storage = tmp_path_factory.mktemp("smoke_search")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
     # RAY_ADDRESS=local: a fresh embedded Ray even when /tmp/ray/ray_current_cluster
     # names a `ray start` cluster (another test's, maybe dead), which ray.init() would join.
-    proc = subprocess.run([sys.executable, "-m", "collatz_ray.tune", "--space", "smoke",
+    proc = subprocess.run([str(installed_python), "-m", "collatz_ray.tune", "--space", "lookahead", "--smoke",
                            "--storage", str(storage), "--name", "smoke",
-                           "--eval-csv", str(eval_csv), "--seed", "0",
-                           # 4 trials on 2 slots on any machine: ASHA stops must free them.
-                           "--max-concurrent", "2"],
-                          capture_output=True, text=True, timeout=900,
+                           "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2"],
+                          capture_output=True, text=True, timeout=900, cwd=elsewhere,
                           env={**os.environ, "RAY_ADDRESS": "local"})
     assert proc.returncode == 0, f"smoke search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     (storage / "tune.out").write_text(proc.stdout)  # what the user saw, for tests of it

@@ -12,10 +12,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+#: The `ray` command of the Python running the tests (its venv need not be on PATH).
+RAY = str(Path(sys.executable).with_name("ray"))
 
 
 def free_port() -> int:
@@ -34,7 +38,7 @@ class LocalCluster:
         return f"127.0.0.1:{self.port}"
 
     def _start(self, args: list[str]) -> None:
-        proc = subprocess.Popen(["ray", "start", *args, "--disable-usage-stats"], env=ENV,
+        proc = subprocess.Popen([RAY, "start", *args, "--disable-usage-stats"], env=ENV,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
         self.groups.append(proc.pid)
@@ -45,6 +49,15 @@ class LocalCluster:
     def add_node(self, *, num_cpus: int, resources: dict[str, float]) -> None:
         self._start([f"--address={self.address}", f"--num-cpus={num_cpus}",
                      f"--resources={json.dumps(resources)}"])
+
+    def node_ids_with(self, resource: str) -> set[str]:
+        """Ids of the alive nodes that have `resource`, asked of the cluster itself."""
+        code = ("import json, ray\n"
+                f"ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False)\n"
+                f"print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and {resource!r} in n['Resources']]))\n")
+        proc = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
+                              timeout=180, check=True)
+        return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
     def stop(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -1,0 +1,1 @@
+"""Benchmarks: speed against naive baselines, and a search trial's fixed cost."""

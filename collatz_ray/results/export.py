@@ -1,0 +1,104 @@
+"""--export-best DIR: the best trial of a search as a run directory of the plain trainer.
+
+A search's winner is only useful if it can be trained again, trained further or
+evaluated without Ray. DIR gets the layout `collatz_ray.train` writes itself, so every
+existing tool takes it as it is:
+
+    DIR/config.yaml                          the trial's full TrainConfig
+    DIR/checkpoints/epoch_XXXXXXXX/          state.pt + model.pth of the trial's newest
+                                             reported checkpoint
+    DIR/metrics.jsonl                        the trial's evaluations up to that epoch
+    DIR/model.pth                            the same weights, seed format
+    DIR/exported_from.json                   experiment, trial, parameters, epoch
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from collatz_ray.results.read import Experiment, Trial, trainer_metrics
+from collatz_ray.search.settings import TRAIN_DIR
+from collatz_ray.results.report import best_trial
+from collatz_ray.trainer.config import TrainConfig
+from collatz_ray.errors import UsageError
+
+CHECKPOINT_FILES = ("state.pt", "model.pth")
+
+
+def export_best(exp: Experiment, out: Path, *, say: Callable[[str], None]) -> None:
+    """Write the best trial into `out` (new or empty) and say how to use it."""
+    best = best_trial(exp)
+    if best is None:
+        raise UsageError(f"{exp.path}: no trial has reported a result yet; nothing to export")
+    if best.config is None:
+        raise UsageError(f"{best.path}: no train_config.json; cannot export trial {best.trial_id}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--export-best {out}: exists and is not an empty directory")
+    config = TrainConfig.from_dict(best.config, source=f"{best.path}/train_config.json")
+    source, epoch = _newest_checkpoint(exp, best)
+    checkpoint = out / "checkpoints" / f"epoch_{epoch:08d}"
+    checkpoint.mkdir(parents=True)
+    for name in CHECKPOINT_FILES:
+        shutil.copy2(source / name, checkpoint / name)
+    shutil.copy2(source / "model.pth", out / "model.pth")
+    _write_records(out, exp, best, config, source, epoch)
+    _say_usage(say, out, checkpoint, config, best, epoch)
+
+
+def _write_records(out: Path, exp: Experiment, trial: Trial, config: TrainConfig, source: Path,
+                   epoch: int) -> None:
+    """config.yaml and metrics.jsonl as the trainer writes them, and where it all came from."""
+    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    with (out / "metrics.jsonl").open("w") as f:
+        for report in trial.reports:
+            if report["epoch"] <= epoch:
+                f.write(json.dumps(trainer_metrics(report)) + "\n")
+    (out / "exported_from.json").write_text(json.dumps(
+        {"experiment": str(exp.path), "trial_id": trial.trial_id, "params": trial.params,
+         "epoch": epoch, "ending": trial.ending.text, "checkpoint": str(source)}, indent=1))
+
+
+def _newest_checkpoint(exp: Experiment, trial: Trial) -> tuple[Path, int]:
+    """The checkpoint directory (and epoch) of the newest report whose checkpoint is on disk.
+
+    Reports name their checkpoint by absolute path, which breaks when the experiment was
+    copied or moved: the folder name is looked up under this experiment's _train/ first.
+    Ray keeps only the newest checkpoints, and a trial ASHA stopped may have written one
+    more that Tune never saw; neither matters, as only reported checkpoints are taken.
+    """
+    for report in reversed(trial.reports):
+        recorded = report.get("checkpoint_path")
+        if not recorded:
+            continue
+        for candidate in (exp.path / TRAIN_DIR / trial.trial_id / Path(recorded).name, Path(recorded)):
+            if all((candidate / name).is_file() for name in CHECKPOINT_FILES):
+                return candidate, report["epoch"]
+    raise UsageError(f"trial {trial.trial_id}: no reported checkpoint found under "
+                     f"{exp.path / TRAIN_DIR / trial.trial_id}")
+
+
+def _shape_flags(config: TrainConfig) -> str:
+    """What `evaluate` needs to rebuild the model around seed-format weights."""
+    flags = [f"--lookahead {config.lookahead}"]
+    flags.append("--linear" if config.linear else "--layers " + ",".join(map(str, config.layers)))
+    flags += ["--k-only"] * config.k_only + ["--k-shifted"] * config.k_shifted
+    if config.eval_csv:
+        flags.append(f"--eval-csv {config.eval_csv}")
+    return " ".join(flags)
+
+
+def _say_usage(say: Callable[[str], None], out: Path, checkpoint: Path, config: TrainConfig,
+               trial: Trial, epoch: int) -> None:
+    say(f"exported trial {trial.trial_id} (epoch {epoch}, {trial.ending.text}) to {out}; "
+        "it is a run directory:")
+    say(f"  re-run:    python -m collatz_ray.train --config {out}/config.yaml --out NEW_DIR")
+    say(f"  continue:  python -m collatz_ray.train --resume {out}   (to epoch {config.epochs}; "
+        "--epochs N for more)")
+    say(f"  evaluate:  python -m collatz_ray.evaluate --checkpoint {checkpoint}")
+    say(f"  seed-format weights: python -m collatz_ray.evaluate --checkpoint {out}/model.pth "
+        f"{_shape_flags(config)}")

@@ -1,0 +1,84 @@
+"""The machine-readable forms of a summary: JSON (best trial, ranked trials, the
+published log, every experiment named) and CSV (one row per trial)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Sequence
+
+import pandas as pd
+
+from collatz_ray.results.read import Experiment, Trial
+from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, best_trial, config_diff,
+                                        ending_counts, ranked_trials)
+
+FORMATS = ("table", "md", "json", "csv")
+#: The per-trial metrics of the CSV and of the JSON's trial list.
+KEY_METRICS = ("traj_total_violations", "traj_total_steps", "pass_rate", "weighted_pass_rate",
+               "growth_pass_rate", "growth_weighted_pass_rate", "margin_5pct", "loss", "objective")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: NaN and infinities (which Ray writes as bare NaN) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def trial_record(trial: Trial) -> dict[str, Any]:
+    return {"trial_id": trial.trial_id, "status": trial.status, "ending": trial.ending.text,
+            "epoch": trial.epoch, "params": trial.params, "error": trial.error,
+            "metrics": {k: trial.metrics[k] for k in KEY_METRICS if k in trial.metrics}}
+
+
+def best_record(trial: Trial | None) -> dict[str, Any] | None:
+    if trial is None:
+        return None
+    diff, _problem = config_diff(trial)
+    return {**trial_record(trial), "config": trial.config, "config_diff": diff,
+            "metrics": trial.metrics}
+
+
+def experiment_record(exp: Experiment) -> dict[str, Any]:
+    best = best_trial(exp)
+    return {"name": exp.name, "path": str(exp.path), "space": exp.settings.get("space_name"),
+            "budget": dataclasses.asdict(exp.budget), "trials": len(exp.trials),
+            "endings": ending_counts(exp),
+            "best": None if best is None else trial_record(best), "notes": exp.notes}
+
+
+def published_records() -> list[dict[str, Any]]:
+    return [{"run": run, "change": change, "violations": v, "steps": PUBLISHED_STEPS,
+             "pass_rate": p, "growth_weighted_pass_rate": g} for run, change, v, p, g in PUBLISHED]
+
+
+def to_json(exps: Sequence[Experiment]) -> str:
+    first = exps[0]
+    return json.dumps(_plain({
+        "best": best_record(best_trial(first)),
+        "trials": [trial_record(t) for t in ranked_trials(first)],
+        "published": published_records(),
+        "experiments": [experiment_record(e) for e in exps],
+    }), indent=1)
+
+
+def to_csv(exps: Sequence[Experiment]) -> str:
+    rows = []
+    for exp in exps:
+        for rank, t in enumerate(ranked_trials(exp), 1):
+            rows.append({"experiment": exp.name, "rank": rank, "trial_id": t.trial_id,
+                         "status": t.status, "ending": t.ending.text, "epoch": t.epoch,
+                         **{p.name: _csv_cell(t.params.get(p.name)) for p in exp.parameters},
+                         **{k: t.metrics.get(k) for k in KEY_METRICS}, "error": t.error})
+    # Nullable dtypes keep integer columns integers where some trials have no value yet.
+    return pd.DataFrame(rows).convert_dtypes().to_csv(index=False)
+
+
+def _csv_cell(value: Any) -> Any:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value

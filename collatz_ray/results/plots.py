@@ -1,0 +1,278 @@
+"""PNG charts of an experiment for `python -m collatz_ray.results --plot`.
+
+Three views a table cannot give at a glance: every trial's held-out violations over
+epochs (where ASHA cut trials off, and whether a late bloomer was cut), the final
+violations against each searched parameter, and all parameters at once as parallel
+coordinates. Matplotlib's Agg backend draws them without a display.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from collatz_ray.results.read import Experiment, Parameter, Trial  # noqa: E402
+from collatz_ray.results.report import best_trial, fmt, ranked_trials  # noqa: E402
+
+DPI = 110
+#: How each way of ending is drawn at a trial's last point.
+END_MARKERS = {"completed": ("o", "completed"), "stopped": ("x", "stopped by ASHA"),
+               "running": (">", "still running"), "errored": ("X", "errored")}
+MISSING = "n/a"
+#: Trials named in the epoch chart's legend, best first; the rest are drawn in grey.
+LEGEND_TRIALS = 10
+#: Where a trial without the parameter (a conditional one not sampled) sits on an axis.
+MISSING_POSITION = -0.12
+#: Numeric axes of parallel coordinates label every value up to this many.
+FEW_VALUES = 6
+
+
+def write_plots(exp: Experiment) -> list[Path]:
+    """Write the charts into the experiment directory; returns the files written."""
+    trials = [t for t in ranked_trials(exp) if "traj_total_violations" in t.metrics]
+    if not trials:
+        return []
+    colors = {t.trial_id: plt.get_cmap("tab10" if len(trials) <= 10 else "tab20")(i % 20)
+              for i, t in enumerate(trials)}
+    best = best_trial(exp)
+    varied = [p for p in exp.parameters if len({fmt(t.params.get(p.name)) for t in trials}) > 1]
+    written = [_save(_curves(exp, trials, colors, best), exp.path / "violations_by_epoch.png")]
+    if varied:
+        written.append(_save(_by_parameter(exp, trials, varied, colors, best),
+                             exp.path / "violations_by_parameter.png"))
+        written.append(_save(_parallel(exp, trials, varied, best),
+                             exp.path / "parallel_coordinates.png"))
+    return written
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _steps(trials: list[Trial]) -> Any:
+    return trials[0].metrics.get("traj_total_steps", "?")
+
+
+def _ending_legend() -> list[Line2D]:
+    return [Line2D([], [], color="0.3", marker=m, linestyle="none", markersize=8, label=label)
+            for m, label in END_MARKERS.values()]
+
+
+def _marker(trial: Trial) -> str:
+    # A trial pending with reports (waiting for a retry) is unfinished, like a running one.
+    return END_MARKERS.get(trial.ending.kind, END_MARKERS["running"])[0]
+
+
+# -- violations over epochs --------------------------------------------------------------
+def _curves(exp: Experiment, trials: list[Trial], colors: dict, best: Trial | None) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for rung in exp.budget.rungs():
+        ax.axvline(rung, color="0.75", linestyle=":", zorder=0)
+        # At the bottom: the stopped trials' x marks sit high, at the rungs.
+        ax.annotate(f"ASHA rung {rung}", (rung, 0), xycoords=("data", "axes fraction"),
+                    xytext=(3, 4), textcoords="offset points", fontsize=8, color="0.4")
+    for rank, t in enumerate(trials):
+        history = t.history()
+        is_best = best is not None and t.trial_id == best.trial_id
+        # Past the legend's top trials, lines turn grey: a 64-trial search stays legible.
+        labelled = rank < LEGEND_TRIALS
+        color = colors[t.trial_id] if labelled else "0.7"
+        label = f"{t.trial_id}{' (best)' if is_best else ''}: {t.ending.text}" if labelled else None
+        ax.plot(history["epoch"], history["traj_total_violations"], color=color,
+                linewidth=3 if is_best else 1.4, alpha=1 if is_best else 0.8, label=label,
+                zorder=3 if is_best else 2)
+        marker = _marker(t)
+        ax.plot(history["epoch"].iloc[-1], history["traj_total_violations"].iloc[-1],
+                marker=marker, markersize=11 if marker == "x" else 8, markeredgewidth=2.5,
+                color=color, linestyle="none", zorder=4)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"held-out trajectory violations (of {_steps(trials)} steps)")
+    ax.set_title(f"{exp.name}: held-out violations by epoch, one line per trial")
+    ax.grid(True, alpha=0.3)
+    if exp.budget.epochs:
+        ax.set_xlim(0, exp.budget.epochs * 1.02)
+    hidden = len(trials) - LEGEND_TRIALS
+    title = f"trial (best first; {hidden} more in grey)" if hidden > 0 else "trial (best first)"
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.91, 0.89), fontsize=8,
+               title=title, title_fontsize=9)
+    fig.legend(handles=_ending_legend(), loc="lower left", bbox_to_anchor=(0.91, 0.11),
+               fontsize=8, title="last point", title_fontsize=9)
+    fig.subplots_adjust(right=0.9)
+    return fig
+
+
+# -- final violations against each parameter ---------------------------------------------
+def _by_parameter(exp: Experiment, trials: list[Trial], params: list[Parameter], colors: dict,
+                  best: Trial | None) -> plt.Figure:
+    cols = min(3, len(params))
+    rows = math.ceil(len(params) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows + 0.8), squeeze=False,
+                             layout="constrained")
+    violations = {t.trial_id: t.metrics["traj_total_violations"] for t in trials}
+    for ax, param in zip(axes.flat, params):
+        values = [t.params.get(param.name) for t in trials]
+        if param.numeric:  # trials without it (a conditional parameter) are left out
+            shown = [(t, float(v)) for t, v in zip(trials, values) if v is not None]
+            _numeric_x(ax, param, [x for _, x in shown])
+        else:
+            shown = list(zip(trials, _strip(ax, values, list(violations.values()))))
+        for t, x in shown:
+            marker = _marker(t)
+            ax.plot(x, violations[t.trial_id], marker=marker, color=colors[t.trial_id],
+                    markersize=8, markeredgewidth=2, linestyle="none", zorder=3)
+            if best is not None and t.trial_id == best.trial_id:
+                ax.plot(x, violations[t.trial_id], marker="o", markersize=16, markerfacecolor="none",
+                        markeredgecolor="black", linestyle="none", zorder=4)
+        left_out = len(trials) - len(shown)
+        ax.set_xlabel(param.name + (" (log scale)" if ax.get_xscale() == "log" else "")
+                      + (f" ({left_out} trials without it)" if left_out else ""))
+        ax.set_ylabel("final violations")
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(params):]:
+        ax.set_visible(False)
+    handles = _ending_legend() + [Line2D([], [], marker="o", markersize=12, markerfacecolor="none",
+                                         markeredgecolor="black", linestyle="none", label="best")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
+    fig.suptitle(f"{exp.name}: final held-out violations by searched parameter "
+                 f"(of {_steps(trials)} steps)")
+    return fig
+
+
+def _numeric_x(ax: plt.Axes, param: Parameter, xs: list[float]) -> None:
+    """A few plainly labelled ticks, on a log axis where the space samples on one."""
+    if xs and _on_log_scale(param, xs):
+        _log_axis(ax.xaxis)
+    else:
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(4, integer=all(x.is_integer() for x in xs)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+
+
+def _on_log_scale(param: Parameter, values: list[Any]) -> bool:
+    """Log-scaled in the space and spanning over a decade: a linear axis would crowd
+    most trials into its left end."""
+    return param.log and min(values) > 0 and max(values) / min(values) > 10
+
+
+def _log_axis(axis: Any) -> None:
+    """Log scale with plain labels at 1, 2 and 5 per decade (matplotlib's default labels
+    the minor ticks too over spans under two decades, and they overlap)."""
+    axis.axes.set_xscale("log")
+    axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _categories(values: list[Any]) -> list[str]:
+    """Category labels in a natural order: numbers by value, then the rest by name."""
+    labels = {fmt(v) for v in values}
+
+    def key(label: str) -> tuple[int, float, str]:
+        try:
+            return (0, float(label), label)
+        except ValueError:
+            return (1, 0.0, label)
+
+    return sorted(labels, key=key)
+
+
+def _strip(ax: plt.Axes, values: list[Any], violations: list[int]) -> list[float]:
+    """Box per category with the trials as jittered points; returns their x positions."""
+    order = _categories(values)
+    position = {label: i for i, label in enumerate(order)}
+    groups = [[y for v, y in zip(values, violations) if fmt(v) == label] for label in order]
+    ax.boxplot(groups, positions=range(len(order)), widths=0.5, showfliers=False,
+               medianprops={"color": "0.2"}, boxprops={"color": "0.6"},
+               whiskerprops={"color": "0.6"}, capprops={"color": "0.6"})
+    ax.set_xticks(range(len(order)), [MISSING if lab == "-" else lab for lab in order])
+    # Trials sharing a value spread symmetrically around it, the same way every run.
+    counts = {label: sum(fmt(v) == label for v in values) for label in order}
+    seen: dict[str, int] = {}
+    xs = []
+    for v in values:
+        label = fmt(v)
+        j = seen[label] = seen.get(label, -1) + 1
+        step = min(0.12, 0.6 / counts[label])
+        xs.append(position[label] + step * (j - (counts[label] - 1) / 2))
+    return xs
+
+
+# -- parallel coordinates ----------------------------------------------------------------
+def _parallel(exp: Experiment, trials: list[Trial], params: list[Parameter],
+              best: Trial | None) -> plt.Figure:
+    violations = [t.metrics["traj_total_violations"] for t in trials]
+    axes_data = [_axis(p.name, [t.params.get(p.name) for t in trials], p) for p in params]
+    axes_data.append(_axis("violations", violations, Parameter("violations", numeric=True)))
+    # Width grows with the axes up to what a screen shows whole; beyond, labels tilt.
+    fig, ax = plt.subplots(figsize=(min(16, max(8, 1.5 * len(axes_data))), 6))
+    cmap = plt.get_cmap("RdYlGn_r")
+    norm = plt.Normalize(min(violations), max(violations))
+    for i, t in enumerate(trials):
+        ys = [positions[i] for _, positions, _ in axes_data]
+        is_best = best is not None and t.trial_id == best.trial_id
+        ax.plot(range(len(axes_data)), ys, color=cmap(norm(violations[i])), marker="o", markersize=4,
+                linewidth=3.2 if is_best else 1.5, alpha=0.95 if is_best else 0.75,
+                zorder=3 if is_best else 2)
+    for x, (name, _, ticks) in enumerate(axes_data):
+        ax.axvline(x, color="0.3", linewidth=1, zorder=1)
+        for y, label in ticks:
+            ax.annotate(label, (x, y), xytext=(4, 0), textcoords="offset points", fontsize=8,
+                        va="center", color="0.15",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
+    tilt = 30 if len(axes_data) > 8 else 0
+    ax.set_xticks(range(len(axes_data)), [name for name, _, _ in axes_data], fontsize=9,
+                  rotation=tilt, ha="right" if tilt else "center")
+    ax.set_yticks([])
+    ax.set_xlim(-0.3, len(axes_data) - 0.4)
+    ax.set_ylim(MISSING_POSITION - 0.08, 1.08)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    bar = fig.colorbar(plt.cm.ScalarMappable(cmap=cmap, norm=norm), ax=ax, pad=0.02)
+    bar.set_label("final held-out violations")
+    ax.set_title(f"{exp.name}: searched parameters and final violations\n"
+                 "one line per trial, coloured by violations (thick: best)", fontsize=11)
+    return fig
+
+
+Ticks = list[tuple[float, str]]
+
+
+def _axis(name: str, values: list[Any], param: Parameter) -> tuple[str, list[float], Ticks]:
+    """(name, each trial's height in [0, 1], tick labels) for one vertical axis; trials
+    without the parameter sit below the axis, at "n/a"."""
+    present = [v for v in values if v is not None]
+    numeric = param.numeric and bool(present)
+    place, ticks = (_numeric_scale if numeric else _category_scale)(present, param)
+    if len(present) < len(values):
+        ticks.append((MISSING_POSITION, MISSING))
+    label = f"{name}\n(log scale)" if numeric and _on_log_scale(param, present) else name
+    return label, [MISSING_POSITION if v is None else place(v) for v in values], ticks
+
+
+def _category_scale(present: list[Any], param: Parameter) -> tuple[Callable[[Any], float], Ticks]:
+    order = _categories(present)
+    height = {label: i / (len(order) - 1) if len(order) > 1 else 0.5 for i, label in enumerate(order)}
+    return (lambda v: height[fmt(v)]), [(h, label) for label, h in height.items()]
+
+
+def _numeric_scale(present: list[Any], param: Parameter) -> tuple[Callable[[Any], float], Ticks]:
+    lo, hi = min(present), max(present)
+    scale = math.log10 if _on_log_scale(param, present) else float
+
+    def place(v: Any) -> float:
+        return 0.5 if hi == lo else (scale(v) - scale(lo)) / (scale(hi) - scale(lo))
+
+    distinct = sorted(set(present))
+    # Every value while they are few; else the ends and the middle one.
+    shown = distinct if len(distinct) <= FEW_VALUES else [lo, distinct[len(distinct) // 2], hi]
+    return place, [(place(v), fmt(v)) for v in shown]

@@ -1,0 +1,328 @@
+"""Reading a Ray Tune experiment directory with json and pandas, without Ray.
+
+Ray keeps everything a summary needs in plain files (see docs/ray-notes.md,
+"Experiments on disk"): one JSON line per report in each trial's result.json, the sampled
+parameters in params.json, trial statuses in experiment_state-*.json; the search adds
+the trainer's full config (train_config.json) and the search's budget
+(collatz_search.json). Reading the files directly works while a search is still running,
+after it was killed, and on a laptop that never joined the cluster. The price is files
+caught mid-write: a half-written last line or a state file being replaced is skipped
+with a note, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from collatz_ray.errors import UsageError
+from collatz_ray.search.failures import error_line
+from collatz_ray.search.settings import SETTINGS_FILE, TRAIN_DIR, TRIAL_CONFIG_FILE, TRIAL_PREFIX
+
+STATE_GLOB = "experiment_state-*.json"
+#: Keys Tune adds to every report; the rest are the trainer's metrics.
+TUNE_KEYS = frozenset({
+    "timestamp", "checkpoint_dir_name", "checkpoint_path", "done", "training_iteration",
+    "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
+    "config", "time_since_restore", "iterations_since_restore"})
+
+
+def trainer_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """A report without Tune's bookkeeping: what the trainer itself reported."""
+    return {k: v for k, v in report.items() if k not in TUNE_KEYS}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The search's epoch budget and ASHA settings (None where unknown)."""
+
+    epochs: int | None = None
+    eval_interval: int | None = None
+    grace_epochs: int | None = None
+    reduction_factor: int | None = None
+
+    def rungs(self) -> list[int]:
+        """ASHA's milestones, grace * factor^k below the full budget: the epochs at
+        which a trial can be stopped."""
+        if not (self.epochs and self.grace_epochs and self.reduction_factor
+                and self.reduction_factor > 1):
+            return []
+        out, rung = [], self.grace_epochs
+        while rung < self.epochs:
+            out.append(rung)
+            rung *= self.reduction_factor
+        return out
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A searched setting: categorical (any values) or numeric, possibly log-scaled."""
+
+    name: str
+    numeric: bool
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a trial ended: kind is completed, stopped, errored, running or pending."""
+
+    kind: str
+    text: str
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    path: Path | None
+    params: dict[str, Any]
+    config: dict[str, Any] | None
+    #: One dict per report, by epoch, the last report of an epoch winning (a restored
+    #: trial redoes the reports made after Tune's last snapshot).
+    reports: list[dict[str, Any]]
+    status: str
+    error: str | None
+    ending: Ending = Ending("pending", "pending")
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.reports[-1] if self.reports else {}
+
+    @property
+    def epoch(self) -> int | None:
+        return self.last.get("epoch")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return trainer_metrics(self.last)
+
+    def history(self) -> pd.DataFrame:
+        return pd.DataFrame(self.reports)
+
+
+@dataclass
+class Experiment:
+    path: Path
+    settings: dict[str, Any]
+    budget: Budget
+    parameters: list[Parameter]
+    trials: list[Trial]
+    #: When Tune last saved the trial statuses (the state file's mtime), if it did.
+    state_time: float | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+# -- finding experiments ---------------------------------------------------------------
+def _trial_dirs(path: Path) -> list[Path]:
+    return sorted(d for d in path.iterdir() if d.is_dir() and d.name != TRAIN_DIR
+                  and ((d / "params.json").exists() or (d / "result.json").exists()))
+
+
+def is_experiment(path: Path) -> bool:
+    return path.is_dir() and ((path / SETTINGS_FILE).exists() or any(path.glob(STATE_GLOB))
+                              or bool(_trial_dirs(path)))
+
+
+def newest_experiment(root: Path) -> Path:
+    """The most recently written experiment under `root` (the default ./results)."""
+    if not root.is_dir():
+        raise UsageError(f"no experiment named and no {root}/ directory here; "
+                         "name an experiment directory")
+    found = [d for d in root.iterdir() if is_experiment(d)]
+    if not found:
+        raise UsageError(f"no experiment under {root}/; name an experiment directory")
+    return max(found, key=lambda d: d.stat().st_mtime)
+
+
+# -- reading ---------------------------------------------------------------------------
+def load_experiment(path: Path) -> Experiment:
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such directory")
+    if not is_experiment(path):
+        inside = [d.name for d in sorted(path.iterdir()) if is_experiment(d)] if path.is_dir() else []
+        hint = f"; it holds experiments: {', '.join(inside[:5])}" if inside else ""
+        raise UsageError(f"{path}: not a Ray Tune experiment (no trial folders, "
+                         f"{STATE_GLOB} or {SETTINGS_FILE}){hint}")
+    notes: list[str] = []
+    settings = _read_json(path / SETTINGS_FILE, notes) or {}
+    states, state_time = _read_state(path, notes)
+    trials = [_read_trial(d, states, notes) for d in _trial_dirs(path)]
+    seen = {t.trial_id for t in trials}
+    # Trials Tune created but has not started write no folder yet.
+    trials += [Trial(trial_id, None, state.get("config") or {}, None, [], state["status"], None)
+               for trial_id, state in states.items() if trial_id not in seen]
+    budget = _budget(settings, trials)
+    for trial in trials:
+        trial.ending = _ending(trial, budget)
+    return Experiment(path, settings, budget, _parameters(settings, trials), trials,
+                      state_time, notes)
+
+
+def _read_json(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    """A JSON object file, or None (with a note unless it is simply absent)."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(errors="replace"))
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        notes.append(f"{path}: not a readable JSON object (being written?); ignored")
+        return None
+    return data
+
+
+def _read_state(path: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]], float | None]:
+    """Per trial id: status, folder name, config, from the newest experiment state.
+
+    Tune rewrites the file every few seconds; a copy caught mid-write, or one in a format
+    this code does not know, leaves the statuses to be inferred from the trial folders.
+    """
+    files = sorted(path.glob(STATE_GLOB), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return {}, None
+    data = _read_json(files[-1], notes)
+    states = {}
+    try:
+        for trial_json, _run_metadata in data["trial_data"]:
+            trial = json.loads(trial_json)
+            states[trial["trial_id"]] = {"status": trial["status"],
+                                         "dir": trial.get("relative_logdir"),
+                                         "config": trial.get("config")}
+    except (TypeError, KeyError, ValueError):
+        if data is not None:
+            notes.append(f"{files[-1]}: trial statuses not in the expected form; inferred instead")
+        return {}, None
+    return states, files[-1].stat().st_mtime
+
+
+def _read_reports(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows, skipped = [], []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            skipped.append(number)
+            continue
+        if isinstance(row, dict) and "epoch" in row:
+            rows.append(row)
+    if skipped:
+        notes.append(f"{path}: skipped half-written line {', '.join(map(str, skipped))}")
+    by_epoch = {row["epoch"]: row for row in rows}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _read_trial(folder: Path, states: dict[str, dict[str, Any]], notes: list[str]) -> Trial:
+    reports = _read_reports(folder / "result.json", notes)
+    trial_id = _trial_id(folder, states, reports)
+    state = states.get(trial_id, {})
+    params = _read_json(folder / "params.json", notes) or state.get("config") or {}
+    error_file = folder / "error.txt"
+    error = error_line(error_file.read_text(errors="replace")) if error_file.exists() else None
+    trial = Trial(trial_id, folder, params, _read_json(folder / TRIAL_CONFIG_FILE, notes),
+                  reports, state.get("status") or "", error)
+    trial.status = _status(trial)
+    return trial
+
+
+def _trial_id(folder: Path, states: dict[str, dict[str, Any]], reports: list[dict[str, Any]]) -> str:
+    for trial_id, state in states.items():
+        if state["dir"] == folder.name:
+            return trial_id
+    if reports and reports[-1].get("trial_id"):
+        return str(reports[-1]["trial_id"])
+    # collatz_trial_<id>, or Ray's long form collatz_trial_<id>_<n>_<params>_<date>
+    return folder.name.removeprefix(TRIAL_PREFIX).split("_")[0]
+
+
+def _status(trial: Trial) -> str:
+    """Tune's status word; inferred from the files when the state has none for it.
+
+    A report marked done settles it: the state file may be older than the last report.
+    """
+    if trial.reports and trial.last.get("done") and trial.status in ("", "RUNNING"):
+        return "TERMINATED"
+    if trial.status:
+        return trial.status
+    if trial.error is not None:
+        return "ERROR"
+    return "RUNNING" if trial.reports else "PENDING"
+
+
+def _budget(settings: dict[str, Any], trials: list[Trial]) -> Budget:
+    saved = settings.get("budget") or {}
+    # Without collatz_search.json, the trials' own epoch setting is the budget.
+    epochs = saved.get("epochs") or max((t.config.get("epochs", 0) for t in trials if t.config),
+                                        default=None)
+    return Budget(epochs or None, saved.get("eval_interval"), saved.get("grace_epochs"),
+                  saved.get("reduction_factor"))
+
+
+def _ending(trial: Trial, budget: Budget) -> Ending:
+    epoch = trial.epoch
+    if trial.status == "ERROR":
+        where = f"at epoch {epoch}" if epoch is not None else "before its first report"
+        return Ending("errored", f"errored {where}: {trial.error or 'no error.txt'}")
+    if trial.status in ("RUNNING", "PENDING", "PAUSED"):
+        kind = "pending" if trial.status == "PENDING" else "running"
+        details = [] if epoch is None else [f"epoch {epoch}"]
+        if trial.error is not None:  # Tune retries a failed trial and keeps its error.txt
+            details.append("retrying after an error")
+        return Ending(kind, f"{kind} ({', '.join(details)})" if details else kind)
+    if epoch is None:
+        return Ending("stopped", "ended without a report")
+    if budget.epochs is None or epoch >= budget.epochs:
+        return Ending("completed", "completed")
+    passed = [r for r in budget.rungs() if r <= epoch]
+    where = f"at rung {passed[-1]}" if passed else f"at epoch {epoch}"
+    return Ending("stopped", f"stopped by ASHA {where}")
+
+
+def _parameters(settings: dict[str, Any], trials: list[Trial]) -> list[Parameter]:
+    """The searched settings in the space's order, with their kind from the space file
+    when it can still be read, else guessed from the sampled values."""
+    from_space = _space_parameters(settings.get("space_path"))
+    names = list(from_space)
+    for trial in trials:
+        names += [n for n in trial.params if n not in names]
+    return [from_space.get(n) or _guess_parameter(n, [t.params.get(n) for t in trials])
+            for n in names]
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _space_parameters(space_path: str | None) -> dict[str, Parameter]:
+    from collatz_ray.search.spaces import load_space
+
+    if not space_path:
+        return {}
+    try:
+        space = load_space(space_path)
+    except (UsageError, OSError):
+        return {}  # moved or edited since: guess from the values instead
+    return {p.name: Parameter(p.name, numeric=p.is_range, log=p.distribution == "log_uniform")
+            for p in space.parameters}
+
+
+def _guess_parameter(name: str, values: list[Any]) -> Parameter:
+    present = [v for v in values if v is not None]
+    numeric = bool(present) and all(is_number(v) and math.isfinite(v) for v in present)
+    # A handful of distinct numbers (lookahead 10/20/100) reads best as categories.
+    numeric = numeric and len(set(present)) > 4
+    return Parameter(name, numeric=numeric, log=numeric and min(present) > 0)

@@ -1,0 +1,390 @@
+"""The summary of an experiment as a small document (sections of paragraphs and
+tables), rendered as aligned plain text for the terminal or as markdown for summary.md.
+
+Building the content once and rendering it twice keeps the terminal and summary.md
+saying the same thing; the markdown follows the published log (markdown tables).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import pandas as pd
+
+from collatz_ray.results.read import Experiment, Parameter, Trial, is_number
+from collatz_ray.trainer.config import TrainConfig
+from collatz_ray.errors import UsageError
+from collatz_ray.search.objective import ranked
+from collatz_ray.trainer.text import LOG_COLUMNS, format_log_header, format_log_line
+
+#: The published runs (docs/method.md) (violations of the 429 held-out steps, percents).
+PUBLISHED = (
+    (2, "mining every 10k, ramp 100k", 87, 95.43, 98.02),
+    (3, "ramp 50k", 80, 95.68, 98.31),
+    (4, "+ T4 constraint", 73, 95.68, 98.22),
+    (5, "no mining", 64, 97.22, 99.71),
+    (6, "lookahead 20", 58, 97.91, 99.75),
+    (7, "lookahead 100", 14, 99.68, 99.95),
+)
+PUBLISHED_STEPS = 429
+PUBLISHED_EPOCHS = 100_000
+#: The canonical evaluation set's size (docs/method.md): pass rates on another set don't compare.
+CANONICAL_ROWS = 50_000
+#: Quantile bins per numeric parameter in the dependence view.
+NUMERIC_BINS = 4
+_SEED_KEY = re.compile(r"^traj_(\d+)_violations$")
+
+
+# -- the document ----------------------------------------------------------------------
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    #: The terminal form when a formatter of the trainer's own log made the lines.
+    fixed: list[str] | None = None
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[str | Table] = field(default_factory=list)
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section]
+
+
+def render_text(doc: Document) -> str:
+    out = [doc.title, "=" * len(doc.title)]
+    for section in doc.sections:
+        out += ["", section.title, "-" * len(section.title)]
+        for i, block in enumerate(section.blocks):
+            out += [""] * (i > 0) + (_text_table(block) if isinstance(block, Table) else [block])
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(doc: Document) -> str:
+    out = [f"# {doc.title}"]
+    for section in doc.sections:
+        out += ["", f"## {section.title}"]
+        for block in section.blocks:
+            out += [""] + (_markdown_table(block) if isinstance(block, Table) else [block])
+    return "\n".join(out) + "\n"
+
+
+def _is_number(cell: str) -> bool:
+    return bool(re.fullmatch(r"[-+]?[\d.,/e+-]+%?", cell.strip()))
+
+
+def _right_aligned(table: Table) -> list[bool]:
+    return [all(_is_number(row[i]) for row in table.rows if row[i] not in ("", "-"))
+            and any(row[i] not in ("", "-") for row in table.rows)
+            for i in range(len(table.headers))]
+
+
+def _text_table(table: Table) -> list[str]:
+    if table.fixed is not None:
+        return table.fixed
+    widths = [max(len(str(c)) for c in col) for col in zip(table.headers, *table.rows)]
+    right = _right_aligned(table)
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w)
+                         for c, w, r in zip(cells, widths, right)).rstrip()
+
+    return [line(table.headers), line(["-" * w for w in widths])] + [line(r) for r in table.rows]
+
+
+def _markdown_table(table: Table) -> list[str]:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    rule = "|" + "|".join("---:" if r else "---" for r in _right_aligned(table)) + "|"
+    return [line(table.headers), rule] + [line(r) for r in table.rows]
+
+
+# -- formatting values -----------------------------------------------------------------
+def fmt(value: Any) -> str:
+    """A setting or metric as a short cell: lists as 16,16, floats to 4 digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
+
+
+def _violations(metrics: dict[str, Any]) -> str:
+    if "traj_total_violations" not in metrics:
+        return "-"
+    return f"{metrics['traj_total_violations']}/{metrics.get('traj_total_steps', '?')}"
+
+
+def params_text(trial: Trial) -> str:
+    return ", ".join(f"{k}={fmt(v)}" for k, v in trial.params.items())
+
+
+# -- ranking and selection ---------------------------------------------------------------
+def ranked_trials(exp: Experiment) -> list[Trial]:
+    """The experiment's trials best first, by collatz_ray.search.objective's rule."""
+    wrapped = [{"metrics": t.metrics, "trial": t} for t in exp.trials]
+    return [w["trial"] for w in ranked(wrapped, max_epochs=exp.budget.epochs or 0)]
+
+
+def best_trial(exp: Experiment) -> Trial | None:
+    first = next(iter(ranked_trials(exp)), None)
+    return first if first is not None and "objective" in first.metrics else None
+
+
+def ending_counts(exp: Experiment) -> dict[str, int]:
+    """How many trials ended each way, most common first."""
+    return dict(collections.Counter(t.ending.kind for t in exp.trials).most_common())
+
+
+def _reported_seeds(metrics: dict[str, Any]) -> list[int]:
+    return [int(m.group(1)) for m in map(_SEED_KEY.match, metrics) if m]
+
+
+def config_diff(trial: Trial) -> tuple[dict[str, Any], str | None]:
+    """(settings that differ from the trainer's defaults, or a reason there are none)."""
+    if trial.config is None:
+        return {}, f"{trial.trial_id}: no train_config.json"
+    try:
+        return TrainConfig.from_dict(trial.config, source="train_config.json").diff(), None
+    except UsageError as err:  # written by an older or newer trainer
+        return {}, str(err)
+
+
+# -- the sections ------------------------------------------------------------------------
+def experiment_document(exp: Experiment, others: Sequence[Experiment], *, top: int) -> Document:
+    """The whole summary of `exp`; `others` are the experiments it is compared with."""
+    best = best_trial(exp)
+    sections = [_overview(exp, best)]
+    if best is not None:
+        sections += [_best_config(best), _trajectories(best), _population(best),
+                     _learning_curve(best)]
+    sections += [_trials_table(exp, top)]
+    sections += [s for s in (_errors(exp), _dependence(exp)) if s.blocks]
+    sections.append(_comparison([exp, *others]))
+    if exp.notes:
+        sections.append(Section("Notes from reading", [f"- {n}" for n in exp.notes]))
+    return Document(f"Experiment {exp.name}", sections)
+
+
+def _overview(exp: Experiment, best: Trial | None) -> Section:
+    b = exp.budget
+    lines = [f"- Path: {exp.path}"]
+    space = exp.settings.get("space_name")
+    if space:
+        lines.append(f"- Space: {space} ({exp.settings.get('space_path')})")
+    lines.append(f"- Budget: {fmt(b.epochs)} epochs, evaluation every {fmt(b.eval_interval)}, "
+                 f"ASHA grace {fmt(b.grace_epochs)} and factor {fmt(b.reduction_factor)} "
+                 f"(rungs at {', '.join(map(str, b.rungs())) or 'none'})")
+    lines.append(f"- Trials: {len(exp.trials)} ("
+                 + ", ".join(f"{n} {kind}" for kind, n in ending_counts(exp).items()) + ")")
+    if exp.state_time is not None:
+        # The age tells a live search from one whose driver died: Tune saves every ~10 s.
+        minutes = (time.time() - exp.state_time) / 60
+        lines.append("- Tune's last saved state: "
+                     + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(exp.state_time))
+                     + f" ({minutes:.0f} min ago)")
+    if best is None:
+        lines.append("- No trial has reported a result yet.")
+    else:
+        lines.append(f"- Best trial: {best.trial_id}, {_violations(best.metrics)} held-out "
+                     f"violations at epoch {best.epoch}, {best.ending.text}")
+    return Section("Overview", ["\n".join(lines)])
+
+
+def _best_config(best: Trial) -> Section:
+    diff, problem = config_diff(best)
+    defaults = TrainConfig().to_dict()
+    blocks: list[str | Table] = [
+        f"Trial {best.trial_id}: {best.ending.text}, {best.epoch} epochs reached. "
+        "Settings that differ from the trainer's defaults:"]
+    if problem:
+        blocks.append(f"(config not shown: {problem}; sampled: {params_text(best)})")
+    else:
+        blocks.append(Table(["setting", "value", "default"],
+                            [[k, fmt(v), fmt(defaults[k])] for k, v in diff.items()]))
+    return Section(f"Best trial {best.trial_id}", blocks)
+
+
+def _thirds(steps: Sequence[int] | None, length: int) -> list[int] | None:
+    """Violations in the first, middle and last third of a trajectory."""
+    if steps is None or length <= 0:
+        return None
+    counts = [0, 0, 0]
+    for step in steps:
+        counts[min(2, 3 * step // length)] += 1
+    return counts
+
+
+def _trajectories(best: Trial) -> Section:
+    m = best.metrics
+    rows, totals = [], [0, 0, 0]
+    for seed in _reported_seeds(m):
+        length = m.get(f"traj_{seed}_length", 0)
+        thirds = _thirds(m.get(f"traj_{seed}_violation_steps"), length)
+        worst = m.get(f"traj_{seed}_worst")
+        violations = m[f"traj_{seed}_violations"]
+        rows.append([str(seed), str(violations), str(length),
+                     "none" if worst is None else f"{worst:.5f}",
+                     "yes" if violations == 0 else "no"]
+                    + ([str(c) for c in thirds] if thirds else ["-"] * 3))
+        totals = [a + b for a, b in zip(totals, thirds or [0, 0, 0])]
+    solved = sum(r[4] == "yes" for r in rows)
+    rows.append(["total", str(m.get("traj_total_violations", "-")), str(m.get("traj_total_steps", "-")),
+                 "", f"{solved}/{len(rows)}"] + [str(c) for c in totals])
+    table = Table(["seed", "violations", "steps", "worst margin", "solved",
+                   "1st third", "2nd third", "3rd third"], rows)
+    return Section(f"Held-out trajectories at epoch {best.epoch}", [table, _where(m)])
+
+
+def _where(m: dict[str, Any]) -> str:
+    def share(kind: str) -> str:
+        bad, steps = m.get(f"traj_{kind}_violations"), m.get(f"traj_{kind}_steps")
+        if bad is None or not steps:
+            return "-"
+        return f"{bad} of {steps} ({100 * bad / steps:.1f}%)"
+
+    return (f"Where the violations sit: growth steps (T(x) > x) {share('growth')}, "
+            f"decay steps {share('decay')}. A solved seed has no violation.")
+
+
+def _population(best: Trial) -> Section:
+    m = best.metrics
+    rates = Table(["pass %", "weighted %", "growth %", "growth weighted %", "rows", "growth rows"],
+                  [[_pct(m.get("pass_rate")), _pct(m.get("weighted_pass_rate")),
+                    _pct(m.get("growth_pass_rate")), _pct(m.get("growth_weighted_pass_rate")),
+                    fmt(m.get("n_total")), fmt(m.get("n_growth"))]])
+    keys = ("margin_mean", "margin_median", "margin_min", "margin_5pct",
+            "growth_margin_mean", "growth_margin_min")
+    margins = Table(["margin mean", "median", "min", "5th pct", "growth mean", "growth min"],
+                    [[_margin(m.get(k)) for k in keys]])
+    return Section("Population metrics (evaluation set)", [rates, margins])
+
+
+def _margin(value: Any) -> str:
+    return f"{value:.5f}" if isinstance(value, (int, float)) else "-"
+
+
+def _learning_curve(best: Trial) -> Section:
+    lines = [format_log_line(r) for r in best.reports]
+    rows = [[c.strip() for c in line.split("|")] for line in lines]
+    table = Table(list(LOG_COLUMNS), rows, fixed=[format_log_header(), *lines])
+    return Section(f"Learning curve of {best.trial_id}", [table])
+
+
+def _trials_table(exp: Experiment, top: int) -> Section:
+    names = [p.name for p in exp.parameters]
+    trials = ranked_trials(exp)
+    rows = [[str(i), t.trial_id, t.ending.text, fmt(t.epoch)]
+            + [fmt(t.params.get(n)) for n in names]
+            + [_violations(t.metrics), _pct(t.metrics.get("pass_rate")),
+               _pct(t.metrics.get("growth_weighted_pass_rate")), _objective(t.metrics)]
+            for i, t in enumerate(trials[:top], 1)]
+    table = Table(["#", "trial", "ending", "epoch", *names, "violations", "pass %",
+                   "grwtd %", "objective"], rows)
+    shown = f"top {top} of {len(trials)}" if len(trials) > top else f"all {len(trials)}"
+    return Section(f"Trials, best first ({shown})",
+                   [table, "Ranking: trials that reached the full budget first, then by "
+                           "objective (violations plus a margin tie-break)."])
+
+
+def _objective(metrics: dict[str, Any]) -> str:
+    value = metrics.get("objective")
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def _errors(exp: Experiment) -> Section:
+    rows = [[t.trial_id, t.status.lower(), fmt(t.epoch), t.error]
+            for t in exp.trials if t.error is not None]
+    table = Table(["trial", "status", "epoch", "error"], rows)
+    return Section("Trials with errors", [table] if rows else [])
+
+
+# -- how the metric depends on each searched parameter --------------------------------------
+def _dependence(exp: Experiment) -> Section:
+    reported = [t for t in exp.trials if "traj_total_violations" in t.metrics]
+    violations = [t.metrics["traj_total_violations"] for t in reported]
+    blocks: list[str | Table] = []
+    for param in exp.parameters:
+        values = [t.params.get(param.name) for t in reported]
+        if len({fmt(v) for v in values}) < 2:
+            continue  # one value (or a constant): nothing to compare
+        blocks.append(_dependence_table(param, values, violations))
+    if blocks:
+        blocks.insert(0, "Final held-out violations per value (ASHA-stopped trials count "
+                         "with the fewer epochs they ran).")
+    return Section("How violations depend on each searched parameter", blocks)
+
+
+def _dependence_table(param: Parameter, values: list[Any], violations: list[int]) -> Table:
+    frame = pd.DataFrame({"value": values, "violations": violations})
+    present = frame["value"].dropna()
+    # Many distinct numbers (a continuous range) read better as a few quantile bins.
+    binned = param.numeric and present.nunique() > NUMERIC_BINS
+    labels = _bin_labels(present.astype(float)) if binned else present.map(fmt)
+    frame["group"] = labels.reindex(frame.index).fillna("(not sampled)")
+    # Numbers (a range, or choices like lookahead 10/20/100) in their order, to show a
+    # trend; other categories best first.
+    by_value = param.numeric or all(map(is_number, present))
+    keyed = []
+    for label, part in frame.groupby("group", sort=False):
+        v, sampled = part["violations"], part["value"].dropna()
+        if by_value:  # "(not sampled)" last
+            key = (sampled.empty, float(sampled.min()) if not sampled.empty else 0.0)
+        else:
+            key = (int(v.min()), float(statistics.median(v)))
+        keyed.append((key, [label, str(len(v)), str(int(v.min())), fmt(float(statistics.median(v)))]))
+    rows = [row for _, row in sorted(keyed, key=lambda pair: pair[0])]
+    return Table([f"{param.name} (range)" if binned else param.name, "trials", "best", "median"], rows)
+
+
+def _bin_labels(numbers: pd.Series) -> pd.Series:
+    """Each number's quantile bin, labelled by the lowest and highest value in it."""
+    bins = pd.qcut(numbers, q=NUMERIC_BINS, duplicates="drop")
+    labels = pd.Series(index=numbers.index, dtype=object)
+    for _, members in numbers.groupby(bins, observed=True):
+        labels[members.index] = f"{fmt(members.min())} .. {fmt(members.max())}"
+    return labels
+
+
+# -- comparisons -----------------------------------------------------------------------------
+def _comparison(exps: Sequence[Experiment]) -> Section:
+    rows = [[f"run {run}", change,
+             f"{v}/{PUBLISHED_STEPS}", f"{p:.2f}", f"{g:.2f}"] for run, change, v, p, g in PUBLISHED]
+    notes = [f"Published runs: {PUBLISHED_EPOCHS} epochs each, the log's 9-layer stack, "
+             f"curriculum from 0 seeds, the canonical {CANONICAL_ROWS}-row evaluation set."]
+    for i, exp in enumerate(exps):
+        best = best_trial(exp)
+        label = exp.name + (" (this)" if i == 0 and len(exps) > 1 else "")
+        if best is None:
+            rows.append([label, "no result yet", "-", "-", "-"])
+            continue
+        m = best.metrics
+        rows.append([label, f"best {best.trial_id}: {params_text(best)} ({best.epoch} epochs)",
+                     _violations(m), _pct(m.get("pass_rate")), _pct(m.get("growth_weighted_pass_rate"))])
+        if m.get("n_total") not in (None, CANONICAL_ROWS):
+            notes.append(f"{exp.name}'s pass rates come from a {m['n_total']}-row evaluation set, "
+                         f"not the canonical {CANONICAL_ROWS}: they do not compare.")
+    table = Table(["run", "change", f"violations /{PUBLISHED_STEPS}", "pass %",
+                   "growth-weighted %"], rows)
+    title = "Compared with the published log" + (" and the other experiments" if len(exps) > 1 else "")
+    return Section(title, [table, *notes])

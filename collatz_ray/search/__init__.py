@@ -1,0 +1,16 @@
+"""The search, without Ray: search spaces, the objective and ranking rule, resource
+sizing, failure reasons, the experiment's settings and storage rules. The Ray side lives
+in `collatz_ray.search.ray` and is imported only to run a search."""
+
+from collatz_ray._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "SearchSpace": "spaces", "load_space": "spaces", "available_spaces": "spaces",
+    "objective": "objective", "ranked": "objective",
+    "fitting_concurrency": "resources",
+    "SearchSettings": "settings",
+    "check_storage": "storage",
+})
+
+__all__ = ["SearchSettings", "SearchSpace", "available_spaces", "check_storage",
+           "fitting_concurrency", "load_space", "objective", "ranked"]

@@ -1,0 +1,40 @@
+"""What a search minimises, and how its trials are ranked: one rule for the live search,
+its final report and the summaries.
+
+A trial's score is `objective`: its held-out trajectory violations plus a tie-break in
+(0, 1) from the population's weak tail of margins. ASHA stops weak trials early, and a
+stopped trial's last score comes from a smaller budget, so trials that reached the full
+budget rank ahead of stopped ones; within each group, lower score wins.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+METRIC = "objective"
+MODE = "min"
+#: The reported key that counts a trial's progress (ASHA's time attribute).
+TIME_ATTR = "epoch"
+
+
+def objective(metrics: dict[str, Any]) -> float:
+    """Violations + a tie-break in (0, 1) that falls as the 5th-percentile population
+    margin rises: a trial with fewer violations always ranks first, and among equal
+    counts the one whose weak tail of margins is healthier wins."""
+    tail = metrics.get("margin_5pct")
+    tail = 0.0 if tail is None or not math.isfinite(tail) else tail
+    return metrics["traj_total_violations"] + 0.5 - math.atan(tail) / math.pi
+
+
+def rank_key(metrics: dict[str, Any], *, max_epochs: int) -> tuple[int, float]:
+    score = metrics.get(METRIC)
+    if score is None:
+        return (2, float("inf"))
+    reached = metrics.get(TIME_ATTR, 0) >= max_epochs
+    return (0 if reached else 1, float(score))
+
+
+def ranked(trials: Sequence[dict[str, Any]], *, max_epochs: int) -> list[dict[str, Any]]:
+    """Trials (dicts with a `metrics` dict) best first; trials with no report go last."""
+    return sorted(trials, key=lambda t: rank_key(t.get("metrics") or {}, max_epochs=max_epochs))

@@ -1,0 +1,24 @@
+"""The only code that imports Ray: Ray's API churn touches this package and no other.
+
+Shape of a search (Ray 2.60, Train V2):
+
+    Tune driver ── Tuner(collatz_trial, OptunaSearch (TPE), ASHAScheduler)     tuner.py
+        └─ one Tune function trial per config ── builds a TorchTrainer, fit()s it  trial.py
+              └─ one Train worker ── collatz_ray.trainer.train(...), reporting     worker.py
+                 every evaluation through ray.train.report with its checkpoint
+
+cluster.py starts or joins Ray; callbacks.py holds what Tune is told to do besides;
+probe.py measures what a trial costs without Train. Why things are as they are (the
+placement-group leak, loopback binding, token auth) is told in docs/ray-notes.md.
+"""
+
+import os
+
+# Quiet, safe defaults, set before Ray is imported: token auth on every cluster we start
+# or join, no Train V2 migration chatter, no experiment-sync warnings on slow disks.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# The legacy reporter prints a compact status table with the columns we choose; the
+# new output engine prints every metric of every trial.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -1,0 +1,105 @@
+"""Starting or joining Ray: an embedded local Ray kept on loopback with token auth, or a
+cluster from `ray start --head`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+
+import ray
+
+from collatz_ray.errors import UsageError
+
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, float]:
+    """Join `address` (a cluster from `ray start --head`) or start an embedded local Ray.
+
+    The embedded Ray binds its node and dashboard to 127.0.0.1 and runs with token
+    authentication. The dashboard stays on: its PlacementGroupCleaner is what frees the
+    resources of trials Tune stops (Ray issue 54305). That cleaner finds the State API
+    by auto-detection, which fails when a second Ray runs on the same machine, and the
+    search then hangs on leaked placement groups; so every actor of the job is told the
+    address explicitly. Returns the cluster's resources.
+    """
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    # Worker stdout (Train's per-report lines) stays in the session logs; Tune still
+    # prints trial errors, and error.txt keeps each trial's traceback.
+    common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
+    if address is None:
+        _match_driver_auth_mode()
+        port = _free_local_port()
+        with _single_machine_mode():
+            # address="local": a new instance even when `ray start` left a cluster on
+            # this machine (ray.init() with no address would silently join that one).
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
+                     dashboard_host="127.0.0.1", dashboard_port=port, _node_ip_address="127.0.0.1",
+                     runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
+                     **common)
+    else:
+        from ray._private.services import canonicalize_bootstrap_address_or_die
+
+        try:
+            resolved = canonicalize_bootstrap_address_or_die(address)
+        except ConnectionError as err:
+            raise UsageError(f"--address {address}: {err}") from None
+        ray.init(address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved}}, **common)
+    return ray.cluster_resources()
+
+
+@contextlib.contextmanager
+def _single_machine_mode():
+    """Keep the embedded node on 127.0.0.1. ray.init replaces _node_ip_address="127.0.0.1"
+    with the machine's routable IP (services.resolve_ip_for_localhost), so GCS, raylet,
+    workers, agents and metrics servers would listen there, reachable from other
+    machines. With Ray's single-machine switch off (what it does on macOS/Windows) the
+    node IP stays 127.0.0.1 and they all listen on loopback. The environment variable
+    reaches the processes ray.init starts; both are restored afterwards so a later
+    connect to a real cluster from this process resolves its IP normally."""
+    from ray._private import ray_constants
+
+    saved_env = os.environ.get(_SINGLE_MACHINE_ENV)
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_MACHINE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(_SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[_SINGLE_MACHINE_ENV] = saved_env
+
+
+def _match_driver_auth_mode() -> None:
+    """Ray reads RAY_AUTH_MODE once per process. If Ray was imported and configured
+    before this module set token auth, the processes ray.init starts would demand a
+    token this driver does not send; start them in the driver's mode and say so."""
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+
+    if get_authentication_mode() == AuthenticationMode.TOKEN:
+        return
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    print("collatz_ray: warning: Ray was configured before collatz_ray.search.ray was "
+          "imported, so this local Ray runs without token authentication; set "
+          "RAY_AUTH_MODE=token in the environment to keep it", file=sys.stderr)
+
+
+def _free_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alive_node_count() -> int:
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()

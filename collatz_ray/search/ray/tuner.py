@@ -1,0 +1,109 @@
+"""The search itself: TPE suggestions, ASHA stops, the Tuner, and running or resuming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
+from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
+from collatz_ray.search.ray.trial import trainable
+from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
+from collatz_ray.search.spaces import SearchSpace
+from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
+
+#: The live status table's metric columns.
+STATUS_COLUMNS = {"epoch": "epoch", "traj_total_violations": "violations", "pass_rate": "pass%",
+                  "growth_weighted_pass_rate": "grwtd%", "loss": "loss", METRIC: METRIC}
+
+
+def make_searcher(space: SearchSpace, *, seed: int) -> OptunaSearch:
+    """TPE over the space's define-by-run function, seeded: the same seed suggests the
+    same configs in the same order (given the same results in the same order)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # constant_liar: TPE treats running trials as bad guesses, so concurrent trials
+    # spread out instead of piling onto one region.
+    sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    return OptunaSearch(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler)
+
+
+def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1) -> tune.Tuner:
+    space = settings.space
+    budget = space.budget
+    searcher = make_searcher(space, seed=settings.seed)
+    scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
+                              grace_period=budget.grace_epochs,
+                              reduction_factor=budget.reduction_factor)
+    return tune.Tuner(
+        trainable(settings),
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher,
+                                    scheduler=scheduler, num_samples=num_samples,
+                                    max_concurrent_trials=settings.max_concurrent,
+                                    trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(name=settings.experiment, storage_path=settings.storage,
+                                  # Train retries crashed workers from checkpoints; a trial
+                                  # that still fails is final (divergence is deterministic)
+                                  # and --resume retries errored trials on demand.
+                                  failure_config=tune.FailureConfig(max_failures=0),
+                                  stop=(None if "://" in settings.storage
+                                        else StorageGuard(settings.path)),
+                                  callbacks=[KeepTrialHistory(), ReasonFirst()],
+                                  progress_reporter=tune.CLIReporter(
+                                      metric_columns=STATUS_COLUMNS,
+                                      # Conditional parameters are missing from some
+                                      # trials' configs, which the reporter cannot show.
+                                      parameter_columns=[p.name for p in space.parameters
+                                                         if not p.when],
+                                      max_report_frequency=30, sort_by_metric=True,
+                                      max_column_length=14),
+                                  verbose=verbose),
+    )
+
+
+def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
+    """Run (or resume) the search and return Ray's ResultGrid. Raises StorageFailed,
+    with one line, when the experiment's storage stopped taking writes."""
+    path = settings.path
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(path, trainable=trainable(settings), resume_errored=True)
+        else:
+            save_settings(settings)
+            tuner = build_tuner(settings, num_samples=num_samples)
+        return tuner.fit()
+    except StorageFailed as err:
+        raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
+                                                 str(err))) from None
+    except Exception:
+        # Whatever Ray raised (a truncated error.pkl, a failed write), a storage that no
+        # longer takes writes is the reason to report.
+        problem = storage_write_problem(path)
+        if problem is None:
+            raise
+        raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
+                                                 problem)) from None
+
+
+def can_restore(settings: SearchSettings) -> bool:
+    return tune.Tuner.can_restore(settings.path)
+
+
+def trial_summaries(result_grid) -> list[dict[str, Any]]:
+    """One plain dict per trial: id, status, config, last metrics, error, path."""
+    out = []
+    for result in result_grid:
+        metrics = dict(result.metrics or {})
+        out.append({
+            "trial_id": metrics.get("trial_id") or Path(result.path).name,
+            "config": dict(result.config or {}),
+            "metrics": metrics,
+            "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}",
+            "path": result.path,
+        })
+    return out

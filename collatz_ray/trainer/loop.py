@@ -1,0 +1,233 @@
+"""The training loop, top to bottom (docs/method.md). It knows nothing of Ray.
+
+A run directory holds config.yaml (the resolved TrainConfig), metrics.jsonl and
+checkpoints/ (see checkpoints.py), and model.pth (the final weights, seed format).
+
+Whoever drives the loop (the CLI, or the Ray adapter) passes `on_evaluation`, which is
+called with the metrics and the checkpoint directory after every evaluation; that is the
+only hook, so the trainer stays free of any tuner's API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+
+from collatz_ray.errors import UsageError
+from collatz_ray.syracuse import limbs
+from collatz_ray.syracuse.features import FeatureSpec
+from collatz_ray.trainer.checkpoints import (latest_checkpoint, load_checkpoint, save_checkpoint,
+                                            seed_format, truncate_metrics)
+from collatz_ray.trainer.config import TrainConfig
+from collatz_ray.trainer.data import BatchSampler
+from collatz_ray.trainer.evalset import ensure_default_evalset, file_sha256, load_evalset
+from collatz_ray.trainer.evaluation import evaluate
+from collatz_ray.trainer.loss import lyapunov_loss, values_at_offsets
+from collatz_ray.trainer.model import LyapunovMLP, build_model
+from collatz_ray.trainer.text import format_log_header, format_log_line
+
+#: Rows whose features are computed in one call (see data.py: per-call overhead).
+CHUNK_ROWS = 65536
+
+EvaluationHook = Callable[[dict[str, Any], Path], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled and sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, epoch: int, loss: float, rate: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.2:
+            return
+        self.last = now
+        width = 30
+        done = int(width * epoch / self.total)
+        eta = (self.total - epoch) / rate if rate > 0 else 0
+        sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {epoch}/{self.total} "
+                         f"loss {loss:.4f} {rate:.0f} ep/s eta {eta:.0f}s ")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.flush()
+
+
+def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None,
+          on_evaluation: EvaluationHook | None = None, verbose: bool = True) -> dict[str, Any]:
+    """Train (or continue from `resume_from`) and return the last evaluation's metrics."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = load_checkpoint(resume_from) if resume_from is not None else None
+    if state is not None:
+        # A resumed run is the same run: only its epoch budget may change.
+        saved = TrainConfig.from_dict(state["config"], source=str(resume_from))
+        # The device may change too (a GPU run continued on a CPU); results then match
+        # to float precision rather than bit for bit.
+        changed = sorted(saved.replace(epochs=config.epochs, device=config.device).diff(config))
+        if changed:
+            raise UsageError(f"{resume_from}: resuming with settings other than the run's own "
+                             f"({', '.join(changed)}); only epochs and device may change")
+        if config.epochs < state["epoch"]:
+            raise UsageError(f"{resume_from}: the run is at epoch {state['epoch']}, past epochs={config.epochs}")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
+    evalset = load_evalset(config.eval_csv or ensure_default_evalset())
+    # Recorded with every evaluation: pass rates compare only on the same evaluation set.
+    evalset_sha256 = file_sha256(evalset.path)
+    model = build_model(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience)
+    sampler = BatchSampler(config, device=device)
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"]
+    metrics_path = run_dir / "metrics.jsonl"
+    truncate_metrics(metrics_path, after_epoch=start_epoch)
+
+    def say(line: str) -> None:
+        if verbose:
+            print(line, flush=True)
+
+    if start_epoch == 0:
+        say(format_log_header())
+    last_metrics: dict[str, Any] = {}
+    progress = _Progress(config.epochs, verbose)
+    queue: list = []
+    interval_loss, interval_epochs = 0.0, 0
+    interval_start = run_start = time.monotonic()
+    last_good = latest_checkpoint(run_dir)
+    model.train()
+    for epoch in range(start_epoch, config.epochs):
+        if _is_mining_epoch(epoch, config):
+            _mine(model, sampler, epoch, config)
+            queue.clear()  # batches drawn before this epoch saw the old pool
+        if not queue:
+            queue = sampler.draw_epochs(range(epoch, chunk_end(epoch, config)))
+        batch = queue.pop(0)
+
+        loss = lyapunov_loss(model, batch, epoch, config)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            progress.clear()
+            raise _diverged(f"loss became {loss_value} at epoch {epoch + 1}", config, last_good)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step(loss_value)
+        interval_loss += loss_value
+        interval_epochs += 1
+        done = epoch + 1
+        elapsed = time.monotonic() - interval_start
+        progress.update(done, loss_value, interval_epochs / elapsed if elapsed > 0 else 0.0)
+
+        if done % config.eval_interval == 0 or done == config.epochs:
+            metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
+            broken = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+            if broken:
+                # A finite loss can still come with weights whose V overflows: such a
+                # model is never checkpointed.
+                progress.clear()
+                raise _diverged(f"V is not finite at epoch {done} ({broken[0]} = "
+                                f"{metrics[broken[0]]})", config, last_good)
+            seconds = time.monotonic() - interval_start
+            metrics.update({
+                "epoch": done,
+                "loss": interval_loss / interval_epochs,
+                "beta": model.beta,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.monotonic() - run_start,
+                "epochs_per_second": interval_epochs / seconds,
+                "samples_per_second": interval_epochs * config.batch_size / seconds,
+                "mined": len(sampler.mined),
+                "eval_set_sha256": evalset_sha256,
+            })
+            last_good = save_checkpoint(run_dir, {
+                "config": config.to_dict(),
+                "epoch": done,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "sampler": sampler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            }, model, epoch=done)
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            progress.clear()
+            say(format_log_line(metrics))
+            if on_evaluation is not None:
+                on_evaluation(metrics, last_good)
+            last_metrics = metrics
+            interval_loss, interval_epochs = 0.0, 0
+            interval_start = time.monotonic()
+    progress.clear()
+    torch.save(seed_format(model), run_dir / "model.pth")
+    return last_metrics
+
+
+def _diverged(what: str, config: TrainConfig, last_good: Path | None) -> TrainingDiverged:
+    kept = f"last good checkpoint kept at {last_good}" if last_good else "no checkpoint was written yet"
+    return TrainingDiverged(f"{what} (lr {config.lr:g}); {kept}")
+
+
+def _is_mining_epoch(epoch: int, config: TrainConfig) -> bool:
+    first = config.first_mining_epoch
+    return config.mine_negatives and epoch >= first and (epoch - first) % config.mine_interval == 0
+
+
+def chunk_end(epoch: int, config: TrainConfig) -> int:
+    """Draw up to CHUNK_ROWS rows of epochs at once, never across a mining epoch."""
+    end = min(config.epochs, epoch + max(1, CHUNK_ROWS // config.batch_size))
+    if config.mine_negatives:
+        first = config.first_mining_epoch
+        if epoch < first:
+            end = min(end, first)
+        else:
+            end = min(end, first + ((epoch - first) // config.mine_interval + 1) * config.mine_interval)
+    return end
+
+
+@torch.no_grad()
+def _mine(model: LyapunovMLP, sampler: BatchSampler, epoch: int, config: TrainConfig) -> None:
+    """Keep the mine_count numbers of a fresh pool with the lowest margin V(n) - V(T n)."""
+    pool = sampler.draw_mining_pool(epoch)
+    margin_rows = dataclasses.replace(pool, rows={0: pool.rows[0], 1: pool.rows[1]})
+    was_training = model.training
+    model.eval()
+    v = values_at_offsets(model, margin_rows)
+    model.train(was_training)
+    worst = torch.argsort(v[0] - v[1], stable=True)[:config.mine_count]
+    sampler.add_mined(limbs.to_ints(pool.values[worst]))

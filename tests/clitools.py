@@ -1,0 +1,40 @@
+"""Commands called in this process through their `main([...])`, as a user's shell would
+call them: exit status, stdout and stderr. Imports are paid once per test session; a
+real subprocess per command is kept where the process itself matters."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+from dataclasses import dataclass
+
+MODULES = {"results": "collatz_ray.results.__main__"}
+
+
+@dataclass
+class Outcome:
+    status: int
+    stdout: str
+    stderr: str
+
+    def one_error_line(self, *fragments: str) -> str:
+        """The single stderr line of a refused input (exit 2, no traceback)."""
+        assert self.status == 2, (self.status, self.stdout[-2000:], self.stderr[-2000:])
+        assert "Traceback" not in self.stderr, self.stderr
+        lines = self.stderr.strip("\n").splitlines()
+        assert len(lines) == 1, self.stderr
+        for fragment in fragments:
+            assert fragment in lines[0], (fragment, lines[0])
+        return lines[0]
+
+
+def run_command(tool: str, *args: object) -> Outcome:
+    module = importlib.import_module(MODULES.get(tool, f"collatz_ray.{tool}"))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = module.main([str(a) for a in args])
+        except SystemExit as exit_:
+            status = exit_.code if isinstance(exit_.code, int) else 1
+    return Outcome(int(status or 0), out.getvalue(), err.getvalue())

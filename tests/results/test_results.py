@@ -1,0 +1,285 @@
+"""python -m collatz_ray.results on a real experiment (one smoke search per session, see
+conftest.smoke_experiment), and on copies of it changed the way real ones end up: a
+result line caught mid-write, an errored trial, a lost experiment state."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import collatz_ray.results.__main__ as results
+from collatz_ray.search.failures import error_line
+from collatz_ray.trainer.config import TrainConfig
+from collatz_ray.search.objective import ranked
+
+RESULTS = [sys.executable, "-m", "collatz_ray.results"]
+METRIC_KEYS = ("traj_total_violations", "traj_total_steps", "pass_rate", "weighted_pass_rate",
+              "growth_pass_rate", "growth_weighted_pass_rate", "growth_margin_mean",
+              "growth_margin_min", "margin_mean", "margin_median", "margin_min", "margin_5pct")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PLOTS = ("violations_by_epoch.png", "violations_by_parameter.png", "parallel_coordinates.png")
+RAY_ERROR = (
+    "Failure # 1 (occurred at 2026-11-25_20-57-11)\n"
+    "\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=17038, ip=127.0.0.1, repr=collatz_trial)\n"
+    '  File "collatz_ray/search/ray/trial.py", line 72, in collatz_trial\n'
+    "    trainer.fit()\n"
+    "ray.train.ControllerError: Training failed due to controller error:\n"
+    "The worker group startup timed out after 120.0 seconds waiting for 1 workers.\n")
+RAY_ERROR_LINE = ("ray.train.ControllerError: Training failed due to controller error: "
+                  "The worker group startup timed out after 120.0 seconds waiting for 1 workers.")
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    """The command in this process (imports paid once): (exit status, stdout, stderr)."""
+    try:
+        status = results.main([str(a) for a in args])
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_json(capsys, *args) -> dict:
+    status, out, err = run(capsys, *args, "--format", "json")
+    assert status == 0, err
+    return json.loads(out)
+
+
+def copy_experiment(source: Path, parent: Path, name: str = "smoke") -> Path:
+    return Path(shutil.copytree(source, parent / name))
+
+
+def result_files(experiment: Path) -> list[Path]:
+    return sorted(experiment.glob("collatz_trial_*/result.json"))
+
+
+def last_reports(experiment: Path) -> list[dict]:
+    """Each trial's last report straight from result.json, not through the reader."""
+    out = []
+    for path in result_files(experiment):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out.append({"trial_id": lines[-1]["trial_id"] if lines else None,
+                    "metrics": lines[-1] if lines else {}})
+    return out
+
+
+def budget_epochs(experiment: Path) -> int:
+    return json.loads((experiment / "collatz_search.json").read_text())["budget"]["epochs"]
+
+
+# -- the formats --------------------------------------------------------------------------
+def test_table_shows_the_best_trial_every_section_and_the_published_runs(smoke_experiment, capsys):
+    status, out, _ = run(capsys, smoke_experiment)
+    assert status == 0
+    best = ranked(last_reports(smoke_experiment), max_epochs=budget_epochs(smoke_experiment))[0]
+    assert f"Best trial {best['trial_id']}" in out
+    for heading in ("Overview", "Held-out trajectories at epoch", "Population metrics",
+                    "Learning curve of", "Trials, best first", "Compared with the published log"):
+        assert heading in out
+    assert "   Epoch |      Loss |  Pass% |   Wtd% | Growth% | GrWtd% | Traj Viol" in out
+    assert "lookahead 100" in out and "14/429" in out  # docs/method.md, run 7
+    assert "500-row evaluation set" in out  # the smoke search's pass rates don't compare
+
+
+def test_markdown_is_what_summary_md_holds(smoke_experiment, tmp_path, capsys):
+    experiment = copy_experiment(smoke_experiment, tmp_path)
+    (experiment / "summary.md").unlink(missing_ok=True)
+    status, out, _ = run(capsys, experiment, "--format", "md")
+    assert status == 0
+    assert out.startswith("# Experiment smoke\n")
+    assert "| seed | violations | steps |" in out
+    assert (experiment / "summary.md").read_text() == out
+
+
+def test_summary_md_is_written_whatever_the_format(smoke_experiment, tmp_path, capsys):
+    experiment = copy_experiment(smoke_experiment, tmp_path)
+    (experiment / "summary.md").unlink(missing_ok=True)
+    run_json(capsys, experiment)
+    assert (experiment / "summary.md").read_text().startswith("# Experiment smoke")
+
+
+def test_json_best_has_its_full_config_and_the_spec6_metrics(smoke_experiment, capsys):
+    data = run_json(capsys, smoke_experiment)
+    assert set(data) >= {"best", "trials", "published", "experiments"}
+    best = data["best"]
+    config = TrainConfig.from_dict(best["config"])  # the trainer's full, valid config
+    assert best["config_diff"] == config.diff()
+    seeds = config.test_seeds
+    per_seed = tuple(f"traj_{s}_{k}" for s in seeds for k in ("violations", "length", "worst"))
+    for key in METRIC_KEYS + per_seed:
+        assert key in best["metrics"], key
+    assert best["status"] == "TERMINATED" and best["epoch"] == budget_epochs(smoke_experiment)
+    assert [p["run"] for p in data["published"]] == [2, 3, 4, 5, 6, 7]
+    assert data["experiments"][0]["best"]["trial_id"] == best["trial_id"]
+
+
+def test_trials_are_ranked_by_collatz_ray_ranking(smoke_experiment, capsys):
+    data = run_json(capsys, smoke_experiment)
+    expected = ranked(last_reports(smoke_experiment), max_epochs=budget_epochs(smoke_experiment))
+    assert [t["trial_id"] for t in data["trials"]] == [t["trial_id"] for t in expected]
+    assert data["best"]["trial_id"] == expected[0]["trial_id"]
+
+
+def test_csv_has_one_row_per_trial_with_parameters_and_metrics(smoke_experiment, capsys, tmp_path):
+    status, out, _ = run(capsys, smoke_experiment, "--format", "csv")
+    assert status == 0
+    path = tmp_path / "trials.csv"
+    path.write_text(out)
+    table = pd.read_csv(path)
+    assert len(table) == len(result_files(smoke_experiment))
+    assert {"trial_id", "ending", "epoch", "lookahead", "lr",
+            "traj_total_violations", "pass_rate", "objective"} <= set(table.columns)
+    assert table["rank"].tolist() == list(range(1, len(table) + 1))
+
+
+# -- plots and export ---------------------------------------------------------------------
+def test_plot_writes_the_three_charts(smoke_experiment, tmp_path, capsys):
+    experiment = copy_experiment(smoke_experiment, tmp_path)
+    status, _, err = run(capsys, experiment, "--plot")
+    assert status == 0
+    for name in PLOTS:
+        data = (experiment / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000, name
+        assert f"wrote {experiment / name}" in err
+
+
+def test_export_best_is_a_run_directory_train_and_evaluate_accept(smoke_experiment, tmp_path,
+                                                                  eval_csv, capsys):
+    out = tmp_path / "best"
+    best = run_json(capsys, smoke_experiment, "--export-best", out)["best"]
+    checkpoint = out / "checkpoints" / f"epoch_{best['epoch']:08d}"
+    config = TrainConfig.from_yaml(out / "config.yaml")
+    assert config.to_dict() == best["config"]
+
+    # Re-run it from the YAML.
+    rerun = tmp_path / "rerun"
+    cli("train", "--config", out / "config.yaml", "--epochs", 2, "--eval-interval", 1,
+        "--eval-csv", eval_csv, "--out", rerun, "--quiet")
+    assert len((rerun / "metrics.jsonl").read_text().splitlines()) == 2
+
+    # Evaluate the checkpoint and the seed-format weights: the trial's own numbers.
+    shape = ["--lookahead", config.lookahead, "--layers", ",".join(map(str, config.layers))]
+    for target in ([checkpoint], [out / "model.pth", *shape]):
+        metrics = json.loads(cli("evaluate", "--checkpoint", *target, "--eval-csv", eval_csv, "--json"))
+        assert metrics["traj_total_violations"] == best["metrics"]["traj_total_violations"]
+        assert metrics["pass_rate"] == pytest.approx(best["metrics"]["pass_rate"], abs=0.21)
+
+    # Continue it: the exported evaluations are kept and one more is appended.
+    exported = (out / "metrics.jsonl").read_text().splitlines()
+    cli("train", "--resume", out, "--epochs", best["epoch"] + config.eval_interval, "--quiet")
+    resumed = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(resumed) == len(exported) + 1
+    assert resumed[-1]["epoch"] == best["epoch"] + config.eval_interval
+
+
+def cli(tool: str, *args) -> str:
+    proc = subprocess.run([sys.executable, "-m", f"collatz_ray.{tool}", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+# -- experiments caught mid-write, errored, or gone ----------------------------------------
+def test_a_half_written_result_line_is_skipped_and_the_trial_read_as_running(
+        smoke_experiment, tmp_path, capsys):
+    experiment = copy_experiment(smoke_experiment, tmp_path)
+    # As if the driver was killed mid-report: no state saved, last line cut in half.
+    for state in experiment.glob("experiment_state-*.json"):
+        state.unlink()
+    best_id = run_json(capsys, experiment)["best"]["trial_id"]
+    path = next(p for p in result_files(experiment) if best_id in p.parent.name)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+
+    status, out, err = run(capsys, experiment, "--format", "json")
+    assert status == 0
+    assert f"{path}: skipped half-written line {len(lines)}" in err
+    trial = next(t for t in json.loads(out)["trials"] if t["trial_id"] == best_id)
+    assert trial["epoch"] == json.loads(lines[-2])["epoch"]
+    assert trial["status"] == "RUNNING" and trial["ending"].startswith("running")
+
+
+def test_an_errored_trial_is_listed_with_its_error(smoke_experiment, tmp_path, capsys):
+    experiment = copy_experiment(smoke_experiment, tmp_path)
+    victim = result_files(experiment)[0].parent
+    trial_id = json.loads(victim.joinpath("result.json").read_text().splitlines()[0])["trial_id"]
+    victim.joinpath("result.json").write_text("")  # failed before its first report
+    victim.joinpath("error.txt").write_text(RAY_ERROR)
+    mark_errored(experiment, trial_id)
+
+    status, out, _ = run(capsys, experiment)
+    assert status == 0
+    errors = out[out.index("Trials with errors"):]
+    assert trial_id in errors and RAY_ERROR_LINE in errors
+    trial = next(t for t in run_json(capsys, experiment)["trials"] if t["trial_id"] == trial_id)
+    assert trial["status"] == "ERROR" and trial["error"] == RAY_ERROR_LINE
+    assert trial["ending"] == f"errored before its first report: {RAY_ERROR_LINE}"
+
+
+def mark_errored(experiment: Path, trial_id: str) -> None:
+    """Set the trial's status to ERROR in Tune's experiment state, as Tune would."""
+    state_file = next(experiment.glob("experiment_state-*.json"))
+    state = json.loads(state_file.read_text())
+    for entry in state["trial_data"]:
+        trial = json.loads(entry[0])
+        if trial["trial_id"] == trial_id:
+            trial["status"] = "ERROR"
+            entry[0] = json.dumps(trial)
+    state_file.write_text(json.dumps(state))
+
+
+def test_error_line_takes_the_last_failure_s_exception():
+    second = RAY_ERROR.replace("# 1", "# 2").replace("120.0", "60.0")
+    assert error_line(RAY_ERROR + second) == RAY_ERROR_LINE.replace("120.0", "60.0")
+    assert error_line("Failure # 1 (occurred at x)\nsomething odd\n") == "something odd"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: tmp / "nowhere", "no such directory"),
+    (lambda tmp: tmp, "not a Ray Tune experiment"),
+    (lambda tmp: "--format=xml", "invalid choice"),
+])
+def test_bad_input_is_one_line_and_status_2(tmp_path, make, message):
+    proc = subprocess.run([*RESULTS, str(make(tmp_path))], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+    assert proc.stderr.startswith("collatz_ray.results: error: ")
+
+
+def test_without_arguments_the_newest_experiment_under_results_is_read(
+        smoke_experiment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys)[0] == 2  # no ./results yet
+    copy_experiment(smoke_experiment, tmp_path / "results", "older")
+    copy_experiment(smoke_experiment, tmp_path / "results", "newer")
+    status, out, _ = run(capsys)
+    assert status == 0 and out.startswith("Experiment newer\n")
+
+
+# -- several experiments ----------------------------------------------------------------------
+def test_two_experiments_are_compared_side_by_side(smoke_experiment, tmp_path, capsys):
+    first = copy_experiment(smoke_experiment, tmp_path, "first")
+    second = copy_experiment(smoke_experiment, tmp_path, "second")
+    data = run_json(capsys, first, second)
+    assert [e["name"] for e in data["experiments"]] == ["first", "second"]
+    assert data["experiments"][0]["best"] == data["experiments"][1]["best"]  # same search
+    for experiment, other in ((first, "second"), (second, "first")):
+        summary = (experiment / "summary.md").read_text()
+        comparison = summary[summary.index("## Compared with the published log"):]
+        assert f"| {experiment.name} (this) |" in comparison and f"| {other} |" in comparison
+
+
+def test_reading_needs_no_ray():
+    proc = subprocess.run([sys.executable, "-c", "import sys, collatz_ray.results, "
+                           "collatz_ray.results.plots, collatz_ray.results.export; "
+                           "print('ray' in sys.modules)"], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr
+
