@@ -33,6 +33,7 @@ def pytest_configure(config):
 SHARED_FIXTURES = ("smoke_experiment", "faulty_search")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for name in SHARED_FIXTURES:
