@@ -11,7 +11,6 @@ only hook, so the trainer stays free of any tuner's API.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -32,7 +31,7 @@ from collatz_ray.trainer.evalset import ensure_default_evalset, file_sha256, loa
 from collatz_ray.trainer.evaluation import evaluate
 from collatz_ray.trainer.loss import lyapunov_loss, values_at_offsets
 from collatz_ray.trainer.model import LyapunovMLP, build_model
-from collatz_ray.trainer.text import format_log_header, format_log_line
+from collatz_ray.trainer.text import format_log_header, format_log_line, strict_json
 
 #: Rows whose features are computed in one call (see data.py: per-call overhead).
 CHUNK_ROWS = 65536
@@ -156,13 +155,13 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
 
         if done % config.eval_interval == 0 or done == config.epochs:
             metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
-            broken = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
-            if broken:
+            if metrics["traj_nonfinite"] or metrics["n_nonfinite"]:
                 # A finite loss can still come with weights whose V overflows: such a
                 # model is never checkpointed.
                 progress.clear()
-                raise _diverged(f"V is not finite at epoch {done} ({broken[0]} = "
-                                f"{metrics[broken[0]]})", config, last_good)
+                raise _diverged(f"V is nan or inf at epoch {done} ({metrics['traj_nonfinite']} held-out "
+                                f"trajectory values, {metrics['n_nonfinite']} evaluation margins)",
+                                config, last_good)
             seconds = time.monotonic() - interval_start
             metrics.update({
                 "epoch": done,
@@ -185,7 +184,7 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
                 "torch_rng": torch.get_rng_state(),
             }, model, epoch=done)
             with metrics_path.open("a") as f:
-                f.write(json.dumps(metrics) + "\n")
+                f.write(strict_json(metrics) + "\n")
             progress.clear()
             say(format_log_line(metrics))
             if on_evaluation is not None:
