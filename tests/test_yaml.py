@@ -10,15 +10,7 @@ import pytest
 
 from collatz_ray._yaml import MAX_BYTES, MAX_DEPTH, load_yaml
 from collatz_ray.errors import UsageError
-
-
-def billion_laughs() -> str:
-    """The classic: nine levels of nine aliases each, 10^9 strings in about 500 bytes."""
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for level in range(1, 9):
-        name, below = chr(ord("a") + level), chr(ord("a") + level - 1)
-        lines.append(f"{name}: &{name} [" + ",".join([f"*{below}"] * 9) + "]")
-    return "\n".join(lines) + "\n"
+from hostile import billion_laughs
 
 
 def refused(path: Path, *fragments: str) -> str:

@@ -15,7 +15,7 @@ from collatz_ray.errors import SHOWN_CHARS
 from collatz_ray.syracuse.arith import MAX_BITS
 from collatz_ray.syracuse.features import FeatureSpec
 from collatz_ray.trainer.model import LyapunovMLP
-from test_yaml import billion_laughs
+from hostile import billion_laughs
 
 HUGE = "7" * 5000  # past Python's 4300-digit limit for int()
 
