@@ -35,6 +35,10 @@ CASES: dict[str, tuple[str, list[str], list[str]]] = {
     "train-seed-huge": ("train", ["--seed", HUGE], ["seed", "an integer"]),
     "train-max-bits": ("train", ["--max-bits", str(MAX_BITS + 1)], ["max_bits", str(MAX_BITS)]),
     "train-epochs-1e400": ("train", ["--epochs", "1e400"], ["epochs"]),
+    "train-model-too-large": ("train", ["--lookahead", "2147483647", "--eval-csv", "{csv}", "--out", "{root}/big"],
+                              ["parameters", "at most"]),
+    "evaluate-model-too-large": ("evaluate", ["--checkpoint", "{root}/model.pth", "--layers", "1073741824,8"],
+                                 ["parameters", "at most"]),
     "train-layer-newline": ("train", ["--target-type", "a\nb\x0cc\u2028d"], ["target_type"]),
     "evaluate-test-seeds-huge": ("evaluate", ["--checkpoint", "{root}/model.pth", "--linear",
                                               "--test-seeds", HUGE], ["test_seeds"]),
@@ -74,9 +78,9 @@ def root(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_short_line(root, case):
+def test_bad_input_is_one_short_line(root, eval_csv, case):
     tool, args, fragments = CASES[case]
-    outcome = run_command(tool, *[a.format(root=root) for a in args])
+    outcome = run_command(tool, *[a.format(root=root, csv=eval_csv) for a in args])
     line = outcome.one_error_line(*fragments)
     assert line.startswith(f"collatz_ray.{tool}: error: ")
     assert "7" * (SHOWN_CHARS + 1) not in line and len(line) < 1200
