@@ -193,20 +193,21 @@ def coerce(key: str, value: Any, annotation: Any, *, source: str) -> Any:
             return value.lower() in ("true", "yes", "1")
         raise bad("true or false")
     if annotation is int:
+        number = value
         if isinstance(value, str):
-            value = _int_or_none(value) if _int_or_none(value) is not None else _float_or_none(value)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
+            number = _int_or_none(value)
+            number = _float_or_none(value) if number is None else number
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)
+        if not isinstance(number, int) or isinstance(number, bool):
             raise bad("an integer")
-        return value
+        return number
     if annotation is float:
-        if isinstance(value, str):
-            value = _float_or_none(value)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        number = _float_or_none(value) if isinstance(value, str) else value
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
             raise bad("a number")
         try:
-            return float(value)
+            return float(number)
         except OverflowError:  # an int beyond 1e308
             raise bad("a number") from None
     if annotation is str:
