@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error
-from collatz_ray.errors import UsageError
+from collatz_ray.errors import UsageError, shown
 from collatz_ray.trainer.checkpoints import load_checkpoint, resumable_checkpoint, run_lock
 from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
 from collatz_ray.trainer.loop import TrainingDiverged, train
@@ -50,7 +50,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     overrides = flag_overrides(args)
     if args.split_loss:
         if overrides.get("target_type", "split") != "split":
-            raise UsageError("--split-loss contradicts --target-type " + overrides["target_type"])
+            raise UsageError(f"--split-loss contradicts --target-type {shown(overrides['target_type'])}")
         overrides["target_type"] = "split"
     return TrainConfig.from_dict(overrides, source="command line", base=config)
 

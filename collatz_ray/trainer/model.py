@@ -59,12 +59,12 @@ def load_weights(model: LyapunovMLP, state: Mapping[str, torch.Tensor], *, sourc
     if missing or unexpected:
         raise UsageError(
             f"{source}: layer keys do not match the model from the flags "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); check --layers/--linear")
+            f"(missing {shown(missing[:3])}, unexpected {shown(unexpected[:3])}); check --layers/--linear")
     for key, tensor in expected.items():
         got = tuple(state[key].shape)
         if got != tuple(tensor.shape):
             raise UsageError(
-                f"{source}: {key} has shape {list(got)} but the flags give {list(tensor.shape)}; "
+                f"{source}: {key} has shape {shown(list(got))} but the flags give {list(tensor.shape)}; "
                 "check --layers, --lookahead, --linear, --k-only")
     model.load_state_dict(state)
 
