@@ -69,23 +69,22 @@ def holds_run(run_dir: Path) -> bool:
 
 
 def clear_run(run_dir: Path) -> None:
-    """Remove a run's files (for --overwrite), so a new run never mixes with an old one."""
-    for name in RUN_FILES:
-        path = Path(run_dir) / name
+    """Remove a run's files (for --overwrite), so a new run never mixes with an old one;
+    with them the temporary files of write_atomically that a crash left behind."""
+    for path in [*(Path(run_dir) / name for name in RUN_FILES), *Path(run_dir).glob(".*.tmp")]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
 
 
-def write_atomically(path: Path, data: bytes) -> str:
-    """Replace `path` by `data` in one step (a crash leaves the old file or the new one,
-    never half of either); returns the sha256 of `data`."""
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` by `data` in one step: a crash leaves the old file or the new one,
+    never half of either."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     _write_synced(tmp, data)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-    return hashlib.sha256(data).hexdigest()
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -157,17 +156,19 @@ def _checksums(checkpoint: Path) -> dict[str, str] | str | None:
     digests = data.get("sha256") if isinstance(data, dict) else None
     if not (isinstance(digests, dict) and digests and all(
             isinstance(k, str) and "/" not in k and isinstance(v, str) for k, v in digests.items())):
-        return f"{path}: not a list of sha256 digests (corrupted?)"
+        return f"{path}: not file names with their sha256 (corrupted?)"
     return digests
 
 
 def _read_verified(file: Path) -> bytes:
-    """The bytes of a checkpoint's file, checked against its checksum.json if it has one."""
+    """The bytes of a file, checked against checksum.json if it lies in a checkpoint
+    directory that has one. (A model.pth elsewhere is not ours to check, and a
+    checksum.json beside it may be anyone's.)"""
     try:
         data = file.read_bytes()
     except OSError as err:
         raise UsageError(f"{file}: cannot read ({err.strerror or err})") from None
-    expected = _checksums(file.parent)
+    expected = _checksums(file.parent) if (file.parent / "state.pt").is_file() else None
     problem = expected if isinstance(expected, str) else None
     if isinstance(expected, dict):
         if file.name not in expected:

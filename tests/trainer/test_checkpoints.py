@@ -143,6 +143,13 @@ def test_a_resume_from_the_previous_checkpoint_repeats_the_run_exactly(finished,
     assert resumable_checkpoint(run_dir) == (run_dir / "checkpoints" / "epoch_00000030", [])
 
 
+def test_a_model_pth_outside_a_checkpoint_is_not_checked_against_someone_elses_checksum_json(finished, tmp_path):
+    shutil.copy(finished[1] / "model.pth", tmp_path / "model.pth")
+    (tmp_path / CHECKSUM_FILE).write_text('{"md5": "a download tool wrote this"}')
+    weights, saved = read_weights(tmp_path / "model.pth")
+    assert saved is None and "drift_param" in weights
+
+
 @pytest.mark.parametrize("state_pt", sorted(glob.glob(str(OLD_LAYOUT / "**" / "state.pt"), recursive=True)))
 def test_checkpoints_from_before_checksums_still_load(state_pt):
     checkpoint = Path(state_pt).parent
