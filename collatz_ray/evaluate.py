@@ -8,7 +8,6 @@ experiment's `model.pth` files (the shape comes from --lookahead, --layers, --li
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -37,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from collatz_ray.trainer.evaluation import evaluate
     from collatz_ray.trainer.loop import resolve_device
     from collatz_ray.trainer.model import build_model, load_weights
-    from collatz_ray.trainer.text import format_report
+    from collatz_ray.trainer.text import format_report, strict_json
 
     weights, saved = read_weights(args.checkpoint)
     base = TrainConfig.from_dict(saved, source=str(args.checkpoint)) if saved else TrainConfig()
@@ -50,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
     if args.json:
-        print(json.dumps(metrics))
+        print(strict_json(metrics))
     else:
         print(format_report(metrics, config.test_seeds))
     return 0

@@ -15,7 +15,6 @@ and turns what a trial sampled into a TrainConfig with `SearchSpace.trial_config
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import difflib
 import types
@@ -24,11 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
-from collatz_ray.trainer.config import TrainConfig, coerce
-from collatz_ray.errors import UsageError
-
+from collatz_ray._yaml import load_yaml
+from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
+from collatz_ray.trainer.config import MAX_INT, TrainConfig, coerce
 
 
 def _shipped_spaces_dir() -> Path:
@@ -72,6 +69,9 @@ def _base_type(name: str) -> type:
 
 
 def _fail(path: Path, where: str, what: str) -> UsageError:
+    # `where` is a key path such as parameters.<name>, and a name is whatever the file held.
+    if len(where) > 2 * SHOWN_CHARS:
+        where = where[:2 * SHOWN_CHARS - 3] + "..."
     return UsageError(f"{path}: {where}: {what}")
 
 
@@ -113,7 +113,9 @@ class Budget:
         for key in BUDGET_KEYS:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UsageError(f"budget.{key}: expected an integer >= 1, got {value!r}")
+                raise UsageError(f"budget.{key}: expected an integer >= 1, got {shown(value)}")
+            if value > MAX_INT:
+                raise UsageError(f"budget.{key}: expected at most {MAX_INT}, got {shown(value)}")
         if self.eval_interval > self.epochs:
             raise UsageError(f"budget.eval_interval: expected at most epochs ({self.epochs}), "
                              f"got {self.eval_interval}")
@@ -307,15 +309,15 @@ class SearchSpace:
                 if key in self.fixed:
                     if self.fixed[key] not in accepted:
                         raise _fail(self.path, clause, f"can never hold: fixed.{key} is "
-                                    f"{_plain(self.fixed[key])!r}, not one of {[_plain(a) for a in accepted]}")
+                                    f"{shown(_plain(self.fixed[key]))}, not one of {shown([_plain(a) for a in accepted])}")
                 elif key in searched:
                     if not any(searched[key].can_take(a) for a in accepted):
                         raise _fail(self.path, clause, f"can never hold: parameters.{key} never takes "
-                                    f"{[_plain(a) for a in accepted]}")
+                                    f"{shown([_plain(a) for a in accepted])}")
                 else:
                     close = difflib.get_close_matches(key, [*self.fixed, *searched], n=1)
                     hint = f"did you mean {close[0]!r}?" if close else "add it under fixed or parameters"
-                    raise _fail(self.path, clause, f"{key!r} is neither a parameter nor a fixed key "
+                    raise _fail(self.path, clause, f"{shown(key)} is neither a parameter nor a fixed key "
                                 f"of this space; {hint}")
 
     def _dependency_order(self) -> tuple[Parameter, ...]:
@@ -393,16 +395,7 @@ def load_space(name_or_path: str | Path, *, spaces_dir: str | Path | None = None
     `spaces_dir`) or a path ending in .yaml/.yml. Any problem raises UsageError with one
     line naming the file, the key path and what was expected."""
     path = _locate(name_or_path, spaces_dir)
-    try:
-        data = yaml.load(path.read_text(), Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        raise _fail(path, where, f"not valid YAML: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise _fail(path, "YAML", f"not valid YAML: {' '.join(str(err).split())}") from None
-    except OSError as err:
-        raise UsageError(f"{path}: cannot read ({err.strerror})") from None
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}, "
                          f"got {type(data).__name__}")
@@ -420,25 +413,8 @@ def _locate(name_or_path: str | Path, spaces_dir: str | Path | None) -> Path:
     path = directory / f"{text}.yaml"
     if not path.is_file():
         names = available_spaces(spaces_dir=directory)
-        raise UsageError(f"{path}: unknown search space {text!r}; available: {', '.join(names) or 'none'}")
+        raise UsageError(f"{path}: unknown search space {shown(text)}; available: {', '.join(names) or 'none'}")
     return path
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping, where PyYAML would keep
-    the last silently: a second `lr:` in a sweep file must not quietly replace the first."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, collections.abc.Hashable):
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark,
-                        f"found duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def _parse(data: Mapping[Any, Any], path: Path) -> SearchSpace:
@@ -447,14 +423,14 @@ def _parse(data: Mapping[Any, Any], path: Path) -> SearchSpace:
             raise _fail(path, str(key), f"unknown top-level key{_did_you_mean(key, TOP_LEVEL_KEYS)}")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise _fail(path, "description", f"expected a string, got {description!r}")
+        raise _fail(path, "description", f"expected a string, got {shown(description)}")
     fixed = data.get("fixed") or {}
     if not isinstance(fixed, dict):
-        raise _fail(path, "fixed", f"expected a mapping of trainer settings to values, got {fixed!r}")
+        raise _fail(path, "fixed", f"expected a mapping of trainer settings to values, got {shown(fixed)}")
     parameters = data.get("parameters")
     if not isinstance(parameters, dict) or not parameters:
         raise _fail(path, "parameters", "expected a non-empty mapping of trainer settings to "
-                    f"distributions, got {parameters!r}")
+                    f"distributions, got {shown(parameters)}")
     return SearchSpace(name=path.stem, path=path, description=description.strip(),
                        budget=_parse_budget(data.get("budget"), path),
                        fixed={key: _parse_fixed(key, value, path) for key, value in fixed.items()},
@@ -469,7 +445,7 @@ def _parse_fixed(key: Any, value: Any, path: Path) -> Any:
 
 def _parse_budget(data: Any, path: Path) -> Budget:
     if not isinstance(data, dict):
-        raise _fail(path, "budget", f"expected a mapping with {', '.join(BUDGET_KEYS)}, got {data!r}")
+        raise _fail(path, "budget", f"expected a mapping with {', '.join(BUDGET_KEYS)}, got {shown(data)}")
     for key in data:
         if key not in BUDGET_KEYS:
             raise _fail(path, f"budget.{key}", f"unknown budget key{_did_you_mean(key, BUDGET_KEYS)}")
@@ -488,7 +464,7 @@ def _check_setting(name: Any, where: str, path: Path) -> None:
     if name in BUDGET_OWNED:
         raise _fail(path, where, f"set by budget.{name}, not here")
     if name not in _HINTS:
-        raise _fail(path, where, f"unknown trainer setting {str(name)!r}{_did_you_mean(name, _HINTS)}")
+        raise _fail(path, where, f"unknown trainer setting {shown(str(name))}{_did_you_mean(name, _HINTS)}")
 
 
 def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
@@ -496,7 +472,7 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
     _check_setting(name, where, path)
     if not isinstance(spec, dict):
         raise _fail(path, where, "expected a mapping: {values: [...]}, {value: ...} or "
-                    f"{{distribution: ..., min: ..., max: ...}}, got {spec!r}")
+                    f"{{distribution: ..., min: ..., max: ...}}, got {shown(spec)}")
     for key in spec:
         if key not in PARAMETER_KEYS:
             raise _fail(path, f"{where}.{key}", f"unknown key{_did_you_mean(key, PARAMETER_KEYS)}")
@@ -506,7 +482,7 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
              if any(k in spec for k in keys)]
     if len(forms) != 1:
         raise _fail(path, where, "expected exactly one of values (categorical), value (constant) "
-                    f"or min/max (a range), got keys {', '.join(map(str, spec))}")
+                    f"or min/max (a range), got keys {shown(', '.join(map(str, spec)))}")
 
     def value_of(key: str, raw: Any) -> Any:
         return coerce(f"{where}.{key}", raw, _HINTS[name], source=str(path))
@@ -516,12 +492,12 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
     if forms == ["values"]:
         raw = spec["values"]
         if not isinstance(raw, list) or not raw:
-            raise _fail(path, f"{where}.values", f"expected a non-empty list of choices, got {raw!r}")
+            raise _fail(path, f"{where}.values", f"expected a non-empty list of choices, got {shown(raw)}")
         choices = [value_of(f"values[{i}]", v) for i, v in enumerate(raw)]
         for i, choice in enumerate(choices):
             if choice in choices[:i]:
                 raise _fail(path, f"{where}.values[{i}]",
-                            f"duplicate of values[{choices.index(choice)}] ({_plain(choice)!r})")
+                            f"duplicate of values[{choices.index(choice)}] ({shown(_plain(choice))})")
         return Parameter(name, "categorical", choices=tuple(choices), when=when)
     return _parse_range(name, spec, where, when, path)
 
@@ -535,7 +511,7 @@ def _parse_range(name: str, spec: Mapping[str, Any], where: str,
     default = "int_uniform" if kind is int else "uniform"
     distribution = spec.get("distribution", default)
     if distribution not in DISTRIBUTIONS:
-        raise _fail(path, f"{where}.distribution", f"unknown distribution {distribution!r}"
+        raise _fail(path, f"{where}.distribution", f"unknown distribution {shown(distribution)}"
                     f"{_did_you_mean(distribution, DISTRIBUTIONS)}")
     if distribution == "uniform" and kind is int:
         raise _fail(path, f"{where}.distribution", f"{name} takes integers: use int_uniform or log_uniform")
@@ -547,9 +523,9 @@ def _parse_range(name: str, spec: Mapping[str, Any], where: str,
     low = coerce(f"{where}.min", spec["min"], kind, source=str(path))
     high = coerce(f"{where}.max", spec["max"], kind, source=str(path))
     if low > high:
-        raise _fail(path, f"{where}.min", f"expected min <= max ({high}), got {low}")
+        raise _fail(path, f"{where}.min", f"expected min <= max ({shown(high)}), got {shown(low)}")
     if distribution == "log_uniform" and low <= 0:
-        raise _fail(path, f"{where}.min", f"log_uniform needs min > 0, got {low}")
+        raise _fail(path, f"{where}.min", f"log_uniform needs min > 0, got {shown(low)}")
     step = None
     if "step" in spec:
         if distribution != "int_uniform":
@@ -557,7 +533,7 @@ def _parse_range(name: str, spec: Mapping[str, Any], where: str,
         step = coerce(f"{where}.step", spec["step"], int, source=str(path))
         if step < 1 or (high - low) % step:
             raise _fail(path, f"{where}.step", f"expected an integer >= 1 that divides max - min "
-                        f"({high - low}), got {step}")
+                        f"({shown(high - low)}), got {shown(step)}")
     return Parameter(name, distribution, low=low, high=high, step=step, when=when)
 
 
@@ -566,7 +542,7 @@ def _parse_when(spec: Any, where: str, path: Path) -> tuple[tuple[str, tuple], .
         return ()
     if not isinstance(spec, dict) or not spec:
         raise _fail(path, where, f"expected a mapping of settings to values, e.g. "
-                    f"{{mine_negatives: true}}, got {spec!r}")
+                    f"{{mine_negatives: true}}, got {shown(spec)}")
     clauses = []
     for key, accepted in spec.items():
         clause = f"{where}.{key}"

@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from collatz_ray.syracuse.arith import MAX_BITS
+
 LIMB_BITS = 32
 LIMB_MASK = (1 << LIMB_BITS) - 1
 #: Bits of c resolved per table lookup: 2 * 3^16 < 2^27 keeps limb products below 2^59,
@@ -186,8 +188,8 @@ def k_sequences(limbs: torch.Tensor, length: int) -> torch.Tensor:
     """
     n = limbs.shape[0]
     bits = int(bit_lengths(limbs).max()) if n else 1
-    if bits >= 2**15 - 64:
-        raise ValueError("k_sequences supports integers below 2^32000")
+    if bits > MAX_BITS:
+        raise ValueError(f"k_sequences supports integers below 2^{MAX_BITS}")
     if limbs.device.type != "cpu":
         return k_sequences_vectorised(limbs, length, bits=bits)
     from collatz_ray.syracuse._compiled_walk import k_sequences as compiled_walk

@@ -89,10 +89,13 @@ class BatchSampler:
 
     # -- state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"mined": list(self.mined)}
+        # Hex strings: pickle writes an integer past 2040 bits in a form that
+        # torch.load(weights_only=True) refuses (and str() stops at 4300 digits).
+        return {"mined": [format(v, "x") for v in self.mined]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mined = [int(v) for v in state["mined"]]
+        # Checkpoints from before the hex form hold the integers themselves.
+        self.mined = [int(v, 16) if isinstance(v, str) else int(v) for v in state["mined"]]
 
     def add_mined(self, values: Sequence[int]) -> None:
         self.mined = (self.mined + [int(v) for v in values])[-MINED_KEEP:]
