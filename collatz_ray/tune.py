@@ -21,7 +21,7 @@ from collatz_ray.search.objective import ranked
 from collatz_ray.search.resources import TRIAL_ACTOR_CPU, fitting_concurrency
 from collatz_ray.search.settings import SearchSettings, experiment_space, load_settings_json
 from collatz_ray.search.spaces import load_space
-from collatz_ray.search.storage import StorageFailed, check_storage
+from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
 from collatz_ray.trainer.text import format_report
 
 
@@ -79,6 +79,13 @@ def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path:
     return 0
 
 
+def _exists(storage: str, name: str) -> bool:
+    if "://" in storage:
+        return False  # Ray's restore check is the only probe of remote storage
+    path = Path(storage) / name
+    return path.is_dir() and any(path.iterdir())
+
+
 def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
     """The space to search: --space for a new search; on --resume the experiment's own,
     which --space may name again but not change."""
@@ -106,7 +113,19 @@ def _own_or_none(saved: dict[str, Any], experiment_dir: Path):
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
+    # Experiments, checkpoints and the files of the Ray processes started here are the
+    # user's alone.
+    umask = os.umask(0o077)
+    try:
+        return _search(args)
+    finally:
+        os.umask(umask)
+
+
+def _search(args) -> int:
+    storage = resolve_storage(args.storage)
+    if args.name is not None:
+        check_name(args.name)
     saved = None
     if args.resume:
         if not args.name:
@@ -114,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         saved = load_settings_json(storage, args.name)
         if saved is None and not args.space:
             raise UsageError(f"--resume --name {args.name}: no experiment of that name under {storage}")
+    elif args.name and _exists(storage, args.name):
+        raise UsageError(f"--name {args.name}: an experiment of that name exists under {storage}; "
+                         f"finish it with --resume --name {args.name}, or choose another --name")
     space = _space(args, saved, Path(storage) / (args.name or ""))
     budget = (saved or {}).get("budget", {})
     space = space.with_budget(epochs=args.epochs or budget.get("epochs"),
@@ -128,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Everything the user typed is checked; now start or join Ray.
     from collatz_ray.search.ray import cluster, tuner
+    from collatz_ray.search.ray.interrupt import stop_cleanly_on_signals
 
     resources = cluster.connect(args.address)
     try:
@@ -155,13 +178,22 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}); "
               f"{settings.max_concurrent} at once, {cpus:g} CPU + {gpus:g} GPU each; "
               f"experiment {settings.path}", flush=True)
-        try:
-            grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
-        except StorageFailed as err:
-            # Not a usage error (exit 2): the search ran and its storage gave out. One
-            # line, last on stderr after Ray's own log lines.
-            print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
-            return 1
+        with stop_cleanly_on_signals() as interruption:
+            try:
+                grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
+            except StorageFailed as err:
+                # Not a usage error (exit 2): the search ran and its storage gave out. One
+                # line, last on stderr after Ray's own log lines.
+                print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
+                return 1
+            except KeyboardInterrupt:
+                if interruption.signum is None:
+                    raise
+        if interruption.signum is not None:
+            print(f"collatz_ray.tune: interrupted by {interruption.name}; everything so far is kept in "
+                  f"{settings.path}. Resume with: python -m collatz_ray.tune --resume --name {name} "
+                  f"--storage {storage}", file=sys.stderr, flush=True)
+            return interruption.exit_status
         return print_report(tuner.trial_summaries(grid), max_epochs=b.epochs,
                             path=settings.path,
                             test_seeds=space.trial_config({}).test_seeds)

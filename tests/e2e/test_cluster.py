@@ -1,6 +1,6 @@
 """A real two-node Ray cluster on this machine: a head with the `tune_driver` resource
 and a worker node with its own CPUs and a custom resource, as cluster/*.yaml lay out.
-A smoke search joins it through --address; its trials must run on both nodes."""
+A smoke search joins it through --address; its Train workers must run on the worker node."""
 
 from __future__ import annotations
 
@@ -8,19 +8,7 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from collatz_ray.errors import UsageError
-from collatz_ray.search.storage import check_storage
 from raycluster import ENV, start_head
-
-
-def test_local_storage_is_refused_on_a_multi_node_cluster(tmp_path):
-    with pytest.raises(UsageError, match="2-node cluster"):
-        check_storage(str(tmp_path), creating=False, nodes=2)
-    check_storage(str(tmp_path), creating=False, nodes=2, declared_shared=True)
-    check_storage("s3://bucket/prefix", creating=False, nodes=2)
-    check_storage(str(tmp_path), creating=False, nodes=1)
 
 
 def test_trials_train_on_another_node_than_the_head(tmp_path, eval_csv):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import sys
+from pathlib import Path
 
 import ray
 
@@ -32,6 +34,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
     if address is None:
         _match_driver_auth_mode()
+        _private_token_file()
         port = _free_local_port()
         with _single_machine_mode():
             # address="local": a new instance even when `ray start` left a cluster on
@@ -88,6 +91,24 @@ def _match_driver_auth_mode() -> None:
     print("collatz_ray: warning: Ray was configured before collatz_ray.search.ray was "
           "imported, so this local Ray runs without token authentication; set "
           "RAY_AUTH_MODE=token in the environment to keep it", file=sys.stderr)
+
+
+def _private_token_file() -> None:
+    """The token an embedded Ray runs with, readable by this user alone. Ray writes a
+    missing ~/.ray/auth_token with the process umask (often 0644); make it here first,
+    0600, and tighten one that others can read."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token" or os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))  # Ray's own format: 256 random bits in hex
 
 
 def _free_local_port() -> int:

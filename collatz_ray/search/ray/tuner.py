@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
 from collatz_ray.search.ray.trial import trainable
@@ -72,7 +74,7 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
     path = settings.path
     try:
         if resume:
-            tuner = tune.Tuner.restore(path, trainable=trainable(settings), resume_errored=True)
+            tuner = _restore(settings)
         else:
             save_settings(settings)
             tuner = build_tuner(settings, num_samples=num_samples)
@@ -88,6 +90,17 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
             raise
         raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
                                                  problem)) from None
+
+
+def _restore(settings: SearchSettings) -> tune.Tuner:
+    """Tune's restore, with damaged state (a truncated tuner.pkl or searcher state) said
+    in one line instead of an unpickling traceback."""
+    try:
+        return tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=True)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError) as err:
+        raise UsageError(f"{settings.path}: Tune's saved state cannot be read ({type(err).__name__}: "
+                         f"{str(err)[:120]}); the trials' files are untouched") from None
 
 
 def can_restore(settings: SearchSettings) -> bool:
