@@ -19,7 +19,7 @@ from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_fl
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
 from collatz_ray.search.resources import TRIAL_ACTOR_CPU, fitting_concurrency
-from collatz_ray.search.settings import SearchSettings, experiment_space, load_settings_json
+from collatz_ray.search.settings import SearchSettings, experiment_space, join, load_settings_json
 from collatz_ray.search.spaces import load_space
 from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
 from collatz_ray.trainer.text import format_report
@@ -149,57 +149,69 @@ def _search(args) -> int:
         load_evalset(eval_csv)  # refuse a bad file before any trial starts
 
     # Everything the user typed is checked; now start or join Ray.
-    from collatz_ray.search.ray import cluster, tuner
+    from collatz_ray.search.ray import cluster
     from collatz_ray.search.ray.interrupt import stop_cleanly_on_signals
 
     resources = cluster.connect(args.address)
-    try:
-        if args.address is not None:
-            check_storage(storage, creating=False, nodes=cluster.alive_node_count(),
-                          declared_shared=args.shared_storage)
-        gpus = args.gpus_per_trial
-        if gpus is None:
-            gpus = (saved or {}).get("gpus_per_trial", 1.0 if resources.get("GPU", 0) > 0 else 0.0)
-        if gpus > 0 and resources.get("GPU", 0) <= 0:
-            raise UsageError(f"--gpus-per-trial {gpus:g}: the cluster has no GPUs")
-        cpus = args.cpus_per_trial
-        fits = fitting_concurrency(resources, cpus_per_trial=cpus, gpus_per_trial=gpus)
-        if cpus > resources.get("CPU", 0) + 1e-9:
-            raise UsageError(f"--cpus-per-trial {cpus:g}: the cluster has only {resources.get('CPU', 0):g} CPUs")
-        settings = SearchSettings(
-            space=space, storage=storage, experiment=name, cpus_per_trial=cpus,
-            gpus_per_trial=gpus, seed=(saved or {}).get("seed", args.seed),
-            max_concurrent=args.max_concurrent or fits, eval_csv=eval_csv,
-            start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)))
-        if args.resume and not tuner.can_restore(settings):
-            raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
-        b = space.budget
-        print(f"Search '{space.name}': {b.num_samples} trials x {b.epochs} epochs "
-              f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}); "
-              f"{settings.max_concurrent} at once, {cpus:g} CPU + {gpus:g} GPU each; "
-              f"experiment {settings.path}", flush=True)
-        with stop_cleanly_on_signals() as interruption:
-            try:
-                grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
-            except StorageFailed as err:
-                # Not a usage error (exit 2): the search ran and its storage gave out. One
-                # line, last on stderr after Ray's own log lines.
-                print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
-                return 1
-            except KeyboardInterrupt:
-                if interruption.signum is None:
-                    raise
-        if interruption.signum is not None:
-            print(f"collatz_ray.tune: interrupted by {interruption.name}; everything so far is kept in "
-                  f"{settings.path}. Resume with: python -m collatz_ray.tune --resume --name {name} "
-                  f"--storage {storage}", file=sys.stderr, flush=True)
-            return interruption.exit_status
-        return print_report(tuner.trial_summaries(grid), max_epochs=b.epochs,
-                            path=settings.path,
-                            test_seeds=space.trial_config({}).test_seeds)
-    finally:
-        cluster.shutdown()
+    with stop_cleanly_on_signals() as interruption:
+        try:
+            status = _run(args, space=space, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
+                          resources=resources)
+        except KeyboardInterrupt:
+            if interruption.signum is None:
+                raise
+        finally:
+            interruption.ending = True  # a signal now is noted, not acted on
+            cluster.shutdown()
+    if interruption.signum is not None:
+        print(f"collatz_ray.tune: interrupted by {interruption.name}; everything so far is kept in "
+              f"{join(storage, name)}. Resume with: python -m collatz_ray.tune --resume --name {name} "
+              f"--storage {storage}", file=sys.stderr, flush=True)
+        return interruption.exit_status
+    return status
 
+
+def _run(args, *, space, saved, storage: str, name: str, eval_csv: str | None,
+         resources: dict[str, float]) -> int:
+    """On the cluster: size the trials, then run or resume the search and report."""
+    from collatz_ray.search.ray import cluster, tuner
+    from collatz_ray.search.ray.status import legend
+
+    if args.address is not None:
+        check_storage(storage, creating=False, nodes=cluster.alive_node_count(),
+                      declared_shared=args.shared_storage)
+    gpus = args.gpus_per_trial
+    if gpus is None:
+        gpus = (saved or {}).get("gpus_per_trial", 1.0 if resources.get("GPU", 0) > 0 else 0.0)
+    if gpus > 0 and resources.get("GPU", 0) <= 0:
+        raise UsageError(f"--gpus-per-trial {gpus:g}: the cluster has no GPUs")
+    cpus = args.cpus_per_trial
+    fits = fitting_concurrency(resources, cpus_per_trial=cpus, gpus_per_trial=gpus)
+    if cpus > resources.get("CPU", 0) + 1e-9:
+        raise UsageError(f"--cpus-per-trial {cpus:g}: the cluster has only {resources.get('CPU', 0):g} CPUs")
+    settings = SearchSettings(
+        space=space, storage=storage, experiment=name, cpus_per_trial=cpus,
+        gpus_per_trial=gpus, seed=(saved or {}).get("seed", args.seed),
+        max_concurrent=args.max_concurrent or fits, eval_csv=eval_csv,
+        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)))
+    if args.resume and not tuner.can_restore(settings):
+        raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
+    b = space.budget
+    print(f"Search '{space.name}': {b.num_samples} trials x {b.epochs} epochs "
+          f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}); "
+          f"{settings.max_concurrent} at once, {cpus:g} CPU + {gpus:g} GPU each")
+    print(f"Experiment: {settings.path}")
+    print(f"Dashboard: {cluster.dashboard_url() or 'none (ray[default] not installed?)'}")
+    print(legend([p.name for p in space.parameters]), flush=True)
+    try:
+        grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
+    except StorageFailed as err:
+        # Not a usage error (exit 2): the search ran and its storage gave out. One line,
+        # last on stderr after Ray's own log lines.
+        print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
+        return 1
+    return print_report(tuner.trial_summaries(grid), max_epochs=b.epochs, path=settings.path,
+                        test_seeds=space.trial_config({}).test_seeds)
 
 if __name__ == "__main__":
     sys.exit(main())

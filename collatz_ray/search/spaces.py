@@ -124,6 +124,22 @@ class Budget:
             raise UsageError(f"budget.reduction_factor: expected an integer >= 2, "
                              f"got {self.reduction_factor}")
 
+    def rungs(self) -> list[int]:
+        return asha_rungs(epochs=self.epochs, grace_epochs=self.grace_epochs,
+                          reduction_factor=self.reduction_factor)
+
+
+def asha_rungs(*, epochs: int | None, grace_epochs: int | None, reduction_factor: int | None) -> list[int]:
+    """ASHA's milestones, grace * factor^k below the full budget: the epochs at which a
+    trial can be stopped."""
+    if not (epochs and grace_epochs and reduction_factor and reduction_factor > 1):
+        return []
+    out, rung = [], grace_epochs
+    while rung < epochs:
+        out.append(rung)
+        rung *= reduction_factor
+    return out
+
 
 @dataclass(frozen=True)
 class Parameter:

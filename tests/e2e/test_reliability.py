@@ -264,8 +264,11 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
         nonlocal kills
         if graceful:
             os.kill(search.proc.pid, signal.SIGTERM)
-            assert search.wait(timeout=300) == 143, search.stderr()[-3000:]
-            assert "Resume with: python -m collatz_ray.tune --resume --name dk" in search.stderr()
+            status = search.wait(timeout=300)
+            # 0: the search had just finished when the signal came.
+            assert status in (143, 0), (status, search.stderr()[-3000:])
+            if status == 143:
+                assert "Resume with: python -m collatz_ray.tune --resume --name dk" in search.stderr()
             assert "Tuner.restore" not in search.stdout() + search.stderr()
         else:
             search.sigkill_driver()

@@ -26,6 +26,8 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 @dataclass
 class Interruption:
     signum: int | None = None
+    #: Set once the search is shutting down: a signal then is noted, not acted on.
+    ending: bool = False
 
     @property
     def exit_status(self) -> int:
@@ -45,7 +47,8 @@ class _DropRayResumeHint(logging.Filter):
 
 @contextlib.contextmanager
 def stop_cleanly_on_signals() -> Iterator[Interruption]:
-    """Within: SIGINT/SIGTERM stop the Tune loop cleanly (once) and are recorded."""
+    """Within: SIGINT/SIGTERM stop the Tune loop cleanly (once) and are recorded. Enter
+    after ray.init, which installs a SIGTERM handler of its own."""
     interruption = Interruption()
     saved_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SIGINT stays ours during fit()
@@ -53,8 +56,10 @@ def stop_cleanly_on_signals() -> Iterator[Interruption]:
     def on_signal(signum, frame) -> None:
         first = interruption.signum is None
         interruption.signum = interruption.signum or signum
+        if interruption.ending:
+            return
         if not first or signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
-            raise KeyboardInterrupt  # a second signal, or Tune's loop is not running yet
+            raise KeyboardInterrupt  # a second signal, or Tune's loop is not running
         os.kill(os.getpid(), signal.SIGUSR1)
 
     saved = {sig: signal.signal(sig, on_signal) for sig in EXIT_STATUS}

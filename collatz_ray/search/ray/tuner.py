@@ -13,15 +13,11 @@ from ray.tune.search.optuna import OptunaSearch
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
+from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.trial import trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
 from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
-
-#: The live status table's metric columns.
-STATUS_COLUMNS = {"epoch": "epoch", "traj_total_violations": "violations", "pass_rate": "pass%",
-                  "growth_weighted_pass_rate": "grwtd%", "loss": "loss", METRIC: METRIC}
-
 
 def make_searcher(space: SearchSpace, *, seed: int) -> OptunaSearch:
     """TPE over the space's define-by-run function, seeded: the same seed suggests the
@@ -56,14 +52,13 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
                                   stop=(None if "://" in settings.storage
                                         else StorageGuard(settings.path)),
                                   callbacks=[KeepTrialHistory(), ReasonFirst()],
-                                  progress_reporter=tune.CLIReporter(
-                                      metric_columns=STATUS_COLUMNS,
-                                      # Conditional parameters are missing from some
-                                      # trials' configs, which the reporter cannot show.
-                                      parameter_columns=[p.name for p in space.parameters
-                                                         if not p.when],
-                                      max_report_frequency=30, sort_by_metric=True,
-                                      max_column_length=14),
+                                  progress_reporter=SearchStatus(
+                                      parameters=[p.name for p in space.parameters],
+                                      header=f"search {settings.experiment}", rungs=budget.rungs(),
+                                      per_trial=(f"{settings.max_concurrent} at once, each "
+                                                 f"{settings.cpus_per_trial:g} CPU + "
+                                                 f"{settings.gpus_per_trial:g} GPU, its Train "
+                                                 "worker included")),
                                   verbose=verbose),
     )
 
