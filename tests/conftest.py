@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from clitools import installed_env
+
 REPO = Path(__file__).resolve().parents[1]
 _CACHE_ENV = "COLLATZ_RAY_CACHE"
 _session_cache: str | None = None
@@ -105,7 +107,7 @@ def smoke_experiment(tmp_path_factory, eval_csv, installed_python) -> Path:
                            "--storage", str(storage), "--name", "smoke",
                            "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2"],
                           capture_output=True, text=True, timeout=900, cwd=elsewhere,
-                          env={**os.environ, "RAY_ADDRESS": "local"})
+                          env=installed_env(RAY_ADDRESS="local"))
     assert proc.returncode == 0, f"smoke search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     (storage / "tune.out").write_text(proc.stdout)  # what the user saw, for tests of it
     return storage / "smoke"

@@ -23,7 +23,9 @@ TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 
 
 def _user_env(home) -> dict[str, str]:
-    """A user's shell: a home with no Ray token yet, and no RAY_AUTH_MODE exported."""
+    """A user's shell: a home with no Ray token yet, and no RAY_AUTH_MODE exported.
+    (`--address auto` then reads RAY_ADDRESS, which the searches below set: other tests'
+    Rays on this machine would make "the latest cluster" ambiguous.)"""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
     env["HOME"] = str(home)
     return env
@@ -36,7 +38,8 @@ def test_a_cluster_without_token_auth_is_refused_in_one_line(tmp_path, eval_csv)
         cluster.start_head(num_cpus=1)                               # ray start --head
         proc = subprocess.run([*TUNE, "--space", "smoke", "--address", "auto", "--storage",
                                str(tmp_path / "r"), "--eval-csv", str(eval_csv)],
-                              capture_output=True, text=True, timeout=300, env=env)
+                              capture_output=True, text=True, timeout=300,
+                              env={**env, "RAY_ADDRESS": cluster.address})
     finally:
         cluster.stop()
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -55,7 +58,7 @@ def test_the_documented_local_cluster_runs_trials_on_the_second_node(tmp_path, e
     try:
         cluster.start_head(num_cpus=1, resources={"tune_driver": 1})   # RAY_AUTH_MODE=token ray start --head
         cluster.add_node(num_cpus=2, resources={"spot_worker": 1})      # ... ray start --address HEAD
-        search_env = _user_env(tmp_path / "home")                        # the search's own shell
+        search_env = {**_user_env(tmp_path / "home"), "RAY_ADDRESS": cluster.address}
         common = ["--space", "smoke", "--address", "auto", "--storage", str(tmp_path),
                   "--eval-csv", str(eval_csv), "--num-samples", "2", "--cpus-per-trial", "1.05"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,9 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
         train_worker,
         train_loop_config={"train": config.to_dict(),
                            "threads": max(1, round(settings.cpus_per_trial)),
-                           "recorded_through": recorded_through(context.get_storage())},
+                           "recorded_through": recorded_through(context.get_storage()),
+                           # Tells a first worker of this start from one Train restarted.
+                           "trial_start": uuid.uuid4().hex},
         scaling_config=ray_train.ScalingConfig(
             num_workers=1, use_gpu=gpus > 0,
             resources_per_worker=worker_resources(cpus_per_trial=settings.cpus_per_trial,

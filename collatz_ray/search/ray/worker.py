@@ -1,13 +1,15 @@
 """What runs in the Ray Train worker: the plain trainer, with a hook that reports each
 evaluation and its checkpoint to Ray Train.
 
-Every checkpoint carries the trial's reports up to it (REPORTS_FILE). A trial restarted
-after its driver died resumes from its newest Train checkpoint, but the experiment's
-record of its reports (result.json in storage) is synced less often than checkpoints
-are registered, so it can end before the checkpoint does. The restarted worker replays
-the reports between the two, so every evaluation appears exactly once and in order, and
-ASHA judges the trial at every rung it passed; evaluations that the record already holds
-are not reported again when training redoes them.
+Every checkpoint carries the trial's reports up to it (REPORTS_FILE), and which start
+of the Tune trial made them. A trial restarted after its driver died resumes from its
+newest Train checkpoint, but the experiment's record of its reports (result.json in
+storage) is synced less often than checkpoints are registered, so it can end before the
+checkpoint does. The first worker of the restarted trial replays the reports between
+the two, so every evaluation appears exactly once and in order, and ASHA judges the
+trial at every rung it passed; evaluations that the record already holds are not
+reported again when training redoes them. A worker that Ray Train restarts within the
+same trial start (a crashed worker) replays nothing: this start reported all of those.
 """
 
 from __future__ import annotations
@@ -40,21 +42,24 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     config = TrainConfig.from_dict(loop_config["train"], source="trial config")
     with tempfile.TemporaryDirectory(prefix="collatz-trial-") as tmp:
         recorded = int(loop_config.get("recorded_through", 0))
+        trial_start = loop_config.get("trial_start")
         resume_from, reports = None, []
         checkpoint = ray_train.get_checkpoint()
         if checkpoint is not None:
             resume_from = Path(checkpoint.to_directory(os.path.join(tmp, "resume")))
-            reports = read_reports(resume_from / REPORTS_FILE)
-        for metrics in reports:
-            if metrics.get(TIME_ATTR, 0) > recorded:
-                ray_train.report(metrics)
+            made_by, reports = read_reports(resume_from / REPORTS_FILE)
+            if made_by != trial_start:
+                for metrics in reports:
+                    if metrics.get(TIME_ATTR, 0) > recorded:
+                        ray_train.report(metrics)
 
         node_id = ray.get_runtime_context().get_node_id()
 
         def report(metrics: dict[str, Any], checkpoint_dir: Path) -> None:
             metrics = {**metrics, METRIC: objective(metrics), "node_id": node_id}
             reports.append(metrics)
-            (checkpoint_dir / REPORTS_FILE).write_text("".join(json.dumps(m) + "\n" for m in reports))
+            (checkpoint_dir / REPORTS_FILE).write_text(
+                json.dumps({"trial_start": trial_start}) + "\n" + "".join(json.dumps(m) + "\n" for m in reports))
             if metrics[TIME_ATTR] <= recorded:
                 return  # redone after a restart; the record already holds this evaluation
             ray_train.report(metrics, checkpoint=ray_train.Checkpoint.from_directory(str(checkpoint_dir)))
@@ -63,10 +68,13 @@ def train_worker(loop_config: dict[str, Any]) -> None:
               on_evaluation=report, verbose=False)
 
 
-def read_reports(path: Path) -> list[dict[str, Any]]:
-    """The reports a checkpoint carries (none for checkpoints made before they did)."""
+def read_reports(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """(the trial start that made them, the reports) a checkpoint carries; (None, []) for
+    checkpoints made before they did."""
     try:
-        lines = path.read_text().splitlines()
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
     except OSError:
-        return []
-    return [json.loads(line) for line in lines if line.strip()]
+        return None, []
+    if not lines:
+        return None, []
+    return json.loads(lines[0]).get("trial_start"), [json.loads(line) for line in lines[1:]]
