@@ -86,8 +86,11 @@ def installed_python(tmp_path_factory) -> Path:
     # A plain path line: the dependencies, but not this checkout's editable-install hook.
     Path(site, "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     (wheel,) = wheels.glob("collatz_ray-*.whl")
+    # --ignore-installed: the dependencies' site-packages holds this checkout's editable
+    # install under the same version, which pip would otherwise take as already there.
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--no-deps", str(wheel)], check=True, capture_output=True, timeout=300)
+                    "--no-deps", "--ignore-installed", str(wheel)], check=True, capture_output=True,
+                   timeout=300)
     return python
 
 

@@ -32,10 +32,17 @@ def short_name(name: str) -> str:
 
 
 def legend(parameters: Sequence[str]) -> str:
-    """Printed once when the search starts: what the short column names stand for."""
+    """Printed once when the search starts: what the short column names stand for,
+    wrapped at WIDTH."""
     pairs = [f"{short_name(p)}={p}" for p in parameters if short_name(p) != p]
     pairs.append("layers: depth x widest")
-    return "Columns: " + ", ".join(pairs)
+    lines, line = [], "Columns:"
+    for pair in pairs:
+        if len(line) + len(pair) + 2 > WIDTH:
+            lines.append(line + ",")
+            line = "        "
+        line += (" " if line.endswith(":") or not line.strip() else ", ") + pair
+    return "\n".join([*lines, line])
 
 
 def _value(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,11 @@ from collatz_ray.search.ray.trial import trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
 from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
+
+#: Optuna warns each time a restored trial reports a step it already holds; the reports
+#: themselves are whole (search/ray/worker.py), so the warning tells a user nothing.
+warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
+
 
 def make_searcher(space: SearchSpace, *, seed: int) -> OptunaSearch:
     """TPE over the space's define-by-run function, seeded: the same seed suggests the
