@@ -18,9 +18,10 @@ from typing import Any, Sequence
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
-from collatz_ray.search.resources import TRIAL_ACTOR_CPU, fitting_concurrency
+from collatz_ray.search.plan import plan_line, size_search
+from collatz_ray.search.resources import TRIAL_ACTOR_CPU, trial_resources
 from collatz_ray.search.settings import SearchSettings, experiment_space, load_settings_json
-from collatz_ray.search.spaces import load_space
+from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
 from collatz_ray.trainer.text import format_report
 
@@ -31,8 +32,12 @@ def parser() -> ArgumentParser:
     p.add_argument("--address", help="Ray cluster to join: auto or host:port (default: embedded local Ray)")
     p.add_argument("--num-samples", type=positive_int, help="trials to run (default: the space's budget)")
     p.add_argument("--max-concurrent", type=positive_int, help="trials at once (default: what fits the cluster)")
-    p.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the space's budget)")
+    p.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the space's budget); "
+                   "scales the evaluation interval and grace period with it unless they are given")
+    p.add_argument("--eval-interval", type=positive_int, help="epochs between evaluations (ASHA's reports)")
     p.add_argument("--grace-epochs", type=positive_int, help="ASHA grace period in epochs")
+    p.add_argument("--reduction-factor", type=number(int, lambda v: v >= 2, "an integer >= 2"),
+                   help="each ASHA rung keeps one trial in this many")
     p.add_argument("--seed", type=int, default=0, help="search seed: same seed, same suggestions")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
     p.add_argument("--storage", default="results", help="where experiments land: a directory, "
@@ -46,7 +51,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--gpus-per-trial", type=nonnegative_float,
                    help="GPUs per trial, fractions share a GPU (default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--eval-csv", type=Path, help="evaluation CSV (default: the canonical 50k set)")
-    p.add_argument("--smoke", action="store_true", help="shrink the space to a few tiny trials")
+    p.add_argument("--smoke", action="store_true", help="shrink the space to a few tiny trials (--scale smoke)")
+    p.add_argument("--scale", choices=PRESETS, help="shrink model, epochs and trials coherently: laptop "
+                   "(any shipped space in about 30-60 minutes on 2 CPUs) or smoke")
     return p
 
 
@@ -87,20 +94,29 @@ def _exists(storage: str, name: str) -> bool:
 
 
 def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
-    """The space to search: --space for a new search; on --resume the experiment's own,
-    which --space may name again but not change."""
+    """The space to search and the scale to shrink it to: --space with --smoke/--scale
+    for a new search; on --resume the experiment's own, already at its scale, which
+    --space may name again but not change."""
+    if args.smoke and args.scale:
+        raise UsageError(f"--smoke and --scale {args.scale}: choose one (--smoke is --scale smoke)")
+    preset = "smoke" if args.smoke else args.scale
     given = load_space(args.space) if args.space else None
     if saved is None:
         if given is None:
             raise UsageError("--space is required (a name in search_spaces/ or a YAML path)")
-        return given.smoke() if args.smoke else given
+        return given, preset
     own = experiment_space(saved, experiment_dir) if given is None else _own_or_none(saved, experiment_dir)
     if own is None:
-        return given.smoke() if args.smoke else given
-    if given is not None and (given.fixed, given.parameters) != (own.fixed, own.parameters):
+        return given, preset
+    own_preset = next((p for p in PRESETS if own.name.endswith(f"-{p}")), None)
+    if given is not None and _searched(given.scaled(own_preset)) != _searched(own):
         raise UsageError(f"--space {args.space}: experiment {experiment_dir.name} was started with "
                          f"space {own.name!r}, which searches other settings; drop --space to resume it")
-    return own
+    return own, None
+
+
+def _searched(space) -> tuple:
+    return space.fixed, space.parameters
 
 
 def _own_or_none(saved: dict[str, Any], experiment_dir: Path):
@@ -136,11 +152,12 @@ def _search(args) -> int:
     elif args.name and _exists(storage, args.name):
         raise UsageError(f"--name {args.name}: an experiment of that name exists under {storage}; "
                          f"finish it with --resume --name {args.name}, or choose another --name")
-    space = _space(args, saved, Path(storage) / (args.name or ""))
-    budget = (saved or {}).get("budget", {})
-    space = space.with_budget(epochs=args.epochs or budget.get("epochs"),
-                              grace_epochs=args.grace_epochs or budget.get("grace_epochs"),
-                              num_samples=args.num_samples or budget.get("num_samples"))
+    space, preset = _space(args, saved, Path(storage) / (args.name or ""))
+    sizing = size_search(space, preset=preset, experiment=args.name or "",
+                         saved_budget=None if saved is None else saved.get("budget") or {},
+                         flags={key: getattr(args, key) for key in
+                                ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "num_samples")})
+    space = sizing.space
     check_storage(storage, creating=not args.resume)
     name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
@@ -157,27 +174,19 @@ def _search(args) -> int:
         if args.address is not None:
             check_storage(storage, creating=False, nodes=cluster.alive_node_count(),
                           declared_shared=args.shared_storage)
-        gpus = args.gpus_per_trial
-        if gpus is None:
-            gpus = (saved or {}).get("gpus_per_trial", 1.0 if resources.get("GPU", 0) > 0 else 0.0)
-        if gpus > 0 and resources.get("GPU", 0) <= 0:
-            raise UsageError(f"--gpus-per-trial {gpus:g}: the cluster has no GPUs")
-        cpus = args.cpus_per_trial
-        fits = fitting_concurrency(resources, cpus_per_trial=cpus, gpus_per_trial=gpus)
-        if cpus > resources.get("CPU", 0) + 1e-9:
-            raise UsageError(f"--cpus-per-trial {cpus:g}: the cluster has only {resources.get('CPU', 0):g} CPUs")
+        share = trial_resources(resources, cpus_per_trial=args.cpus_per_trial,
+                                gpus_per_trial=args.gpus_per_trial, saved_gpus=(saved or {}).get("gpus_per_trial"))
+        cpus, gpus = share.cpus, share.gpus
         settings = SearchSettings(
             space=space, storage=storage, experiment=name, cpus_per_trial=cpus,
             gpus_per_trial=gpus, seed=(saved or {}).get("seed", args.seed),
-            max_concurrent=args.max_concurrent or fits, eval_csv=eval_csv,
+            max_concurrent=args.max_concurrent or share.fits, eval_csv=eval_csv,
             start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)))
         if args.resume and not tuner.can_restore(settings):
             raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
         b = space.budget
-        print(f"Search '{space.name}': {b.num_samples} trials x {b.epochs} epochs "
-              f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}); "
-              f"{settings.max_concurrent} at once, {cpus:g} CPU + {gpus:g} GPU each; "
-              f"experiment {settings.path}", flush=True)
+        print(plan_line(sizing, concurrency=settings.max_concurrent, cpus=cpus, gpus=gpus,
+                        path=settings.path), flush=True)
         with stop_cleanly_on_signals() as interruption:
             try:
                 grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
