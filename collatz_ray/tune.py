@@ -18,9 +18,9 @@ from typing import Any, Sequence
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
-from collatz_ray.search.plan import plan_line, size_search
+from collatz_ray.search.plan import dry_run, plan_line, size_search
 from collatz_ray.search.resources import TRIAL_ACTOR_CPU, trial_resources
-from collatz_ray.search.settings import SearchSettings, experiment_space, load_settings_json
+from collatz_ray.search.settings import SearchSettings, experiment_space, join, load_settings_json
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
 from collatz_ray.trainer.text import format_report
@@ -54,6 +54,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="shrink the space to a few tiny trials (--scale smoke)")
     p.add_argument("--scale", choices=PRESETS, help="shrink model, epochs and trials coherently: laptop "
                    "(any shipped space in about 30-60 minutes on 2 CPUs) or smoke")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate from a few "
+                   "epochs timed here; train no trial, start no Ray")
     return p
 
 
@@ -158,12 +160,18 @@ def _search(args) -> int:
                          flags={key: getattr(args, key) for key in
                                 ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "num_samples")})
     space = sizing.space
-    check_storage(storage, creating=not args.resume)
+    check_storage(storage, creating=not args.resume, dry_run=args.dry_run)
     name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
     if eval_csv:
         from collatz_ray.trainer.evalset import load_evalset
         load_evalset(eval_csv)  # refuse a bad file before any trial starts
+    if args.dry_run:
+        print(dry_run(sizing, address=args.address, cpus_per_trial=args.cpus_per_trial,
+                      gpus_per_trial=args.gpus_per_trial, saved_gpus=(saved or {}).get("gpus_per_trial"),
+                      max_concurrent=args.max_concurrent, eval_csv=eval_csv, resume=args.resume,
+                      path=join(storage, args.name or f"{space.name}-<start time>")))
+        return 0
 
     # Everything the user typed is checked; now start or join Ray.
     from collatz_ray.search.ray import cluster, tuner

@@ -7,8 +7,8 @@ The search command only parses flags and prints. The rules live here so that the
 budget error names what the user typed: `--eval-interval 5000: expected at most
 --epochs (3000)`, not the space file that never said 5000 next to 3000.
 
-No Ray and no torch: `python -m collatz_ray.tune --space broken.yaml` refuses before
-either loads.
+No Ray and no torch at import: `python -m collatz_ray.tune --space broken.yaml` refuses
+before either loads. Only `dry_run` imports the trainer, to time a few epochs.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search.spaces import BUDGET_KEYS, PRESETS, Budget, Origin, SearchSpace, build_budget, scaled_budget
+
+if TYPE_CHECKING:
+    from collatz_ray.search.calibrate import Calibration
 
 #: The flag that sets each budget key.
 BUDGET_FLAGS = {"epochs": "--epochs", "eval_interval": "--eval-interval", "grace_epochs": "--grace-epochs",
@@ -224,3 +227,154 @@ def plan_line(sizing: Sizing, *, concurrency: int, cpus: float, gpus: float, pat
     return (f"Search '{sizing.space.name}': {b.num_samples} trials x {b.epochs} epochs "
             f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}{notes}); "
             f"{concurrency} at once, {cpus:g} CPU + {gpus:g} GPU each; experiment {path}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def preset_changes(sizing: Sizing) -> list[str]:
+    """What the preset changed besides the budget: fixed settings and searched choices
+    or ranges, as 'name: before -> after'."""
+    if sizing.preset is None:
+        return []
+    from collatz_ray.trainer.config import TrainConfig
+
+    before, after = sizing.original, sizing.space
+    defaults = TrainConfig()
+    out = []
+    for name in sorted(set(before.fixed) | set(after.fixed)):
+        old = before.fixed.get(name, getattr(defaults, name))
+        new = after.fixed.get(name, getattr(defaults, name))
+        if old != new:
+            out.append(f"{name}: {_plain(old)} -> {_plain(new)}")
+    for old_p, new_p in zip(before.parameters, after.parameters):
+        if old_p != new_p:
+            out.append(f"{old_p.name} (searched): {_domain(old_p)} -> {_domain(new_p)}")
+    return out
+
+
+def _domain(p) -> str:
+    if p.is_range:
+        return f"{p.low}..{p.high}" + (f" step {p.step}" if p.step else "")
+    return ", ".join(str(_plain(c)) for c in p.choices) + (f" when {dict(p.when)}" if p.when else "")
+
+
+def dry_run(sizing: Sizing, *, address: str | None, cpus_per_trial: float, gpus_per_trial: float | None,
+            saved_gpus: float | None, max_concurrent: int | None, path: str, eval_csv: str | None,
+            resume: bool = False) -> str:
+    """The plan of a search, without starting Ray or training a trial: trials, rungs,
+    resources, where results go, and a time estimate from a few epochs timed here.
+    With `address` the cluster is not contacted (joining it means starting a Ray
+    driver): how many trials it fits is left to the search, unless --max-concurrent."""
+    from collatz_ray.search import calibrate
+    from collatz_ray.search.resources import trial_resources
+    from collatz_ray.trainer.evalset import CANONICAL_SAMPLES, load_evalset
+
+    eval_rows = len(load_evalset(eval_csv)) if eval_csv else CANONICAL_SAMPLES
+
+    b = sizing.budget
+    space = sizing.space
+    lines = ["Dry run: the plan of this search; nothing trained, Ray not started."]
+    source = f"{space.path}" + (f", {preset_flag(sizing.preset)}" if sizing.preset else "")
+    lines.append(f"Search '{space.name}' ({source})" + (" resumed" if resume else ""))
+    lines.append(f"  trials:     {b.num_samples}, each at most {b.epochs} epochs, evaluated every "
+                 f"{b.eval_interval} ({b.evaluations} evaluations)")
+    for note in sizing.notes:
+        lines.append(f"  budget:     {note}")
+    for change in preset_changes(sizing):
+        lines.append(f"  scale:      {change}")
+    rungs, judged = b.rungs(), judged_at(b)
+    if rungs:
+        where = ", ".join(str(r) if r == j else f"{r} (judged at {j})" for r, j in zip(rungs, judged))
+        flow = " -> ".join(f"{count:.3g}" for _, count in stages(b))
+        lines.append(f"  ASHA:       grace {b.grace_epochs}, reduction factor {b.reduction_factor}: rungs at "
+                     f"epochs {where}, then the end at {b.epochs}")
+        lines.append(f"              trials expected to reach each stage: {flow} (results in random order)")
+    else:
+        lines.append(f"  ASHA:       grace {b.grace_epochs} >= epochs: no rung, every trial runs {b.epochs} epochs")
+
+    if address is None:
+        local = calibrate.local_resources()
+        res = trial_resources(local, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                              saved_gpus=saved_gpus)
+        at_once = max_concurrent or res.fits
+        gpu_text = f" and {local['GPU']:g} GPUs" if local.get("GPU") else ""
+        lines.append(f"  per trial:  {res.cpus:g} CPU + {res.gpus:g} GPU ({res.threads} torch thread"
+                     f"{'s' if res.threads > 1 else ''})")
+        lines.append(f"  at once:    {at_once}" + (" (--max-concurrent)" if max_concurrent else
+                                                    f" (this machine's {local['CPU']:g} CPUs{gpu_text}, "
+                                                    f"as an embedded Ray counts them)"))
+        device, threads = ("cuda" if res.gpus > 0 else "cpu"), res.threads
+    else:
+        gpus = gpus_per_trial if gpus_per_trial is not None else saved_gpus
+        gpu_text = f"{gpus:g}" if gpus is not None else "1 if the cluster has GPUs, else 0"
+        at_once = max_concurrent
+        lines.append(f"  per trial:  {cpus_per_trial:g} CPU + {gpu_text} GPU")
+        lines.append("  at once:    " + (f"{max_concurrent} (--max-concurrent)" if max_concurrent else
+                                          f"what the cluster at {address} fits, counted when the search "
+                                          "joins it (a dry run does not contact the cluster)"))
+        # Timed on this machine: on its GPU if trials would get GPUs and it has one.
+        on_gpu = (gpus or 0) > 0 and calibrate.local_resources().get("GPU", 0) > 0
+        device, threads = ("cuda" if on_gpu else "cpu"), max(1, round(cpus_per_trial))
+    lines.append(f"  results:    {path}")
+
+    cal = calibrate.calibrate(space, threads=threads, device=device, eval_rows=eval_rows)
+    concurrency = at_once or 1
+    est = estimate(b, epoch_s=cal.epoch_s, eval_s=cal.eval_s, concurrency=concurrency, embedded=address is None)
+    # On a busy machine the wall clock measures the other users too; a trial's CPU time
+    # says what it costs on cores of its own.
+    busy = device == "cpu" and cal.load is not None and cal.load > cal.cpus
+    idle = (estimate(b, epoch_s=min(cal.epoch_s, cal.epoch_cpu_s), eval_s=cal.eval_s, concurrency=concurrency,
+                     embedded=address is None) if busy else None)
+    lines += _time_lines(est, idle, cal, b, address=address, known_concurrency=at_once is not None,
+                         resume=resume)
+    return "\n".join(lines)
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.2g} ms" if seconds < 0.1 else f"{seconds:.2f} s"
+
+
+def _time_lines(est: Estimate, idle: Estimate | None, cal: Calibration, b: Budget, *, address: str | None,
+                known_concurrency: bool, resume: bool) -> list[str]:
+    config = cal.config
+    layers = "linear" if config.linear else "x".join(map(str, config.layers))
+    what = (f"lookahead {config.lookahead}, layers {layers}, batch {config.batch_size}"
+            + (", T4" if config.use_t4 else "") + (", T8" if config.use_t8 else ""))
+    headline = est if idle is None else idle
+    total = f"about {_duration(headline.seconds)}"
+    if not known_concurrency:
+        total += " one trial at a time; divide by the trials at once"
+    if idle is not None:
+        total += f" on free CPUs ({_duration(est.seconds)} at this machine's current load)"
+    lines = [
+        f"  time:       {total}; an estimate = {b.num_samples} trials x ({headline.start_s:.0f} s start + "
+        f"{headline.epochs_per_trial:.0f} epochs x {_seconds(headline.epoch_s)} + "
+        f"{headline.reports_per_trial:.1f} reports x {_seconds(headline.report_s)}) / {headline.concurrency} at once"
+        + (f" + {headline.fixed_s:.0f} s to start Ray" if headline.fixed_s else ""),
+        f"  calibrated: {cal.epochs} epochs of the costliest config the space samples ({what}) on this "
+        f"machine's {cal.device.upper()}, {cal.threads} thread{'s' if cal.threads > 1 else ''}: "
+        f"{_seconds(cal.epoch_s)} per epoch" + (f" ({_seconds(cal.epoch_cpu_s)} of CPU time)" if idle else "")
+        + f"; an evaluation of {cal.eval_rows} rows {_seconds(cal.eval_s)}; took {cal.seconds:.0f} s",
+        "  assumes:    every trial costs what that config costs (cheaper ones finish sooner), ASHA's "
+        f"expected stops, {headline.start_s:.0f} s to start a trial and {REPORT_S:.0f} s per report under "
+        "Ray Train (docs/search.md), and trials that do not slow each other down",
+    ]
+    if idle is not None:
+        lines.append(f"  note:       this machine was busy while timing (load {cal.load:.1f} on {cal.cpus} CPUs)")
+    if address is not None:
+        lines.append("  note:       timed on this machine, not on the cluster's nodes (GPUs there change it)")
+    if resume:
+        lines.append("  note:       for the whole experiment; what its finished trials already did is not subtracted")
+    return lines

@@ -10,8 +10,11 @@ import pytest
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search import plan
+from collatz_ray.search.calibrate import costliest_config
 from collatz_ray.search.resources import trial_resources
 from collatz_ray.search.spaces import Budget, load_space
+from collatz_ray.search.storage import check_storage
+from collatz_ray.trainer.config import LOG_LAYERS
 
 NO_FLAGS = dict.fromkeys(plan.BUDGET_FLAGS)
 
@@ -67,6 +70,9 @@ def test_presets_then_flags():
     shorter = size(preset="laptop", epochs=10000)
     assert (shorter.budget.eval_interval, shorter.budget.grace_epochs) == (500, 2000)
     assert shorter.space.fixed["layers"] == (256, 128, 128, 64, 64, 64, 32, 16, 16)
+    changes = plan.preset_changes(laptop)
+    assert "batch_size: 1024 -> 256" in changes and "ramp_len: 50000 -> 25000" in changes
+    assert plan.preset_changes(size()) == []
 
 
 def test_a_resumed_search_keeps_its_saved_budget():
@@ -125,7 +131,16 @@ def test_plan_line_says_what_was_scaled():
                     "2 at once, 1 CPU + 0 GPU each; experiment /r/x")
 
 
-# -- resources ---------------------------------------------------------------------
+# -- what calibration times, and resources -------------------------------------------
+
+
+def test_the_costliest_config_is_the_widest_longest_heaviest():
+    full = costliest_config(load_space("full"))
+    assert (full.lookahead, full.layers, full.linear, full.use_t4, full.use_t8) == (300, LOG_LAYERS, False, True, True)
+    assert full.mine_negatives and full.mine_pool == 2500 and full.mine_count == 25
+    laptop = costliest_config(load_space("model_size").laptop())
+    assert not laptop.linear and laptop.layers == (256, 128, 128, 64, 64, 64, 32, 16, 16)
+    assert costliest_config(load_space("smoke")).lookahead == 20
 
 
 def test_trial_resources_refuse_what_does_not_fit():
@@ -137,3 +152,13 @@ def test_trial_resources_refuse_what_does_not_fit():
         trial_resources({"CPU": 4}, cpus_per_trial=1, gpus_per_trial=1)
     with pytest.raises(UsageError, match="--cpus-per-trial 8: the cluster has only 4 CPUs"):
         trial_resources({"CPU": 4}, cpus_per_trial=8, gpus_per_trial=None)
+
+
+def test_a_dry_run_storage_check_creates_nothing(tmp_path):
+    target = tmp_path / "not" / "yet"
+    check_storage(str(target), creating=True, dry_run=True)
+    assert not (tmp_path / "not").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UsageError, match="not writable"):
+        check_storage(str(blocker / "x"), creating=True, dry_run=True)
