@@ -4,7 +4,9 @@ Optuna's TPE suggests configs from search_spaces/NAME.yaml (or a YAML path), eac
 trains inside a Ray Train TorchTrainer, and ASHA stops trials early on held-out
 trajectory violations. Without --address an embedded local Ray sized to this machine
 runs the search; --address auto (or host:port) joins a cluster from `ray start --head`.
-Results land in <storage>/<name>/ in Ray's own layout.
+Results land in <storage>/<name>/ in Ray's own layout. --scale laptop shrinks any space
+to a size two CPUs finish within about an hour; --dry-run prints the plan and a time
+estimate without starting Ray (collatz_ray/search/plan.py sizes both).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--eval-csv", type=Path, help="evaluation CSV (default: the canonical 50k set)")
     p.add_argument("--smoke", action="store_true", help="shrink the space to a few tiny trials (--scale smoke)")
     p.add_argument("--scale", choices=PRESETS, help="shrink model, epochs and trials coherently: laptop "
-                   "(any shipped space in about 30-60 minutes on 2 CPUs) or smoke")
+                   "(any shipped space within about an hour on 2 CPUs) or smoke (--smoke)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate from a few "
                    "epochs timed here; train no trial, start no Ray")
     return p

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collatz_ray.errors import UsageError
 from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.trainer.config import TrainConfig
 
@@ -83,7 +84,7 @@ def costliest_config(space: SearchSpace) -> TrainConfig:
         params[p.name] = list(value) if isinstance(value, tuple) else value
     try:
         return space.trial_config(params)
-    except Exception:  # a rule between two searched settings: fall back to the fixed ones
+    except UsageError:  # a rule between two searched settings: fall back to the fixed ones
         return space.trial_config({})
 
 
