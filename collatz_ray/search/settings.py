@@ -128,12 +128,13 @@ def load_settings_json(storage: str, experiment: str) -> dict[str, Any] | None:
 def experiment_space(saved: dict[str, Any], experiment_dir: Path) -> SearchSpace:
     """The space an experiment was started with: its own copy, else the file it named,
     else the shipped space of that name (an experiment from before copies were kept,
-    whose checkout is gone). Smoke-shrunk if the experiment was a smoke search."""
-    from collatz_ray.search.spaces import available_spaces, load_space
+    whose checkout is gone). Shrunk again if the experiment ran at a preset's scale
+    (its name ends in -smoke or -laptop)."""
+    from collatz_ray.search.spaces import PRESETS, available_spaces, load_space
 
     name = str(saved.get("space_name", ""))
-    smoke = name.endswith("-smoke")
-    base_name = name.removesuffix("-smoke")
+    preset = next((p for p in PRESETS if name.endswith(f"-{p}")), None)
+    base_name = name.removesuffix(f"-{preset}") if preset else name
     copy = experiment_dir / SPACE_COPY
     if copy.is_file():
         space = load_space(copy)
@@ -146,4 +147,4 @@ def experiment_space(saved: dict[str, Any], experiment_dir: Path) -> SearchSpace
                          f"and no shipped space is named {base_name!r}; pass --space with the "
                          "experiment's space file")
     space = dataclasses.replace(space, name=base_name or space.name)
-    return space.smoke() if smoke else space
+    return space.scaled(preset)

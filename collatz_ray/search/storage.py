@@ -71,9 +71,10 @@ def filesystem_type(path: Path) -> str:
 
 
 def check_storage(storage: str, *, creating: bool, nodes: int = 1,
-                  declared_shared: bool = False) -> None:
+                  declared_shared: bool = False, dry_run: bool = False) -> None:
     """Refuse, in one line, storage that cannot hold this experiment. `declared_shared`
-    is the user's word (--shared-storage) that every node sees this directory."""
+    is the user's word (--shared-storage) that every node sees this directory. With
+    `dry_run` nothing is created: a directory still to be made must be makeable."""
     if "://" in storage:
         return  # a URI (s3://, gs://, ...): Ray's pyarrow filesystem checks it on use
     path = Path(storage)
@@ -82,6 +83,11 @@ def check_storage(storage: str, *, creating: bool, nodes: int = 1,
             f"--storage {storage}: a local directory on a {nodes}-node cluster; trials on other "
             "nodes cannot reach it. Use s3://bucket/prefix or a shared mount (NFS, EFS, ...), or "
             "--shared-storage if every node does see it")
+    if creating and dry_run:
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"--storage {storage}: not writable ({existing} cannot hold it)")
+        return
     if creating:
         try:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
