@@ -26,6 +26,7 @@ import pandas as pd
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.search.failures import error_line
 from collatz_ray.search.settings import SETTINGS_FILE, TRAIN_DIR, TRIAL_CONFIG_FILE, TRIAL_PREFIX
+from collatz_ray.search.spaces import asha_rungs
 
 STATE_GLOB = "experiment_state-*.json"
 #: Keys Tune adds to every report; the rest are the trainer's metrics.
@@ -61,16 +62,8 @@ class Budget:
     reduction_factor: int | None = None
 
     def rungs(self) -> list[int]:
-        """ASHA's milestones, grace * factor^k below the full budget: the epochs at
-        which a trial can be stopped."""
-        if not (self.epochs and self.grace_epochs and self.reduction_factor
-                and self.reduction_factor > 1):
-            return []
-        out, rung = [], self.grace_epochs
-        while rung < self.epochs:
-            out.append(rung)
-            rung *= self.reduction_factor
-        return out
+        return asha_rungs(epochs=self.epochs, grace_epochs=self.grace_epochs,
+                          reduction_factor=self.reduction_factor)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -9,16 +11,18 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
+from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.trial import trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
 from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
 
-#: The live status table's metric columns.
-STATUS_COLUMNS = {"epoch": "epoch", "traj_total_violations": "violations", "pass_rate": "pass%",
-                  "growth_weighted_pass_rate": "grwtd%", "loss": "loss", METRIC: METRIC}
+#: Optuna warns each time a restored trial reports a step it already holds; the reports
+#: themselves are whole (search/ray/worker.py), so the warning tells a user nothing.
+warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
 
 
 def make_searcher(space: SearchSpace, *, seed: int) -> OptunaSearch:
@@ -54,14 +58,13 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
                                   stop=(None if "://" in settings.storage
                                         else StorageGuard(settings.path)),
                                   callbacks=[KeepTrialHistory(), ReasonFirst()],
-                                  progress_reporter=tune.CLIReporter(
-                                      metric_columns=STATUS_COLUMNS,
-                                      # Conditional parameters are missing from some
-                                      # trials' configs, which the reporter cannot show.
-                                      parameter_columns=[p.name for p in space.parameters
-                                                         if not p.when],
-                                      max_report_frequency=30, sort_by_metric=True,
-                                      max_column_length=14),
+                                  progress_reporter=SearchStatus(
+                                      parameters=[p.name for p in space.parameters],
+                                      header=f"search {settings.experiment}", rungs=budget.rungs(),
+                                      per_trial=(f"{settings.max_concurrent} at once, each "
+                                                 f"{settings.cpus_per_trial:g} CPU + "
+                                                 f"{settings.gpus_per_trial:g} GPU, its Train "
+                                                 "worker included")),
                                   verbose=verbose),
     )
 
@@ -72,7 +75,7 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
     path = settings.path
     try:
         if resume:
-            tuner = tune.Tuner.restore(path, trainable=trainable(settings), resume_errored=True)
+            tuner = _restore(settings)
         else:
             save_settings(settings)
             tuner = build_tuner(settings, num_samples=num_samples)
@@ -88,6 +91,17 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
             raise
         raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
                                                  problem)) from None
+
+
+def _restore(settings: SearchSettings) -> tune.Tuner:
+    """Tune's restore, with damaged state (a truncated tuner.pkl or searcher state) said
+    in one line instead of an unpickling traceback."""
+    try:
+        return tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=True)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError) as err:
+        raise UsageError(f"{settings.path}: Tune's saved state cannot be read ({type(err).__name__}: "
+                         f"{str(err)[:120]}); the trials' files are untouched") from None
 
 
 def can_restore(settings: SearchSettings) -> bool:
