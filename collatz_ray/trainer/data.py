@@ -92,10 +92,22 @@ class BatchSampler:
         return {"mined": list(self.mined)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mined = [int(v) for v in state["mined"]]
+        # Through add_mined, so a pool saved before it held distinct numbers loads as the
+        # method's pool (a distinct pool loads unchanged).
+        self.mined = []
+        self.add_mined(state["mined"])
 
     def add_mined(self, values: Sequence[int]) -> None:
-        self.mined = (self.mined + [int(v) for v in values])[-MINED_KEEP:]
+        """Append newly mined numbers; the pool keeps the newest MINED_KEEP distinct ones.
+
+        A number already in the pool is not added twice (duplicates would multiply its
+        share of the hard rows): it moves to the newest end, since mining just found it
+        weak again, and is dropped only when MINED_KEEP newer numbers follow it."""
+        pool = dict.fromkeys(self.mined)
+        for v in values:
+            pool.pop(int(v), None)
+            pool[int(v)] = None
+        self.mined = list(pool)[-MINED_KEEP:]
         keep = set(self.mined) | set(self.seeds)
         self._walks = {k: v for k, v in self._walks.items() if k in keep}
 

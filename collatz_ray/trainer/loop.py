@@ -222,12 +222,14 @@ def chunk_end(epoch: int, config: TrainConfig) -> int:
 
 @torch.no_grad()
 def _mine(model: LyapunovMLP, sampler: BatchSampler, epoch: int, config: TrainConfig) -> None:
-    """Keep the mine_count numbers of a fresh pool with the lowest margin V(n) - V(T n)."""
+    """Keep the mine_count distinct numbers of a fresh pool with the lowest margin
+    V(n) - V(T n). Hard rows repeat values of short walks, and every copy of a weak value
+    has the same margin: counted per row, one number could fill a whole round."""
     pool = sampler.draw_mining_pool(epoch)
     margin_rows = dataclasses.replace(pool, rows={0: pool.rows[0], 1: pool.rows[1]})
     was_training = model.training
     model.eval()
     v = values_at_offsets(model, margin_rows)
     model.train(was_training)
-    worst = torch.argsort(v[0] - v[1], stable=True)[:config.mine_count]
-    sampler.add_mined(limbs.to_ints(pool.values[worst]))
+    by_margin = limbs.to_ints(pool.values[torch.argsort(v[0] - v[1], stable=True)])
+    sampler.add_mined(list(dict.fromkeys(by_margin))[:config.mine_count])
