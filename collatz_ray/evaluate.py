@@ -4,7 +4,8 @@ Reads our checkpoints (a checkpoint directory or its state.pt, a run directory o
 exported trial, whose saved config supplies the model's shape) and seed-format
 state_dicts such as the published experiment's `model.pth` files (the shape comes from
 --lookahead, --layers, --linear, --k-only, --k-shifted). Flags given explicitly override
-a saved config.
+a saved config. Besides the method's metrics it reports the unseen held-out steps and
+the large-number trajectories (collatz_ray.trainer.heldout).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from collatz_ray.syracuse.features import FeatureSpec
     from collatz_ray.trainer.evalset import ensure_default_evalset, load_evalset
     from collatz_ray.trainer.evaluation import evaluate
+    from collatz_ray.trainer.heldout import heldout_metrics
     from collatz_ray.trainer.loading import load_model
     from collatz_ray.trainer.loop import resolve_device
     from collatz_ray.trainer.text import format_report
@@ -46,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evalset = load_evalset(config.eval_csv or ensure_default_evalset())
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
+    metrics.update(heldout_metrics(model, config, metrics, device=device))
     if args.json:
         print(json.dumps(metrics))
     else:

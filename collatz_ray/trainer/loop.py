@@ -30,6 +30,7 @@ from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler
 from collatz_ray.trainer.evalset import ensure_default_evalset, file_sha256, load_evalset
 from collatz_ray.trainer.evaluation import evaluate
+from collatz_ray.trainer.heldout import heldout_metrics
 from collatz_ray.trainer.loss import lyapunov_loss, values_at_offsets
 from collatz_ray.trainer.model import LyapunovMLP, build_model
 from collatz_ray.trainer.text import format_log_header, format_log_line
@@ -156,6 +157,7 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
 
         if done % config.eval_interval == 0 or done == config.epochs:
             metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
+            metrics.update(heldout_metrics(model, config, metrics, device=device))
             broken = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
             if broken:
                 # A finite loss can still come with weights whose V overflows: such a
