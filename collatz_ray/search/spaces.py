@@ -28,6 +28,7 @@ import yaml
 
 from collatz_ray.trainer.config import TrainConfig, coerce
 from collatz_ray.errors import UsageError
+from collatz_ray.search.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
 
 
@@ -42,7 +43,7 @@ def _shipped_spaces_dir() -> Path:
 #: Where named spaces live.
 SPACES_DIR = _shipped_spaces_dir()
 
-TOP_LEVEL_KEYS = ("description", "budget", "fixed", "parameters")
+TOP_LEVEL_KEYS = ("description", "objective", "budget", "fixed", "parameters")
 BUDGET_KEYS = ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "num_samples")
 #: TrainConfig fields the budget owns: the search scheduler must know them, so a space
 #: sets them under `budget` and nowhere else.
@@ -198,6 +199,8 @@ class SearchSpace:
     budget: Budget
     fixed: dict[str, Any]
     parameters: tuple[Parameter, ...]
+    #: Which violation count ASHA and TPE minimise (search/objective.py OBJECTIVES).
+    objective: str = DEFAULT_OBJECTIVE
 
     def __post_init__(self) -> None:
         self._check_conditions()
@@ -272,7 +275,7 @@ class SearchSpace:
         parameters = tuple(_shrink(p, rules) for p in self.parameters)
         return SearchSpace(name=f"{self.name}-smoke", path=self.path,
                            description=f"[smoke] {self.description}", budget=budget,
-                           fixed=fixed, parameters=parameters)
+                           fixed=fixed, parameters=parameters, objective=self.objective)
 
     def _smoke_rules(self, factor: float) -> dict[str, Callable[[Any], Any]]:
         """For each setting smoke() changes, how it maps one value."""
@@ -455,7 +458,11 @@ def _parse(data: Mapping[Any, Any], path: Path) -> SearchSpace:
     if not isinstance(parameters, dict) or not parameters:
         raise _fail(path, "parameters", "expected a non-empty mapping of trainer settings to "
                     f"distributions, got {parameters!r}")
+    objective = data.get("objective", DEFAULT_OBJECTIVE)
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
+        raise _fail(path, "objective", f"unknown objective {objective!r}{_did_you_mean(objective, OBJECTIVES)}")
     return SearchSpace(name=path.stem, path=path, description=description.strip(),
+                       objective=objective,
                        budget=_parse_budget(data.get("budget"), path),
                        fixed={key: _parse_fixed(key, value, path) for key, value in fixed.items()},
                        parameters=tuple(_parse_parameter(name, spec, path)

@@ -51,7 +51,8 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"train": config.to_dict(),
-                           "threads": max(1, round(settings.cpus_per_trial))},
+                           "threads": max(1, round(settings.cpus_per_trial)),
+                           "objective": settings.space.objective},
         scaling_config=ray_train.ScalingConfig(
             num_workers=1, use_gpu=gpus > 0,
             resources_per_worker=worker_resources(cpus_per_trial=settings.cpus_per_trial,

@@ -33,7 +33,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         node_id = ray.get_runtime_context().get_node_id()
 
         def report(metrics: dict[str, Any], checkpoint_dir: Path) -> None:
-            metrics = {**metrics, METRIC: objective(metrics), "node_id": node_id}
+            metrics = {**metrics, METRIC: objective(metrics, kind=loop_config["objective"]), "node_id": node_id}
             ray_train.report(metrics, checkpoint=ray_train.Checkpoint.from_directory(str(checkpoint_dir)))
 
         train(config, run_dir=Path(tmp) / "run", resume_from=resume_from,
