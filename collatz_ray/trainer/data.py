@@ -172,14 +172,8 @@ class BatchSampler:
     def _random_limbs(self, rng: np.random.Generator, count: int) -> torch.Tensor:
         """Bit length b uniform in [2, max_bits-4], n uniform in [2^b, 2^(b+1)-1], made
         odd by +1 (setting bit 0 of an even n is exactly +1), built directly as limbs."""
-        width = self._random_width
         b = rng.integers(2, self.config.max_bits - 4, size=count, endpoint=True)
-        raw = rng.integers(0, 1 << 32, size=(count, width), dtype=np.int64)
-        low_bits = np.clip(b[:, None] - 32 * np.arange(width)[None, :], 0, 32)
-        raw &= (np.int64(1) << low_bits) - 1
-        raw[np.arange(count), b // 32] |= np.int64(1) << (b % 32)
-        raw[:, 0] |= 1
-        return torch.from_numpy(raw)
+        return limbs.random_odd(rng, b, width=self._random_width)
 
     def _featurise(self, parts: list[tuple[torch.Tensor, int]]) -> Batch:
         width = max(p.shape[1] for p, _ in parts)
