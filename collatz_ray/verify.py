@@ -143,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "scan": scan.describe(), "first": keep}
     if args.out is not None and args.out.is_dir():
         raise UsageError(f"--out {args.out}: a directory; name the report file")
+    if args.out is not None and not args.out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: no directory {args.out.parent} to write into")
     progress_path = None if args.out is None else args.out.with_name(args.out.name + ".progress")
     progress = Progress(progress_path, identity, keep=keep)
     chunks = scan.chunks()

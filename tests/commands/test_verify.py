@@ -150,3 +150,5 @@ def test_bad_checkpoints_and_outputs_are_one_line(runs, tmp_path):
         "--checkpoint", "seed.pth")
     run_command("verify", "--checkpoint", runs["a"], "--range", "3..9", "--out", tmp_path).one_error_line(
         "--out", "directory")
+    run_command("verify", "--checkpoint", runs["a"], "--range", "3..9", "--out",
+                tmp_path / "absent" / "scan.json").one_error_line("--out", "no directory")
