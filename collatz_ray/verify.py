@@ -31,6 +31,8 @@ from collatz_ray.trainer.config import add_config_flags, flag_overrides
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "device")
 #: Numbers the exact arithmetic handles (limbs.k_sequences goes to 2^32000, with headroom).
 MAX_BITS = 30000
+#: Chunks a scan may have: the plan and the progress file list them all.
+MAX_CHUNKS = 1_000_000
 
 
 def parser() -> ArgumentParser:
@@ -96,8 +98,13 @@ def build_scan(args: argparse.Namespace):
         if args.sample_seed is not None:
             raise UsageError("--seed goes with --random; a --range scan has no randomness")
         start, stop = parse_range(args.range)
-        return Scan(start=start, stop=stop, chunk=chunk)
-    return Scan(random=parse_random(args.random), seed=args.sample_seed or 0, chunk=chunk)
+        scan = Scan(start=start, stop=stop, chunk=chunk)
+    else:
+        scan = Scan(random=parse_random(args.random), seed=args.sample_seed or 0, chunk=chunk)
+    if -(-scan.count // chunk) > MAX_CHUNKS:
+        raise UsageError(f"--chunk {chunk}: about 2**{scan.count.bit_length() - 1} numbers would make more "
+                         f"than {MAX_CHUNKS:,} chunks; scan a smaller range or give a larger --chunk")
+    return scan
 
 
 class ProgressBar:

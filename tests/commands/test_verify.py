@@ -130,6 +130,7 @@ BAD = {
     "neither": ([], ["--range", "--random"]),
     "seed-with-range": (["--range", "3..9", "--seed", "2"], ["--seed", "--random"]),
     "chunk": (["--range", "3..9", "--chunk", "0"], ["--chunk"]),
+    "too-many-chunks": (["--range", "3..2**29000"], ["--chunk 1048576", "2**28998", "larger --chunk"]),
     "shape": (["--range", "3..9", "--lookahead", "7"], ["--checkpoint", "net.0.weight"]),
 }
 
