@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import re
 import sys
 from typing import Any, Callable, TypeVar
@@ -87,7 +88,7 @@ def integer_expression(text: str) -> int:
         if match is None or match.end() == pos or (pos > 0 and not match.group(1)):
             raise ValueError(text)
         sign, base, exponent = match.groups()
-        if exponent is not None and int(base).bit_length() * int(exponent) > MAX_POWER_BITS:
+        if exponent is not None and int(base) > 1 and int(exponent) * math.log2(int(base)) > MAX_POWER_BITS:
             raise ValueError(text)
         term = int(base) ** int(exponent) if exponent is not None else int(base)
         total += -term if sign == "-" else term

@@ -29,8 +29,9 @@ from collatz_ray.errors import UsageError
 from collatz_ray.trainer.config import add_config_flags, flag_overrides
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "device")
-#: Numbers the exact arithmetic handles (limbs.k_sequences goes to 2^32000, with headroom).
-MAX_BITS = 30000
+#: The largest numbers scanned: the report writes them in decimal, and Python converts
+#: ints of at most 4300 digits (about 14285 bits) to text.
+MAX_BITS = 14000
 #: Chunks a scan may have: the plan and the progress file list them all.
 MAX_CHUNKS = 1_000_000
 

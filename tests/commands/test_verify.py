@@ -122,6 +122,8 @@ BAD = {
     "range-power": (["--range", "3..2**"], ["--range 3..2**", "A..B"]),
     "range-one-end": (["--range", "3"], ["--range 3", "A..B"]),
     "range-huge": (["--range", "3..2**40000"], ["--range 3..2**40000"]),
+    "range-too-big": (["--range", "2**14001..2**14001+9"], ["--range", "beyond 2**14000"]),
+    "random-too-big": (["--random", "14001:1"], ["--random 14001:1", "BITS <= 14000"]),
     "random-bits": (["--random", "1:5"], ["--random 1:5", "BITS"]),
     "random-count": (["--random", "64:0"], ["--random 64:0", "COUNT"]),
     "random-form": (["--random", "64"], ["--random 64", "BITS:COUNT"]),
@@ -130,7 +132,7 @@ BAD = {
     "neither": ([], ["--range", "--random"]),
     "seed-with-range": (["--range", "3..9", "--seed", "2"], ["--seed", "--random"]),
     "chunk": (["--range", "3..9", "--chunk", "0"], ["--chunk"]),
-    "too-many-chunks": (["--range", "3..2**29000"], ["--chunk 1048576", "2**28998", "larger --chunk"]),
+    "too-many-chunks": (["--range", "3..2**13000"], ["--chunk 1048576", "2**12998", "larger --chunk"]),
     "shape": (["--range", "3..9", "--lookahead", "7"], ["--checkpoint", "net.0.weight"]),
 }
 
@@ -153,3 +155,21 @@ def test_bad_checkpoints_and_outputs_are_one_line(runs, tmp_path):
         "--out", "directory")
     run_command("verify", "--checkpoint", runs["a"], "--range", "3..9", "--out",
                 tmp_path / "absent" / "scan.json").one_error_line("--out", "no directory")
+
+
+@pytest.mark.parametrize("text, value", [("3", 3), ("2**32", 2**32), ("2**40+2**20-1", 2**40 + 2**20 - 1),
+                                         (" 2 ** 10 + 1 ", 1025), ("2**30000", 2**30000)],
+                         ids=lambda p: p if isinstance(p, str) else "")
+def test_range_ends_are_parsed_without_eval(text, value):
+    from collatz_ray._cli import integer_expression
+
+    assert integer_expression(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "2***3", "2**", "2^32", "1e9", "2**3**2", "3 4", "2**30001",
+                                  "__import__('os')"])
+def test_anything_else_is_not_an_integer(text):
+    from collatz_ray._cli import integer_expression
+
+    with pytest.raises(ValueError):
+        integer_expression(text)
