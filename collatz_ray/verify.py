@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, integer_expression, positive_int
+from collatz_ray._cli import ArgumentParser, exit_on_usage_error, integer_expression, number, positive_int
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.config import add_config_flags, flag_overrides
 
@@ -46,7 +46,7 @@ def parser() -> ArgumentParser:
                       help="COUNT random odd numbers of BITS bits (repeatable)")
     # Not `seed`: that name is a TrainConfig field, which flag_overrides would collect.
     p.add_argument("--seed", dest="sample_seed", type=int, help="seed of --random (default 0)")
-    p.add_argument("--chunk", type=positive_int, default=None, metavar="N",
+    p.add_argument("--chunk", type=_chunk_size, default=None, metavar="N",
                    help="numbers per chunk, the unit of progress and of Ray tasks (default 2**20)")
     p.add_argument("--first", type=positive_int, default=None, metavar="K",
                    help="counterexamples listed, the first in scan order (default 10)")
@@ -55,6 +55,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--address", help="run the chunks on this Ray cluster (auto or host:port)")
     add_config_flags(p, names=MODEL_FLAGS)
     return p
+
+
+_chunk_size = number(integer_expression, lambda v: v >= 1, "an integer >= 1 such as 2**20")
 
 
 def parse_range(text: str) -> tuple[int, int]:
