@@ -1,6 +1,7 @@
 """python -m collatz_ray.bench: how much faster the vectorised paths are than the plain
 per-integer way of doing the same work, measured side by side on this machine (features,
-a training epoch, a full evaluation, the counterexample scan of collatz_ray.verify). See collatz_ray.benchmarks.speed for what is timed.
+a training epoch, a full evaluation, the counterexample scan of collatz_ray.verify).
+See collatz_ray.benchmarks.speed for what is timed.
 
 Ratios are reported, not enforced: the exit status is 0 unless an equality check fails.
 """
