@@ -90,3 +90,27 @@ positive_int = number(int, lambda v: v >= 1, "an integer >= 1")
 nonnegative_float = number(float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 #: A seed, as torch and numpy take it (TrainConfig checks its own the same way).
 seed_int = number(int, lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
+
+
+#: The largest power `integer_expression` builds, in bits (exact arithmetic goes to 2^32000).
+MAX_POWER_BITS = 30000
+_TERM = re.compile(r"\s*([+-]?)\s*(\d+)(?:\s*\*\*\s*(\d+))?\s*")
+
+
+def integer_expression(text: str) -> int:
+    """An integer written as terms like 3, 2**32 or 2**40+2**20-1, parsed (never eval'd);
+    ValueError when it is not one, or when a power has more than MAX_POWER_BITS bits."""
+    total, pos = 0, 0
+    while pos < len(text):
+        match = _TERM.match(text, pos)
+        if match is None or match.end() == pos or (pos > 0 and not match.group(1)):
+            raise ValueError(text)
+        sign, base, exponent = match.groups()
+        if exponent is not None and int(base) > 1 and int(exponent) * math.log2(int(base)) > MAX_POWER_BITS:
+            raise ValueError(text)
+        term = int(base) ** int(exponent) if exponent is not None else int(base)
+        total += -term if sign == "-" else term
+        pos = match.end()
+    if not text.strip():
+        raise ValueError(text)
+    return total

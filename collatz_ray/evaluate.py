@@ -1,9 +1,11 @@
 """python -m collatz_ray.evaluate: the metrics (docs/method.md) of a checkpoint.
 
-Reads our checkpoints (a run's checkpoint directory or its state.pt, whose saved config
-supplies the model's shape) and seed-format state_dicts such as the published
-experiment's `model.pth` files (the shape comes from --lookahead, --layers, --linear,
---k-only, --k-shifted). Flags given explicitly override a checkpoint's saved config.
+Reads our checkpoints (a checkpoint directory or its state.pt, a run directory or an
+exported trial, whose saved config supplies the model's shape) and seed-format
+state_dicts such as the published experiment's `model.pth` files (the shape comes from
+--lookahead, --layers, --linear, --k-only, --k-shifted). Flags given explicitly override
+a saved config. Besides the method's metrics it reports the unseen held-out steps and
+the large-number trajectories (collatz_ray.trainer.heldout).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error
-from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
+from collatz_ray.trainer.config import add_config_flags, flag_overrides
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "eval_csv",
                "test_seeds", "device")
@@ -31,23 +33,21 @@ def parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from collatz_ray.syracuse.features import FeatureSpec
-    from collatz_ray.trainer.checkpoints import read_weights
     from collatz_ray.trainer.evalset import ensure_default_evalset, load_evalset
     from collatz_ray.trainer.evaluation import evaluate
+    from collatz_ray.trainer.heldout import heldout_metrics
+    from collatz_ray.trainer.loading import load_model
     from collatz_ray.trainer.loop import resolve_device
-    from collatz_ray.trainer.model import build_model, load_weights
     from collatz_ray.trainer.text import format_report, strict_json
 
-    weights, saved = read_weights(args.checkpoint)
-    base = TrainConfig.from_dict(saved, source=str(args.checkpoint)) if saved else TrainConfig()
-    config = TrainConfig.from_dict(flag_overrides(args), source="command line", base=base)
+    loaded = load_model(args.checkpoint, overrides=flag_overrides(args))
+    config = loaded.config
     device = resolve_device(config.device)
-    model = build_model(config)
-    load_weights(model, weights, source=f"--checkpoint {args.checkpoint}")
-    model.to(device)
+    model = loaded.model.to(device)
     evalset = load_evalset(config.eval_csv or ensure_default_evalset())
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
+    metrics.update(heldout_metrics(model, config, metrics, device=device))
     if args.json:
         print(strict_json(metrics))
     else:

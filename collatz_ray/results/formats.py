@@ -15,8 +15,10 @@ from collatz_ray.trainer.text import strict_json
 
 FORMATS = ("table", "md", "json", "csv")
 #: The per-trial metrics of the CSV and of the JSON's trial list.
-KEY_METRICS = ("traj_total_violations", "traj_total_steps", "pass_rate", "weighted_pass_rate",
-               "growth_pass_rate", "growth_weighted_pass_rate", "margin_5pct", "loss", "objective")
+KEY_METRICS = ("traj_total_violations", "traj_total_steps", "traj_unseen_violations",
+               "traj_unseen_steps", "traj_big_violations", "traj_big_steps", "pass_rate",
+               "weighted_pass_rate", "growth_pass_rate", "growth_weighted_pass_rate", "margin_5pct",
+               "loss", "objective")
 
 
 def trial_record(trial: Trial) -> dict[str, Any]:

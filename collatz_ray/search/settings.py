@@ -50,6 +50,7 @@ class SearchSettings:
 
     def to_json(self) -> dict[str, Any]:
         return {"space_path": str(self.space.path), "space_name": self.space.name,
+                "objective": self.space.objective,
                 "budget": dataclasses.asdict(self.space.budget),
                 "storage": self.storage, "experiment": self.experiment,
                 "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 from collatz_ray._yaml import load_yaml
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
 from collatz_ray.trainer.config import MAX_INT, TrainConfig, coerce
+from collatz_ray.search.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
 
 def _shipped_spaces_dir() -> Path:
@@ -39,7 +40,7 @@ def _shipped_spaces_dir() -> Path:
 #: Where named spaces live.
 SPACES_DIR = _shipped_spaces_dir()
 
-TOP_LEVEL_KEYS = ("description", "budget", "fixed", "parameters")
+TOP_LEVEL_KEYS = ("description", "objective", "budget", "fixed", "parameters")
 BUDGET_KEYS = ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "num_samples")
 #: TrainConfig fields the budget owns: the search scheduler must know them, so a space
 #: sets them under `budget` and nowhere else.
@@ -335,6 +336,8 @@ class SearchSpace:
     #: Budget keys the file left out (they hold DEFAULT_BUDGET's values), to name them
     #: as defaults in errors. A default, so that pickles of older experiments load.
     budget_defaults: tuple[str, ...] = ()
+    #: Which violation count ASHA and TPE minimise (search/objective.py OBJECTIVES).
+    objective: str = DEFAULT_OBJECTIVE
 
     def __post_init__(self) -> None:
         self._check_conditions()
@@ -453,7 +456,8 @@ class SearchSpace:
         parameters = tuple(_shrink(p, rules) for p in self.parameters)
         return SearchSpace(name=f"{self.name}-{preset}", path=self.path,
                            description=f"[{preset}] {self.description}", budget=budget,
-                           fixed=fixed, parameters=parameters, budget_defaults=self.budget_defaults)
+                           fixed=fixed, parameters=parameters, budget_defaults=self.budget_defaults,
+                           objective=self.objective)
 
     # -- checks ---------------------------------------------------------------------
     def _check_conditions(self) -> None:
@@ -632,7 +636,11 @@ def _parse(data: Mapping[Any, Any], path: Path) -> SearchSpace:
         raise _fail(path, "parameters", "expected a non-empty mapping of trainer settings to "
                     f"distributions, got {shown(parameters)}")
     budget, left_out = _parse_budget(data.get("budget"), path)
+    objective = data.get("objective", DEFAULT_OBJECTIVE)
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
+        raise _fail(path, "objective", f"unknown objective {shown(objective)}{_did_you_mean(objective, OBJECTIVES)}")
     return SearchSpace(name=path.stem, path=path, description=description.strip(), budget=budget,
+                       objective=objective,
                        fixed={key: _parse_fixed(key, value, path) for key, value in fixed.items()},
                        parameters=tuple(_parse_parameter(name, spec, path)
                                         for name, spec in parameters.items()),

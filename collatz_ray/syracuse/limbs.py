@@ -90,6 +90,18 @@ def from_ints(values: Sequence[int], *, width: int | None = None,
     return torch.from_numpy(limbs).to(device)
 
 
+def random_odd(rng: np.random.Generator, top_bit: np.ndarray, *, width: int) -> torch.Tensor:
+    """Odd integers whose highest set bit is top_bit[i] (so 2^b + 1 <= n < 2^(b+1)), the
+    bits between uniform from `rng`, as (N, width) limbs; width must hold bit max(top_bit)."""
+    count = top_bit.shape[0]
+    raw = rng.integers(0, 1 << 32, size=(count, width), dtype=np.int64)
+    low_bits = np.clip(top_bit[:, None] - 32 * np.arange(width)[None, :], 0, 32)
+    raw &= (np.int64(1) << low_bits) - 1
+    raw[np.arange(count), top_bit // 32] |= np.int64(1) << (top_bit % 32)
+    raw[:, 0] |= 1
+    return torch.from_numpy(raw)
+
+
 def to_ints(limbs: torch.Tensor) -> list[int]:
     """(N, W) limb tensor (normalised) -> Python ints."""
     raw = limbs.to("cpu", torch.int64).numpy().astype("<u4").tobytes()

@@ -33,6 +33,7 @@ from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler
 from collatz_ray.trainer.evalset import ensure_default_evalset, file_sha256, load_evalset
 from collatz_ray.trainer.evaluation import evaluate
+from collatz_ray.trainer.heldout import heldout_metrics
 from collatz_ray.trainer.loss import lyapunov_loss, values_at_offsets
 from collatz_ray.trainer.model import LyapunovMLP, build_model
 from collatz_ray.trainer.text import format_log_header, format_log_line
@@ -189,6 +190,7 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
                 raise _diverged(f"V is nan or inf at epoch {done} ({metrics['traj_nonfinite']} held-out "
                                 f"trajectory values, {metrics['n_nonfinite']} evaluation margins)",
                                 config, last_good)
+            metrics.update(heldout_metrics(model, config, metrics, device=device))
             seconds = time.monotonic() - interval_start
             metrics.update({
                 "epoch": done,
@@ -246,12 +248,14 @@ def chunk_end(epoch: int, config: TrainConfig) -> int:
 
 @torch.no_grad()
 def _mine(model: LyapunovMLP, sampler: BatchSampler, epoch: int, config: TrainConfig) -> None:
-    """Keep the mine_count numbers of a fresh pool with the lowest margin V(n) - V(T n)."""
+    """Keep the mine_count distinct numbers of a fresh pool with the lowest margin
+    V(n) - V(T n). Hard rows repeat values of short walks, and every copy of a weak value
+    has the same margin: counted per row, one number could fill a whole round."""
     pool = sampler.draw_mining_pool(epoch)
     margin_rows = dataclasses.replace(pool, rows={0: pool.rows[0], 1: pool.rows[1]})
     was_training = model.training
     model.eval()
     v = values_at_offsets(model, margin_rows)
     model.train(was_training)
-    worst = torch.argsort(v[0] - v[1], stable=True)[:config.mine_count]
-    sampler.add_mined(limbs.to_ints(pool.values[worst]))
+    by_margin = limbs.to_ints(pool.values[torch.argsort(v[0] - v[1], stable=True)])
+    sampler.add_mined(list(dict.fromkeys(by_margin))[:config.mine_count])

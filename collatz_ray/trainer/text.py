@@ -50,6 +50,7 @@ def format_report(metrics: dict[str, Any], seeds: Sequence[int]) -> str:
     lines.append(f"{'total':>8} {metrics['traj_total_violations']:>10} {metrics['traj_total_steps']:>6}"
                  f"   ({metrics['traj_growth_violations']} on growth steps, "
                  f"{metrics['traj_decay_violations']} on decay steps)")
+    lines += heldout_lines(metrics)
     lines.append("")
     lines.append(f"pass {metrics['pass_rate']:.2f}%  weighted {metrics['weighted_pass_rate']:.2f}%  "
                  f"growth {metrics['growth_pass_rate']:.2f}%  growth weighted "
@@ -69,3 +70,16 @@ def format_report(metrics: dict[str, Any], seeds: Sequence[int]) -> str:
 def _number(value: float | None) -> str:
     """A margin to five places; n/a where it is not a finite number."""
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.5f}"
+
+
+def heldout_lines(metrics: dict[str, Any]) -> list[str]:
+    """The unseen-step and large-number counts (docs/method.md §8), when measured."""
+    if "traj_unseen_steps" not in metrics:
+        return []  # metrics from before they existed
+    buckets = sorted(int(k.split("_")[2]) for k in metrics
+                     if k.startswith("traj_big_") and k.endswith("_steps") and k != "traj_big_steps")
+    big = ", ".join(f"{b} bits {metrics[f'traj_big_{b}_violations']}/{metrics[f'traj_big_{b}_steps']}"
+                    for b in buckets)
+    return [f"{'unseen':>8} {metrics['traj_unseen_violations']:>10} {metrics['traj_unseen_steps']:>6}"
+            "   (steps from a value on no training walk)",
+            f"large numbers: {metrics['traj_big_violations']}/{metrics['traj_big_steps']} ({big})"]

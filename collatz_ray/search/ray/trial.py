@@ -56,7 +56,8 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
                            "threads": max(1, round(settings.cpus_per_trial)),
                            "recorded_through": recorded_through(context.get_storage()),
                            # Tells a first worker of this start from one Train restarted.
-                           "trial_start": uuid.uuid4().hex},
+                           "trial_start": uuid.uuid4().hex,
+                           "objective": settings.space.objective},
         scaling_config=ray_train.ScalingConfig(
             num_workers=1, use_gpu=gpus > 0,
             resources_per_worker=worker_resources(cpus_per_trial=settings.cpus_per_trial,

@@ -56,7 +56,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         node_id = ray.get_runtime_context().get_node_id()
 
         def report(metrics: dict[str, Any], checkpoint_dir: Path) -> None:
-            metrics = {**metrics, METRIC: objective(metrics), "node_id": node_id, "worker_pid": os.getpid()}
+            metrics = {**metrics, METRIC: objective(metrics, kind=loop_config.get("objective", "log")), "node_id": node_id, "worker_pid": os.getpid()}
             reports.append(metrics)
             (checkpoint_dir / REPORTS_FILE).write_text(
                 json.dumps({"trial_start": trial_start}) + "\n" + "".join(json.dumps(m) + "\n" for m in reports))
