@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error
-from collatz_ray.errors import UsageError, shown
+from collatz_ray.errors import UsageError
 from collatz_ray.trainer.checkpoints import load_checkpoint, resumable_checkpoint, run_lock
 from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
 from collatz_ray.trainer.loop import TrainingDiverged, train
