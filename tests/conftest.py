@@ -31,8 +31,10 @@ def pytest_configure(config):
     os.environ[_CACHE_ENV] = _session_cache
 
 
-#: Fixtures too expensive to make twice: the tests that use one run on the same xdist worker.
-SHARED_FIXTURES = ("smoke_experiment", "faulty_search")
+#: Fixtures too expensive to make twice (or, for the wheel built in the source tree, not
+#: safely made twice at once): the tests that use one run on the same xdist worker. The
+#: smoke search uses the installed wheel, so it shares that group.
+SHARED_FIXTURES = ("installed_python", "faulty_search")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers
