@@ -177,9 +177,10 @@ def _search(args) -> int:
 
     # Everything the user typed is checked; now start or join Ray.
     from collatz_ray.search.ray import cluster
-    from collatz_ray.search.ray.interrupt import stop_cleanly_on_signals
 
     resources = cluster.connect(args.address)
+    from collatz_ray.search.ray.interrupt import stop_cleanly_on_signals
+
     with stop_cleanly_on_signals() as interruption:
         try:
             status = _run(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,

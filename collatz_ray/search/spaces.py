@@ -181,7 +181,7 @@ class Origin:
         """How a message about this value starts; a flag shows its value, the others
         end the message with ', got V' (see `got`)."""
         if self.kind == "flag":
-            return f"{self.where} {value}"
+            return f"{self.where} {shown(value)}"
         if self.kind == "preset":
             return f"{self.where}: budget.{key}"
         if self.kind == "saved":
@@ -192,7 +192,7 @@ class Origin:
         return f"{self.where}: budget.{key}{suffix}"
 
     def got(self, value: int) -> str:
-        return "" if self.kind == "flag" else f", got {value}"
+        return "" if self.kind == "flag" else f", got {shown(value)}"
 
     def name(self, key: str, subject: Origin) -> str:
         """How another value's message refers to this one."""
@@ -221,6 +221,8 @@ def build_budget(values: Mapping[str, int], origins: Mapping[str, Origin]) -> Bu
         value = values[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise refuse(key, "expected an integer >= 1")
+        if value > MAX_INT:
+            raise refuse(key, f"expected at most {MAX_INT}")
     epochs = values["epochs"]
     for key in ("eval_interval", "grace_epochs"):
         if values[key] > epochs:

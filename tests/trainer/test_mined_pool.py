@@ -72,7 +72,7 @@ def test_a_run_checkpoints_a_distinct_pool(eval_csv, tmp_path: Path):
                     mine_pool=256, mine_count=10)
     train(c, run_dir=tmp_path, verbose=False)
     state = load_checkpoint(latest_checkpoint(tmp_path))
-    mined = state["sampler"]["mined"]
+    mined = [int(v, 16) if isinstance(v, str) else v for v in state["sampler"]["mined"]]  # saved as hex
     # rounds at epochs 4 and 8 of ten distinct numbers each (the second may re-mine some)
     assert len(mined) == len(set(mined)) and 10 < len(mined) <= 20
     restored = BatchSampler(c, device=CPU)
