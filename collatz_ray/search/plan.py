@@ -224,9 +224,10 @@ def plan_line(sizing: Sizing, *, concurrency: int, cpus: float, gpus: float, pat
     """The lines a search prints before it starts: the plan, then where it lands."""
     b = sizing.budget
     notes = "".join(f"; {note}" for note in sizing.notes)
-    return (f"Search '{sizing.space.name}': {b.num_samples} trials x {b.epochs} epochs "
-            f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}{notes}); "
-            f"{concurrency} at once, {cpus:g} CPU + {gpus:g} GPU each\nExperiment: {path}")
+    return (f"Search '{sizing.space.name}': {b.num_samples} trials x {b.epochs} epochs, "
+            f"{concurrency} at once, {cpus:g} CPU + {gpus:g} GPU each\n"
+            f"  eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}{notes}\n"
+            f"Experiment: {path}")
 
 
 def _duration(seconds: float) -> str:

@@ -126,9 +126,10 @@ def test_the_estimate_adds_up():
 
 def test_plan_line_says_what_was_scaled():
     line = plan.plan_line(size(epochs=3000), concurrency=2, cpus=1, gpus=0, path="/r/x")
-    assert line == ("Search 'lookahead': 24 trials x 3000 epochs (eval every 150, ASHA grace 600, factor 3; "
-                    "eval_interval 5000->150 and grace_epochs 20000->600 scaled with --epochs 3000); "
-                    "2 at once, 1 CPU + 0 GPU each\nExperiment: /r/x")
+    assert line == ("Search 'lookahead': 24 trials x 3000 epochs, 2 at once, 1 CPU + 0 GPU each\n"
+                    "  eval every 150, ASHA grace 600, factor 3; "
+                    "eval_interval 5000->150 and grace_epochs 20000->600 scaled with --epochs 3000\n"
+                    "Experiment: /r/x")
 
 
 # -- what calibration times, and resources -------------------------------------------
