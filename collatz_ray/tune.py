@@ -11,6 +11,7 @@ estimate without starting Ray (collatz_ray/search/plan.py sizes both).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int, seed_int
+from collatz_ray._lock import hold_lock
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
 from collatz_ray.search.plan import dry_run, plan_line, size_search
@@ -175,7 +177,22 @@ def _search(args) -> int:
                       path=join(storage, args.name or f"{space.name}-<start time>")))
         return 0
 
-    # Everything the user typed is checked; now start or join Ray.
+    with _experiment_lock(storage, name):
+        if not args.resume and _exists(storage, name):  # made while this one was checking
+            raise UsageError(f"--name {name}: an experiment of that name exists under {storage}")
+        return _start(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv)
+
+
+def _experiment_lock(storage: str, name: str):
+    """One search per experiment at a time: a lock beside it, held until the search ends
+    (none on remote storage, where only Ray's own files coordinate)."""
+    if "://" in storage:
+        return contextlib.nullcontext()
+    return hold_lock(Path(storage) / f".{name}.lock", what=f"experiment {name}")
+
+
+def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None) -> int:
+    """Everything the user typed is checked: start or join Ray, run, and shut down."""
     from collatz_ray.search.ray import cluster
 
     resources = cluster.connect(args.address)

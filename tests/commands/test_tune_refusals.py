@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,25 @@ def test_resume_of_damaged_settings_is_one_line(experiment, damage):
     outcome = run_command("tune", "--resume", "--name", experiment.name, "--storage", str(experiment.parent))
     outcome.one_error_line("collatz_search.json")
     assert _tree_digest(experiment) == before
+
+
+def test_a_second_search_of_the_same_experiment_is_refused_naming_the_first(tmp_path, eval_csv):
+    """Another process holds the experiment (as a running search does): the second is
+    refused in one line with the holder's pid, before any Ray starts."""
+    storage = tmp_path / "results"
+    storage.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+         "from collatz_ray._lock import hold_lock\n"
+         f"with hold_lock(Path({str(storage)!r}) / '.same.lock', what='experiment same'):\n"
+         "    print('held', flush=True)\n    time.sleep(120)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        outcome = run_command("tune", "--space", "smoke", "--storage", str(storage), "--name", "same",
+                              "--eval-csv", str(eval_csv))
+        outcome.one_error_line("experiment same", f"pid {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert not (storage / "same").exists()

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ray import tune
+from ray import cloudpickle, tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -16,7 +16,7 @@ from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
 from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.trial import trainable
-from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
+from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
 from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
 
@@ -97,11 +97,40 @@ def _restore(settings: SearchSettings) -> tune.Tuner:
     """Tune's restore, with damaged state (a truncated tuner.pkl or searcher state) said
     in one line instead of an unpickling traceback."""
     try:
+        _retarget_new_trials(settings)
         return tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=True)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             ImportError, IndexError, KeyError) as err:
         raise UsageError(f"{settings.path}: Tune's saved state cannot be read ({type(err).__name__}: "
                          f"{str(err)[:120]}); the trials' files are untouched") from None
+
+
+def _retarget_new_trials(settings: SearchSettings) -> None:
+    """Make trials that a restored search creates land in the experiment where it now is.
+
+    Tune moves the trials it restores to a moved or renamed experiment, but new trials
+    copy the storage of the experiment spec saved with the search generator's state
+    (search_gen_state-*.json, a pickle despite its name), which still
+    names the old place: after `cp -r results/k1 results/k1c` and a resume of k1c, new
+    trials wrote to k1 (or, with k1 gone, only to Ray's session directory). Point that
+    saved storage at the experiment's current place first (local storage; a remote one
+    is only ever resumed where it is)."""
+    if "://" in settings.storage:
+        return
+    states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
+    if not states:
+        return
+    newest = states[-1]  # the one Tune loads: names sort by time
+    with open(newest, "rb") as handle:
+        state = cloudpickle.load(handle)
+    storage = getattr(state.get("experiment") if isinstance(state, dict) else None, "storage", None)
+    if storage is None or (storage.storage_fs_path, storage.experiment_dir_name) == (
+            settings.storage, settings.experiment):
+        return
+    # In place: the experiment's spec holds the same object.
+    storage.storage_fs_path = settings.storage
+    storage.experiment_dir_name = settings.experiment
+    write_atomically(newest, cloudpickle.dumps(state))
 
 
 def can_restore(settings: SearchSettings) -> bool:
