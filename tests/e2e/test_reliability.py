@@ -405,10 +405,16 @@ def _fill(directory: Path) -> int:
 
 
 def _remount_read_only(directory: Path) -> int:
-    done = subprocess.run(["mount", "-o", "remount,ro", str(directory)], capture_output=True,
-                          text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    return 0
+    """The kernel refuses (busy) while a file there is open for writing, which Tune's
+    loggers do in bursts: try again until it takes, within a bound."""
+    deadline = time.monotonic() + 120
+    while True:
+        done = subprocess.run(["mount", "-o", "remount,ro", str(directory)], capture_output=True,
+                              text=True, timeout=30)
+        if done.returncode == 0:
+            return 0
+        assert "busy" in done.stderr and time.monotonic() < deadline, done.stderr
+        time.sleep(0.05)
 
 
 STORAGE_FAULTS = {"disk_full": (_fill, "No space left on device"),

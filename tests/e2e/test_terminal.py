@@ -3,6 +3,7 @@ with Ctrl-C and resumed with the command it printed."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
@@ -19,9 +20,12 @@ def _screen_lines(text: str) -> list[str]:
 
 
 def _spawn(args: list[str], cwd) -> pexpect.spawn:
+    """The search in a terminal; everything it shows is kept in `child.logfile_read`."""
     env = {**os.environ, "RAY_ADDRESS": "local", "COLUMNS": str(WIDTH), "LINES": "40"}
-    return pexpect.spawn(sys.executable, ["-m", "collatz_ray.tune", *args], cwd=str(cwd), env=env,
-                         dimensions=(40, WIDTH), encoding="utf-8", codec_errors="replace", timeout=300)
+    child = pexpect.spawn(sys.executable, ["-m", "collatz_ray.tune", *args], cwd=str(cwd), env=env,
+                          dimensions=(40, WIDTH), encoding="utf-8", codec_errors="replace", timeout=300)
+    child.logfile_read = io.StringIO()
+    return child
 
 
 def test_ctrl_c_stops_cleanly_and_the_printed_resume_finishes(tmp_path, eval_csv):
@@ -33,8 +37,8 @@ def test_ctrl_c_stops_cleanly_and_the_printed_resume_finishes(tmp_path, eval_csv
     child.sendintr()                              # Ctrl-C
     child.expect(pexpect.EOF)
     child.close()
-    seen = child.before
-    first = _screen_lines(child.before or "")
+    seen = child.logfile_read.getvalue()
+    first = _screen_lines(seen)
     assert child.exitstatus == 130, (child.exitstatus, child.signalstatus)
     resume = [line for line in first if "Resume with: " in line]
     assert resume, "no resume hint"
@@ -45,8 +49,9 @@ def test_ctrl_c_stops_cleanly_and_the_printed_resume_finishes(tmp_path, eval_csv
     child = _spawn(command[3:], tmp_path)
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 0, child.before[-3000:]
-    second = _screen_lines(child.before or "")
+    shown = child.logfile_read.getvalue()
+    assert child.exitstatus == 0, shown[-3000:]
+    second = _screen_lines(shown)
     assert any(line.startswith("Best trial ") for line in second)
     assert any(line.startswith("Experiment: ") for line in second)
 

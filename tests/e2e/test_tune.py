@@ -46,6 +46,9 @@ def test_smoke_search_runs_end_to_end(smoke_run):
     assert list(experiment.glob("experiment_state-*.json")), "Ray's experiment state is missing"
     assert (experiment / "tuner.pkl").exists()
     assert (experiment / "collatz_search.json").exists()
+    # The search runs with umask 077: what it writes is its user's alone.
+    assert experiment.stat().st_mode & 0o077 == 0, oct(experiment.stat().st_mode)
+    assert all(p.stat().st_mode & 0o077 == 0 for p in experiment.glob("collatz_trial_*/result.json"))
     budget = load_space("lookahead").smoke().budget
     results = trial_results(experiment)
     assert len(results) == budget.num_samples
@@ -165,3 +168,19 @@ def test_an_experiment_of_the_old_layout_resumes_moved_and_renamed(tmp_path, eva
     best = [line for line in proc.stdout.splitlines() if line.startswith("Best trial ")]
     assert best and f"collatz_trial_{best[0].split()[2].rstrip(':')}" in reports, best
     assert not (storage / "old-layout").exists()
+
+
+def test_a_truncated_tuner_pkl_is_one_line_and_touches_nothing(tmp_path, eval_csv):
+    storage = tmp_path / "store"
+    experiment = storage / "old-layout"
+    shutil.copytree(OLD_LAYOUT / "old-layout", experiment)
+    pkl = experiment / "tuner.pkl"
+    pkl.write_bytes(pkl.read_bytes()[:100])
+    before = {p: p.read_bytes() for p in experiment.rglob("collatz_trial_*/*") if p.is_file()}
+    proc = run_tune("--resume", "--name", "old-layout", "--storage", str(storage),
+                    "--eval-csv", str(eval_csv), env={"RAY_ADDRESS": "local"})
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("collatz_ray.tune: error:")]
+    assert len(errors) == 1 and "saved state cannot be read" in errors[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert {p: p.read_bytes() for p in before} == before
