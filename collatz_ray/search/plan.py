@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -221,13 +222,15 @@ def estimate(budget: Budget, *, epoch_s: float, eval_s: float, concurrency: int,
 
 
 def plan_line(sizing: Sizing, *, concurrency: int, cpus: float, gpus: float, path: str) -> str:
-    """The lines a search prints before it starts: the plan, then where it lands."""
+    """The lines a search prints before it starts: the plan, what was scaled (wrapped to
+    the terminal's 120 columns), then where it lands."""
     b = sizing.budget
-    notes = "".join(f"; {note}" for note in sizing.notes)
-    return (f"Search '{sizing.space.name}': {b.num_samples} trials x {b.epochs} epochs, "
-            f"{concurrency} at once, {cpus:g} CPU + {gpus:g} GPU each\n"
-            f"  eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}{notes}\n"
-            f"Experiment: {path}")
+    settings = f"  eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}"
+    return "\n".join([
+        f"Search '{sizing.space.name}': {b.num_samples} trials x {b.epochs} epochs, "
+        f"{concurrency} at once, {cpus:g} CPU + {gpus:g} GPU each",
+        *textwrap.wrap("; ".join([settings, *sizing.notes]), width=120, subsequent_indent="    "),
+        f"Experiment: {path}"])
 
 
 def _duration(seconds: float) -> str:

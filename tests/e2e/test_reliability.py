@@ -25,6 +25,7 @@ import ipaddress
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -405,16 +406,22 @@ def _fill(directory: Path) -> int:
 
 
 def _remount_read_only(directory: Path) -> int:
-    """The kernel refuses (busy) while a file there is open for writing, which Tune's
-    loggers do in bursts: try again until it takes, within a bound."""
-    deadline = time.monotonic() + 120
-    while True:
-        done = subprocess.run(["mount", "-o", "remount,ro", str(directory)], capture_output=True,
-                              text=True, timeout=30)
-        if done.returncode == 0:
-            return 0
-        assert "busy" in done.stderr and time.monotonic() < deadline, done.stderr
-        time.sleep(0.05)
+    """The storage turns read-only under the running search. The kernel will not remount
+    a filesystem read-only while a file on it is open for writing (Tune's loggers keep
+    result.json open), so the full one is detached (`umount -l`: open files write on into
+    it, unseen), and a read-only tmpfs holding a copy of what it held takes its place, as
+    a storage that went read-only shows what it held until then."""
+    snapshot = directory.parent / "snapshot"
+    shutil.copytree(directory, snapshot, symlinks=True)
+    for command in (["umount", "-l", str(directory)],
+                    ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(directory)]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+    shutil.copytree(snapshot, directory, symlinks=True, dirs_exist_ok=True)
+    done = subprocess.run(["mount", "-o", "remount,ro", str(directory)], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return 0
 
 
 STORAGE_FAULTS = {"disk_full": (_fill, "No space left on device"),

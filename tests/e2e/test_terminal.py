@@ -16,7 +16,7 @@ WIDTH = 120
 
 
 def _screen_lines(text: str) -> list[str]:
-    return [ANSI.sub("", line).rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return [ANSI.sub("", line).rstrip().removeprefix("^C") for line in text.replace("\r\n", "\n").split("\n")]
 
 
 def _spawn(args: list[str], cwd) -> pexpect.spawn:

@@ -128,8 +128,9 @@ def test_plan_line_says_what_was_scaled():
     line = plan.plan_line(size(epochs=3000), concurrency=2, cpus=1, gpus=0, path="/r/x")
     assert line == ("Search 'lookahead': 24 trials x 3000 epochs, 2 at once, 1 CPU + 0 GPU each\n"
                     "  eval every 150, ASHA grace 600, factor 3; "
-                    "eval_interval 5000->150 and grace_epochs 20000->600 scaled with --epochs 3000\n"
-                    "Experiment: /r/x")
+                    "eval_interval 5000->150 and grace_epochs 20000->600 scaled with --epochs\n"
+                    "    3000\nExperiment: /r/x")
+    assert all(len(part) <= 120 for part in line.splitlines())
 
 
 # -- what calibration times, and resources -------------------------------------------

@@ -35,7 +35,8 @@ def legend(parameters: Sequence[str]) -> str:
     """Printed once when the search starts: what the short column names stand for,
     wrapped at WIDTH."""
     pairs = [f"{short_name(p)}={p}" for p in parameters if short_name(p) != p]
-    pairs.append("layers: depth x widest")
+    if "layers" in parameters:
+        pairs.append("layers: depth x widest")
     lines, line = [], "Columns:"
     for pair in pairs:
         if len(line) + len(pair) + 2 > WIDTH:
