@@ -164,7 +164,8 @@ def test_evaluate_a_checkpoint_directory_as_json(smoke_run, tmp_path):
     assert len(lines) == 1
     got = json.loads(lines[0])
     assert isinstance(got, dict)
-    assert got == _metric_view(read_metrics(smoke_run)[-1])  # same numbers as the trainer's
+    assert got["checkpoint"] == str(ckpt) and got["checkpoint_epoch"] == 300
+    assert _metric_view(got) == _metric_view(read_metrics(smoke_run)[-1])  # same numbers as the trainer's
 
 
 def test_evaluate_a_seed_format_model_with_matching_flags(smoke_run, tmp_path, eval_csv):
@@ -172,13 +173,59 @@ def test_evaluate_a_seed_format_model_with_matching_flags(smoke_run, tmp_path, e
     proc = cli("evaluate", "--checkpoint", smoke_run / "model.pth", "--layers", "32,32", "--lookahead", "10",
                "--eval-csv", eval_csv, "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == expected
+    got = json.loads(proc.stdout)
+    assert got["checkpoint"] == str(smoke_run / "model.pth") and got["checkpoint_epoch"] is None
+    assert _metric_view(got) == expected
     report = cli("evaluate", "--checkpoint", smoke_run / "model.pth", "--layers", "32,32",
                  "--eval-csv", eval_csv, cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert "total" in report.stdout and " 429" in report.stdout and "626331" in report.stdout
+    assert report.stdout.splitlines()[0] == (f"checkpoint {smoke_run / 'model.pth'}: seed format, no epoch "
+                                             "recorded; shape from the flags: lookahead 10, layers 32,32")
     with pytest.raises(json.JSONDecodeError):
         json.loads(report.stdout)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, eval_csv) -> Path:
+    """A run of a shape other than the defaults (8 wide, lookahead 12), made by `train`."""
+    run_dir = tmp_path_factory.mktemp("tiny") / "run7"
+    outcome = run_command("train", "--smoke", "--layers", "8", "--lookahead", "12", "--epochs", "20",
+                          "--eval-csv", eval_csv, "--out", run_dir, "--quiet")
+    assert outcome.status == 0, outcome.stderr
+    return run_dir
+
+
+def test_evaluate_a_run_directory_without_shape_flags(tiny_run, eval_csv):
+    # The run's newest checkpoint, read with the run's own config: no --layers, no --lookahead.
+    newest = tiny_run / "checkpoints" / "epoch_00000020"
+    report = run_command("evaluate", "--checkpoint", tiny_run)
+    assert report.status == 0, report.stderr
+    first, *rest = report.stdout.splitlines()
+    assert first == (f"checkpoint {newest}: epoch 20, the newest of run {tiny_run}; "
+                     "its saved config: lookahead 12, layers 8")
+    assert rest[0].split() == ["seed", "violations", "steps", "worst", "margin"]
+    as_json = run_command("evaluate", "--checkpoint", tiny_run, "--json")
+    assert as_json.status == 0, as_json.stderr
+    got = json.loads(as_json.stdout)
+    assert got["checkpoint"] == str(newest) and got["checkpoint_epoch"] == 20
+    assert _metric_view(got) == _metric_view(read_metrics(tiny_run)[-1])
+    # Flags still override the saved config: other held-out seeds, and a shape that cannot fit.
+    fewer = json.loads(run_command("evaluate", "--checkpoint", tiny_run, "--test-seeds", "27", "--json").stdout)
+    assert fewer["traj_total_steps"] == 41
+    run_command("evaluate", "--checkpoint", tiny_run, "--lookahead", "10").one_error_line("net.0.weight")
+    # The run's model.pth alone is seed format: it still needs the shape flags.
+    run_command("evaluate", "--checkpoint", tiny_run / "model.pth", "--eval-csv", eval_csv
+                ).one_error_line("model.pth")
+    seed = run_command("evaluate", "--checkpoint", tiny_run / "model.pth", "--layers", "8", "--lookahead", "12",
+                       "--eval-csv", eval_csv, "--json")
+    assert _metric_view(json.loads(seed.stdout)) == _metric_view(got)
+
+
+def test_evaluate_a_run_without_a_finished_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "run" / "checkpoints" / ".partial_00000100").mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text("lookahead: 12\n")
+    run_command("evaluate", "--checkpoint", tmp_path / "run").one_error_line("no finished checkpoint")
 
 
 def test_evaluate_a_checkpoint_from_the_original_experiment(tmp_path, eval_csv):
