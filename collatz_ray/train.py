@@ -2,7 +2,8 @@
 
 Settings come from, in increasing precedence: the method's defaults, `--smoke` (a tiny run
 for a laptop CPU), `--config FILE.yaml`, and one flag per setting. `--resume DIR`
-continues a run exactly from its newest checkpoint.
+continues a run exactly from its newest checkpoint; its epochs and device come from
+--epochs/--device, else from DIR/config.yaml, else from the checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collatz_ray._cli import ArgumentParser, exit_on_usage_error
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
 from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
-from collatz_ray.trainer.loop import TrainingDiverged, train
+from collatz_ray.trainer.loop import TrainingDiverged, resolve_device, train
 
 #: Small enough for a CPU in well under a minute, large enough to exercise everything.
 SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 256,
@@ -52,8 +53,13 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(overrides, source="command line", base=config)
 
 
-def resumed_config(args: argparse.Namespace, checkpoint: Path) -> TrainConfig:
-    """The run's own config, from its checkpoint; only --epochs and --device may change."""
+def resumed_config(args: argparse.Namespace, state: dict, run_dir: Path, checkpoint: Path) -> TrainConfig:
+    """The run's own config, from its checkpoint; only epochs and device may change.
+
+    Those two come from --epochs/--device, else from DIR/config.yaml (which a resume
+    with --epochs rewrites before its first new checkpoint, and in which an exported
+    trial says `device: auto`, so a CPU trial continues on a GPU where there is one),
+    else from the checkpoint."""
     overrides = flag_overrides(args)
     extra = ["--" + k.replace("_", "-") for k in sorted(set(overrides) - {"epochs", "device"})]
     extra += [flag for flag, given in (("--config", args.config), ("--smoke", args.smoke),
@@ -61,7 +67,12 @@ def resumed_config(args: argparse.Namespace, checkpoint: Path) -> TrainConfig:
     if extra:
         raise UsageError(f"--resume continues the run with its own settings; only --epochs and "
                          f"--device may be given (got {', '.join(extra)})")
-    saved = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"], source=str(checkpoint))
+    saved = TrainConfig.from_dict(state["config"], source=str(checkpoint))
+    run_yaml = run_dir / "config.yaml"
+    if run_yaml.is_file():
+        recorded = TrainConfig.from_yaml(run_yaml)
+        saved = saved.replace(**{key: getattr(recorded, key) for key in ("epochs", "device")
+                                 if key not in overrides})
     return TrainConfig.from_dict(overrides, source="command line", base=saved)
 
 
@@ -77,8 +88,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume_from = latest_checkpoint(args.resume)
         if resume_from is None:
             raise UsageError(f"--resume {args.resume}: the run has no checkpoint yet")
-        config = resumed_config(args, resume_from)
+        state = load_checkpoint(resume_from)
+        config = resumed_config(args, state, args.resume, resume_from)
         run_dir = args.resume
+        done = state["epoch"]
+        if done == config.epochs:
+            if not args.quiet:
+                print(f"run {run_dir} is already at epoch {done} of {config.epochs}: nothing to train; "
+                      f"--epochs N (more than {done}) continues it")
+            return 0
+        if not args.quiet and done < config.epochs:
+            own = "" if "epochs" in flag_overrides(args) else " (the run's own epochs; --epochs N for more)"
+            print(f"resuming run {run_dir} at epoch {done} of {config.epochs}{own} on "
+                  f"{resolve_device(config.device)}", flush=True)
     else:
         config = resolve_config(args)
         run_dir = args.out or Path("results") / "runs" / time.strftime("%Y%m%d-%H%M%S")

@@ -228,6 +228,55 @@ def test_evaluate_a_run_without_a_finished_checkpoint_is_one_line(tmp_path):
     run_command("evaluate", "--checkpoint", tmp_path / "run").one_error_line("no finished checkpoint")
 
 
+def test_resume_says_where_it_continues_and_prints_the_header_once(tiny_run, tmp_path):
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run7"))
+    before = (run / "metrics.jsonl").read_text()
+    # At its own budget: one line, exit 0, nothing rewritten.
+    at_budget = run_command("train", "--resume", run)
+    assert at_budget.status == 0 and at_budget.stderr == ""
+    assert at_budget.stdout == (f"run {run} is already at epoch 20 of 20: nothing to train; "
+                                "--epochs N (more than 20) continues it\n")
+    assert (run / "metrics.jsonl").read_text() == before
+    assert run_command("train", "--resume", run, "--quiet").stdout == ""
+    # Extended: where it starts, the log's header once, the new evaluation, the directory.
+    longer = run_command("train", "--resume", run, "--epochs", "30")
+    assert longer.status == 0, longer.stderr
+    lines = longer.stdout.splitlines()
+    assert lines[0] == f"resuming run {run} at epoch 20 of 30 on cpu"
+    assert lines[1].split("|")[0].strip() == "Epoch" and longer.stdout.count("Traj Viol") == 1
+    assert [line.split("|")[0].strip() for line in lines[2:-1]] == ["30"]
+    assert lines[-1] == f"run directory: {run}"
+    # Interrupted before its next checkpoint: a plain --resume goes on to the 30 epochs
+    # config.yaml now records, and says they are the run's own.
+    shutil.rmtree(run / "checkpoints" / "epoch_00000030")
+    again = run_command("train", "--resume", run)
+    assert again.status == 0, again.stderr
+    assert again.stdout.splitlines()[0] == (f"resuming run {run} at epoch 20 of 30 (the run's own epochs; "
+                                            "--epochs N for more) on cpu")
+    assert [m["epoch"] for m in read_metrics(run)] == [20, 30]
+
+
+def _resumed(run: Path, *flags: str) -> TrainConfig:
+    from collatz_ray import train as train_command
+    from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
+
+    args = train_command.parser().parse_args(["--resume", str(run), *flags])
+    newest = latest_checkpoint(run)
+    return train_command.resumed_config(args, load_checkpoint(newest), run, newest)
+
+
+def test_resume_takes_its_device_from_the_flag_then_config_yaml_then_the_checkpoint(tiny_run, tmp_path):
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    assert _resumed(run).device == "auto"  # config.yaml and checkpoint agree: auto
+    config_yaml = run / "config.yaml"
+    text = config_yaml.read_text()
+    config_yaml.write_text(text.replace("device: auto", "device: cpu"))
+    assert _resumed(run).device == "cpu"  # config.yaml, edited, moves the run
+    assert _resumed(run, "--device", "auto").device == "auto"  # the flag beats config.yaml
+    config_yaml.unlink()
+    assert _resumed(run).device == "auto" and _resumed(run).epochs == 20  # the checkpoint's
+
+
 def test_evaluate_a_checkpoint_from_the_original_experiment(tmp_path, eval_csv):
     # The seed format written by hand, with the published stack's key names.
     torch.manual_seed(0)
