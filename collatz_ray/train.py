@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
@@ -26,10 +24,6 @@ from collatz_ray.trainer.loop import TrainingDiverged, resolve_device, train
 SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 256,
          "decay_start": 50, "decay_len": 100, "mine_interval": 100, "mine_pool": 512,
          "mine_count": 16, "ramp_len": 200}
-#: A model this small gains nothing from more torch threads: they spend the time waiting
-#: for each other. Measured on 2 busy cores: 3 to 5 times the CPU time of one thread,
-#: and 25 to 50 s instead of 5 to 20 s of wall time (docs/training.md).
-SMOKE_THREADS = 1
 
 
 def parser() -> ArgumentParser:
@@ -110,16 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         config = resolve_config(args)
         run_dir = args.out or Path("results") / "runs" / time.strftime("%Y%m%d-%H%M%S")
-    threads = torch.get_num_threads()
-    if args.smoke:
-        torch.set_num_threads(SMOKE_THREADS)
     try:
         train(config, run_dir=run_dir, resume_from=resume_from, verbose=not args.quiet)
     except TrainingDiverged as err:
         print(f"collatz_ray.train: error: {err}", file=sys.stderr)
         return 1
-    finally:
-        torch.set_num_threads(threads)  # as it was, for a caller in this process
     if not args.quiet:
         print(f"run directory: {run_dir}")
     return 0

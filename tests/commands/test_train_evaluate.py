@@ -140,18 +140,6 @@ def test_resume_without_epochs_finishes_the_run_as_configured(tmp_path, eval_csv
     assert child.returncode == 0
 
 
-def test_smoke_trains_on_one_thread_and_gives_the_count_back(tmp_path, monkeypatch):
-    # Two threads cost a 32x32 model 3 to 5 times the CPU time of one (train.SMOKE_THREADS).
-    from collatz_ray import train as train_command
-
-    seen = []
-    monkeypatch.setattr(train_command, "train", lambda *a, **k: seen.append(torch.get_num_threads()))
-    before = torch.get_num_threads()
-    assert run_command("train", "--smoke", "--out", tmp_path / "run", "--quiet").status == 0
-    assert run_command("train", "--epochs", "5", "--out", tmp_path / "run2", "--quiet").status == 0
-    assert seen == [1, before] and torch.get_num_threads() == before
-
-
 def test_divergence_exits_1_with_one_line(tmp_path, eval_csv):
     proc = cli("train", "--smoke", "--eval-csv", eval_csv, "--lr", "1e30", "--eval-interval", "1",
                "--epochs", "5", "--out", tmp_path / "run", "--quiet", cwd=tmp_path)
