@@ -180,7 +180,9 @@ NOT_RUN_HERE: list[tuple[str, str]] = [
     ("aws", "needs AWS credentials (JSON policy text included)"),
     ("kubectl", "needs a Kubernetes cluster"), ("docker", "needs a Docker daemon and registry"),
     ("eksctl", "needs an EKS cluster"), ("ssh", "needs a remote machine"),
-    ("re:^(export\\s+)?[A-Za-z_][A-Za-z0-9_]*=", "a shell variable for the cloud commands after it"),
+    # A whole line that only sets a variable (not `VAR=1 python -m ...`, a command).
+    ("re:^(export\\s+)?[A-Za-z_][A-Za-z0-9_]*=(\\$\\(.*\\)|\"[^\"]*\"|'[^']*'|\\S*)$",
+     "a shell variable for the cloud commands after it"),
     ("chmod 600 ~/.ray/auth_token", "the user's own token file"),
     ("echo", "prints a value the user pastes into a cluster config"),
     ("sed -i", "fills the user's own values into cluster/k8s/*.yaml"),
@@ -397,6 +399,7 @@ def test_extraction_reads_blocks_as_a_shell_would(tmp_path):
     assert found[6][1].startswith("aws iam put-role-policy") and found[6][1].endswith('"Allow\\"}]}"')
     assert [exemption(c) is not None for b in blocks[:2] for c in commands(b)] == [
         False, True, True, True, True, False, True, True]
+    assert exemption(Command("x", "OMP_NUM_THREADS=1 python -m collatz_ray.train --smoke", "")) is None
 
 
 def test_commands_inside_exempt_lines_still_parse():
