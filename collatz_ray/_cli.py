@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
+import re
 import sys
 from typing import Any, Callable, TypeVar
 
-from collatz_ray.errors import UsageError
+from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
+from collatz_ray.trainer.config import MAX_SEED
 
 F = TypeVar("F", bound=Callable[..., object])
 
 USAGE_EXIT_STATUS = 2
+#: The longest error line printed. Messages quote values through errors.shown; this
+#: bounds what a path or a list of names adds, whatever the input.
+MAX_LINE_CHARS = 1000
 
 
 def exit_on_usage_error(main: F) -> F:
@@ -27,10 +33,17 @@ def exit_on_usage_error(main: F) -> F:
         try:
             return main(*args, **kwargs)
         except UsageError as err:
-            print(f"{_prog(main)}: error: {err}", file=sys.stderr)
+            print(f"{_prog(main)}: error: {one_line(str(err))}", file=sys.stderr)
             raise SystemExit(USAGE_EXIT_STATUS) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_line(message: str) -> str:
+    """The message as one line (a file name or key may hold a line break of any kind)
+    of at most MAX_LINE_CHARS characters."""
+    line = " ".join(message.splitlines())
+    return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS - 3] + "..."
 
 
 def _prog(main: Callable[..., object]) -> str:
@@ -39,6 +52,10 @@ def _prog(main: Callable[..., object]) -> str:
     spec = getattr(module, "__spec__", None)
     name = spec.name if spec is not None else main.__module__
     return name.removesuffix(".__main__")
+
+
+#: A quoted value longer than errors.shown would print.
+_LONG_QUOTE = re.compile(r"'[^'\n]{%d,}'|\"[^\"\n]{%d,}\"" % (SHOWN_CHARS, SHOWN_CHARS))
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -50,23 +67,50 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:
-        raise UsageError(message)
+        # argparse quotes a bad value whole ("invalid int value: '1111...'"): cut it short.
+        raise UsageError(_LONG_QUOTE.sub(lambda m: shown(m.group(0)[1:-1]), message))
 
 
 def number(kind: Callable[[str], Any], check: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
     """A flag's type: `kind(text)` that must pass `check`, else '... expected <what>'."""
 
     def parse(text: str) -> Any:
-        try:
+        try:  # int() refuses more than 4300 digits with a ValueError too
             value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {shown(text)}") from None
         if not check(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {shown(text)}")
         return value
 
     return parse
 
 
 positive_int = number(int, lambda v: v >= 1, "an integer >= 1")
-nonnegative_float = number(float, lambda v: v >= 0, "a number >= 0")
+nonnegative_float = number(float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+#: A seed, as torch and numpy take it (TrainConfig checks its own the same way).
+seed_int = number(int, lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
+
+
+#: The largest power `integer_expression` builds, in bits (exact arithmetic goes to 2^32000).
+MAX_POWER_BITS = 30000
+_TERM = re.compile(r"\s*([+-]?)\s*(\d+)(?:\s*\*\*\s*(\d+))?\s*")
+
+
+def integer_expression(text: str) -> int:
+    """An integer written as terms like 3, 2**32 or 2**40+2**20-1, parsed (never eval'd);
+    ValueError when it is not one, or when a power has more than MAX_POWER_BITS bits."""
+    total, pos = 0, 0
+    while pos < len(text):
+        match = _TERM.match(text, pos)
+        if match is None or match.end() == pos or (pos > 0 and not match.group(1)):
+            raise ValueError(text)
+        sign, base, exponent = match.groups()
+        if exponent is not None and int(base) > 1 and int(exponent) * math.log2(int(base)) > MAX_POWER_BITS:
+            raise ValueError(text)
+        term = int(base) ** int(exponent) if exponent is not None else int(base)
+        total += -term if sign == "-" else term
+        pos = match.end()
+    if not text.strip():
+        raise ValueError(text)
+    return total

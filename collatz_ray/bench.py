@@ -1,6 +1,7 @@
 """python -m collatz_ray.bench: how much faster the vectorised paths are than the plain
 per-integer way of doing the same work, measured side by side on this machine (features,
-a training epoch, a full evaluation). See collatz_ray.benchmarks.speed for what is timed.
+a training epoch, a full evaluation, the counterexample scan of collatz_ray.verify).
+See collatz_ray.benchmarks.speed for what is timed.
 
 Ratios are reported, not enforced: the exit status is 0 unless an equality check fails.
 """
@@ -20,7 +21,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch.set_num_threads(N)")
-    p.add_argument("--only", choices=("features", "training", "evaluation"), action="append",
+    p.add_argument("--only", choices=("features", "training", "evaluation", "verify"), action="append",
                    help="run only these benchmarks (repeatable; default all)")
     return p
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error
+from collatz_ray._cli import ArgumentParser, exit_on_usage_error, seed_int
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.evalset import (CACHE_ENV, CANONICAL_MAX_BITS, CANONICAL_SAMPLES, CANONICAL_SEED,
                                          CANONICAL_SHA256, default_evalset_path, file_sha256, load_evalset,
@@ -26,7 +26,7 @@ def parser() -> ArgumentParser:
     # Generation flags default to None so that --check can refuse them instead of
     # silently ignoring them; the method's values are filled in by main().
     parser.add_argument("--samples", type=int, help=f"distinct numbers (default {CANONICAL_SAMPLES})")
-    parser.add_argument("--seed", type=int, help=f"random seed (default {CANONICAL_SEED})")
+    parser.add_argument("--seed", type=seed_int, help=f"random seed (default {CANONICAL_SEED})")
     parser.add_argument("--max-bits", type=int, help=f"largest bit length drawn (default {CANONICAL_MAX_BITS})")
     parser.add_argument("--out", type=Path,
                         help=f"output file (default: the cache path, ${CACHE_ENV} or ~/.cache/collatz_ray, "

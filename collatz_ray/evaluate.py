@@ -1,22 +1,21 @@
 """python -m collatz_ray.evaluate: the metrics (docs/method.md) of a checkpoint.
 
-Reads a run directory or an exported trial (config.yaml and checkpoints/: its newest
-checkpoint is scored), one of its checkpoint directories or a state.pt (the saved config
-supplies the model's shape), and seed-format state_dicts such as the published
-experiment's `model.pth` files (the shape comes from --lookahead, --layers, --linear,
---k-only, --k-shifted). Flags given explicitly override a checkpoint's saved config.
-The line before the report says which checkpoint, at which epoch, was scored.
+Reads a run directory or an exported trial (its newest checkpoint is scored), one of its
+checkpoint directories or a state.pt (the saved config supplies the model's shape), and
+seed-format state_dicts such as the published experiment's `model.pth` files (the shape
+comes from --lookahead, --layers, --linear, --k-only, --k-shifted). Flags given
+explicitly override a saved config. The line before the report says which checkpoint,
+at which epoch, was scored. Besides the method's metrics it reports the unseen held-out
+steps and the large-number trajectories (collatz_ray.trainer.heldout).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error
-from collatz_ray.errors import UsageError
 from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "eval_csv",
@@ -32,67 +31,59 @@ def parser() -> ArgumentParser:
     return p
 
 
-def scored_path(path: Path) -> Path:
-    """What `--checkpoint path` scores: a run directory or an exported trial (it has
-    checkpoints/ and no state.pt of its own) is its newest checkpoint; anything else
-    is read as it is."""
-    from collatz_ray.trainer.checkpoints import latest_checkpoint
-
-    if not (path.is_dir() and (path / "checkpoints").is_dir() and not (path / "state.pt").exists()):
-        return path
-    newest = latest_checkpoint(path)
-    if newest is None:
-        raise UsageError(f"--checkpoint {path}: the run has no finished checkpoint yet "
-                         f"(nothing under {path / 'checkpoints'})")
-    return newest
-
-
-def checkpoint_epoch(path: Path) -> int | None:
-    """The epoch of a checkpoint directory `epoch_XXXXXXXX` (or of its state.pt)."""
-    folder = path.parent if path.name == "state.pt" else path
-    found = re.fullmatch(r"epoch_(\d+)", folder.name)
+def checkpoint_epoch(file: Path) -> int | None:
+    """The epoch of the checkpoint `epoch_XXXXXXXX/state.pt`; None for other files."""
+    found = re.fullmatch(r"epoch_(\d+)", file.parent.name) if file.name == "state.pt" else None
     return int(found.group(1)) if found else None
 
 
-def describe(path: Path, scored: Path, epoch: int | None, has_config: bool, config: TrainConfig) -> str:
+def scored(path: Path, file: Path) -> Path:
+    """What was scored, as the user would name it: the checkpoint directory when the
+    weights came from its state.pt (unless that file was named), else the file."""
+    return file.parent if file.name == "state.pt" and path != file else file
+
+
+def describe(path: Path, file: Path, config_file: Path | None, epoch: int | None,
+             config: TrainConfig) -> str:
     """The line before the report: what was scored, and with which shape."""
     shape = f"lookahead {config.lookahead}, " + (
         "linear" if config.linear else "layers " + ",".join(map(str, config.layers)))
     shape += ", k-only" * config.k_only + ", k-shifted" * config.k_shifted
-    if not has_config:
-        return f"checkpoint {scored}: seed format, no epoch recorded; shape from the flags: {shape}"
-    at = f"epoch {epoch}" if epoch is not None else "epoch not in its name"
-    newest = f", the newest of run {path}" if scored != path else ""
-    return f"checkpoint {scored}: {at}{newest}; its saved config: {shape}"
+    what = scored(path, file)
+    if file.name == "state.pt":
+        at = f"epoch {epoch}" if epoch is not None else "epoch not in its name"
+        newest = f", the newest of run {path}" if path not in (file, file.parent) else ""
+        return f"checkpoint {what}: {at}{newest}; its saved config: {shape}"
+    if config_file is not None:
+        return f"checkpoint {what}: the run's final weights, no epoch recorded; {config_file}: {shape}"
+    return f"checkpoint {what}: seed format, no epoch recorded; shape from the flags: {shape}"
 
 
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from collatz_ray.syracuse.features import FeatureSpec
-    from collatz_ray.trainer.checkpoints import read_weights
     from collatz_ray.trainer.evalset import ensure_default_evalset, load_evalset
     from collatz_ray.trainer.evaluation import evaluate
+    from collatz_ray.trainer.heldout import heldout_metrics
+    from collatz_ray.trainer.loading import load_model
     from collatz_ray.trainer.loop import resolve_device
-    from collatz_ray.trainer.model import build_model, load_weights
-    from collatz_ray.trainer.text import format_report
+    from collatz_ray.trainer.text import format_report, strict_json
 
-    scored = scored_path(args.checkpoint)
-    weights, saved = read_weights(scored)
-    epoch = checkpoint_epoch(scored) if saved else None
-    base = TrainConfig.from_dict(saved, source=str(scored)) if saved else TrainConfig()
-    config = TrainConfig.from_dict(flag_overrides(args), source="command line", base=base)
+    loaded = load_model(args.checkpoint, overrides=flag_overrides(args))
+    config = loaded.config
     device = resolve_device(config.device)
-    model = build_model(config)
-    load_weights(model, weights, source=f"--checkpoint {scored}")
-    model.to(device)
+    model = loaded.model.to(device)
     evalset = load_evalset(config.eval_csv or ensure_default_evalset())
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
+    metrics.update(heldout_metrics(model, config, metrics, device=device))
+    epoch = checkpoint_epoch(loaded.file)
     if args.json:
-        print(json.dumps({"checkpoint": str(scored), "checkpoint_epoch": epoch, **metrics}))
+        print(strict_json({"checkpoint": str(scored(args.checkpoint, loaded.file)),
+                           "checkpoint_epoch": epoch, **metrics}))
     else:
-        print(describe(args.checkpoint, scored, epoch, saved is not None, config))
+        print(describe(args.checkpoint, loaded.file, loaded.config_file, epoch, config))
         print(format_report(metrics, config.test_seeds))
     return 0
 

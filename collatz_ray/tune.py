@@ -4,24 +4,29 @@ Optuna's TPE suggests configs from search_spaces/NAME.yaml (or a YAML path), eac
 trains inside a Ray Train TorchTrainer, and ASHA stops trials early on held-out
 trajectory violations. Without --address an embedded local Ray sized to this machine
 runs the search; --address auto (or host:port) joins a cluster from `ray start --head`.
-Results land in <storage>/<name>/ in Ray's own layout.
+Results land in <storage>/<name>/ in Ray's own layout. --scale laptop shrinks any space
+to a size two CPUs finish within about an hour; --dry-run prints the plan and a time
+estimate without starting Ray (collatz_ray/search/plan.py sizes both).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int
+from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int, seed_int
+from collatz_ray._lock import hold_lock
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
-from collatz_ray.search.resources import TRIAL_ACTOR_CPU, fitting_concurrency
-from collatz_ray.search.settings import SearchSettings, experiment_space, load_settings_json
-from collatz_ray.search.spaces import load_space
-from collatz_ray.search.storage import StorageFailed, check_storage
+from collatz_ray.search.plan import dry_run, plan_line, size_search
+from collatz_ray.search.resources import TRIAL_ACTOR_CPU, trial_resources
+from collatz_ray.search.settings import SearchSettings, experiment_space, join, load_settings_json
+from collatz_ray.search.spaces import PRESETS, load_space
+from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
 from collatz_ray.trainer.text import format_report
 
 
@@ -31,9 +36,13 @@ def parser() -> ArgumentParser:
     p.add_argument("--address", help="Ray cluster to join: auto or host:port (default: embedded local Ray)")
     p.add_argument("--num-samples", type=positive_int, help="trials to run (default: the space's budget)")
     p.add_argument("--max-concurrent", type=positive_int, help="trials at once (default: what fits the cluster)")
-    p.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the space's budget)")
+    p.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the space's budget); "
+                   "scales the evaluation interval and grace period with it unless they are given")
+    p.add_argument("--eval-interval", type=positive_int, help="epochs between evaluations (ASHA's reports)")
     p.add_argument("--grace-epochs", type=positive_int, help="ASHA grace period in epochs")
-    p.add_argument("--seed", type=int, default=0, help="search seed: same seed, same suggestions")
+    p.add_argument("--reduction-factor", type=number(int, lambda v: v >= 2, "an integer >= 2"),
+                   help="each ASHA rung keeps one trial in this many")
+    p.add_argument("--seed", type=seed_int, default=0, help="search seed: same seed, same suggestions")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
     p.add_argument("--storage", default="results", help="where experiments land: a directory, "
                    "a shared mount, or s3://bucket/prefix (default: ./results)")
@@ -46,7 +55,11 @@ def parser() -> ArgumentParser:
     p.add_argument("--gpus-per-trial", type=nonnegative_float,
                    help="GPUs per trial, fractions share a GPU (default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--eval-csv", type=Path, help="evaluation CSV (default: the canonical 50k set)")
-    p.add_argument("--smoke", action="store_true", help="shrink the space to a few tiny trials")
+    p.add_argument("--smoke", action="store_true", help="shrink the space to a few tiny trials (--scale smoke)")
+    p.add_argument("--scale", choices=PRESETS, help="shrink model, epochs and trials coherently: laptop "
+                   "(any shipped space within about an hour on 2 CPUs) or smoke (--smoke)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate from a few "
+                   "epochs timed here; train no trial, start no Ray")
     return p
 
 
@@ -79,21 +92,37 @@ def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path:
     return 0
 
 
+def _exists(storage: str, name: str) -> bool:
+    if "://" in storage:
+        return False  # Ray's restore check is the only probe of remote storage
+    path = Path(storage) / name
+    return path.is_dir() and any(path.iterdir())
+
+
 def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
-    """The space to search: --space for a new search; on --resume the experiment's own,
-    which --space may name again but not change."""
+    """The space to search and the scale to shrink it to: --space with --smoke/--scale
+    for a new search; on --resume the experiment's own, already at its scale, which
+    --space may name again but not change."""
+    if args.smoke and args.scale:
+        raise UsageError(f"--smoke and --scale {args.scale}: choose one (--smoke is --scale smoke)")
+    preset = "smoke" if args.smoke else args.scale
     given = load_space(args.space) if args.space else None
     if saved is None:
         if given is None:
             raise UsageError("--space is required (a name in search_spaces/ or a YAML path)")
-        return given.smoke() if args.smoke else given
+        return given, preset
     own = experiment_space(saved, experiment_dir) if given is None else _own_or_none(saved, experiment_dir)
     if own is None:
-        return given.smoke() if args.smoke else given
-    if given is not None and (given.fixed, given.parameters) != (own.fixed, own.parameters):
+        return given, preset
+    own_preset = next((p for p in PRESETS if own.name.endswith(f"-{p}")), None)
+    if given is not None and _searched(given.scaled(own_preset)) != _searched(own):
         raise UsageError(f"--space {args.space}: experiment {experiment_dir.name} was started with "
                          f"space {own.name!r}, which searches other settings; drop --space to resume it")
-    return own
+    return own, None
+
+
+def _searched(space) -> tuple:
+    return space.fixed, space.parameters
 
 
 def _own_or_none(saved: dict[str, Any], experiment_dir: Path):
@@ -106,7 +135,19 @@ def _own_or_none(saved: dict[str, Any], experiment_dir: Path):
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
+    # Experiments, checkpoints and the files of the Ray processes started here are the
+    # user's alone.
+    umask = os.umask(0o077)
+    try:
+        return _search(args)
+    finally:
+        os.umask(umask)
+
+
+def _search(args) -> int:
+    storage = resolve_storage(args.storage)
+    if args.name is not None:
+        check_name(args.name)
     saved = None
     if args.resume:
         if not args.name:
@@ -114,59 +155,100 @@ def main(argv: Sequence[str] | None = None) -> int:
         saved = load_settings_json(storage, args.name)
         if saved is None and not args.space:
             raise UsageError(f"--resume --name {args.name}: no experiment of that name under {storage}")
-    space = _space(args, saved, Path(storage) / (args.name or ""))
-    budget = (saved or {}).get("budget", {})
-    space = space.with_budget(epochs=args.epochs or budget.get("epochs"),
-                              grace_epochs=args.grace_epochs or budget.get("grace_epochs"),
-                              num_samples=args.num_samples or budget.get("num_samples"))
-    check_storage(storage, creating=not args.resume)
+    elif args.name and _exists(storage, args.name):
+        raise UsageError(f"--name {args.name}: an experiment of that name exists under {storage}; "
+                         f"finish it with --resume --name {args.name}, or choose another --name")
+    space, preset = _space(args, saved, Path(storage) / (args.name or ""))
+    sizing = size_search(space, preset=preset, experiment=args.name or "",
+                         saved_budget=None if saved is None else saved.get("budget") or {},
+                         flags={key: getattr(args, key) for key in
+                                ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "num_samples")})
+    space = sizing.space
+    check_storage(storage, creating=not args.resume, dry_run=args.dry_run)
     name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
     if eval_csv:
         from collatz_ray.trainer.evalset import load_evalset
         load_evalset(eval_csv)  # refuse a bad file before any trial starts
+    if args.dry_run:
+        print(dry_run(sizing, address=args.address, cpus_per_trial=args.cpus_per_trial,
+                      gpus_per_trial=args.gpus_per_trial, saved_gpus=(saved or {}).get("gpus_per_trial"),
+                      max_concurrent=args.max_concurrent, eval_csv=eval_csv, resume=args.resume,
+                      path=join(storage, args.name or f"{space.name}-<start time>")))
+        return 0
 
-    # Everything the user typed is checked; now start or join Ray.
-    from collatz_ray.search.ray import cluster, tuner
+    with _experiment_lock(storage, name):
+        if not args.resume and _exists(storage, name):  # made while this one was checking
+            raise UsageError(f"--name {name}: an experiment of that name exists under {storage}")
+        return _start(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv)
+
+
+def _experiment_lock(storage: str, name: str):
+    """One search per experiment at a time: a lock beside it, held until the search ends
+    (none on remote storage, where only Ray's own files coordinate)."""
+    if "://" in storage:
+        return contextlib.nullcontext()
+    return hold_lock(Path(storage) / f".{name}.lock", what=f"experiment {name}")
+
+
+def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None) -> int:
+    """Everything the user typed is checked: start or join Ray, run, and shut down."""
+    from collatz_ray.search.ray import cluster
 
     resources = cluster.connect(args.address)
-    try:
-        if args.address is not None:
-            check_storage(storage, creating=False, nodes=cluster.alive_node_count(),
-                          declared_shared=args.shared_storage)
-        gpus = args.gpus_per_trial
-        if gpus is None:
-            gpus = (saved or {}).get("gpus_per_trial", 1.0 if resources.get("GPU", 0) > 0 else 0.0)
-        if gpus > 0 and resources.get("GPU", 0) <= 0:
-            raise UsageError(f"--gpus-per-trial {gpus:g}: the cluster has no GPUs")
-        cpus = args.cpus_per_trial
-        fits = fitting_concurrency(resources, cpus_per_trial=cpus, gpus_per_trial=gpus)
-        if cpus > resources.get("CPU", 0) + 1e-9:
-            raise UsageError(f"--cpus-per-trial {cpus:g}: the cluster has only {resources.get('CPU', 0):g} CPUs")
-        settings = SearchSettings(
-            space=space, storage=storage, experiment=name, cpus_per_trial=cpus,
-            gpus_per_trial=gpus, seed=(saved or {}).get("seed", args.seed),
-            max_concurrent=args.max_concurrent or fits, eval_csv=eval_csv,
-            start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)))
-        if args.resume and not tuner.can_restore(settings):
-            raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
-        b = space.budget
-        print(f"Search '{space.name}': {b.num_samples} trials x {b.epochs} epochs "
-              f"(eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}); "
-              f"{settings.max_concurrent} at once, {cpus:g} CPU + {gpus:g} GPU each; "
-              f"experiment {settings.path}", flush=True)
+    from collatz_ray.search.ray.interrupt import stop_cleanly_on_signals
+
+    with stop_cleanly_on_signals() as interruption:
         try:
-            grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
-        except StorageFailed as err:
-            # Not a usage error (exit 2): the search ran and its storage gave out. One
-            # line, last on stderr after Ray's own log lines.
-            print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
-            return 1
-        return print_report(tuner.trial_summaries(grid), max_epochs=b.epochs,
-                            path=settings.path,
-                            test_seeds=space.trial_config({}).test_seeds)
-    finally:
-        cluster.shutdown()
+            status = _run(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
+                          resources=resources)
+        except KeyboardInterrupt:
+            if interruption.signum is None:
+                raise
+        finally:
+            interruption.ending = True  # a signal now is noted, not acted on
+            cluster.shutdown()
+    if interruption.signum is not None:
+        print(f"collatz_ray.tune: interrupted by {interruption.name}; everything so far is kept in "
+              f"{join(storage, name)}. Resume with: python -m collatz_ray.tune --resume --name {name} "
+              f"--storage {storage}", file=sys.stderr, flush=True)
+        return interruption.exit_status
+    return status
+
+
+def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
+         resources: dict[str, float]) -> int:
+    """On the cluster: size the trials, then run or resume the search and report."""
+    from collatz_ray.search.ray import cluster, tuner
+    from collatz_ray.search.ray.status import legend
+
+    space = sizing.space
+    if args.address is not None:
+        check_storage(storage, creating=False, nodes=cluster.alive_node_count(),
+                      declared_shared=args.shared_storage)
+    share = trial_resources(resources, cpus_per_trial=args.cpus_per_trial,
+                            gpus_per_trial=args.gpus_per_trial, saved_gpus=(saved or {}).get("gpus_per_trial"))
+    settings = SearchSettings(
+        space=space, storage=storage, experiment=name, cpus_per_trial=share.cpus,
+        gpus_per_trial=share.gpus, seed=(saved or {}).get("seed", args.seed),
+        max_concurrent=args.max_concurrent or share.fits, eval_csv=eval_csv,
+        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)))
+    if args.resume and not tuner.can_restore(settings):
+        raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
+    b = space.budget
+    print(plan_line(sizing, concurrency=settings.max_concurrent, cpus=share.cpus, gpus=share.gpus,
+                    path=settings.path))
+    print(f"Dashboard: {cluster.dashboard_url() or 'none (ray[default] not installed?)'}")
+    print(legend([p.name for p in space.parameters]), flush=True)
+    try:
+        grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
+    except StorageFailed as err:
+        # Not a usage error (exit 2): the search ran and its storage gave out. One line,
+        # last on stderr after Ray's own log lines.
+        print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
+        return 1
+    return print_report(tuner.trial_summaries(grid), max_epochs=b.epochs, path=settings.path,
+                        test_seeds=space.trial_config({}).test_seeds)
 
 
 if __name__ == "__main__":

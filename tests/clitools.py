@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import os
 from dataclasses import dataclass
 
 MODULES = {"results": "collatz_ray.results.__main__"}
@@ -38,3 +39,9 @@ def run_command(tool: str, *args: object) -> Outcome:
         except SystemExit as exit_:
             status = exit_.code if isinstance(exit_.code, int) else 1
     return Outcome(int(status or 0), out.getvalue(), err.getvalue())
+
+
+def installed_env(**extra: str) -> dict[str, str]:
+    """The environment for commands of the installed wheel: no PYTHONPATH that would put
+    a checkout before it."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **extra}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from clitools import installed_env
+
 REPO = Path(__file__).resolve().parents[1]
 _CACHE_ENV = "COLLATZ_RAY_CACHE"
 _session_cache: str | None = None
@@ -29,8 +31,10 @@ def pytest_configure(config):
     os.environ[_CACHE_ENV] = _session_cache
 
 
-#: Fixtures too expensive to make twice: the tests that use one run on the same xdist worker.
-SHARED_FIXTURES = ("smoke_experiment", "faulty_search")
+#: Fixtures too expensive to make twice (or, for the wheel built in the source tree, not
+#: safely made twice at once): the tests that use one run on the same xdist worker. The
+#: smoke search uses the installed wheel, so it shares that group.
+SHARED_FIXTURES = ("installed_python", "faulty_search")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers
@@ -85,8 +89,11 @@ def installed_python(tmp_path_factory) -> Path:
     # A plain path line: the dependencies, but not this checkout's editable-install hook.
     Path(site, "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     (wheel,) = wheels.glob("collatz_ray-*.whl")
+    # --ignore-installed: the dependencies' site-packages holds this checkout's editable
+    # install under the same version, which pip would otherwise take as already there.
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--no-deps", str(wheel)], check=True, capture_output=True, timeout=300)
+                    "--no-deps", "--ignore-installed", str(wheel)], check=True, capture_output=True,
+                   timeout=300)
     return python
 
 
@@ -106,7 +113,7 @@ def smoke_experiment(tmp_path_factory, eval_csv, installed_python) -> Path:
                            "--storage", str(storage), "--name", "smoke",
                            "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2"],
                           capture_output=True, text=True, timeout=900, cwd=elsewhere,
-                          env={**os.environ, "RAY_ADDRESS": "local"})
+                          env=installed_env(RAY_ADDRESS="local"))
     assert proc.returncode == 0, f"smoke search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     (storage / "tune.out").write_text(proc.stdout)  # what the user saw, for tests of it
     return storage / "smoke"

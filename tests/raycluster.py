@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
 #: The `ray` command of the Python running the tests (its venv need not be on PATH).
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -30,7 +29,10 @@ def free_port() -> int:
 
 @dataclass
 class LocalCluster:
+    """Nodes started with `ray start` in the environment `env` (the user's shell)."""
+
     port: int
+    env: dict[str, str] = field(default_factory=lambda: {**os.environ, "RAY_AUTH_MODE": "token"})
     groups: list[int] = field(default_factory=list)
 
     @property
@@ -38,13 +40,20 @@ class LocalCluster:
         return f"127.0.0.1:{self.port}"
 
     def _start(self, args: list[str]) -> None:
-        proc = subprocess.Popen([RAY, "start", *args, "--disable-usage-stats"], env=ENV,
+        proc = subprocess.Popen([RAY, "start", *args, "--disable-usage-stats"], env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
         self.groups.append(proc.pid)
         out, _ = proc.communicate(timeout=180)
         if proc.returncode != 0:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{out[-2000:]}")
+
+    def start_head(self, *, num_cpus: int, resources: dict[str, float] | None = None) -> None:
+        args = ["--head", f"--port={self.port}", f"--dashboard-port={free_port()}",
+                "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}"]
+        if resources:
+            args.append(f"--resources={json.dumps(resources)}")
+        self._start(args)
 
     def add_node(self, *, num_cpus: int, resources: dict[str, float]) -> None:
         self._start([f"--address={self.address}", f"--num-cpus={num_cpus}",
@@ -55,7 +64,7 @@ class LocalCluster:
         code = ("import json, ray\n"
                 f"ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False)\n"
                 f"print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and {resource!r} in n['Resources']]))\n")
-        proc = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
                               timeout=180, check=True)
         return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -67,17 +76,3 @@ class LocalCluster:
                 except ProcessLookupError:
                     pass
             time.sleep(3)
-
-
-def start_head(*, num_cpus: int, resources: dict[str, float] | None = None) -> LocalCluster:
-    cluster = LocalCluster(port=free_port())
-    args = ["--head", f"--port={cluster.port}", f"--dashboard-port={free_port()}",
-            "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}"]
-    if resources:
-        args.append(f"--resources={json.dumps(resources)}")
-    try:
-        cluster._start(args)
-    except Exception:
-        cluster.stop()
-        raise
-    return cluster

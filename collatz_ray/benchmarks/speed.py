@@ -20,6 +20,13 @@ smaller sample than the fast side and scaled per item; the output says where.
        call of `evaluation.evaluate` (features computed) and a warm repeat, against
        per-integer rows of every trajectory value, CSV n and t1, then the same forward
        and metric arithmetic.
+    4. the counterexample scan of `python -m collatz_ray.verify` at lookahead 100 over a
+       run of consecutive odd n just above 2^31, with a small model (layers 32,32): one
+       `verify.scan_chunk` (numbers, rows of n and T n, forward, counts per bit length,
+       first counterexamples), against Python ints with `reference_row` of n and of
+       T(n), the same batched forward and the same counts. The forward pass is common
+       to both sides: with the log's 4.4M-parameter stack it dominates both, and the
+       ratio would describe the model, not the scan.
 
 Ratios are reported, not enforced: the exit status is 0 unless an equality check fails.
 """
@@ -52,11 +59,12 @@ from collatz_ray.trainer.data import (
 from collatz_ray.syracuse.features import FeatureSpec, features_of_limbs, reference_row
 from collatz_ray.trainer.evalset import EvalSet, ensure_default_evalset, load_evalset
 from collatz_ray.trainer.evaluation import (Population, Trajectories, clear_feature_caches, evaluate,
-                                            population_features, population_metrics,
+                                            population_features, population_metrics, predict,
                                             trajectory_features, trajectory_metrics)
 from collatz_ray.trainer.loop import CHUNK_ROWS, chunk_end
 from collatz_ray.trainer.loss import lyapunov_loss
 from collatz_ray.trainer.model import LyapunovMLP, build_model
+from collatz_ray.trainer.verify import scan_chunk
 
 LOOKAHEAD = 100
 LAYERS = (128, 128, 128)
@@ -67,6 +75,10 @@ TARGET_FEATURES = 50.0
 TARGET_TRAINING = 10.0
 TARGET_DATA_SHARE = 0.30
 TARGET_EVALUATION = 10.0
+TARGET_VERIFY = 30.0
+#: The verify benchmark's small model and where its numbers start.
+VERIFY_LAYERS = (32, 32)
+VERIFY_START = 2**31 + 1
 
 #: Feature rows must agree to float32 rounding (they are in fact bit-identical today).
 ROW_ATOL = 1e-6
@@ -81,12 +93,14 @@ class Sizes:
     eval_rows: int | None  # CSV rows evaluated (None: all of them)
     repeats: int  # fast side: best of at least this many ...
     min_seconds: float  # ... and of as many more as fit in this time (short calls)
+    verify_fast: int  # odd numbers one timed scan covers
+    verify_naive: int  # odd numbers the naive scan is timed on (scaled per number)
 
 
 FULL = Sizes(features_fast=65536, features_naive=3000, train_epochs=256, train_naive_epochs=4,
-             eval_rows=None, repeats=3, min_seconds=1.0)
+             eval_rows=None, repeats=3, min_seconds=1.0, verify_fast=1 << 20, verify_naive=20000)
 QUICK = Sizes(features_fast=16384, features_naive=500, train_epochs=64, train_naive_epochs=1,
-              eval_rows=10000, repeats=2, min_seconds=0.2)
+              eval_rows=10000, repeats=2, min_seconds=0.2, verify_fast=1 << 16, verify_naive=2000)
 
 
 class CheckFailed(AssertionError):
@@ -545,6 +559,68 @@ def bench_evaluation(report: Report, sizes: Sizes, device: torch.device) -> None
         + ("" if evalset is full else f" --quick uses the CSV's first {len(evalset)} rows."))
 
 
+# -- 4. the counterexample scan --------------------------------------------------------------------
+
+def naive_scan(model: LyapunovMLP, lookahead: int, values: Sequence[int],
+               device: torch.device) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
+    """verify.scan_chunk one integer at a time: rows of n and of T(n) from Python ints,
+    then the same batched forward. (margins, violation mask, bits -> [numbers, violations])."""
+    rows_n = torch.tensor([reference_row(n, lookahead) for n in values], dtype=torch.float32, device=device)
+    rows_t = torch.tensor([reference_row(arith.syracuse(n), lookahead) for n in values],
+                          dtype=torch.float32, device=device)
+    v_n, v_t = predict(model, rows_n), predict(model, rows_t)
+    with np.errstate(invalid="ignore"):
+        margin = v_n - v_t
+        bad = ~(margin > 0) | ~np.isfinite(v_n) | ~np.isfinite(v_t)
+    buckets: dict[int, list[int]] = {}
+    for n, b in zip(values, bad.tolist()):
+        bucket = buckets.setdefault(n.bit_length(), [0, 0])
+        bucket[0] += 1
+        bucket[1] += b
+    return margin, bad, buckets
+
+
+def bench_verify(report: Report, sizes: Sizes, device: torch.device) -> None:
+    spec = FeatureSpec(LOOKAHEAD)
+    torch.manual_seed(0)
+    model = LyapunovMLP(spec.dim, VERIFY_LAYERS).to(device)
+    chunk = ("range", VERIFY_START, sizes.verify_fast)
+    sample = [VERIFY_START + 2 * i for i in range(sizes.verify_naive)]
+
+    # Honesty first: on the naive sample, the same violations, counts and margins.
+    fast = scan_chunk(model, spec, ("range", VERIFY_START, len(sample)), index=0, seed=0,
+                      keep=len(sample), device=device)
+    margin, bad, buckets = naive_scan(model, LOOKAHEAD, sample, device)
+    fast_margin = np.array([e["margin"] for e in fast["examples"]], dtype=np.float64)
+    same = (fast["violations"] == int(bad.sum()) and fast["buckets"] == buckets
+            and [int(e["n"]) for e in fast["examples"]] == [n for n, b in zip(sample, bad) if b]
+            and np.allclose(fast_margin, margin[bad], rtol=0, atol=1e-6))
+    report.check("verify_scan", same,
+                 f"{len(sample)} odd n from {VERIFY_START}: {fast['violations']} vs {int(bad.sum())} "
+                 f"violations, buckets {'equal' if fast['buckets'] == buckets else 'differ'}")
+
+    t_fast = best_time(lambda: scan_chunk(model, spec, chunk, index=0, seed=0, keep=10, device=device),
+                       repeats=sizes.repeats, device=device, min_seconds=sizes.min_seconds)
+    t_naive = best_time(lambda: naive_scan(model, LOOKAHEAD, sample, device), repeats=1,
+                        device=device, warmup=0)
+    fast_rate, naive_rate = sizes.verify_fast / t_fast, len(sample) / t_naive
+    ratio = fast_rate / naive_rate
+    report.figures["verify"] = {
+        "fast_numbers_per_s": fast_rate, "fast_numbers": sizes.verify_fast,
+        "naive_numbers_per_s": naive_rate, "naive_numbers": len(sample), "ratio": ratio,
+        "layers": list(VERIFY_LAYERS),
+        "lookahead": LOOKAHEAD, "first_n": VERIFY_START,
+        "projected_hours_all_odd_below_2_32": (2**31 - 1) / fast_rate / 3600,
+    }
+    report.row(f"verify scan L={LOOKAHEAD}, layers {','.join(map(str, VERIFY_LAYERS))}", "numbers/s",
+               naive_rate, fast_rate, ratio, f">= {TARGET_VERIFY:g}x", ratio >= TARGET_VERIFY)
+    report.notes.append(
+        f"verify: {sizes.verify_fast} consecutive odd n from 2^31+1 in one scan_chunk (best of at least "
+        f"{sizes.repeats}), naive timed once on the first {len(sample)}. At {fast_rate:,.0f} n/s on this "
+        f"machine every odd n < 2^32 takes {(2**31 - 1) / fast_rate / 3600:.1f} h with this model "
+        "(a larger model adds its forward passes to both sides).")
+
+
 # -- output ----------------------------------------------------------------------------------------
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -589,10 +665,12 @@ def to_json(report: Report) -> dict[str, Any]:
             "features": f["features"]["uniform128"]["extract_ratio"],
             "training": f["training"]["ratio"],
             "evaluation": f["evaluation"]["ratio"],
+            "verify": f["verify"]["ratio"],
         },
         "data_share": f["training"]["fast_data_share"],
         "targets": {"features": TARGET_FEATURES, "training": TARGET_TRAINING,
-                    "data_share_max": TARGET_DATA_SHARE, "evaluation": TARGET_EVALUATION},
+                    "data_share_max": TARGET_DATA_SHARE, "evaluation": TARGET_EVALUATION,
+                    "verify": TARGET_VERIFY},
         "table": report.table,
         "figures": f,
         "notes": report.notes,
@@ -609,7 +687,7 @@ def set_threads(count: int) -> None:
     torch.set_num_threads(count)
 
 
-BENCHMARKS = ("features", "training", "evaluation")
+BENCHMARKS = ("features", "training", "evaluation", "verify")
 
 
 def run_benchmarks(*, quick: bool, device: torch.device, only: Sequence[str] = BENCHMARKS,
@@ -622,6 +700,7 @@ def run_benchmarks(*, quick: bool, device: torch.device, only: Sequence[str] = B
                                            BatchSampler(_train_config(device), device=device)),
         "training": lambda: bench_training(report, sizes, device),
         "evaluation": lambda: bench_evaluation(report, sizes, device),
+        "verify": lambda: bench_verify(report, sizes, device),
     }
     wall: dict[str, float] = {}
     for i, name in enumerate(BENCHMARKS, 1):

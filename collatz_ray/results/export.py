@@ -5,8 +5,8 @@ evaluated without Ray. DIR gets the layout `collatz_ray.train` writes itself, so
 existing tool takes it as it is:
 
     DIR/config.yaml                          the trial's full TrainConfig, but `device: auto`
-    DIR/checkpoints/epoch_XXXXXXXX/          state.pt + model.pth of the trial's newest
-                                             reported checkpoint
+    DIR/checkpoints/epoch_XXXXXXXX/          state.pt + model.pth (+ checksum.json) of the
+                                             trial's newest reported checkpoint
     DIR/metrics.jsonl                        the trial's evaluations up to that epoch
     DIR/model.pth                            the same weights, seed format
     DIR/exported_from.json                   experiment, trial, parameters, epoch
@@ -14,7 +14,6 @@ existing tool takes it as it is:
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -26,8 +25,12 @@ from collatz_ray.search.settings import TRAIN_DIR
 from collatz_ray.results.report import best_trial
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.errors import UsageError
+from collatz_ray.trainer.text import strict_json
 
 CHECKPOINT_FILES = ("state.pt", "model.pth")
+#: Copied along when the checkpoint has one (written since checksums exist). The name is
+#: trainer.checkpoints.CHECKSUM_FILE, not imported: that module loads torch.
+CHECKSUM_FILE = "checksum.json"
 
 
 def export_best(exp: Experiment, out: Path, *, say: Callable[[str], None]) -> None:
@@ -45,7 +48,7 @@ def export_best(exp: Experiment, out: Path, *, say: Callable[[str], None]) -> No
     source, epoch = _newest_checkpoint(exp, best)
     checkpoint = out / "checkpoints" / f"epoch_{epoch:08d}"
     checkpoint.mkdir(parents=True)
-    for name in CHECKPOINT_FILES:
+    for name in CHECKPOINT_FILES + ((CHECKSUM_FILE,) if (source / CHECKSUM_FILE).is_file() else ()):
         shutil.copy2(source / name, checkpoint / name)
     shutil.copy2(source / "model.pth", out / "model.pth")
     _write_records(out, exp, best, config, source, epoch)
@@ -59,8 +62,8 @@ def _write_records(out: Path, exp: Experiment, trial: Trial, config: TrainConfig
     with (out / "metrics.jsonl").open("w") as f:
         for report in trial.reports:
             if report["epoch"] <= epoch:
-                f.write(json.dumps(trainer_metrics(report)) + "\n")
-    (out / "exported_from.json").write_text(json.dumps(
+                f.write(strict_json(trainer_metrics(report)) + "\n")
+    (out / "exported_from.json").write_text(strict_json(
         {"experiment": str(exp.path), "trial_id": trial.trial_id, "params": trial.params,
          "epoch": epoch, "ending": trial.ending.text, "checkpoint": str(source)}, indent=1))
 

@@ -4,8 +4,6 @@ published log, every experiment named) and CSV (one row per trial)."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from typing import Any, Sequence
 
 import pandas as pd
@@ -13,22 +11,14 @@ import pandas as pd
 from collatz_ray.results.read import Experiment, Trial
 from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, best_trial, config_diff,
                                         ending_counts, ranked_trials)
+from collatz_ray.trainer.text import strict_json
 
 FORMATS = ("table", "md", "json", "csv")
 #: The per-trial metrics of the CSV and of the JSON's trial list.
-KEY_METRICS = ("traj_total_violations", "traj_total_steps", "pass_rate", "weighted_pass_rate",
-               "growth_pass_rate", "growth_weighted_pass_rate", "margin_5pct", "loss", "objective")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe: NaN and infinities (which Ray writes as bare NaN) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+KEY_METRICS = ("traj_total_violations", "traj_total_steps", "traj_unseen_violations",
+               "traj_unseen_steps", "traj_big_violations", "traj_big_steps", "pass_rate",
+               "weighted_pass_rate", "growth_pass_rate", "growth_weighted_pass_rate", "margin_5pct",
+               "loss", "objective")
 
 
 def trial_record(trial: Trial) -> dict[str, Any]:
@@ -60,12 +50,13 @@ def published_records() -> list[dict[str, Any]]:
 
 def to_json(exps: Sequence[Experiment]) -> str:
     first = exps[0]
-    return json.dumps(_plain({
+    # Ray writes a NaN metric as bare NaN; strict_json makes it null.
+    return strict_json({
         "best": best_record(best_trial(first)),
         "trials": [trial_record(t) for t in ranked_trials(first)],
         "published": published_records(),
         "experiments": [experiment_record(e) for e in exps],
-    }), indent=1)
+    }, indent=1)
 
 
 def to_csv(exps: Sequence[Experiment]) -> str:

@@ -7,22 +7,26 @@ the trainer's full config (train_config.json) and the search's budget
 (collatz_search.json). Reading the files directly works while a search is still running,
 after it was killed, and on a laptop that never joined the cluster. The price is files
 caught mid-write: a half-written last line or a state file being replaced is skipped
-with a note, never an error.
+with a note, never an error. So is a report whose values the summaries cannot use (an
+epoch that is a list, a string or null; a count that is not an integer): a damaged file
+costs that report, not the summary.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from collatz_ray.errors import UsageError
+from collatz_ray.errors import UsageError, shown
 from collatz_ray.search.failures import error_line
 from collatz_ray.search.settings import SETTINGS_FILE, TRAIN_DIR, TRIAL_CONFIG_FILE, TRIAL_PREFIX
+from collatz_ray.search.spaces import asha_rungs
 
 STATE_GLOB = "experiment_state-*.json"
 #: Keys Tune adds to every report; the rest are the trainer's metrics.
@@ -30,6 +34,17 @@ TUNE_KEYS = frozenset({
     "timestamp", "checkpoint_dir_name", "checkpoint_path", "done", "training_iteration",
     "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
     "config", "time_since_restore", "iterations_since_restore"})
+
+
+#: Report values the summaries compute with, by what each must be. The learning curve's
+#: columns must be there; the others may be absent or null.
+REQUIRED_NUMBERS = ("loss", "pass_rate", "weighted_pass_rate", "growth_pass_rate",
+                    "growth_weighted_pass_rate")
+REQUIRED_COUNTS = ("traj_total_violations", "traj_total_steps")
+COUNTS = re.compile(r"traj_(\d+_violations|\d+_length|growth_violations|growth_steps|decay_violations|"
+                    r"decay_steps|nonfinite)|n_total|n_growth|n_nonfinite")
+NUMBERS = re.compile(r"objective|(growth_)?margin_\w+|traj_\d+_worst|traj_violation_rate")
+STEP_LISTS = re.compile(r"traj_\d+_violation_steps")
 
 
 def trainer_metrics(report: dict[str, Any]) -> dict[str, Any]:
@@ -47,16 +62,8 @@ class Budget:
     reduction_factor: int | None = None
 
     def rungs(self) -> list[int]:
-        """ASHA's milestones, grace * factor^k below the full budget: the epochs at
-        which a trial can be stopped."""
-        if not (self.epochs and self.grace_epochs and self.reduction_factor
-                and self.reduction_factor > 1):
-            return []
-        out, rung = [], self.grace_epochs
-        while rung < self.epochs:
-            out.append(rung)
-            rung *= self.reduction_factor
-        return out
+        return asha_rungs(epochs=self.epochs, grace_epochs=self.grace_epochs,
+                          reduction_factor=self.reduction_factor)
 
 
 @dataclass(frozen=True)
@@ -218,12 +225,40 @@ def _read_reports(path: Path, notes: list[str]) -> list[dict[str, Any]]:
         except ValueError:
             skipped.append(number)
             continue
-        if isinstance(row, dict) and "epoch" in row:
+        if not (isinstance(row, dict) and "epoch" in row):
+            continue
+        problem = _report_problem(row)
+        if problem is None:
             rows.append(row)
+        else:
+            notes.append(f"{path}: line {number} skipped: {problem}")
     if skipped:
         notes.append(f"{path}: skipped half-written line {', '.join(map(str, skipped))}")
     by_epoch = {row["epoch"]: row for row in rows}
     return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _report_problem(row: dict[str, Any]) -> str | None:
+    """Why a report cannot be summarised, if it cannot."""
+    if not _is_count(row["epoch"]):
+        return f"epoch is {shown(row['epoch'])}, not an integer >= 0"
+    for key in REQUIRED_NUMBERS + REQUIRED_COUNTS:
+        if key not in row:
+            return f"no {key}"
+    for key, value in row.items():
+        if key in REQUIRED_COUNTS or (COUNTS.fullmatch(key) and value is not None):
+            if not _is_count(value):
+                return f"{key} is {shown(value)}, not an integer >= 0"
+        elif key in REQUIRED_NUMBERS or (NUMBERS.fullmatch(key) and value is not None):
+            if not is_number(value):
+                return f"{key} is {shown(value)}, not a number"
+        elif STEP_LISTS.fullmatch(key) and not (isinstance(value, list) and all(map(_is_count, value))):
+            return f"{key} is {shown(value)}, not a list of step numbers"
+    return None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _read_trial(folder: Path, states: dict[str, dict[str, Any]], notes: list[str]) -> Trial:

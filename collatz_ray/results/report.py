@@ -129,10 +129,11 @@ def _pct(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
 
-def _violations(metrics: dict[str, Any]) -> str:
-    if "traj_total_violations" not in metrics:
+def _violations(metrics: dict[str, Any], key: str = "traj_total") -> str:
+    """violations/steps of a held-out set (the log's, traj_unseen, traj_big), e.g. 58/429."""
+    if f"{key}_violations" not in metrics:
         return "-"
-    return f"{metrics['traj_total_violations']}/{metrics.get('traj_total_steps', '?')}"
+    return f"{metrics[f'{key}_violations']}/{metrics.get(f'{key}_steps', '?')}"
 
 
 def params_text(trial: Trial) -> str:
@@ -253,7 +254,26 @@ def _trajectories(best: Trial) -> Section:
                  "", f"{solved}/{len(rows)}"] + [str(c) for c in totals])
     table = Table(["seed", "violations", "steps", "worst margin", "solved",
                    "1st third", "2nd third", "3rd third"], rows)
-    return Section(f"Held-out trajectories at epoch {best.epoch}", [table, _where(m)])
+    blocks: list[str | Table] = [table, _where(m)]
+    if "traj_unseen_steps" in m:
+        blocks += [_heldout(m), "Unseen steps start at a value on no training seed's walk; "
+                   "the large seeds (256 to 1024 bits) lie far beyond training's 125 bits "
+                   "(docs/method.md §8). The log's count mixes both with trained pairs."]
+    return Section(f"Held-out trajectories at epoch {best.epoch}", blocks)
+
+
+def _heldout(m: dict[str, Any]) -> Table:
+    """The log's count beside the unseen steps and the large-number trajectories."""
+    buckets = sorted(int(k.split("_")[2]) for k in m
+                     if re.fullmatch(r"traj_big_\d+_steps", k))
+    sets = [("the log's held-out steps", "traj_total"), ("unseen steps", "traj_unseen")]
+    sets += [(f"{b}-bit seeds", f"traj_big_{b}") for b in buckets] + [("large numbers, all", "traj_big")]
+    rows = []
+    for label, key in sets:
+        bad, steps = m.get(f"{key}_violations"), m.get(f"{key}_steps")
+        share = f"{100 * bad / steps:.1f}%" if isinstance(bad, int) and steps else "-"
+        rows.append([label, fmt(bad), fmt(steps), share])
+    return Table(["held-out set", "violations", "steps", "violating"], rows)
 
 
 def _where(m: dict[str, Any]) -> str:
@@ -291,20 +311,32 @@ def _learning_curve(best: Trial) -> Section:
     return Section(f"Learning curve of {best.trial_id}", [table])
 
 
+#: Columns of the held-out counts beside the log's, when the trials measured them.
+HELDOUT_COLUMNS = (("unseen", "traj_unseen"), ("big", "traj_big"))
+#: How the ranking note names each kind of objective (search/objective.py).
+OBJECTIVE_WORDS = {"log": "violations of the log's held-out steps",
+                   "unseen": "violations of the unseen held-out steps",
+                   "big": "violations along the large-number trajectories"}
+
+
 def _trials_table(exp: Experiment, top: int) -> Section:
     names = [p.name for p in exp.parameters]
     trials = ranked_trials(exp)
+    extra = [(title, key) for title, key in HELDOUT_COLUMNS
+             if any(f"{key}_violations" in t.metrics for t in trials)]
     rows = [[str(i), t.trial_id, t.ending.text, fmt(t.epoch)]
             + [fmt(t.params.get(n)) for n in names]
-            + [_violations(t.metrics), _pct(t.metrics.get("pass_rate")),
+            + [_violations(t.metrics)] + [_violations(t.metrics, key) for _, key in extra]
+            + [_pct(t.metrics.get("pass_rate")),
                _pct(t.metrics.get("growth_weighted_pass_rate")), _objective(t.metrics)]
             for i, t in enumerate(trials[:top], 1)]
-    table = Table(["#", "trial", "ending", "epoch", *names, "violations", "pass %",
-                   "grwtd %", "objective"], rows)
+    table = Table(["#", "trial", "ending", "epoch", *names, "violations",
+                   *(title for title, _ in extra), "pass %", "grwtd %", "objective"], rows)
     shown = f"top {top} of {len(trials)}" if len(trials) > top else f"all {len(trials)}"
+    kind = exp.settings.get("objective", "log")
     return Section(f"Trials, best first ({shown})",
                    [table, "Ranking: trials that reached the full budget first, then by "
-                           "objective (violations plus a margin tie-break)."])
+                           f"objective ({OBJECTIVE_WORDS.get(kind, kind)} plus a margin tie-break)."])
 
 
 def _objective(metrics: dict[str, Any]) -> str:

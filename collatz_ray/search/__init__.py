@@ -1,5 +1,6 @@
-"""The search, without Ray: search spaces, the objective and ranking rule, resource
-sizing, failure reasons, the experiment's settings and storage rules. The Ray side lives
+"""The search, without Ray: search spaces, sizing a search (budget, plan, estimate), the
+objective and ranking rule, resource sizing, failure reasons, the experiment's settings
+and storage rules. The Ray side lives
 in `collatz_ray.search.ray` and is imported only to run a search."""
 
 from collatz_ray._lazy import lazy_exports
@@ -8,9 +9,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "SearchSpace": "spaces", "load_space": "spaces", "available_spaces": "spaces",
     "objective": "objective", "ranked": "objective",
     "fitting_concurrency": "resources",
+    "size_search": "plan",
     "SearchSettings": "settings",
     "check_storage": "storage",
 })
 
 __all__ = ["SearchSettings", "SearchSpace", "available_spaces", "check_storage",
-           "fitting_concurrency", "load_space", "objective", "ranked"]
+           "fitting_concurrency", "load_space", "objective", "ranked", "size_search"]

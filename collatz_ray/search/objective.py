@@ -1,10 +1,14 @@
 """What a search minimises, and how its trials are ranked: one rule for the live search,
 its final report and the summaries.
 
-A trial's score is `objective`: its held-out trajectory violations plus a tie-break in
-(0, 1) from the population's weak tail of margins. ASHA stops weak trials early, and a
-stopped trial's last score comes from a smaller budget, so trials that reached the full
-budget rank ahead of stopped ones; within each group, lower score wins.
+A trial's score is `objective`: a count of held-out trajectory violations plus a
+tie-break in (0, 1) from the population's weak tail of margins. Which count is the
+space's choice (`objective:` in its YAML): the log's 429 steps (`log`, the default, so
+scores compare with the published runs), only the steps no training walk covers
+(`unseen`), or the large-number trajectories (`big`); docs/method.md §8 says why.
+ASHA stops weak trials early, and a stopped trial's last score comes from a smaller
+budget, so trials that reached the full budget rank ahead of stopped ones; within each
+group, lower score wins.
 """
 
 from __future__ import annotations
@@ -18,13 +22,19 @@ MODE = "min"
 TIME_ATTR = "epoch"
 
 
-def objective(metrics: dict[str, Any]) -> float:
-    """Violations + a tie-break in (0, 1) that falls as the 5th-percentile population
-    margin rises: a trial with fewer violations always ranks first, and among equal
-    counts the one whose weak tail of margins is healthier wins."""
+#: The violation count each kind of objective minimises.
+OBJECTIVES = {"log": "traj_total_violations", "unseen": "traj_unseen_violations",
+              "big": "traj_big_violations"}
+DEFAULT_OBJECTIVE = "log"
+
+
+def objective(metrics: dict[str, Any], *, kind: str = DEFAULT_OBJECTIVE) -> float:
+    """Violations (the count OBJECTIVES[kind]) + a tie-break in (0, 1) that falls as the
+    5th-percentile population margin rises: a trial with fewer violations always ranks
+    first, and among equal counts the one whose weak tail of margins is healthier wins."""
     tail = metrics.get("margin_5pct")
     tail = 0.0 if tail is None or not math.isfinite(tail) else tail
-    return metrics["traj_total_violations"] + 0.5 - math.atan(tail) / math.pi
+    return metrics[OBJECTIVES[kind]] + 0.5 - math.atan(tail) / math.pi
 
 
 def rank_key(metrics: dict[str, Any], *, max_epochs: int) -> tuple[int, float]:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from collatz_ray.errors import UsageError
 
 if TYPE_CHECKING:
     from collatz_ray.search.spaces import SearchSpace
@@ -47,6 +50,7 @@ class SearchSettings:
 
     def to_json(self) -> dict[str, Any]:
         return {"space_path": str(self.space.path), "space_name": self.space.name,
+                "objective": self.space.objective,
                 "budget": dataclasses.asdict(self.space.budget),
                 "storage": self.storage, "experiment": self.experiment,
                 "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
@@ -76,25 +80,62 @@ def save_settings(settings: SearchSettings) -> None:
         return  # remote storage: Ray keeps tuner.pkl there; resume needs the same flags
     path = Path(settings.path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / SPACE_COPY).write_bytes(Path(settings.space.path).read_bytes())
-    (path / SETTINGS_FILE).write_text(json.dumps(settings.to_json(), indent=1))
+    # Each written whole or not at all: a driver killed mid-write leaves the old file.
+    write_atomically(path / SPACE_COPY, Path(settings.space.path).read_bytes())
+    write_atomically(path / SETTINGS_FILE, json.dumps(settings.to_json(), indent=1).encode())
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, flush it to disk, then rename it over."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+#: Keys of collatz_search.json a resume relies on, with the type each must have.
+_SAVED_TYPES = {"space_name": str, "budget": dict, "seed": int, "cpus_per_trial": (int, float),
+                "gpus_per_trial": (int, float)}
 
 
 def load_settings_json(storage: str, experiment: str) -> dict[str, Any] | None:
+    """An experiment's saved settings, None if it has none; a damaged file is one line."""
     path = Path(join(storage, experiment)) / SETTINGS_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
+    try:
+        saved = json.loads(text)
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict):
+        raise UsageError(f"{path}: not a collatz-ray settings file (damaged or truncated); "
+                         "the experiment's trials are untouched")
+    for key, kind in _SAVED_TYPES.items():
+        if key in saved and not isinstance(saved[key], kind):
+            raise UsageError(f"{path}: {key}: expected {getattr(kind, '__name__', 'a number')}, "
+                             f"got {str(saved[key])[:60]!r}")
+    return saved
 
 
 def experiment_space(saved: dict[str, Any], experiment_dir: Path) -> SearchSpace:
     """The space an experiment was started with: its own copy, else the file it named,
     else the shipped space of that name (an experiment from before copies were kept,
-    whose checkout is gone). Smoke-shrunk if the experiment was a smoke search."""
-    from collatz_ray.errors import UsageError
-    from collatz_ray.search.spaces import available_spaces, load_space
+    whose checkout is gone). Shrunk again if the experiment ran at a preset's scale
+    (its name ends in -smoke or -laptop)."""
+    from collatz_ray.search.spaces import PRESETS, available_spaces, load_space
 
     name = str(saved.get("space_name", ""))
-    smoke = name.endswith("-smoke")
-    base_name = name.removesuffix("-smoke")
+    preset = next((p for p in PRESETS if name.endswith(f"-{p}")), None)
+    base_name = name.removesuffix(f"-{preset}") if preset else name
     copy = experiment_dir / SPACE_COPY
     if copy.is_file():
         space = load_space(copy)
@@ -107,4 +148,4 @@ def experiment_space(saved: dict[str, Any], experiment_dir: Path) -> SearchSpace
                          f"and no shipped space is named {base_name!r}; pass --space with the "
                          "experiment's space file")
     space = dataclasses.replace(space, name=base_name or space.name)
-    return space.smoke() if smoke else space
+    return space.scaled(preset)

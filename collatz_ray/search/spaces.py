@@ -15,7 +15,6 @@ and turns what a trial sampled into a TrainConfig with `SearchSpace.trial_config
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import difflib
 import types
@@ -24,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
-from collatz_ray.trainer.config import TrainConfig, coerce
-from collatz_ray.errors import UsageError
-
+from collatz_ray._yaml import load_yaml
+from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
+from collatz_ray.trainer.config import MAX_INT, TrainConfig, coerce
+from collatz_ray.search.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
 
 def _shipped_spaces_dir() -> Path:
@@ -42,7 +40,7 @@ def _shipped_spaces_dir() -> Path:
 #: Where named spaces live.
 SPACES_DIR = _shipped_spaces_dir()
 
-TOP_LEVEL_KEYS = ("description", "budget", "fixed", "parameters")
+TOP_LEVEL_KEYS = ("description", "objective", "budget", "fixed", "parameters")
 BUDGET_KEYS = ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "num_samples")
 #: TrainConfig fields the budget owns: the search scheduler must know them, so a space
 #: sets them under `budget` and nowhere else.
@@ -59,8 +57,36 @@ SCHEDULE_FIELDS = ("decay_start", "decay_len", "ramp_len", "mine_start", "mine_i
 #: Per-batch and per-mining-round sizes smoke() caps, so a CPU gets through them.
 SMOKE_CAPS = {"batch_size": 128, "mine_pool": 256, "mine_count": 32}
 
+#: The largest budget `SearchSpace.laptop` leaves. Unlike smoke's, eval_interval and
+#: grace_epochs are not capped but scaled with the epochs (same evaluations, same rung
+#: positions), and reduction_factor is kept: the search keeps its shape. Chosen from
+#: measured epoch rates on 2 CPUs (docs/search.md, "--scale laptop"): about 30 to 60
+#: minutes for any shipped space.
+LAPTOP_BUDGET_MAX = {"epochs": 50_000, "num_samples": 24}
+#: laptop() scales lr_patience too (ReduceLROnPlateau's patience is an epoch count, so a
+#: half-length run would otherwise lower its learning rate half as often); smoke() leaves
+#: it, its runs being far shorter than one patience anyway.
+LAPTOP_SCHEDULE_FIELDS = SCHEDULE_FIELDS + ("lr_patience",)
+#: laptop() caps the batch only: a mining round costs a few percent of a run even with
+#: the default pool of 5000 (measured), and mine_count sets how fast mined numbers fill
+#: the hard pool, which is what the mining space asks about.
+LAPTOP_CAPS = {"batch_size": 256}
+#: laptop() divides hidden widths above LAPTOP_MIN_WIDTH by this (not below it), so the
+#: log's 2048...64 stack of 4.59M parameters becomes 256...16 (about 0.1M).
+LAPTOP_WIDTH_DIVISOR = 8
+LAPTOP_MIN_WIDTH = 16
+
 _HINTS = typing.get_type_hints(TrainConfig)
 _DEFAULTS = TrainConfig()
+
+#: What a budget key the space leaves out gets: the trainer's own run length and
+#: evaluation interval, a grace period of a fifth of the run (the shipped spaces' ratio,
+#: see docs/spaces.md), rungs keeping one trial in three, and 24 trials (TPE's 10
+#: random start-up trials, then 14 guided ones). Left-out eval_interval and
+#: grace_epochs follow the file's epochs the way --epochs scales them: a file with
+#: `epochs: 10000` alone is evaluated every 500 and first judged at 2000.
+DEFAULT_BUDGET = {"epochs": _DEFAULTS.epochs, "eval_interval": _DEFAULTS.eval_interval,
+                  "grace_epochs": _DEFAULTS.epochs // 5, "reduction_factor": 3, "num_samples": 24}
 
 
 def _base_type(name: str) -> type:
@@ -72,6 +98,9 @@ def _base_type(name: str) -> type:
 
 
 def _fail(path: Path, where: str, what: str) -> UsageError:
+    # `where` is a key path such as parameters.<name>, and a name is whatever the file held.
+    if len(where) > 2 * SHOWN_CHARS:
+        where = where[:2 * SHOWN_CHARS - 3] + "..."
     return UsageError(f"{path}: {where}: {what}")
 
 
@@ -113,7 +142,9 @@ class Budget:
         for key in BUDGET_KEYS:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UsageError(f"budget.{key}: expected an integer >= 1, got {value!r}")
+                raise UsageError(f"budget.{key}: expected an integer >= 1, got {shown(value)}")
+            if value > MAX_INT:
+                raise UsageError(f"budget.{key}: expected at most {MAX_INT}, got {shown(value)}")
         if self.eval_interval > self.epochs:
             raise UsageError(f"budget.eval_interval: expected at most epochs ({self.epochs}), "
                              f"got {self.eval_interval}")
@@ -123,6 +154,112 @@ class Budget:
         if self.reduction_factor < 2:
             raise UsageError(f"budget.reduction_factor: expected an integer >= 2, "
                              f"got {self.reduction_factor}")
+
+    def rungs(self) -> list[int]:
+        """ASHA's milestones below the full run (Ray also keeps one at `epochs` when a
+        power lands there, which stops nothing)."""
+        return asha_rungs(epochs=self.epochs, grace_epochs=self.grace_epochs,
+                          reduction_factor=self.reduction_factor)
+
+    @property
+    def evaluations(self) -> int:
+        """Evaluations of a full trial: every eval_interval, and at the end."""
+        return -(-self.epochs // self.eval_interval)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a budget value came from, so that an error names what the user typed: a
+    flag (`--eval-interval 5000`), a key of a space file, a default the file left to
+    the loader, a preset (`--scale laptop`) or a resumed experiment's saved settings.
+    `where` is the flag, the file's path, the preset's flag or the experiment's name."""
+
+    kind: str  # "flag", "file", "default", "preset", "saved", "scaled"
+    where: str
+
+    def subject(self, key: str, value: int) -> str:
+        """How a message about this value starts; a flag shows its value, the others
+        end the message with ', got V' (see `got`)."""
+        if self.kind == "flag":
+            return f"{self.where} {shown(value)}"
+        if self.kind == "preset":
+            return f"{self.where}: budget.{key}"
+        if self.kind == "saved":
+            return f"experiment {self.where}: budget.{key}"
+        if self.kind == "scaled":
+            return f"budget.{key} (scaled with {self.where})"
+        suffix = " (left out, so the default)" if self.kind == "default" else ""
+        return f"{self.where}: budget.{key}{suffix}"
+
+    def got(self, value: int) -> str:
+        return "" if self.kind == "flag" else f", got {shown(value)}"
+
+    def name(self, key: str, subject: Origin) -> str:
+        """How another value's message refers to this one."""
+        if self.kind == "flag":
+            return self.where
+        if self.kind == "preset":
+            return f"the {key} of {self.where}"
+        if self.kind == "saved":
+            return f"the {key} of experiment {self.where}"
+        if self.kind == "default":
+            return f"the default {key}"
+        if self.kind == "scaled":
+            return f"the {key} scaled with {self.where}"
+        return key if subject.kind == "file" and subject.where == self.where else f"budget.{key} of {self.where}"
+
+
+def build_budget(values: Mapping[str, int], origins: Mapping[str, Origin]) -> Budget:
+    """A Budget of `values` whose errors name where each value came from:
+    `--eval-interval 5000: expected at most --epochs (3000)`, or, from a file,
+    `x.yaml: budget.grace_epochs: expected at most epochs (1000), got 2000`."""
+    def refuse(key: str, what: str) -> UsageError:
+        origin = origins[key]
+        return UsageError(f"{origin.subject(key, values[key])}: {what}{origin.got(values[key])}")
+
+    for key in BUDGET_KEYS:
+        value = values[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise refuse(key, "expected an integer >= 1")
+        if value > MAX_INT:
+            raise refuse(key, f"expected at most {MAX_INT}")
+    epochs = values["epochs"]
+    for key in ("eval_interval", "grace_epochs"):
+        if values[key] > epochs:
+            raise refuse(key, f"expected at most {origins['epochs'].name('epochs', origins[key])} ({epochs})")
+    if values["reduction_factor"] < 2:
+        raise refuse("reduction_factor", "expected an integer >= 2")
+    return Budget(**{key: values[key] for key in BUDGET_KEYS})
+
+
+def scaled_budget(budget: Budget, *, epochs: int, keep: typing.Container[str] = ()) -> dict[str, int]:
+    """eval_interval and grace_epochs for a run of `epochs` instead of budget.epochs,
+    each unless named in `keep`: as many evaluations, and the grace period at the same
+    fraction of the run (on the same evaluation, when both are scaled and it was on one).
+    Returns the budget's values with these replaced."""
+    factor = epochs / budget.epochs
+    values = dataclasses.asdict(budget) | {"epochs": epochs}
+    interval = budget.eval_interval
+    if "eval_interval" not in keep:
+        values["eval_interval"] = min(epochs, max(1, round(interval * factor)))
+    if "grace_epochs" not in keep:
+        on_evaluation = "eval_interval" not in keep and budget.grace_epochs % interval == 0
+        grace = (budget.grace_epochs // interval * values["eval_interval"] if on_evaluation
+                 else max(1, round(budget.grace_epochs * factor)))
+        values["grace_epochs"] = min(epochs, grace)
+    return values
+
+
+def asha_rungs(*, epochs: int | None, grace_epochs: int | None, reduction_factor: int | None) -> list[int]:
+    """ASHA's milestones, grace * factor^k below the full budget: the epochs at which a
+    trial can be stopped."""
+    if not (epochs and grace_epochs and reduction_factor and reduction_factor > 1):
+        return []
+    out, rung = [], grace_epochs
+    while rung < epochs:
+        out.append(rung)
+        rung *= reduction_factor
+    return out
 
 
 @dataclass(frozen=True)
@@ -198,6 +335,11 @@ class SearchSpace:
     budget: Budget
     fixed: dict[str, Any]
     parameters: tuple[Parameter, ...]
+    #: Budget keys the file left out (they hold DEFAULT_BUDGET's values), to name them
+    #: as defaults in errors. A default, so that pickles of older experiments load.
+    budget_defaults: tuple[str, ...] = ()
+    #: Which violation count ASHA and TPE minimise (search/objective.py OBJECTIVES).
+    objective: str = DEFAULT_OBJECTIVE
 
     def __post_init__(self) -> None:
         self._check_conditions()
@@ -234,17 +376,20 @@ class SearchSpace:
 
     # -- variants -------------------------------------------------------------------
     def with_budget(self, **overrides: int | None) -> SearchSpace:
-        """The same space with some budget fields replaced (None keeps the field), for
-        command-line flags such as --epochs, --num-samples, --grace-epochs."""
+        """The same space with some budget fields replaced (None keeps the field), as
+        given: nothing is scaled (collatz_ray.search.plan sizes a search from flags)."""
         for key in overrides:
             if key not in BUDGET_KEYS:
                 raise _fail(self.path, f"budget.{key}", f"unknown budget key{_did_you_mean(key, BUDGET_KEYS)}")
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        try:
-            budget = dataclasses.replace(self.budget, **changes)
-        except UsageError as err:
-            raise UsageError(f"{self.path}: {err}") from None
+        values = dataclasses.asdict(self.budget) | {k: v for k, v in overrides.items() if v is not None}
+        budget = build_budget(values, self.budget_origins())
         return dataclasses.replace(self, budget=budget)
+
+    def budget_origins(self) -> dict[str, Origin]:
+        """Where each budget value of this space came from: its file, or the loader's
+        default for a key the file left out."""
+        return {key: Origin("default" if key in self.budget_defaults else "file", str(self.path))
+                for key in BUDGET_KEYS}
 
     def smoke(self) -> SearchSpace:
         """The same question at toy scale, to check a whole search end to end on a CPU.
@@ -262,7 +407,48 @@ class SearchSpace:
                         grace_epochs=min(self.budget.grace_epochs, caps["grace_epochs"]),
                         reduction_factor=2,
                         num_samples=min(self.budget.num_samples, caps["num_samples"]))
-        rules = self._smoke_rules(budget.epochs / self.budget.epochs)
+        factor = budget.epochs / self.budget.epochs
+        rules = _rules(factor, SCHEDULE_FIELDS, SMOKE_CAPS, _smoke_stacks(self._stacks()))
+        return self._shrunk("smoke", budget, rules)
+
+    def laptop(self) -> SearchSpace:
+        """The same question at a size two CPUs finish in about half an hour to an hour
+        (docs/search.md has the measurements behind the sizes), and still answer.
+
+        At most LAPTOP_BUDGET_MAX epochs and trials; eval_interval and grace_epochs scaled
+        with the epochs, so a trial is evaluated as often and ASHA's rungs sit at the same
+        fractions of the run; reduction_factor kept. Every searched range and choice is
+        kept, lookahead included, so the question is still asked; what changes is the
+        scale: hidden widths divided by LAPTOP_WIDTH_DIVISOR (distinct stacks stay
+        distinct and in the same order of size), the batch capped, and schedules (anchor
+        decay, curriculum ramp, mining start and interval, learning-rate patience)
+        scaled by the epochs' factor. A space already that small keeps its budget.
+        """
+        epochs = min(self.budget.epochs, LAPTOP_BUDGET_MAX["epochs"])
+        values = scaled_budget(self.budget, epochs=epochs)
+        values["num_samples"] = min(self.budget.num_samples, LAPTOP_BUDGET_MAX["num_samples"])
+        factor = epochs / self.budget.epochs
+        rules = _rules(factor, LAPTOP_SCHEDULE_FIELDS, LAPTOP_CAPS, _laptop_stacks(self._stacks()))
+        return self._shrunk("laptop", Budget(**values), rules)
+
+    def scaled(self, preset: str | None) -> SearchSpace:
+        """This space at a preset's scale (PRESETS: "smoke", "laptop"), or as it is."""
+        if preset is None:
+            return self
+        if preset not in PRESETS:
+            raise UsageError(f"unknown scale {preset!r}; expected one of: {', '.join(PRESETS)}")
+        return getattr(self, preset)()
+
+    def _stacks(self) -> tuple[tuple[int, ...], ...]:
+        """Every layer stack a trial of this space can get."""
+        searched = {p.name: p for p in self.parameters}
+        if "layers" in searched:
+            return searched["layers"].choices
+        return (self.fixed.get("layers", _DEFAULTS.layers),)
+
+    def _shrunk(self, preset: str, budget: Budget, rules: Mapping[str, Callable[[Any], Any]]) -> SearchSpace:
+        """This space under a preset's budget and `rules`: each rule maps the values of
+        one setting, fixed, searched or left at its default."""
         searched = {p.name: p for p in self.parameters}
         fixed = dict(self.fixed)
         for name, rule in rules.items():
@@ -270,28 +456,10 @@ class SearchSpace:
             if name not in searched and rule(current) != current:
                 fixed[name] = rule(current)
         parameters = tuple(_shrink(p, rules) for p in self.parameters)
-        return SearchSpace(name=f"{self.name}-smoke", path=self.path,
-                           description=f"[smoke] {self.description}", budget=budget,
-                           fixed=fixed, parameters=parameters)
-
-    def _smoke_rules(self, factor: float) -> dict[str, Callable[[Any], Any]]:
-        """For each setting smoke() changes, how it maps one value."""
-
-        def scale(v: int | None) -> int | None:
-            return v if not v else max(1, round(v * factor))
-
-        def cap(limit: int) -> Callable[[int], int]:
-            return lambda v: min(v, limit)
-
-        searched = {p.name: p for p in self.parameters}
-        stacks = searched["layers"].choices if "layers" in searched else (
-            self.fixed.get("layers", _DEFAULTS.layers),)
-        # Map by position so distinct stacks stay distinct; () (with linear) stays ().
-        tiny = {stack: _tiny_stack(i) for i, stack in enumerate(s for s in stacks if s)}
-        rules: dict[str, Callable[[Any], Any]] = {name: scale for name in SCHEDULE_FIELDS}
-        rules.update({name: cap(limit) for name, limit in SMOKE_CAPS.items()})
-        rules["layers"] = lambda stack: tiny.get(stack, stack)
-        return rules
+        return SearchSpace(name=f"{self.name}-{preset}", path=self.path,
+                           description=f"[{preset}] {self.description}", budget=budget,
+                           fixed=fixed, parameters=parameters, budget_defaults=self.budget_defaults,
+                           objective=self.objective)
 
     # -- checks ---------------------------------------------------------------------
     def _check_conditions(self) -> None:
@@ -307,15 +475,15 @@ class SearchSpace:
                 if key in self.fixed:
                     if self.fixed[key] not in accepted:
                         raise _fail(self.path, clause, f"can never hold: fixed.{key} is "
-                                    f"{_plain(self.fixed[key])!r}, not one of {[_plain(a) for a in accepted]}")
+                                    f"{shown(_plain(self.fixed[key]))}, not one of {shown([_plain(a) for a in accepted])}")
                 elif key in searched:
                     if not any(searched[key].can_take(a) for a in accepted):
                         raise _fail(self.path, clause, f"can never hold: parameters.{key} never takes "
-                                    f"{[_plain(a) for a in accepted]}")
+                                    f"{shown([_plain(a) for a in accepted])}")
                 else:
                     close = difflib.get_close_matches(key, [*self.fixed, *searched], n=1)
                     hint = f"did you mean {close[0]!r}?" if close else "add it under fixed or parameters"
-                    raise _fail(self.path, clause, f"{key!r} is neither a parameter nor a fixed key "
+                    raise _fail(self.path, clause, f"{shown(key)} is neither a parameter nor a fixed key "
                                 f"of this space; {hint}")
 
     def _dependency_order(self) -> tuple[Parameter, ...]:
@@ -353,6 +521,46 @@ def _is_valid(values: Mapping[str, Any]) -> bool:
     except UsageError:
         return False
     return True
+
+
+def _rules(factor: float, scaled: typing.Iterable[str], caps: Mapping[str, int],
+           stacks: Mapping[tuple[int, ...], tuple[int, ...]]) -> dict[str, Callable[[Any], Any]]:
+    """How a preset maps each setting it changes: epoch counts in `scaled` by `factor`,
+    sizes in `caps` capped, layer stacks through `stacks` (others kept)."""
+
+    def scale(v: int | None) -> int | None:
+        return v if not v else max(1, round(v * factor))
+
+    def cap(limit: int) -> Callable[[int], int]:
+        return lambda v: min(v, limit)
+
+    rules: dict[str, Callable[[Any], Any]] = {name: scale for name in scaled}
+    rules.update({name: cap(limit) for name, limit in caps.items()})
+    rules["layers"] = lambda stack: stacks.get(stack, stack)
+    return rules
+
+
+def _smoke_stacks(stacks: typing.Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """Each stack to a distinct tiny one, by position; () (with linear) stays ()."""
+    return {stack: _tiny_stack(i) for i, stack in enumerate(s for s in stacks if s)}
+
+
+def _laptop_stacks(stacks: typing.Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """Each stack with its widths above LAPTOP_MIN_WIDTH divided by LAPTOP_WIDTH_DIVISOR
+    (not below LAPTOP_MIN_WIDTH): depth and order of size kept. Should that merge two
+    distinct stacks, by the largest smaller power of two that keeps them apart."""
+    stacks = list(dict.fromkeys(stacks))
+    divisor = LAPTOP_WIDTH_DIVISOR
+    while True:
+        mapped = {s: tuple(w if w <= LAPTOP_MIN_WIDTH else max(LAPTOP_MIN_WIDTH, w // divisor) for w in s)
+                  for s in stacks}
+        if divisor == 1 or len(set(mapped.values())) == len(mapped):
+            return mapped
+        divisor //= 2
+
+
+#: Scales `SearchSpace.scaled` knows: the suffix each adds to the space's name.
+PRESETS = ("smoke", "laptop")
 
 
 def _tiny_stack(index: int) -> tuple[int, ...]:
@@ -393,16 +601,7 @@ def load_space(name_or_path: str | Path, *, spaces_dir: str | Path | None = None
     `spaces_dir`) or a path ending in .yaml/.yml. Any problem raises UsageError with one
     line naming the file, the key path and what was expected."""
     path = _locate(name_or_path, spaces_dir)
-    try:
-        data = yaml.load(path.read_text(), Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        raise _fail(path, where, f"not valid YAML: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise _fail(path, "YAML", f"not valid YAML: {' '.join(str(err).split())}") from None
-    except OSError as err:
-        raise UsageError(f"{path}: cannot read ({err.strerror})") from None
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}, "
                          f"got {type(data).__name__}")
@@ -420,25 +619,8 @@ def _locate(name_or_path: str | Path, spaces_dir: str | Path | None) -> Path:
     path = directory / f"{text}.yaml"
     if not path.is_file():
         names = available_spaces(spaces_dir=directory)
-        raise UsageError(f"{path}: unknown search space {text!r}; available: {', '.join(names) or 'none'}")
+        raise UsageError(f"{path}: unknown search space {shown(text)}; available: {', '.join(names) or 'none'}")
     return path
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping, where PyYAML would keep
-    the last silently: a second `lr:` in a sweep file must not quietly replace the first."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, collections.abc.Hashable):
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark,
-                        f"found duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def _parse(data: Mapping[Any, Any], path: Path) -> SearchSpace:
@@ -447,19 +629,24 @@ def _parse(data: Mapping[Any, Any], path: Path) -> SearchSpace:
             raise _fail(path, str(key), f"unknown top-level key{_did_you_mean(key, TOP_LEVEL_KEYS)}")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise _fail(path, "description", f"expected a string, got {description!r}")
+        raise _fail(path, "description", f"expected a string, got {shown(description)}")
     fixed = data.get("fixed") or {}
     if not isinstance(fixed, dict):
-        raise _fail(path, "fixed", f"expected a mapping of trainer settings to values, got {fixed!r}")
+        raise _fail(path, "fixed", f"expected a mapping of trainer settings to values, got {shown(fixed)}")
     parameters = data.get("parameters")
     if not isinstance(parameters, dict) or not parameters:
         raise _fail(path, "parameters", "expected a non-empty mapping of trainer settings to "
-                    f"distributions, got {parameters!r}")
-    return SearchSpace(name=path.stem, path=path, description=description.strip(),
-                       budget=_parse_budget(data.get("budget"), path),
+                    f"distributions, got {shown(parameters)}")
+    budget, left_out = _parse_budget(data.get("budget"), path)
+    objective = data.get("objective", DEFAULT_OBJECTIVE)
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
+        raise _fail(path, "objective", f"unknown objective {shown(objective)}{_did_you_mean(objective, OBJECTIVES)}")
+    return SearchSpace(name=path.stem, path=path, description=description.strip(), budget=budget,
+                       objective=objective,
                        fixed={key: _parse_fixed(key, value, path) for key, value in fixed.items()},
                        parameters=tuple(_parse_parameter(name, spec, path)
-                                        for name, spec in parameters.items()))
+                                        for name, spec in parameters.items()),
+                       budget_defaults=left_out)
 
 
 def _parse_fixed(key: Any, value: Any, path: Path) -> Any:
@@ -467,20 +654,26 @@ def _parse_fixed(key: Any, value: Any, path: Path) -> Any:
     return coerce(f"fixed.{key}", value, _HINTS[key], source=str(path))
 
 
-def _parse_budget(data: Any, path: Path) -> Budget:
+def _parse_budget(data: Any, path: Path) -> tuple[Budget, tuple[str, ...]]:
+    """The file's budget, DEFAULT_BUDGET filling what it leaves out (an absent or empty
+    `budget` included), and the keys so filled."""
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise _fail(path, "budget", f"expected a mapping with {', '.join(BUDGET_KEYS)}, got {data!r}")
+        raise _fail(path, "budget", f"expected a mapping with some of {', '.join(BUDGET_KEYS)}, got {shown(data)}")
     for key in data:
         if key not in BUDGET_KEYS:
             raise _fail(path, f"budget.{key}", f"unknown budget key{_did_you_mean(key, BUDGET_KEYS)}")
-    for key in BUDGET_KEYS:
-        if key not in data:
-            raise _fail(path, f"budget.{key}", "missing; expected an integer")
-    values = {key: coerce(f"budget.{key}", data[key], int, source=str(path)) for key in BUDGET_KEYS}
-    try:
-        return Budget(**values)
-    except UsageError as err:
-        raise UsageError(f"{path}: {err}") from None
+    given = {key: coerce(f"budget.{key}", data[key], int, source=str(path)) for key in BUDGET_KEYS if key in data}
+    defaults = dict(DEFAULT_BUDGET)
+    if "epochs" in given and given["epochs"] >= 1:
+        # Left-out eval_interval and grace_epochs follow the file's epochs, as --epochs
+        # scales them.
+        scaled = scaled_budget(Budget(**DEFAULT_BUDGET), epochs=given["epochs"])
+        defaults.update(eval_interval=scaled["eval_interval"], grace_epochs=scaled["grace_epochs"])
+    left_out = tuple(key for key in BUDGET_KEYS if key not in given)
+    origins = {key: Origin("default" if key in left_out else "file", str(path)) for key in BUDGET_KEYS}
+    return build_budget(defaults | given, origins), left_out
 
 
 def _check_setting(name: Any, where: str, path: Path) -> None:
@@ -488,7 +681,7 @@ def _check_setting(name: Any, where: str, path: Path) -> None:
     if name in BUDGET_OWNED:
         raise _fail(path, where, f"set by budget.{name}, not here")
     if name not in _HINTS:
-        raise _fail(path, where, f"unknown trainer setting {str(name)!r}{_did_you_mean(name, _HINTS)}")
+        raise _fail(path, where, f"unknown trainer setting {shown(str(name))}{_did_you_mean(name, _HINTS)}")
 
 
 def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
@@ -496,7 +689,7 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
     _check_setting(name, where, path)
     if not isinstance(spec, dict):
         raise _fail(path, where, "expected a mapping: {values: [...]}, {value: ...} or "
-                    f"{{distribution: ..., min: ..., max: ...}}, got {spec!r}")
+                    f"{{distribution: ..., min: ..., max: ...}}, got {shown(spec)}")
     for key in spec:
         if key not in PARAMETER_KEYS:
             raise _fail(path, f"{where}.{key}", f"unknown key{_did_you_mean(key, PARAMETER_KEYS)}")
@@ -506,7 +699,7 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
              if any(k in spec for k in keys)]
     if len(forms) != 1:
         raise _fail(path, where, "expected exactly one of values (categorical), value (constant) "
-                    f"or min/max (a range), got keys {', '.join(map(str, spec))}")
+                    f"or min/max (a range), got keys {shown(', '.join(map(str, spec)))}")
 
     def value_of(key: str, raw: Any) -> Any:
         return coerce(f"{where}.{key}", raw, _HINTS[name], source=str(path))
@@ -516,12 +709,12 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
     if forms == ["values"]:
         raw = spec["values"]
         if not isinstance(raw, list) or not raw:
-            raise _fail(path, f"{where}.values", f"expected a non-empty list of choices, got {raw!r}")
+            raise _fail(path, f"{where}.values", f"expected a non-empty list of choices, got {shown(raw)}")
         choices = [value_of(f"values[{i}]", v) for i, v in enumerate(raw)]
         for i, choice in enumerate(choices):
             if choice in choices[:i]:
                 raise _fail(path, f"{where}.values[{i}]",
-                            f"duplicate of values[{choices.index(choice)}] ({_plain(choice)!r})")
+                            f"duplicate of values[{choices.index(choice)}] ({shown(_plain(choice))})")
         return Parameter(name, "categorical", choices=tuple(choices), when=when)
     return _parse_range(name, spec, where, when, path)
 
@@ -535,7 +728,7 @@ def _parse_range(name: str, spec: Mapping[str, Any], where: str,
     default = "int_uniform" if kind is int else "uniform"
     distribution = spec.get("distribution", default)
     if distribution not in DISTRIBUTIONS:
-        raise _fail(path, f"{where}.distribution", f"unknown distribution {distribution!r}"
+        raise _fail(path, f"{where}.distribution", f"unknown distribution {shown(distribution)}"
                     f"{_did_you_mean(distribution, DISTRIBUTIONS)}")
     if distribution == "uniform" and kind is int:
         raise _fail(path, f"{where}.distribution", f"{name} takes integers: use int_uniform or log_uniform")
@@ -547,9 +740,9 @@ def _parse_range(name: str, spec: Mapping[str, Any], where: str,
     low = coerce(f"{where}.min", spec["min"], kind, source=str(path))
     high = coerce(f"{where}.max", spec["max"], kind, source=str(path))
     if low > high:
-        raise _fail(path, f"{where}.min", f"expected min <= max ({high}), got {low}")
+        raise _fail(path, f"{where}.min", f"expected min <= max ({shown(high)}), got {shown(low)}")
     if distribution == "log_uniform" and low <= 0:
-        raise _fail(path, f"{where}.min", f"log_uniform needs min > 0, got {low}")
+        raise _fail(path, f"{where}.min", f"log_uniform needs min > 0, got {shown(low)}")
     step = None
     if "step" in spec:
         if distribution != "int_uniform":
@@ -557,7 +750,7 @@ def _parse_range(name: str, spec: Mapping[str, Any], where: str,
         step = coerce(f"{where}.step", spec["step"], int, source=str(path))
         if step < 1 or (high - low) % step:
             raise _fail(path, f"{where}.step", f"expected an integer >= 1 that divides max - min "
-                        f"({high - low}), got {step}")
+                        f"({shown(high - low)}), got {shown(step)}")
     return Parameter(name, distribution, low=low, high=high, step=step, when=when)
 
 
@@ -566,7 +759,7 @@ def _parse_when(spec: Any, where: str, path: Path) -> tuple[tuple[str, tuple], .
         return ()
     if not isinstance(spec, dict) or not spec:
         raise _fail(path, where, f"expected a mapping of settings to values, e.g. "
-                    f"{{mine_negatives: true}}, got {spec!r}")
+                    f"{{mine_negatives: true}}, got {shown(spec)}")
     clauses = []
     for key, accepted in spec.items():
         clause = f"{where}.{key}"

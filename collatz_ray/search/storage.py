@@ -9,10 +9,42 @@ a multi-node cluster unless it sits on a network filesystem (NFS, EFS, Lustre, .
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from collatz_ray.errors import UsageError
+
+#: URI schemes Ray's storage layer (pyarrow filesystems) can write experiments to.
+REMOTE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
+#: An experiment name is one directory under --storage: nothing that climbs out of it.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def resolve_storage(storage: str) -> str:
+    """--storage as the search uses it: a URI of a known scheme, or an absolute local
+    path (a file:// URI is a local path)."""
+    scheme, sep, rest = storage.partition("://")
+    if sep:
+        if scheme == "file":
+            storage = rest
+        elif scheme.lower() not in REMOTE_SCHEMES:
+            raise UsageError(f"--storage {storage}: unknown scheme {scheme[:20]!r}; expected a local "
+                             f"directory or one of {', '.join(s + '://' for s in REMOTE_SCHEMES)}")
+        else:
+            return storage
+    try:
+        return str(Path(storage).expanduser().resolve())
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
+        raise UsageError(f"--storage {storage}: cannot be resolved ({err})") from None
+
+
+def check_name(name: str) -> str:
+    """An experiment name: one path component made of letters, digits, '.', '_', '-'."""
+    if not _NAME.fullmatch(name) or name in (".", ".."):
+        raise UsageError(f"--name {name[:60]!r}: expected one directory name of letters, digits, "
+                         "'.', '_' and '-' (not a path), starting with a letter or digit")
+    return name
 
 #: Filesystem types (from /proc/mounts) that several machines can share.
 SHARED_FS_TYPES = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs",
@@ -39,9 +71,10 @@ def filesystem_type(path: Path) -> str:
 
 
 def check_storage(storage: str, *, creating: bool, nodes: int = 1,
-                  declared_shared: bool = False) -> None:
+                  declared_shared: bool = False, dry_run: bool = False) -> None:
     """Refuse, in one line, storage that cannot hold this experiment. `declared_shared`
-    is the user's word (--shared-storage) that every node sees this directory."""
+    is the user's word (--shared-storage) that every node sees this directory. With
+    `dry_run` nothing is created: a directory still to be made must be makeable."""
     if "://" in storage:
         return  # a URI (s3://, gs://, ...): Ray's pyarrow filesystem checks it on use
     path = Path(storage)
@@ -50,9 +83,14 @@ def check_storage(storage: str, *, creating: bool, nodes: int = 1,
             f"--storage {storage}: a local directory on a {nodes}-node cluster; trials on other "
             "nodes cannot reach it. Use s3://bucket/prefix or a shared mount (NFS, EFS, ...), or "
             "--shared-storage if every node does see it")
+    if creating and dry_run:
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"--storage {storage}: not writable ({existing} cannot hold it)")
+        return
     if creating:
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
             with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
                 pass
         except OSError as err:

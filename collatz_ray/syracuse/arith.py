@@ -11,6 +11,11 @@ import math
 
 LOG2_3 = math.log2(3)
 
+#: Integers below 2^MAX_BITS are what the vectorised arithmetic (limbs.py) takes: a k of
+#: such a number fits the int16 its k-sequences are stored in. The trainer's settings
+#: (max_bits, test seeds) and evaluation sets stay below it.
+MAX_BITS = 32000
+
 #: The five held-out seeds of the published log: 24 + 41 + 62 + 113 + 189 = 429 steps.
 DEFAULT_TEST_SEEDS: tuple[int, ...] = (111, 27, 703, 26623, 626331)
 

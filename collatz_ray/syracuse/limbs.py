@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from collatz_ray.syracuse.arith import MAX_BITS
+
 LIMB_BITS = 32
 LIMB_MASK = (1 << LIMB_BITS) - 1
 #: Bits of c resolved per table lookup: 2 * 3^16 < 2^27 keeps limb products below 2^59,
@@ -86,6 +88,18 @@ def from_ints(values: Sequence[int], *, width: int | None = None,
     raw = b"".join(v.to_bytes(nbytes, "little") for v in values)
     limbs = np.frombuffer(raw, dtype="<u4").reshape(len(values), width).astype(np.int64)
     return torch.from_numpy(limbs).to(device)
+
+
+def random_odd(rng: np.random.Generator, top_bit: np.ndarray, *, width: int) -> torch.Tensor:
+    """Odd integers whose highest set bit is top_bit[i] (so 2^b + 1 <= n < 2^(b+1)), the
+    bits between uniform from `rng`, as (N, width) limbs; width must hold bit max(top_bit)."""
+    count = top_bit.shape[0]
+    raw = rng.integers(0, 1 << 32, size=(count, width), dtype=np.int64)
+    low_bits = np.clip(top_bit[:, None] - 32 * np.arange(width)[None, :], 0, 32)
+    raw &= (np.int64(1) << low_bits) - 1
+    raw[np.arange(count), top_bit // 32] |= np.int64(1) << (top_bit % 32)
+    raw[:, 0] |= 1
+    return torch.from_numpy(raw)
 
 
 def to_ints(limbs: torch.Tensor) -> list[int]:
@@ -186,8 +200,8 @@ def k_sequences(limbs: torch.Tensor, length: int) -> torch.Tensor:
     """
     n = limbs.shape[0]
     bits = int(bit_lengths(limbs).max()) if n else 1
-    if bits >= 2**15 - 64:
-        raise ValueError("k_sequences supports integers below 2^32000")
+    if bits > MAX_BITS:
+        raise ValueError(f"k_sequences supports integers below 2^{MAX_BITS}")
     if limbs.device.type != "cpu":
         return k_sequences_vectorised(limbs, length, bits=bits)
     from collatz_ray.syracuse._compiled_walk import k_sequences as compiled_walk

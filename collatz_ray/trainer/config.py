@@ -17,16 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
-from collatz_ray.syracuse.arith import DEFAULT_TEST_SEEDS
-from collatz_ray.errors import UsageError
+from collatz_ray._yaml import load_yaml
+from collatz_ray.errors import UsageError, shown
+from collatz_ray.syracuse.arith import DEFAULT_TEST_SEEDS, MAX_BITS
 
 #: The published runs' 9-layer stack (4,405,250 parameters at lookahead 10).
 LOG_LAYERS: tuple[int, ...] = (2048, 1024, 1024, 512, 512, 512, 256, 128, 64)
 
 TARGET_TYPES = ("fixed", "adaptive", "split")
 DEVICES = ("auto", "cpu", "cuda")
+#: The largest integer setting: sizes, counts and epochs past it are typos, and numpy and
+#: torch take every integer up to it (larger ones overflow their C types).
+MAX_INT = 2**31 - 1
+#: Seeds go to torch.manual_seed and numpy's generators: 32 bits, not negative.
+MAX_SEED = 2**32 - 1
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -93,7 +97,7 @@ class TrainConfig:
         merged = dataclasses.asdict(base) if base is not None else {}
         for key, value in values.items():
             if key not in known:
-                raise UsageError(f"{source}: unknown key {key!r}; expected one of: {', '.join(known)}")
+                raise UsageError(f"{source}: unknown key {shown(key)}; expected one of: {', '.join(known)}")
             merged[key] = coerce(key, value, known[key].type, source=source)
         try:
             return cls(**merged)
@@ -103,12 +107,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, *, base: "TrainConfig | None" = None) -> "TrainConfig":
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise UsageError(f"{path}: config file not found") from None
-        except yaml.YAMLError as err:
-            raise UsageError(f"{path}: not valid YAML ({_one_line(err)})") from None
+        data = load_yaml(path)
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -151,10 +150,6 @@ def field_type(name: str) -> Any:
     return {f.name: f.type for f in dataclasses.fields(TrainConfig)}[name]
 
 
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
-
-
 def _resolve(annotation: Any) -> Any:
     if isinstance(annotation, str):  # postponed annotations
         return eval(annotation, {**vars(typing), "tuple": tuple, "int": int, "float": float,
@@ -174,7 +169,7 @@ def coerce(key: str, value: Any, annotation: Any, *, source: str) -> Any:
         origin, args = typing.get_origin(annotation), typing.get_args(annotation)
 
     def bad(expected: str) -> UsageError:
-        return UsageError(f"{source}: key {key!r} expected {expected}, got {value!r}")
+        return UsageError(f"{source}: key {shown(key)} expected {expected}, got {shown(value)}")
 
     if origin is tuple:
         items = value
@@ -186,8 +181,7 @@ def coerce(key: str, value: Any, annotation: Any, *, source: str) -> Any:
             raise bad("a list of integers")
         out = []
         for item in items:
-            if isinstance(item, str) and item.lstrip("-").isdigit():
-                item = int(item)
+            item = _int_or_none(item) if isinstance(item, str) else item
             if not isinstance(item, int) or isinstance(item, bool):
                 raise bad("a list of integers")
             out.append(item)
@@ -199,25 +193,23 @@ def coerce(key: str, value: Any, annotation: Any, *, source: str) -> Any:
             return value.lower() in ("true", "yes", "1")
         raise bad("true or false")
     if annotation is int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
+        number = value
         if isinstance(value, str):
-            try:
-                value = int(float(value)) if float(value).is_integer() else value
-            except ValueError:
-                pass
-        if not isinstance(value, int) or isinstance(value, bool):
+            number = _int_or_none(value)
+            number = _float_or_none(value) if number is None else number
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)
+        if not isinstance(number, int) or isinstance(number, bool):
             raise bad("an integer")
-        return value
+        return number
     if annotation is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise bad("a number") from None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        number = _float_or_none(value) if isinstance(value, str) else value
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
             raise bad("a number")
-        return float(value)
+        try:
+            return float(number)
+        except OverflowError:  # an int beyond 1e308
+            raise bad("a number") from None
     if annotation is str:
         if not isinstance(value, str):
             raise bad("a string")
@@ -225,41 +217,68 @@ def coerce(key: str, value: Any, annotation: Any, *, source: str) -> Any:
     raise TypeError(f"unsupported config annotation {annotation!r} for {key}")
 
 
+def _int_or_none(text: str) -> int | None:
+    """int(text), or None for text that is no integer (or has more than the 4300 digits
+    Python reads)."""
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _validate(c: TrainConfig) -> None:
     def need(ok: bool, message: str) -> None:
         if not ok:
             raise UsageError(message)
 
-    need(c.lookahead >= 1, f"lookahead must be >= 1, got {c.lookahead}")
+    need(c.lookahead >= 1, f"lookahead must be >= 1, got {shown(c.lookahead)}")
     need(c.linear or len(c.layers) > 0, "layers must name at least one hidden width unless linear is set")
-    need(all(w >= 1 for w in c.layers), f"layers must be positive widths, got {list(c.layers)}")
+    need(all(w >= 1 for w in c.layers), f"layers must be positive widths, got {shown(list(c.layers))}")
     need(c.target_type in TARGET_TYPES,
-         f"target_type must be one of {', '.join(TARGET_TYPES)}, got {c.target_type!r}")
+         f"target_type must be one of {', '.join(TARGET_TYPES)}, got {shown(c.target_type)}")
     need(c.use_t1 or c.use_t4 or c.use_t8, "at least one of use_t1, use_t4, use_t8 must be on")
-    need(math.isfinite(c.lr) and c.lr > 0, f"lr must be a positive number, got {c.lr}")
-    need(0 < c.lr_factor < 1, f"lr_factor must be in (0, 1), got {c.lr_factor}")
-    need(c.lr_patience >= 0, f"lr_patience must be >= 0, got {c.lr_patience}")
-    need(math.isfinite(c.margin) and c.margin >= 0, f"margin must be >= 0, got {c.margin}")
-    need(math.isfinite(c.beta_init), f"beta_init must be finite, got {c.beta_init}")
-    need(c.decay_start >= 0, f"decay_start must be >= 0, got {c.decay_start}")
-    need(c.decay_len >= 1, f"decay_len must be >= 1, got {c.decay_len}")
-    need(0 <= c.min_anchor <= 1, f"min_anchor must be in [0, 1], got {c.min_anchor}")
-    need(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
-    need(c.max_bits >= 6, f"max_bits must be >= 6 (random bit lengths run from 2 to max_bits-4), got {c.max_bits}")
-    need(0 <= c.hard_ratio <= 1, f"hard_ratio must be in [0, 1], got {c.hard_ratio}")
+    need(math.isfinite(c.lr) and c.lr > 0, f"lr must be a positive number, got {shown(c.lr)}")
+    need(0 < c.lr_factor < 1, f"lr_factor must be in (0, 1), got {shown(c.lr_factor)}")
+    need(c.lr_patience >= 0, f"lr_patience must be >= 0, got {shown(c.lr_patience)}")
+    need(math.isfinite(c.margin) and c.margin >= 0, f"margin must be >= 0, got {shown(c.margin)}")
+    need(math.isfinite(c.beta_init), f"beta_init must be finite, got {shown(c.beta_init)}")
+    need(c.decay_start >= 0, f"decay_start must be >= 0, got {shown(c.decay_start)}")
+    need(c.decay_len >= 1, f"decay_len must be >= 1, got {shown(c.decay_len)}")
+    need(0 <= c.min_anchor <= 1, f"min_anchor must be in [0, 1], got {shown(c.min_anchor)}")
+    need(c.batch_size >= 1, f"batch_size must be >= 1, got {shown(c.batch_size)}")
+    need(6 <= c.max_bits <= MAX_BITS, f"max_bits must be from 6 (random bit lengths run from 2 to "
+         f"max_bits-4) to {MAX_BITS} (the largest integers the arithmetic takes), got {shown(c.max_bits)}")
+    need(0 <= c.hard_ratio <= 1, f"hard_ratio must be in [0, 1], got {shown(c.hard_ratio)}")
     need(c.num_hard_seeds is None or c.num_hard_seeds >= 1,
-         f"num_hard_seeds must be >= 1, got {c.num_hard_seeds}")
-    need(len(c.test_seeds) >= 1 and all(s >= 1 for s in c.test_seeds),
-         f"test_seeds must be integers >= 1, got {list(c.test_seeds)}")
-    need(c.start_seeds >= 0, f"start_seeds must be >= 0, got {c.start_seeds}")
-    need(c.ramp_len >= 1, f"ramp_len must be >= 1, got {c.ramp_len}")
-    need(c.mine_start is None or c.mine_start >= 1, f"mine_start must be >= 1, got {c.mine_start}")
-    need(c.mine_interval >= 1, f"mine_interval must be >= 1, got {c.mine_interval}")
-    need(c.mine_count >= 1, f"mine_count must be >= 1, got {c.mine_count}")
-    need(c.mine_pool >= c.mine_count, f"mine_pool must be >= mine_count ({c.mine_count}), got {c.mine_pool}")
-    need(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
-    need(c.eval_interval >= 1, f"eval_interval must be >= 1, got {c.eval_interval}")
-    need(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {c.device!r}")
+         f"num_hard_seeds must be >= 1, got {shown(c.num_hard_seeds)}")
+    # Held-out trajectories are featurised like any number: below 2^MAX_BITS.
+    need(len(c.test_seeds) >= 1 and all(1 <= s and s.bit_length() <= MAX_BITS for s in c.test_seeds),
+         f"test_seeds must be integers from 1 to 2^{MAX_BITS}-1, got {shown(list(c.test_seeds))}")
+    need(c.start_seeds >= 0, f"start_seeds must be >= 0, got {shown(c.start_seeds)}")
+    need(c.ramp_len >= 1, f"ramp_len must be >= 1, got {shown(c.ramp_len)}")
+    need(c.mine_start is None or c.mine_start >= 1, f"mine_start must be >= 1, got {shown(c.mine_start)}")
+    need(c.mine_interval >= 1, f"mine_interval must be >= 1, got {shown(c.mine_interval)}")
+    need(c.mine_count >= 1, f"mine_count must be >= 1, got {shown(c.mine_count)}")
+    need(c.mine_pool >= c.mine_count,
+         f"mine_pool must be >= mine_count ({shown(c.mine_count)}), got {shown(c.mine_pool)}")
+    need(c.epochs >= 1, f"epochs must be >= 1, got {shown(c.epochs)}")
+    need(c.eval_interval >= 1, f"eval_interval must be >= 1, got {shown(c.eval_interval)}")
+    need(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {shown(c.device)}")
+    need(0 <= c.seed <= MAX_SEED, f"seed must be an integer from 0 to {MAX_SEED}, got {shown(c.seed)}")
+    for name in field_names():
+        if name in ("seed", "max_bits", "test_seeds"):
+            continue  # bounded above
+        value = getattr(c, name)
+        values = value if isinstance(value, tuple) else (value,)
+        need(all(not isinstance(v, int) or v <= MAX_INT for v in values),
+             f"{name} must be at most {MAX_INT}, got {shown(value)}")
 
 
 # -- command-line flags ---------------------------------------------------------------

@@ -89,13 +89,27 @@ class BatchSampler:
 
     # -- state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"mined": list(self.mined)}
+        # Hex strings: pickle writes an integer past 2040 bits in a form that
+        # torch.load(weights_only=True) refuses (and str() stops at 4300 digits).
+        return {"mined": [format(v, "x") for v in self.mined]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mined = [int(v) for v in state["mined"]]
+        # Through add_mined, so a pool saved before it held distinct numbers loads as the
+        # method's pool; checkpoints from before the hex form hold the integers themselves.
+        self.mined = []
+        self.add_mined([int(v, 16) if isinstance(v, str) else int(v) for v in state["mined"]])
 
     def add_mined(self, values: Sequence[int]) -> None:
-        self.mined = (self.mined + [int(v) for v in values])[-MINED_KEEP:]
+        """Append newly mined numbers; the pool keeps the newest MINED_KEEP distinct ones.
+
+        A number already in the pool is not added twice (duplicates would multiply its
+        share of the hard rows): it moves to the newest end, since mining just found it
+        weak again, and is dropped only when MINED_KEEP newer numbers follow it."""
+        pool = dict.fromkeys(self.mined)
+        for v in values:
+            pool.pop(int(v), None)
+            pool[int(v)] = None
+        self.mined = list(pool)[-MINED_KEEP:]
         keep = set(self.mined) | set(self.seeds)
         self._walks = {k: v for k, v in self._walks.items() if k in keep}
 
@@ -160,14 +174,8 @@ class BatchSampler:
     def _random_limbs(self, rng: np.random.Generator, count: int) -> torch.Tensor:
         """Bit length b uniform in [2, max_bits-4], n uniform in [2^b, 2^(b+1)-1], made
         odd by +1 (setting bit 0 of an even n is exactly +1), built directly as limbs."""
-        width = self._random_width
         b = rng.integers(2, self.config.max_bits - 4, size=count, endpoint=True)
-        raw = rng.integers(0, 1 << 32, size=(count, width), dtype=np.int64)
-        low_bits = np.clip(b[:, None] - 32 * np.arange(width)[None, :], 0, 32)
-        raw &= (np.int64(1) << low_bits) - 1
-        raw[np.arange(count), b // 32] |= np.int64(1) << (b % 32)
-        raw[:, 0] |= 1
-        return torch.from_numpy(raw)
+        return limbs.random_odd(rng, b, width=self._random_width)
 
     def _featurise(self, parts: list[tuple[torch.Tensor, int]]) -> Batch:
         width = max(p.shape[1] for p, _ in parts)

@@ -25,8 +25,8 @@ from typing import Callable, Iterator, TextIO
 
 import numpy as np
 
-from collatz_ray.syracuse.arith import syracuse
-from collatz_ray.errors import UsageError
+from collatz_ray.errors import UsageError, shown
+from collatz_ray.syracuse.arith import MAX_BITS, syracuse
 
 CANONICAL_SAMPLES = 50_000
 CANONICAL_SEED = 42
@@ -40,6 +40,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("n", "t1", "is_growth", "w_expansion")
 
 #: The method caps the plain-map walk; no canonical number comes near it.
 PLAIN_MAP_MAX_STEPS = 200_000
+#: The most rows a generated file may have: 20 times the canonical set, about a minute
+#: to write. (Asking for 10^30 would draw numbers until memory ran out.)
+MAX_SAMPLES = 1_000_000
 
 CACHE_ENV = "COLLATZ_RAY_CACHE"
 
@@ -127,10 +130,10 @@ def write_evalset(path: str | Path, *, samples: int = CANONICAL_SAMPLES, seed: i
 
 
 def _check_generation_args(*, samples: int, max_bits: int) -> None:
-    if max_bits < 2:
-        raise UsageError(f"max_bits must be >= 2, got {max_bits}")
-    if samples < 1:
-        raise UsageError(f"samples must be >= 1, got {samples}")
+    if not 2 <= max_bits <= MAX_BITS:  # the metrics featurise every number of the file
+        raise UsageError(f"max_bits must be from 2 to {MAX_BITS}, got {shown(max_bits)}")
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise UsageError(f"samples must be from 1 to {MAX_SAMPLES}, got {shown(samples)}")
     # Odd numbers with 2..max_bits bits: 3, 5, ..., 2^max_bits - 1. Asking for more
     # would make the draw loop forever.
     available = (1 << (max_bits - 1)) - 1
@@ -220,13 +223,15 @@ def load_evalset(path: str | Path) -> EvalSet:
     Repeated loads of an unchanged file (same resolved path, mtime and size) return the
     same object at no cost.
     """
-    resolved = Path(path).expanduser().resolve()
     try:
+        resolved = Path(path).expanduser().resolve()
         stat = resolved.stat()
     except FileNotFoundError:
         raise UsageError(f"{path}: evaluation CSV not found") from None
     except OSError as err:
         raise UsageError(f"{path}: cannot read ({err.strerror or err})") from None
+    except (ValueError, RuntimeError) as err:  # a NUL byte in a config's path; ~nosuchuser
+        raise UsageError(f"{shown(str(path))}: not a usable file name ({err})") from None
     return _load_cached(resolved, stat.st_mtime_ns, stat.st_size)
 
 
@@ -252,7 +257,7 @@ def _parse(path: Path, reader) -> EvalSet:
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise UsageError(f"{path}: line 1: missing column(s) {','.join(missing)}; expected a header "
-                         f"with {','.join(REQUIRED_COLUMNS)}, got {','.join(header)!r}")
+                         f"with {','.join(REQUIRED_COLUMNS)}, got {shown(','.join(header))}")
     i_n, i_t1, i_g, i_w = (header.index(name) for name in REQUIRED_COLUMNS)
     width = len(header)
 
@@ -307,5 +312,5 @@ def _parse(path: Path, reader) -> EvalSet:
 
 
 def _field_error(path: Path, line: int, index: int, name: str, expected: str, raw: str) -> UsageError:
-    shown = raw if len(raw) <= 60 else raw[:57] + "..."
-    return UsageError(f"{path}: line {line}, column {index + 1} ({name}): expected {expected}, got {shown!r}")
+    return UsageError(f"{path}: line {line}, column {index + 1} ({name}): expected {expected}, "
+                      f"got {shown(raw)}")

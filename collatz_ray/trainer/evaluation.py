@@ -7,6 +7,11 @@ step indices, because the log left "why do decay steps fail more?" open.
 
 Population metrics on the evaluation CSV: margin = V(n) - V(T n), pass = margin > 0.
 
+A V that is NaN or infinite proves nothing: every step or row where V or the margin is
+not finite counts as a violation (NaN compares false with everything, so `margin <= 0`
+alone would pass it), `traj_nonfinite` and `n_nonfinite` count them, and a statistic
+that comes out non-finite (a mean, a minimum) is None, so every JSON form stays JSON.
+
 The features of the evaluation numbers depend only on the feature spec, so they are
 computed once per process and reused by every evaluation of a run (and of a trial).
 """
@@ -14,6 +19,7 @@ computed once per process and reused by every evaluation of a run (and of a tria
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -81,12 +87,12 @@ def trajectory_metrics(model: LyapunovMLP, traj: Trajectories) -> dict[str, Any]
         v = v_all[start:start + len(values)]
         start += len(values)
         margins = v[:-1] - v[1:]
-        bad = margins <= 0
+        bad = ~(margins > 0)  # NaN is a violation too
         grows = np.array([b > a for a, b in zip(values[:-1], values[1:])], dtype=bool)
         steps = len(values) - 1
         out[f"traj_{seed}_violations"] = int(bad.sum())
         out[f"traj_{seed}_length"] = steps
-        out[f"traj_{seed}_worst"] = float(margins[bad].min()) if bad.any() else None
+        out[f"traj_{seed}_worst"] = _finite(margins[bad].min()) if bad.any() else None
         out[f"traj_{seed}_violation_steps"] = [int(i) for i in np.nonzero(bad)[0]]
         out[f"traj_{seed}_growth_violations"] = int((bad & grows).sum())
         total_viol += int(bad.sum())
@@ -101,6 +107,7 @@ def trajectory_metrics(model: LyapunovMLP, traj: Trajectories) -> dict[str, Any]
     out["traj_growth_steps"] = growth_steps
     out["traj_decay_violations"] = decay_viol
     out["traj_decay_steps"] = total_steps - growth_steps
+    out["traj_nonfinite"] = int((~np.isfinite(v_all)).sum())
     return out
 
 
@@ -108,7 +115,7 @@ def population_metrics(model: LyapunovMLP, pop: Population) -> dict[str, Any]:
     v_n = predict(model, pop.rows_n)
     v_t1 = predict(model, pop.rows_t1)
     margin = v_n - v_t1
-    passed = margin > 0
+    passed = np.isfinite(margin) & (margin > 0)  # +inf - finite is no proof either
     growth = pop.is_growth
     w = pop.weight
 
@@ -124,22 +131,31 @@ def population_metrics(model: LyapunovMLP, pop: Population) -> dict[str, Any]:
         "weighted_pass_rate": pct(passed, w),
         "growth_pass_rate": pct(passed[growth]),
         "growth_weighted_pass_rate": pct(passed[growth], w[growth]),
-        "growth_margin_mean": float(g_margin.mean()) if g_margin.size else None,
-        "growth_margin_min": float(g_margin.min()) if g_margin.size else None,
-        "margin_mean": float(margin.mean()),
-        "margin_median": float(np.median(margin)),
-        "margin_min": float(margin.min()),
-        "margin_5pct": float(np.percentile(margin, 5)),
+        "growth_margin_mean": _finite(g_margin.mean()) if g_margin.size else None,
+        "growth_margin_min": _finite(g_margin.min()) if g_margin.size else None,
+        "margin_mean": _finite(margin.mean()),
+        "margin_median": _finite(np.median(margin)),
+        "margin_min": _finite(margin.min()),
+        "margin_5pct": _finite(np.percentile(margin, 5)),
         "n_total": int(margin.size),
         "n_growth": int(growth.sum()),
+        "n_nonfinite": int((~np.isfinite(margin)).sum()),
     }
+
+
+def _finite(value: float) -> float | None:
+    """A statistic, or None where it is NaN or infinite (V was not finite somewhere)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def evaluate(model: LyapunovMLP, spec: FeatureSpec, *, test_seeds: Sequence[int],
              evalset: EvalSet, device: torch.device) -> dict[str, Any]:
     """All the method's metrics as one flat dict."""
-    return {**trajectory_metrics(model, trajectory_features(tuple(test_seeds), spec, str(device))),
-            **population_metrics(model, population_features(evalset, spec, str(device)))}
+    # inf - inf is NaN, counted above: numpy need not warn about it.
+    with np.errstate(invalid="ignore", over="ignore"):
+        return {**trajectory_metrics(model, trajectory_features(tuple(test_seeds), spec, str(device))),
+                **population_metrics(model, population_features(evalset, spec, str(device)))}
 
 
 def clear_feature_caches() -> None:

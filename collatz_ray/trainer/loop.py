@@ -1,7 +1,9 @@
 """The training loop, top to bottom (docs/method.md). It knows nothing of Ray.
 
 A run directory holds config.yaml (the resolved TrainConfig), metrics.jsonl and
-checkpoints/ (see checkpoints.py), and model.pth (the final weights, seed format).
+checkpoints/ (see checkpoints.py), and model.pth (the final weights, seed format). One
+process at a time works in it (its lock), and a new run never lands on an old one
+unless told to replace it (`overwrite`).
 
 Whoever drives the loop (the CLI, or the Ray adapter) passes `on_evaluation`, which is
 called with the metrics and the checkpoint directory after every evaluation; that is the
@@ -11,7 +13,6 @@ only hook, so the trainer stays free of any tuner's API.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -24,12 +25,15 @@ import yaml
 from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.features import FeatureSpec
-from collatz_ray.trainer.checkpoints import (latest_checkpoint, load_checkpoint, save_checkpoint,
-                                            seed_format, truncate_metrics)
+from collatz_ray.trainer.checkpoints import (METRICS_FILE, clear_run, holds_run, latest_checkpoint,
+                                            load_checkpoint, remove_partial_checkpoints, restoring,
+                                            run_lock, save_checkpoint, seed_format, torch_bytes,
+                                            truncate_metrics, write_atomically)
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler
 from collatz_ray.trainer.evalset import ensure_default_evalset, file_sha256, load_evalset
 from collatz_ray.trainer.evaluation import evaluate
+from collatz_ray.trainer.heldout import heldout_metrics
 from collatz_ray.trainer.loss import lyapunov_loss, values_at_offsets
 from collatz_ray.trainer.model import LyapunovMLP, build_model
 from collatz_ray.trainer.text import format_log_header, format_log_line
@@ -77,11 +81,31 @@ class _Progress:
             sys.stderr.flush()
 
 
-def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None,
+def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None, overwrite: bool = False,
           on_evaluation: EvaluationHook | None = None, verbose: bool = True) -> dict[str, Any]:
-    """Train (or continue from `resume_from`) and return the last evaluation's metrics."""
+    """Train (or continue from `resume_from`) and return the last evaluation's metrics.
+
+    The run holds run_dir's lock throughout. A new run refuses a directory that holds
+    another run, unless `overwrite`: then the old run's files are removed first, once
+    everything else has been checked.
+    """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite and resume_from is not None:
+        raise UsageError("overwrite starts a run over; it does not go with resuming one")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{run_dir}: cannot make the run directory ({err.strerror or err})") from None
+    with run_lock(run_dir):
+        return _train(config, run_dir=run_dir, resume_from=resume_from, overwrite=overwrite,
+                      on_evaluation=on_evaluation, verbose=verbose)
+
+
+def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, overwrite: bool,
+           on_evaluation: EvaluationHook | None, verbose: bool) -> dict[str, Any]:
+    if resume_from is None and holds_run(run_dir) and not overwrite:
+        raise UsageError(f"{run_dir}: holds a run already; continue it with --resume {run_dir}, "
+                         "or replace it with --overwrite")
     state = load_checkpoint(resume_from) if resume_from is not None else None
     if state is not None:
         # A resumed run is the same run: only its epoch budget may change.
@@ -94,12 +118,10 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
                              f"({', '.join(changed)}); only epochs and device may change")
         if config.epochs < state["epoch"]:
             raise UsageError(f"{resume_from}: the run is at epoch {state['epoch']}, past epochs={config.epochs}")
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-
     device = resolve_device(config.device)
+    evalset = load_evalset(config.eval_csv or ensure_default_evalset())
     torch.manual_seed(config.seed)
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
-    evalset = load_evalset(config.eval_csv or ensure_default_evalset())
     # Recorded with every evaluation: pass rates compare only on the same evaluation set.
     evalset_sha256 = file_sha256(evalset.path)
     model = build_model(config).to(device)
@@ -109,14 +131,19 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
     sampler = BatchSampler(config, device=device)
     start_epoch = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
+        with restoring(resume_from):
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"]
-    metrics_path = run_dir / "metrics.jsonl"
-    truncate_metrics(metrics_path, after_epoch=start_epoch)
+    # Every input is checked: only now may the directory change.
+    if resume_from is None and overwrite:
+        clear_run(run_dir)
+    remove_partial_checkpoints(run_dir)
+    truncate_metrics(run_dir / METRICS_FILE, after_epoch=start_epoch)
+    write_atomically(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
 
     def say(line: str) -> None:
         if verbose:
@@ -155,13 +182,14 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
 
         if done % config.eval_interval == 0 or done == config.epochs:
             metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)
-            broken = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
-            if broken:
+            if metrics["traj_nonfinite"] or metrics["n_nonfinite"]:
                 # A finite loss can still come with weights whose V overflows: such a
                 # model is never checkpointed.
                 progress.clear()
-                raise _diverged(f"V is not finite at epoch {done} ({broken[0]} = "
-                                f"{metrics[broken[0]]})", config, last_good)
+                raise _diverged(f"V is nan or inf at epoch {done} ({metrics['traj_nonfinite']} held-out "
+                                f"trajectory values, {metrics['n_nonfinite']} evaluation margins)",
+                                config, last_good)
+            metrics.update(heldout_metrics(model, config, metrics, device=device))
             seconds = time.monotonic() - interval_start
             metrics.update({
                 "epoch": done,
@@ -182,9 +210,7 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
                 "scheduler": scheduler.state_dict(),
                 "sampler": sampler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
-            }, model, epoch=done)
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(metrics) + "\n")
+            }, model, epoch=done, metrics=metrics)
             progress.clear()
             say(format_log_line(metrics))
             if on_evaluation is not None:
@@ -193,7 +219,7 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
             interval_loss, interval_epochs = 0.0, 0
             interval_start = time.monotonic()
     progress.clear()
-    torch.save(seed_format(model), run_dir / "model.pth")
+    write_atomically(run_dir / "model.pth", torch_bytes(seed_format(model)))
     return last_metrics
 
 
@@ -221,12 +247,14 @@ def chunk_end(epoch: int, config: TrainConfig) -> int:
 
 @torch.no_grad()
 def _mine(model: LyapunovMLP, sampler: BatchSampler, epoch: int, config: TrainConfig) -> None:
-    """Keep the mine_count numbers of a fresh pool with the lowest margin V(n) - V(T n)."""
+    """Keep the mine_count distinct numbers of a fresh pool with the lowest margin
+    V(n) - V(T n). Hard rows repeat values of short walks, and every copy of a weak value
+    has the same margin: counted per row, one number could fill a whole round."""
     pool = sampler.draw_mining_pool(epoch)
     margin_rows = dataclasses.replace(pool, rows={0: pool.rows[0], 1: pool.rows[1]})
     was_training = model.training
     model.eval()
     v = values_at_offsets(model, margin_rows)
     model.train(was_training)
-    worst = torch.argsort(v[0] - v[1], stable=True)[:config.mine_count]
-    sampler.add_mined(limbs.to_ints(pool.values[worst]))
+    by_margin = limbs.to_ints(pool.values[torch.argsort(v[0] - v[1], stable=True)])
+    sampler.add_mined(list(dict.fromkeys(by_margin))[:config.mine_count])

@@ -14,12 +14,16 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from collatz_ray.errors import UsageError
+from collatz_ray.errors import UsageError, shown
 from collatz_ray.syracuse.features import FeatureSpec
 from collatz_ray.trainer.config import TrainConfig
 
 LEAKY_SLOPE = 0.1
 V_FLOOR = 1e-6
+#: The most parameters a model may have: 8 GiB of float32 weights (the log's stack has
+#: 4.4 million). A larger one is a typo in --layers or --lookahead, refused in one line
+#: instead of a failed allocation.
+MAX_PARAMETERS = 2**31
 
 
 class LyapunovMLP(nn.Module):
@@ -55,12 +59,12 @@ def load_weights(model: LyapunovMLP, state: Mapping[str, torch.Tensor], *, sourc
     if missing or unexpected:
         raise UsageError(
             f"{source}: layer keys do not match the model from the flags "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); check --layers/--linear")
+            f"(missing {shown(missing[:3])}, unexpected {shown(unexpected[:3])}); check --layers/--linear")
     for key, tensor in expected.items():
         got = tuple(state[key].shape)
         if got != tuple(tensor.shape):
             raise UsageError(
-                f"{source}: {key} has shape {list(got)} but the flags give {list(tensor.shape)}; "
+                f"{source}: {key} has shape {shown(list(got))} but the flags give {list(tensor.shape)}; "
                 "check --layers, --lookahead, --linear, --k-only")
     model.load_state_dict(state)
 
@@ -68,4 +72,9 @@ def load_weights(model: LyapunovMLP, state: Mapping[str, torch.Tensor], *, sourc
 def build_model(config: TrainConfig) -> LyapunovMLP:
     """The model a config describes, freshly initialised."""
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
+    widths = (spec.dim, *config.hidden_layers, 1)
+    size = sum((a + 1) * b for a, b in zip(widths, widths[1:])) + 1  # weights, biases, drift_param
+    if size > MAX_PARAMETERS:
+        raise UsageError(f"layers {shown(list(config.hidden_layers)) if config.hidden_layers else '(linear)'} at lookahead {config.lookahead} "
+                         f"make a model of {size:.3g} parameters; at most {MAX_PARAMETERS:.3g}")
     return LyapunovMLP(spec.dim, config.hidden_layers, beta_init=config.beta_init)

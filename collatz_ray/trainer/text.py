@@ -1,4 +1,5 @@
-"""How the trainer's metrics read as text: the log's columns and the per-seed report.
+"""How the trainer's metrics read as text: the log's columns, the per-seed report, and
+JSON that every parser reads.
 
 Kept free of torch, so the search command and the results reader can print them
 without loading the trainer.
@@ -6,9 +7,27 @@ without loading the trainer.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, Sequence
 
 LOG_COLUMNS = ("Epoch", "Loss", "Pass%", "Wtd%", "Growth%", "GrWtd%", "Traj Viol")
+
+
+def strict_json(value: Any, **dumps_options: Any) -> str:
+    """json.dumps, with NaN and infinities as null: json.dumps would write them as bare
+    NaN and Infinity, which are not JSON and which most parsers refuse."""
+    return json.dumps(_finite(value), allow_nan=False, **dumps_options)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def format_log_header() -> str:
@@ -25,18 +44,42 @@ def format_report(metrics: dict[str, Any], seeds: Sequence[int]) -> str:
     """Violations per held-out seed, then the population's pass rates and margins."""
     lines = [f"{'seed':>8} {'violations':>10} {'steps':>6} {'worst margin':>13}"]
     for s in seeds:
-        worst = metrics[f"traj_{s}_worst"]
-        lines.append(f"{s:>8} {metrics[f'traj_{s}_violations']:>10} {metrics[f'traj_{s}_length']:>6} "
-                     f"{'none' if worst is None else f'{worst:.5f}':>13}")
+        violations = metrics[f"traj_{s}_violations"]
+        worst = "none" if not violations else _number(metrics[f"traj_{s}_worst"])
+        lines.append(f"{s:>8} {violations:>10} {metrics[f'traj_{s}_length']:>6} {worst:>13}")
     lines.append(f"{'total':>8} {metrics['traj_total_violations']:>10} {metrics['traj_total_steps']:>6}"
                  f"   ({metrics['traj_growth_violations']} on growth steps, "
                  f"{metrics['traj_decay_violations']} on decay steps)")
+    lines += heldout_lines(metrics)
     lines.append("")
     lines.append(f"pass {metrics['pass_rate']:.2f}%  weighted {metrics['weighted_pass_rate']:.2f}%  "
                  f"growth {metrics['growth_pass_rate']:.2f}%  growth weighted "
                  f"{metrics['growth_weighted_pass_rate']:.2f}%  (n={metrics['n_total']}, "
                  f"growth {metrics['n_growth']})")
-    lines.append(f"margin mean {metrics['margin_mean']:.5f}  median {metrics['margin_median']:.5f}  "
-                 f"min {metrics['margin_min']:.5f}  5th pct {metrics['margin_5pct']:.5f}  "
-                 f"growth mean {metrics['growth_margin_mean']:.5f}  growth min {metrics['growth_margin_min']:.5f}")
+    lines.append(f"margin mean {_number(metrics['margin_mean'])}  median {_number(metrics['margin_median'])}  "
+                 f"min {_number(metrics['margin_min'])}  5th pct {_number(metrics['margin_5pct'])}  "
+                 f"growth mean {_number(metrics['growth_margin_mean'])}  "
+                 f"growth min {_number(metrics['growth_margin_min'])}")
+    nonfinite = metrics.get("traj_nonfinite", 0), metrics.get("n_nonfinite", 0)
+    if any(nonfinite):
+        lines.append(f"V is nan or inf at {nonfinite[0]} held-out trajectory values and "
+                     f"{nonfinite[1]} evaluation margins: counted as violations, statistics n/a")
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    """A margin to five places; n/a where it is not a finite number."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.5f}"
+
+
+def heldout_lines(metrics: dict[str, Any]) -> list[str]:
+    """The unseen-step and large-number counts (docs/method.md §8), when measured."""
+    if "traj_unseen_steps" not in metrics:
+        return []  # metrics from before they existed
+    buckets = sorted(int(k.split("_")[2]) for k in metrics
+                     if k.startswith("traj_big_") and k.endswith("_steps") and k != "traj_big_steps")
+    big = ", ".join(f"{b} bits {metrics[f'traj_big_{b}_violations']}/{metrics[f'traj_big_{b}_steps']}"
+                    for b in buckets)
+    return [f"{'unseen':>8} {metrics['traj_unseen_violations']:>10} {metrics['traj_unseen_steps']:>6}"
+            "   (steps from a value on no training walk)",
+            f"large numbers: {metrics['traj_big_violations']}/{metrics['traj_big_steps']} ({big})"]

@@ -31,13 +31,13 @@ def quick_report() -> dict:
 def test_equality_checks_passed(quick_report: dict) -> None:
     assert quick_report["checks_passed"] is True
     assert set(quick_report["checks"]) >= {"features_uniform128", "features_training",
-                                           "training_batch", "evaluation_metrics"}
+                                           "training_batch", "evaluation_metrics", "verify_scan"}
     assert all(c["passed"] for c in quick_report["checks"].values())
 
 
-def test_three_ratios_are_positive_numbers(quick_report: dict) -> None:
+def test_four_ratios_are_positive_numbers(quick_report: dict) -> None:
     ratios = quick_report["ratios"]
-    assert set(ratios) == {"features", "training", "evaluation"}
+    assert set(ratios) == {"features", "training", "evaluation", "verify"}
     for name, value in ratios.items():
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (name, value)
     share = quick_report["data_share"]
@@ -68,3 +68,17 @@ def test_failed_equality_check_exits_nonzero(monkeypatch, capsys) -> None:
     assert bench.main(["--quick", "--json", "--only", "features", "--device", "cpu"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["checks_passed"] is False and "features_uniform128" in out["error"]
+
+
+def test_the_verify_benchmark_alone_checks_then_beats_the_per_integer_scan(monkeypatch, capsys) -> None:
+    from collatz_ray import bench
+    from collatz_ray.benchmarks import speed
+
+    monkeypatch.setattr(speed, "QUICK", dataclasses.replace(speed.QUICK, verify_fast=8192, verify_naive=300,
+                                                            repeats=1, min_seconds=0.0))
+    assert bench.main(["--quick", "--json", "--only", "verify", "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["checks"]["verify_scan"]["passed"] is True and list(out["checks"]) == ["verify_scan"]
+    figures = out["figures"]["verify"]
+    assert figures["ratio"] > 1 and figures["fast_numbers"] == 8192 and figures["naive_numbers"] == 300
+    assert figures["projected_hours_all_odd_below_2_32"] > 0

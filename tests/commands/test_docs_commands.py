@@ -191,8 +191,11 @@ NOT_RUN_HERE: list[tuple[str, str]] = [
 
 
 def exemption(command: Command) -> str | None:
-    """Why `command` is not run here, or None."""
+    """Why `command` is not run here, or None. Variables set for one command
+    (`RAY_AUTH_MODE=token ray start ...`) do not hide the command from the rules."""
     words = command.text.split()
+    while len(words) > 1 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=\S*", words[0]):
+        words = words[1:]
     for rule, reason in NOT_RUN_HERE:
         if rule.startswith("re:"):
             if re.match(rule[3:], command.text):
@@ -209,7 +212,8 @@ def tool_of(command: Command) -> str | None:
 
 # -- placeholders --------------------------------------------------------------------------------
 #: Text the docs use for a name the user picks, replaced before the line is split.
-TEXT_SUBSTITUTIONS = {"<experiment name>": "an-experiment", "s3://bucket/collatz": "storage"}
+TEXT_SUBSTITUTIONS = {"<experiment name>": "an-experiment", "s3://bucket/collatz": "storage",
+                      "s3://BUCKET/collatz-ray": "storage"}
 #: Paths in the docs (a whole argument, or the start of one: DIR/config.yaml) and the
 #: fixture made there in the command's working directory. A value of --out or
 #: --export-best is where the command writes, never a fixture.
@@ -232,14 +236,44 @@ SMOKE_SEARCH = ["--space", "lookahead", "--smoke"]
 RESUME_EPOCHS = 20
 
 
-@dataclasses.dataclass
 class Fixtures:
-    eval_csv: Path
-    experiment: Path
-    export: Path
-    run: Path
+    """The fixtures placeholders become, each made on first use: the experiment (and the
+    export of its best trial) only for the commands that name one, so the others run
+    without the session's smoke search."""
 
-    def make(self, kind: str, at: Path, args: list[str]) -> None:
+    def __init__(self, request, root: Path) -> None:
+        self.request, self.root = request, root
+        self.eval_csv: Path = request.getfixturevalue("eval_csv")
+        self._made: dict[str, Path] = {}
+
+    @property
+    def experiment(self) -> Path:
+        if "experiment" not in self._made:
+            smoke = self.request.getfixturevalue("smoke_experiment")
+            self._made["experiment"] = Path(shutil.copytree(smoke, self.root / "experiment"))
+        return self._made["experiment"]
+
+    @property
+    def export(self) -> Path:
+        if "export" not in self._made:
+            export = self.root / "export"
+            outcome = run_command("results", self.experiment, "--export-best", export)
+            assert outcome.status == 0, outcome.stderr
+            self._made["export"] = export
+        return self._made["export"]
+
+    @property
+    def run(self) -> Path:
+        """A tiny run made by `train`: 8 wide, lookahead 12, 20 epochs."""
+        if "run" not in self._made:
+            run = self.root / "run7"
+            outcome = run_command("train", "--smoke", "--layers", "8", "--lookahead", "12", "--epochs", "20",
+                                  "--eval-csv", self.eval_csv, "--out", run, "--quiet")
+            assert outcome.status == 0, outcome.stderr
+            self._made["run"] = run
+        return self._made["run"]
+
+    def make(self, kind: str, at: Path, args: list[str], tool: str = "evaluate") -> None:
         at.parent.mkdir(parents=True, exist_ok=True)
         if kind in ("export", "run", "experiment"):
             shutil.copytree(getattr(self, kind), at)
@@ -248,21 +282,22 @@ class Fixtures:
         elif kind == "space":
             shutil.copy(REPO / "search_spaces" / "lookahead.yaml", at)
         elif kind == "seed_model":
-            seed_model_of_the_documented_shape(args, at)
+            seed_model_of_the_documented_shape(tool, args, at)
         else:
             raise AssertionError(kind)
 
 
-def seed_model_of_the_documented_shape(args: list[str], at: Path) -> None:
-    """A seed-format model.pth of the shape the evaluate line's own flags give."""
+def seed_model_of_the_documented_shape(tool: str, args: list[str], at: Path) -> None:
+    """A seed-format model.pth of the shape the line's own flags give (evaluate, verify)."""
+    import importlib
+
     import torch
 
-    from collatz_ray import evaluate
     from collatz_ray.trainer.checkpoints import seed_format
     from collatz_ray.trainer.config import TrainConfig, flag_overrides
     from collatz_ray.trainer.model import build_model
 
-    parsed = evaluate.parser().parse_args(args)
+    parsed = importlib.import_module(f"collatz_ray.{tool}").parser().parse_args(args)
     torch.manual_seed(0)
     torch.save(seed_format(build_model(TrainConfig.from_dict(flag_overrides(parsed)))), at)
 
@@ -276,9 +311,9 @@ def prepare(tool: str, args: list[str], fixtures: Fixtures, cwd: Path) -> list[s
         for key, kind in PLACEHOLDERS.items():
             if (arg == key or arg.startswith(key + "/")) and key not in made:
                 made.add(key)
-                fixtures.make(kind, cwd / key, args)
-        if tool == "evaluate" and before == "--checkpoint" and arg.endswith("/model.pth"):
-            seed_model_of_the_documented_shape(args, cwd / arg)  # DIR/model.pth: of the shape shown
+                fixtures.make(kind, cwd / key, args, tool)
+        if before == "--checkpoint" and arg.endswith("/model.pth"):
+            seed_model_of_the_documented_shape(tool, args, cwd / arg)  # DIR/model.pth: of the shape shown
     return SHRINK[tool](args, fixtures, cwd)
 
 
@@ -314,7 +349,29 @@ def _shrink_results(args, fixtures, cwd):
 
 
 def _shrink_evalset(args, fixtures, cwd):
-    return args  # the canonical file, written and checked against its pinned sha256: a few seconds
+    """1000 rows instead of 50000 (tests/trainer/test_evalset.py makes the canonical file
+    and checks its sha256)."""
+    return [*args, "--samples", "1000"]
+
+
+def _shrink_verify(args, fixtures, cwd):
+    """A few thousand odd n instead of billions: --range A..A+2**12 and --random
+    BITS:COUNT of at most 64 numbers, and the scan in this process rather than on the
+    Ray cluster --address names (tests/e2e/test_verify_ray.py runs that path)."""
+    out, skip = [], False
+    for before, arg in zip(["", *args], args):
+        if skip:
+            skip = False
+        elif arg == "--address":
+            skip = True
+        elif before == "--range":
+            out.append(f"{arg.split('..')[0]}..{arg.split('..')[0]}+2**12")
+        elif before == "--random":
+            bits, count = arg.split(":")
+            out.append(f"{bits}:{min(int(count), 64)}")
+        else:
+            out.append(arg)
+    return out
 
 
 #: tool -> how its documented command is made test-sized (fixtures made, flags added).
@@ -324,6 +381,7 @@ SHRINK = {
     "evaluate": lambda args, fixtures, cwd: [*args, "--eval-csv", str(fixtures.eval_csv)],
     "results": _shrink_results,
     "evalset": _shrink_evalset,
+    "verify": _shrink_verify,
 }
 
 
@@ -341,6 +399,9 @@ def _runnable() -> dict[tuple[str, ...], list[Command]]:
 
 
 RUNNABLE = _runnable()
+#: The smoke search is made lazily (Fixtures), so conftest cannot see that this module
+#: uses it: keep the module on the xdist worker that builds the wheel and runs it.
+pytestmark = pytest.mark.xdist_group("installed_python")
 
 
 def test_every_command_line_is_run_or_exempt():
@@ -400,6 +461,7 @@ def test_extraction_reads_blocks_as_a_shell_would(tmp_path):
     assert [exemption(c) is not None for b in blocks[:2] for c in commands(b)] == [
         False, True, True, True, True, False, True, True]
     assert exemption(Command("x", "OMP_NUM_THREADS=1 python -m collatz_ray.train --smoke", "")) is None
+    assert exemption(Command("x", "RAY_AUTH_MODE=token ray start --head", "")) is not None
 
 
 def test_commands_inside_exempt_lines_still_parse():
@@ -436,30 +498,20 @@ def test_python_blocks_run():
 
 
 @pytest.fixture(scope="module")
-def fixtures(tmp_path_factory, eval_csv, smoke_experiment) -> Fixtures:
-    """What the placeholders become: a copy of the session's smoke experiment, its best
-    trial exported, and a tiny run made by `train` (8 wide, lookahead 12, 20 epochs)."""
-    root = tmp_path_factory.mktemp("doc_fixtures")
-    experiment = Path(shutil.copytree(smoke_experiment, root / "experiment"))
-    export = root / "export"
-    outcome = run_command("results", experiment, "--export-best", export)
-    assert outcome.status == 0, outcome.stderr
-    run = root / "run7"
-    outcome = run_command("train", "--smoke", "--layers", "8", "--lookahead", "12", "--epochs", "20",
-                          "--eval-csv", eval_csv, "--out", run, "--quiet")
-    assert outcome.status == 0, outcome.stderr
-    return Fixtures(eval_csv, experiment, export, run)
+def fixtures(request, tmp_path_factory) -> Fixtures:
+    return Fixtures(request, tmp_path_factory.mktemp("doc_fixtures"))
 
 
 @pytest.mark.parametrize("words", list(RUNNABLE), ids=[" ".join(w)[len("python -m collatz_ray."):][:80]
                                                        for w in RUNNABLE])
-def test_documented_command_works(words, fixtures, smoke_experiment, tmp_path, monkeypatch):
+def test_documented_command_works(words, fixtures, tmp_path, monkeypatch):
     shown = RUNNABLE[words]
     tool, args = words[2].removeprefix("collatz_ray."), list(words[3:])
     where = ", ".join(c.where for c in shown)
     if tool == "tune" and args == SMOKE_SEARCH:
         # Run once per session by conftest's smoke_experiment, exactly so (plus where it
         # stores, a name, the small evaluation set, a seed and two trials at once).
+        smoke_experiment = fixtures.request.getfixturevalue("smoke_experiment")
         out = (smoke_experiment.parent / "tune.out").read_text()
         assert "Best trial" in out and f"Experiment: {smoke_experiment}" in out, where
         return
@@ -468,15 +520,7 @@ def test_documented_command_works(words, fixtures, smoke_experiment, tmp_path, m
     monkeypatch.chdir(cwd)
     args = prepare(tool, args, fixtures, cwd)
     if tool == "tune":
-        # THE ONE PLACE: `tune --dry-run` comes from another branch (search-sizing). Until
-        # it is merged here, every documented search but the smoke one is expected to
-        # fail; once merged these lines do nothing and can go.
-        if "--dry-run" not in _flags("tune"):
-            pytest.xfail("--dry-run not merged yet")
-        # A dry run times a few epochs of the costliest config its space samples (the
-        # log's 4.6M-parameter model at lookahead 300) for about 4 s; the shortest timing
-        # prints the same plan.
-        monkeypatch.setattr("collatz_ray.search.calibrate.CALIBRATION_SECONDS", 0.1)
+        _time_each_config_once(monkeypatch)
     outcome = run_command(tool, *args)
     expected = DOCUMENTED_STATUS.get(shown[0].text, 0)
     assert outcome.status == expected, (f"{where}: python -m collatz_ray.{tool} {' '.join(args)} exited "
@@ -486,11 +530,28 @@ def test_documented_command_works(words, fixtures, smoke_experiment, tmp_path, m
         _check_pipe(command, outcome.stdout)
 
 
-def _flags(tool: str) -> set[str]:
-    import importlib
+#: The dry runs' timings, by the config timed: the documented searches of one space share one.
+_TIMED: dict = {}
 
-    return {flag for action in importlib.import_module(f"collatz_ray.{tool}").parser()._actions
-            for flag in action.option_strings}
+
+def _time_each_config_once(monkeypatch) -> None:
+    """A dry run times a few epochs of the costliest config its space samples (the log's
+    4.6M-parameter model at lookahead 300) for about 4 s. Here the shortest timing does,
+    once per config: the plan it prints is the same."""
+    from collatz_ray.search import calibrate
+
+    real = calibrate.calibrate
+
+    def once(space, *args, **kwargs):
+        # An epoch costs the same whatever the budget (--epochs) around it.
+        key = (calibrate.costliest_config(space).replace(epochs=1, eval_interval=1), args,
+               tuple(sorted(kwargs.items())))
+        if key not in _TIMED:
+            _TIMED[key] = real(space, *args, **kwargs)
+        return _TIMED[key]
+
+    monkeypatch.setattr(calibrate, "CALIBRATION_SECONDS", 0.1)
+    monkeypatch.setattr(calibrate, "calibrate", once)
 
 
 def _check_pipe(command: Command, stdout: str) -> None:

@@ -8,12 +8,14 @@ import sys
 
 import pytest
 
+from clitools import installed_env
+
 
 def test_the_wheel_is_what_runs_and_it_ships_the_named_spaces(installed_python, tmp_path):
     code = ("import collatz_ray, collatz_ray.search.spaces as s; "
             "print(collatz_ray.__file__); print(s.SPACES_DIR); print(','.join(s.available_spaces()))")
     out = subprocess.run([str(installed_python), "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, check=True, timeout=120).stdout.splitlines()
+                         cwd=tmp_path, check=True, timeout=120, env=installed_env()).stdout.splitlines()
     venv = installed_python.parents[1]
     assert out[0].startswith(str(venv)), f"not the installed wheel: {out[0]}"
     assert out[1].startswith(str(venv)), f"spaces not from the wheel: {out[1]}"

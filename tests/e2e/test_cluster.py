@@ -1,47 +1,74 @@
-"""A real two-node Ray cluster on this machine: a head with the `tune_driver` resource
-and a worker node with its own CPUs and a custom resource, as cluster/*.yaml lay out.
-A smoke search joins it through --address; its trials must run on both nodes."""
+"""A real two-node Ray cluster on this machine, started the way docs/cluster.md says
+("Without the launcher"): `ray get-auth-token --generate`, `RAY_AUTH_MODE=token ray start
+--head`, a second node joining
+with `RAY_AUTH_MODE=token ray start --address`, and a search with `--address auto`. The
+head carries the `tune_driver` resource that cluster/*.yaml give it. Before that, the
+mistake the docs warn about: a plain `ray start --head` is refused in one line."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from collatz_ray.errors import UsageError
-from collatz_ray.search.storage import check_storage
-from raycluster import ENV, start_head
+from raycluster import RAY, LocalCluster, free_port
+
+#: `--address auto` joins the cluster the last `ray start` on this machine made: one at a time.
+pytestmark = pytest.mark.xdist_group("ray_start")
+
+TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 
 
-def test_local_storage_is_refused_on_a_multi_node_cluster(tmp_path):
-    with pytest.raises(UsageError, match="2-node cluster"):
-        check_storage(str(tmp_path), creating=False, nodes=2)
-    check_storage(str(tmp_path), creating=False, nodes=2, declared_shared=True)
-    check_storage("s3://bucket/prefix", creating=False, nodes=2)
-    check_storage(str(tmp_path), creating=False, nodes=1)
+def _user_env(home) -> dict[str, str]:
+    """A user's shell: a home with no Ray token yet, and no RAY_AUTH_MODE exported.
+    (`--address auto` then reads RAY_ADDRESS, which the searches below set: other tests'
+    Rays on this machine would make "the latest cluster" ambiguous.)"""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    env["HOME"] = str(home)
+    return env
 
 
-def test_trials_train_on_another_node_than_the_head(tmp_path, eval_csv):
-    """Head: 1 CPU and the `tune_driver` resource that keeps trial actors there. A trial of
-    1.05 CPUs has a Train worker of 0.95 CPU, which never fits beside an actor on the
-    head, so every worker must be placed on the second node (2 CPUs: both at once)."""
-    cluster = start_head(num_cpus=1, resources={"tune_driver": 1})
+def test_a_cluster_without_token_auth_is_refused_in_one_line(tmp_path, eval_csv):
+    env = _user_env(tmp_path / "home")
+    cluster = LocalCluster(port=free_port(), env=env)
     try:
-        cluster.add_node(num_cpus=2, resources={"spot_worker": 1})
+        cluster.start_head(num_cpus=1)                               # ray start --head
+        proc = subprocess.run([*TUNE, "--space", "smoke", "--address", "auto", "--storage",
+                               str(tmp_path / "r"), "--eval-csv", str(eval_csv)],
+                              capture_output=True, text=True, timeout=300,
+                              env={**env, "RAY_ADDRESS": cluster.address})
+    finally:
+        cluster.stop()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "RAY_AUTH_MODE=token ray start --head" in lines[0], proc.stderr[-3000:]
+    assert "ray get-auth-token --generate" in lines[0]
+
+
+def test_the_documented_local_cluster_runs_trials_on_the_second_node(tmp_path, eval_csv):
+    """A trial of 1.05 CPUs has a Train worker of 0.95 CPU, which never fits beside a
+    trial actor on the 1-CPU head, so every worker must be placed on the second node."""
+    env = {**_user_env(tmp_path / "home"), "RAY_AUTH_MODE": "token"}
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True,
+                   timeout=120)
+    cluster = LocalCluster(port=free_port(), env=env)
+    try:
+        cluster.start_head(num_cpus=1, resources={"tune_driver": 1})   # RAY_AUTH_MODE=token ray start --head
+        cluster.add_node(num_cpus=2, resources={"spot_worker": 1})      # ... ray start --address HEAD
+        search_env = {**_user_env(tmp_path / "home"), "RAY_ADDRESS": cluster.address}
         common = ["--space", "smoke", "--address", "auto", "--storage", str(tmp_path),
                   "--eval-csv", str(eval_csv), "--num-samples", "2", "--cpus-per-trial", "1.05"]
-        env = {**ENV, "RAY_ADDRESS": cluster.address}
 
-        refused = subprocess.run([sys.executable, "-m", "collatz_ray.tune", *common, "--name", "refused"],
-                                 capture_output=True, text=True, timeout=300, env=env)
+        refused = subprocess.run([*TUNE, *common, "--name", "refused"],
+                                 capture_output=True, text=True, timeout=300, env=search_env)
         assert refused.returncode == 2
         assert "2-node cluster" in refused.stderr and "Traceback" not in refused.stderr
 
-        proc = subprocess.run([sys.executable, "-m", "collatz_ray.tune", *common, "--name", "two",
-                               "--shared-storage"],
-                              capture_output=True, text=True, timeout=600, env=env)
+        proc = subprocess.run([*TUNE, *common, "--name", "two", "--shared-storage"],
+                              capture_output=True, text=True, timeout=600, env=search_env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "2 at once" in proc.stdout  # 3 CPUs in all fit two trials of 1.05
         assert "Started a local Ray instance" not in proc.stdout + proc.stderr

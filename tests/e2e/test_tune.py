@@ -142,18 +142,19 @@ def test_trial_that_cannot_start_errors_instead_of_hanging(tmp_path, eval_csv):
 OLD_LAYOUT = Path(__file__).resolve().parents[1] / "data" / "old_layout"
 
 
-def test_an_experiment_of_the_old_layout_resumes(tmp_path, eval_csv):
+def test_an_experiment_of_the_old_layout_resumes_moved_and_renamed(tmp_path, eval_csv):
     """tests/data/old_layout was made by collatz-ray 0.1 (the flat layout, before the
     package was split into layers): 3 smoke trials, the driver SIGKILLed once the first
     had finished and the second was running. Its pickles name the old modules, its
-    checkout is gone (space_path points nowhere) and it was moved to another storage
-    directory. It must finish, keeping the finished trial as it was."""
+    checkout is gone (space_path points nowhere), and here it is copied to another
+    storage directory under another name. It must finish there, keeping the finished
+    trial as it was, with every trial's files in the copy."""
     storage = tmp_path / "store"
-    shutil.copytree(OLD_LAYOUT, storage)
-    experiment = storage / "old-layout"
+    experiment = storage / "renamed-copy"
+    shutil.copytree(OLD_LAYOUT / "old-layout", experiment)
     finished = {name: (experiment / name / "result.json").read_bytes()
                 for name in ("collatz_trial_3a711499",)}
-    proc = run_tune("--resume", "--name", "old-layout", "--storage", str(storage),
+    proc = run_tune("--resume", "--name", "renamed-copy", "--storage", str(storage),
                     "--eval-csv", str(eval_csv), env={"RAY_ADDRESS": "local"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     reports = trial_results(experiment)
@@ -161,4 +162,6 @@ def test_an_experiment_of_the_old_layout_resumes(tmp_path, eval_csv):
     assert all(lines and lines[-1]["epoch"] in (20, 40) for lines in reports.values()), reports
     for name, data in finished.items():
         assert (experiment / name / "result.json").read_bytes() == data
-    assert "Best trial" in proc.stdout
+    best = [line for line in proc.stdout.splitlines() if line.startswith("Best trial ")]
+    assert best and f"collatz_trial_{best[0].split()[2].rstrip(':')}" in reports, best
+    assert not (storage / "old-layout").exists()

@@ -12,7 +12,8 @@ import pytest
 
 from collatz_ray.trainer.config import LOG_LAYERS, TrainConfig
 from collatz_ray.errors import UsageError
-from collatz_ray.search.spaces import SPACES_DIR, SearchSpace, available_spaces, load_space
+from collatz_ray.search.spaces import (BUDGET_KEYS, DEFAULT_BUDGET, SPACES_DIR, Budget, Origin, SearchSpace,
+                                       available_spaces, build_budget, load_space, scaled_budget)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -168,6 +169,123 @@ def test_with_budget_overrides_and_checks():
         space.with_budget(epochz=5)
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_space_laptop_keeps_the_question_at_a_smaller_scale(path: Path):
+    space = load_space(path)
+    laptop = space.laptop()
+    b, full = laptop.budget, space.budget
+    assert laptop.name == f"{space.name}-laptop"
+    assert b.epochs == min(full.epochs, 50_000) and b.num_samples == min(full.num_samples, 24)
+    # The search keeps its shape: as many evaluations, rungs at the same fractions.
+    assert b.evaluations == full.evaluations and b.reduction_factor == full.reduction_factor
+    assert b.grace_epochs / b.epochs == pytest.approx(full.grace_epochs / full.epochs, rel=0.01)
+    # Every searched setting keeps its choices or range kind, lookahead its values.
+    assert [p.name for p in laptop.parameters] == [p.name for p in space.parameters]
+    for before, after in zip(space.parameters, laptop.parameters):
+        assert after.distribution == before.distribution
+        assert len(after.choices) == len(before.choices), before.name
+        if before.name == "lookahead":
+            assert after.choices == before.choices
+    factor = b.epochs / full.epochs
+    for params in sample(laptop, optuna.samplers.RandomSampler(seed=5)):
+        check_conditions(laptop, params)
+        config = laptop.trial_config(params)
+        assert config.batch_size <= 256 and all(w <= 256 for w in config.hidden_layers)
+        if config.mine_negatives:
+            assert config.first_mining_epoch <= config.epochs, "mining must happen in the laptop run"
+    if "ramp_len" in space.fixed:
+        assert laptop.fixed["ramp_len"] == round(space.fixed["ramp_len"] * factor)
+
+
+def test_laptop_divides_widths_and_keeps_stacks_apart_and_in_order():
+    laptop = load_space("model_size").laptop()
+    stacks = {p.name: p for p in laptop.parameters}["layers"].choices
+    assert stacks == ((16, 16, 16), (32, 32, 32), (64, 64, 32), (128, 64, 32, 16), (256, 128, 64, 32, 16),
+                      (256, 128, 128, 64, 64, 64, 32, 16, 16))
+    assert load_space("lookahead").laptop().fixed["layers"] == (256, 128, 128, 64, 64, 64, 32, 16, 16)
+    assert {p.name: p for p in laptop.parameters}["linear"].choices == (False, True)
+
+
+def test_laptop_divides_less_rather_than_merge_stacks(tmp_path: Path):
+    path = write(tmp_path, """
+        parameters:
+          layers: {values: [[128], [64], [32]]}
+        """)
+    stacks = {p.name: p for p in load_space(path).laptop().parameters}["layers"].choices
+    # Divided by 8 or 4 they would merge into 16-wide stacks; by 2 they stay apart.
+    assert stacks == ((64,), (32,), (16,))
+
+
+def test_laptop_leaves_a_small_space_small_and_scales_its_schedules(tmp_path: Path):
+    assert load_space("smoke").laptop().budget == load_space("smoke").budget
+    path = write(tmp_path, """
+        budget: {epochs: 200000, eval_interval: 10000, grace_epochs: 40000, reduction_factor: 4, num_samples: 40}
+        fixed: {decay_start: 2000, lr_patience: 4000, mine_negatives: true, batch_size: 2048}
+        parameters:
+          mine_interval: {values: [20000, 40000]}
+        """)
+    laptop = load_space(path).laptop()
+    assert laptop.budget == Budget(epochs=50000, eval_interval=2500, grace_epochs=10000, reduction_factor=4,
+                                   num_samples=24)
+    assert (laptop.fixed["decay_start"], laptop.fixed["lr_patience"], laptop.fixed["batch_size"]) == (500, 1000, 256)
+    assert laptop.parameters[0].choices == (5000, 10000)
+
+
+def test_scaled_budget_keeps_evaluations_and_rung_fractions():
+    full = Budget(epochs=100000, eval_interval=5000, grace_epochs=20000, reduction_factor=3, num_samples=24)
+    assert scaled_budget(full, epochs=3000) == {"epochs": 3000, "eval_interval": 150, "grace_epochs": 600,
+                                                "reduction_factor": 3, "num_samples": 24}
+    # On the same (4th) evaluation even when rounding would move it off.
+    odd = scaled_budget(full, epochs=3333)
+    assert odd["grace_epochs"] == 4 * odd["eval_interval"]
+    assert scaled_budget(full, epochs=3000, keep=("grace_epochs",))["grace_epochs"] == 20000
+    assert scaled_budget(full, epochs=10, keep=("eval_interval",)) == {
+        "epochs": 10, "eval_interval": 5000, "grace_epochs": 2, "reduction_factor": 3, "num_samples": 24}
+    assert scaled_budget(full, epochs=2)["grace_epochs"] == 2  # never past the end
+
+
+def test_budget_errors_name_flags_and_files():
+    values = {"epochs": 3000, "eval_interval": 5000, "grace_epochs": 600, "reduction_factor": 3, "num_samples": 4}
+    flags = {key: Origin("flag", "--" + key.replace("_", "-")) for key in BUDGET_KEYS}
+    with pytest.raises(UsageError, match=r"^--eval-interval 5000: expected at most --epochs \(3000\)$"):
+        build_budget(values, flags)
+    file = {key: Origin("file", "x.yaml") for key in BUDGET_KEYS}
+    with pytest.raises(UsageError, match=r"^x.yaml: budget.eval_interval: expected at most epochs \(3000\), got 5000$"):
+        build_budget(values, file)
+    with pytest.raises(UsageError, match=r"^--eval-interval 5000: expected at most budget.epochs of x.yaml \(3000\)$"):
+        build_budget(values, file | {"eval_interval": flags["eval_interval"]})
+    with pytest.raises(UsageError, match=r"^--reduction-factor 1: expected an integer >= 2$"):
+        build_budget(values | {"eval_interval": 100, "reduction_factor": 1}, flags)
+
+
+# -- budget defaults -----------------------------------------------------------------
+
+
+def test_defaults_follow_the_trainer():
+    defaults = TrainConfig()
+    assert DEFAULT_BUDGET == {"epochs": defaults.epochs, "eval_interval": defaults.eval_interval,
+                              "grace_epochs": defaults.epochs // 5, "reduction_factor": 3, "num_samples": 24}
+
+
+def test_left_out_budget_keys_get_the_defaults(tmp_path: Path):
+    bare = load_space(write(tmp_path, "parameters:\n" + LR))
+    assert bare.budget == Budget(**DEFAULT_BUDGET) and bare.budget_defaults == BUDGET_KEYS
+    short = load_space(write(tmp_path, "budget: {epochs: 10000, num_samples: 6}\nparameters:\n" + LR))
+    # eval_interval and grace_epochs follow the file's epochs, as --epochs scales them.
+    assert short.budget == Budget(epochs=10000, eval_interval=500, grace_epochs=2000, reduction_factor=3,
+                                  num_samples=6)
+    assert short.budget_defaults == ("eval_interval", "grace_epochs", "reduction_factor")
+    given = load_space(write(tmp_path, "budget: {epochs: 10000, eval_interval: 1000}\nparameters:\n" + LR))
+    assert (given.budget.eval_interval, given.budget.grace_epochs) == (1000, 2000)
+
+
+def test_a_minimal_file_reports_its_typo_not_its_budget(tmp_path: Path):
+    message = refused(write(tmp_path, "parameters:\n  lookahed: {values: [10, 20]}\n"))
+    assert "parameters.lookahed" in message and "did you mean 'lookahead'" in message
+    message = refused(write(tmp_path, "budget: {epochs: 1000}\nfixed: {curriculm: true}\nparameters:\n" + LR))
+    assert "fixed.curriculm" in message
+
+
 def test_trial_config_refuses_bad_params():
     with pytest.raises(UsageError) as err:
         load_space("lookahead").trial_config({"lookahead": 0})
@@ -212,15 +330,15 @@ BAD = {
     "not_a_mapping": ("- budget\n- parameters\n", "", "expected a mapping"),
     "duplicate_key": (BUDGET + "parameters:\n" + LR + LR, "line 4, column 3", "duplicate key 'lr'"),
     "unknown_top_level": (BUDGET + "parameter:\n" + LR, "parameter", "did you mean 'parameters'"),
-    "missing_budget": ("parameters:\n" + LR, "budget", "expected a mapping with epochs"),
-    "missing_budget_key": ("budget: {epochs: 1000, eval_interval: 100, grace_epochs: 200, reduction_factor: 3}\n"
-                           "parameters:\n" + LR, "budget.num_samples", "missing"),
+    "budget_not_a_mapping": ("budget: [1000, 100]\nparameters:\n" + LR, "budget", "expected a mapping"),
     "unknown_budget_key": ("budget: {epochs: 1000, eval_interval: 100, grace_epochs: 200, reduction_factor: 3,"
                            " num_samples: 4, max_t: 5}\nparameters:\n" + LR, "budget.max_t", "unknown budget key"),
     "budget_not_int": (BUDGET.replace("epochs: 1000", "epochs: lots") + "parameters:\n" + LR,
                        "budget.epochs", "expected an integer"),
     "grace_over_epochs": (BUDGET.replace("grace_epochs: 200", "grace_epochs: 2000") + "parameters:\n" + LR,
-                          "budget.grace_epochs", "at most epochs"),
+                          "budget.grace_epochs", "at most epochs (1000), got 2000"),
+    "eval_over_default_epochs": ("budget: {eval_interval: 200000}\nparameters:\n" + LR,
+                                 "budget.eval_interval", "at most the default epochs (100000), got 200000"),
     "reduction_factor_1": (BUDGET.replace("reduction_factor: 3", "reduction_factor: 1") + "parameters:\n" + LR,
                            "budget.reduction_factor", ">= 2"),
     "zero_samples": (BUDGET.replace("num_samples: 4", "num_samples: 0") + "parameters:\n" + LR,

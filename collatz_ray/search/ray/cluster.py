@@ -4,11 +4,16 @@ cluster from `ray start --head`."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import socket
 import sys
+import urllib.request
+from pathlib import Path
 
 import ray
+from ray.exceptions import AuthenticationError
 
 from collatz_ray.errors import UsageError
 
@@ -32,14 +37,16 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
     if address is None:
         _match_driver_auth_mode()
+        _private_token_file()
         port = _free_local_port()
         with _single_machine_mode():
             # address="local": a new instance even when `ray start` left a cluster on
             # this machine (ray.init() with no address would silently join that one).
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
-                     dashboard_host="127.0.0.1", dashboard_port=port, _node_ip_address="127.0.0.1",
-                     runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
-                     **common)
+            context = ray.init(
+                address="local", num_cpus=num_cpus, include_dashboard=True,
+                dashboard_host="127.0.0.1", dashboard_port=port, _node_ip_address="127.0.0.1",
+                runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
+                **common)
     else:
         from ray._private.services import canonicalize_bootstrap_address_or_die
 
@@ -47,8 +54,70 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
             resolved = canonicalize_bootstrap_address_or_die(address)
         except ConnectionError as err:
             raise UsageError(f"--address {address}: {err}") from None
-        ray.init(address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved}}, **common)
+        try:
+            context = ray.init(address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved}},
+                               **common)
+        except AuthenticationError:
+            raise UsageError(f"--address {address}: this search uses token authentication but finds no "
+                             f"token (~/.ray/auth_token, RAY_AUTH_TOKEN); {_START_WITH_TOKEN}") from None
+        except ConnectionError as err:
+            if "nauthenticated" not in str(err) and "InvalidAuthToken" not in str(err):
+                raise
+            raise UsageError(f"--address {address}: the cluster at {resolved} refused this machine's "
+                             "token; use the cluster's (`ray get-auth-token` on its head)") from None
+        _refuse_auth_mismatch(address, resolved, context.dashboard_url)
+    global _dashboard_url
+    _dashboard_url = context.dashboard_url or None
     return ray.cluster_resources()
+
+
+_dashboard_url: str | None = None
+
+
+def dashboard_url() -> str | None:
+    """The dashboard of the Ray this process started or joined (None without one)."""
+    if not _dashboard_url:
+        return None
+    return _dashboard_url if "://" in _dashboard_url else f"http://{_dashboard_url}"
+
+
+#: How to (re)start a cluster that a search can join.
+_START_WITH_TOKEN = ("start the cluster with `ray get-auth-token --generate` and "
+                     "`RAY_AUTH_MODE=token ray start --head` (other nodes: the head's token in "
+                     "~/.ray/auth_token and `RAY_AUTH_MODE=token ray start --address=HEAD:6379`)")
+
+
+def _refuse_auth_mismatch(address: str, resolved: str, dashboard_url: str | None) -> None:
+    """A driver and a cluster in different auth modes connect, but then no trial can
+    start: the cluster's processes call the driver without the token it demands, and
+    every trial dies "cancelled before it started running". Ask the cluster's dashboard
+    which mode it runs in (the endpoint its web UI asks) and refuse in one line."""
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+
+    cluster_mode = _cluster_auth_mode(dashboard_url)
+    driver_mode = "token" if get_authentication_mode() == AuthenticationMode.TOKEN else "disabled"
+    if cluster_mode is None or cluster_mode == driver_mode:
+        return
+    ray.shutdown()
+    if driver_mode == "token":
+        raise UsageError(f"--address {address}: the cluster at {resolved} runs without token "
+                         f"authentication, which this search requires; {_START_WITH_TOKEN}")
+    raise UsageError(f"--address {address}: the cluster at {resolved} runs with token authentication "
+                     "but RAY_AUTH_MODE disables it here; unset RAY_AUTH_MODE (the search then sends "
+                     "the token in ~/.ray/auth_token)")
+
+
+def _cluster_auth_mode(dashboard_url: str | None) -> str | None:
+    """'token' or 'disabled' as the cluster's dashboard reports it; None if unknown."""
+    if not dashboard_url:
+        return None
+    url = dashboard_url if "://" in dashboard_url else f"http://{dashboard_url}"
+    try:
+        with urllib.request.urlopen(f"{url}/api/authentication_mode", timeout=10) as response:
+            mode = json.loads(response.read()).get("authentication_mode")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return mode if mode in ("token", "disabled") else None
 
 
 @contextlib.contextmanager
@@ -88,6 +157,24 @@ def _match_driver_auth_mode() -> None:
     print("collatz_ray: warning: Ray was configured before collatz_ray.search.ray was "
           "imported, so this local Ray runs without token authentication; set "
           "RAY_AUTH_MODE=token in the environment to keep it", file=sys.stderr)
+
+
+def _private_token_file() -> None:
+    """The token an embedded Ray runs with, readable by this user alone. Ray writes a
+    missing ~/.ray/auth_token with the process umask (often 0644); make it here first,
+    0600, and tighten one that others can read."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token" or os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))  # Ray's own format: 256 random bits in hex
 
 
 def _free_local_port() -> int:

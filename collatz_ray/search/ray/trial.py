@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from collatz_ray.search.failures import failure_reason
+from collatz_ray.search.objective import TIME_ATTR
 from collatz_ray.search.ray.worker import train_worker
 from collatz_ray.search.resources import (DRIVER_RESOURCE, DRIVER_RESOURCE_SHARE, TRIAL_ACTOR_CPU,
                                           worker_resources)
@@ -51,7 +53,11 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"train": config.to_dict(),
-                           "threads": max(1, round(settings.cpus_per_trial))},
+                           "threads": max(1, round(settings.cpus_per_trial)),
+                           "recorded_through": recorded_through(context.get_storage()),
+                           # Tells a first worker of this start from one Train restarted.
+                           "trial_start": uuid.uuid4().hex,
+                           "objective": settings.space.objective},
         scaling_config=ray_train.ScalingConfig(
             num_workers=1, use_gpu=gpus > 0,
             resources_per_worker=worker_resources(cpus_per_trial=settings.cpus_per_trial,
@@ -74,6 +80,25 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
         # Ray's message is a page of nested tracebacks; error.txt and the summaries
         # should say in one line why the trial failed.
         raise TrialFailed(failure_reason(str(err), fallback=type(err).__name__)) from None
+
+
+def recorded_through(storage) -> int:
+    """The last epoch this trial's record in the experiment (result.json in storage)
+    holds: 0 for a new trial, else what a restarted trial need not report again."""
+    try:
+        with storage.storage_filesystem.open_input_stream(f"{storage.trial_fs_path}/result.json") as stream:
+            data = stream.read()
+    except OSError:  # FileNotFoundError: a new trial
+        return 0
+    last = 0
+    for line in data.splitlines():
+        try:
+            epoch = json.loads(line).get(TIME_ATTR)
+        except (ValueError, AttributeError):
+            continue  # a torn last line, or not a report
+        if isinstance(epoch, int) and not isinstance(epoch, bool):
+            last = max(last, epoch)
+    return last
 
 
 def trainable(settings: SearchSettings):

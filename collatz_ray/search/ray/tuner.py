@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
-from ray import tune
+from ray import cloudpickle, tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
+from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.trial import trainable
-from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
+from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
 from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
 
-#: The live status table's metric columns.
-STATUS_COLUMNS = {"epoch": "epoch", "traj_total_violations": "violations", "pass_rate": "pass%",
-                  "growth_weighted_pass_rate": "grwtd%", "loss": "loss", METRIC: METRIC}
+#: Optuna warns each time a restored trial reports a step it already holds; the reports
+#: themselves are whole (search/ray/worker.py), so the warning tells a user nothing.
+warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
 
 
 def make_searcher(space: SearchSpace, *, seed: int) -> OptunaSearch:
@@ -54,14 +58,13 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
                                   stop=(None if "://" in settings.storage
                                         else StorageGuard(settings.path)),
                                   callbacks=[KeepTrialHistory(), ReasonFirst()],
-                                  progress_reporter=tune.CLIReporter(
-                                      metric_columns=STATUS_COLUMNS,
-                                      # Conditional parameters are missing from some
-                                      # trials' configs, which the reporter cannot show.
-                                      parameter_columns=[p.name for p in space.parameters
-                                                         if not p.when],
-                                      max_report_frequency=30, sort_by_metric=True,
-                                      max_column_length=14),
+                                  progress_reporter=SearchStatus(
+                                      parameters=[p.name for p in space.parameters],
+                                      header=f"search {settings.experiment}", rungs=budget.rungs(),
+                                      per_trial=(f"{settings.max_concurrent} at once, each "
+                                                 f"{settings.cpus_per_trial:g} CPU + "
+                                                 f"{settings.gpus_per_trial:g} GPU, its Train "
+                                                 "worker included")),
                                   verbose=verbose),
     )
 
@@ -72,7 +75,7 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
     path = settings.path
     try:
         if resume:
-            tuner = tune.Tuner.restore(path, trainable=trainable(settings), resume_errored=True)
+            tuner = _restore(settings)
         else:
             save_settings(settings)
             tuner = build_tuner(settings, num_samples=num_samples)
@@ -88,6 +91,46 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
             raise
         raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
                                                  problem)) from None
+
+
+def _restore(settings: SearchSettings) -> tune.Tuner:
+    """Tune's restore, with damaged state (a truncated tuner.pkl or searcher state) said
+    in one line instead of an unpickling traceback."""
+    try:
+        _retarget_new_trials(settings)
+        return tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=True)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError) as err:
+        raise UsageError(f"{settings.path}: Tune's saved state cannot be read ({type(err).__name__}: "
+                         f"{str(err)[:120]}); the trials' files are untouched") from None
+
+
+def _retarget_new_trials(settings: SearchSettings) -> None:
+    """Make trials that a restored search creates land in the experiment where it now is.
+
+    Tune moves the trials it restores to a moved or renamed experiment, but new trials
+    copy the storage of the experiment spec saved with the search generator's state
+    (search_gen_state-*.json, a pickle despite its name), which still
+    names the old place: after `cp -r results/k1 results/k1c` and a resume of k1c, new
+    trials wrote to k1 (or, with k1 gone, only to Ray's session directory). Point that
+    saved storage at the experiment's current place first (local storage; a remote one
+    is only ever resumed where it is)."""
+    if "://" in settings.storage:
+        return
+    states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
+    if not states:
+        return
+    newest = states[-1]  # the one Tune loads: names sort by time
+    with open(newest, "rb") as handle:
+        state = cloudpickle.load(handle)
+    storage = getattr(state.get("experiment") if isinstance(state, dict) else None, "storage", None)
+    if storage is None or (storage.storage_fs_path, storage.experiment_dir_name) == (
+            settings.storage, settings.experiment):
+        return
+    # In place: the experiment's spec holds the same object.
+    storage.storage_fs_path = settings.storage
+    storage.experiment_dir_name = settings.experiment
+    write_atomically(newest, cloudpickle.dumps(state))
 
 
 def can_restore(settings: SearchSettings) -> bool:

@@ -1,0 +1,225 @@
+"""python -m collatz_ray.verify: scan a model exactly for counterexamples, odd n with
+V(T n) >= V(n) (a non-finite V counts as one).
+
+    python -m collatz_ray.verify --checkpoint results/runs/run7 --range 3..2**32 --out scan.json
+    python -m collatz_ray.verify --checkpoint model.pth --lookahead 100 --layers 128,128,128 --random 256:100000 --random 1024:10000
+
+`--range A..B` scans every odd n with A <= n < B (A >= 2: T(1) = 1 ties by definition);
+the ends are integers or sums of powers such as 2**40+2**20. `--random BITS:COUNT` draws
+COUNT odd numbers of exactly BITS bits (seeded by --seed; repeatable). The checkpoint is
+anything `evaluate` reads, with the same shape flags. It prints how many n violate, the
+first --first of them with their margins, the density per bit length and the scan rate;
+--json prints one JSON object. With --out the report goes to that file and the scan's
+progress to FILE.progress beside it after every chunk: the same command continues an
+interrupted scan; another checkpoint or other flags are refused. --address runs the
+chunks as tasks on a Ray cluster (on GPUs when it has them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from collatz_ray._cli import ArgumentParser, exit_on_usage_error, integer_expression, number, positive_int
+from collatz_ray.errors import UsageError
+from collatz_ray.trainer.config import add_config_flags, flag_overrides
+
+MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "device")
+#: The largest numbers scanned: the report writes them in decimal, and Python converts
+#: ints of at most 4300 digits (about 14285 bits) to text.
+MAX_BITS = 14000
+#: Chunks a scan may have: the plan and the progress file list them all.
+MAX_CHUNKS = 1_000_000
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m collatz_ray.verify", description=__doc__)
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="run or exported-trial directory, checkpoint directory, state.pt, or a seed-format model.pth")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--range", metavar="A..B", help="every odd n with A <= n < B, e.g. 3..2**32")
+    what.add_argument("--random", metavar="BITS:COUNT", action="append",
+                      help="COUNT random odd numbers of BITS bits (repeatable)")
+    # Not `seed`: that name is a TrainConfig field, which flag_overrides would collect.
+    p.add_argument("--seed", dest="sample_seed", type=int, help="seed of --random (default 0)")
+    p.add_argument("--chunk", type=_chunk_size, default=None, metavar="N",
+                   help="numbers per chunk, the unit of progress and of Ray tasks (default 2**20)")
+    p.add_argument("--first", type=positive_int, default=None, metavar="K",
+                   help="counterexamples listed, the first in scan order (default 10)")
+    p.add_argument("--out", type=Path, help="write the JSON report here; progress goes to OUT.progress")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--address", help="run the chunks on this Ray cluster (auto or host:port)")
+    add_config_flags(p, names=MODEL_FLAGS)
+    return p
+
+
+_chunk_size = number(integer_expression, lambda v: v >= 1, "an integer >= 1 such as 2**20")
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    parts = text.split("..")
+    try:
+        if len(parts) != 2:
+            raise ValueError(text)
+        start, stop = (integer_expression(part) for part in parts)
+    except ValueError:
+        raise UsageError(f"--range {text}: expected A..B with integers or powers, e.g. 3..2**32") from None
+    if start < 2:
+        raise UsageError(f"--range {text}: starts below 2; n = 1 is excluded (T(1) = 1 always ties), "
+                         "start at 3")
+    if stop <= (start | 1):
+        raise UsageError(f"--range {text}: holds no odd n (A <= n < B)")
+    if stop.bit_length() > MAX_BITS:
+        raise UsageError(f"--range {text}: numbers beyond 2**{MAX_BITS} are not supported")
+    return start, stop
+
+
+def parse_random(texts: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for text in texts:
+        try:
+            bits_text, count_text = text.split(":")
+            bits, count = int(bits_text), integer_expression(count_text)
+        except ValueError:
+            raise UsageError(f"--random {text}: expected BITS:COUNT, e.g. 256:100000") from None
+        if not 2 <= bits <= MAX_BITS or count < 1:
+            raise UsageError(f"--random {text}: expected 2 <= BITS <= {MAX_BITS} and COUNT >= 1")
+        out.append((bits, count))
+    if len({bits for bits, _ in out}) != len(out):
+        raise UsageError("--random: each bit length once")
+    return tuple(out)
+
+
+def build_scan(args: argparse.Namespace):
+    from collatz_ray.trainer.verify import DEFAULT_CHUNK, Scan
+
+    chunk = args.chunk or DEFAULT_CHUNK
+    if args.range is not None:
+        if args.sample_seed is not None:
+            raise UsageError("--seed goes with --random; a --range scan has no randomness")
+        start, stop = parse_range(args.range)
+        scan = Scan(start=start, stop=stop, chunk=chunk)
+    else:
+        scan = Scan(random=parse_random(args.random), seed=args.sample_seed or 0, chunk=chunk)
+    if -(-scan.count // chunk) > MAX_CHUNKS:
+        raise UsageError(f"--chunk {chunk}: about 2**{scan.count.bit_length() - 1} numbers would make more "
+                         f"than {MAX_CHUNKS:,} chunks; scan a smaller range or give a larger --chunk")
+    return scan
+
+
+class ProgressBar:
+    """A one-line bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.enabled, self.last = total, sys.stderr.isatty(), 0.0
+
+    def update(self, done: int, numbers: int, seconds: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.2 and done < self.total):
+            return
+        self.last = now
+        rate = numbers / seconds if seconds > 0 else 0.0
+        filled = int(30 * done / self.total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] chunk {done}/{self.total} "
+                         f"{rate:,.0f} n/s ")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 80 + "\r")
+            sys.stderr.flush()
+
+
+@exit_on_usage_error
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    scan = build_scan(args)
+    from collatz_ray.trainer.evalset import file_sha256
+    from collatz_ray.trainer.loading import load_model
+    from collatz_ray.trainer.loop import resolve_device
+    from collatz_ray.trainer.verify import DEFAULT_KEEP, Progress
+    from collatz_ray.syracuse.features import FeatureSpec
+
+    keep = args.first or DEFAULT_KEEP
+    loaded = load_model(args.checkpoint, overrides=flag_overrides(args))
+    config = loaded.config
+    spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
+    model_shape = {"layers": list(config.hidden_layers), "lookahead": config.lookahead,
+                   "k_only": config.k_only, "k_shifted": config.k_shifted}
+    identity = {"checkpoint_sha256": file_sha256(loaded.file), "model": model_shape,
+                "scan": scan.describe(), "first": keep}
+    if args.out is not None and args.out.is_dir():
+        raise UsageError(f"--out {args.out}: a directory; name the report file")
+    if args.out is not None and not args.out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: no directory {args.out.parent} to write into")
+    progress_path = None if args.out is None else args.out.with_name(args.out.name + ".progress")
+    progress = Progress(progress_path, identity, keep=keep)
+    chunks = scan.chunks()
+    pending = [(i, c) for i, c in enumerate(chunks) if i not in progress.done]
+
+    start = time.perf_counter()
+    scanned = 0
+    bar = ProgressBar(len(chunks))
+    if args.address is not None:
+        from collatz_ray.search.ray.verify import scan_on_ray
+
+        results = scan_on_ray(args.address, loaded, spec, scan, pending, keep=keep)
+    else:
+        from collatz_ray.trainer.verify import scan_locally
+
+        results = scan_locally(loaded.model, spec, scan, pending, keep=keep,
+                               device=resolve_device(config.device))
+    for result in results:
+        progress.record(result)
+        scanned += result["numbers"]
+        bar.update(len(progress.done), scanned, time.perf_counter() - start)
+    bar.clear()
+    seconds = time.perf_counter() - start
+    report = {"checkpoint": str(loaded.file), **identity, "complete": len(progress.done) == len(chunks),
+              "chunks": len(chunks), "chunks_done": len(progress.done),
+              **progress.summary.to_json(), "numbers_this_run": scanned, "seconds_this_run": seconds,
+              "numbers_per_second": scanned / seconds if scanned and seconds > 0 else None}
+    if args.out is not None:
+        from collatz_ray.trainer.verify import write_atomically
+
+        write_atomically(args.out, json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report) if args.json else render(report, scan_text=args.range or ", ".join(args.random)))
+    return 0
+
+
+def render(report: dict[str, Any], *, scan_text: str) -> str:
+    bad, total = report["violations"], report["numbers"]
+    rate = report["numbers_per_second"]
+    lines = [f"checkpoint {report['checkpoint']} (sha256 {report['checkpoint_sha256'][:16]}...)",
+             f"scanned    {total:,} odd n ({scan_text}), chunks {report['chunks_done']}/{report['chunks']}"
+             + ("" if report["complete"] else " (incomplete)"),
+             f"violations {bad:,} with V(T n) >= V(n) or V not finite"
+             + (f" ({bad / total:.3g} of those scanned)" if total else ""),
+             f"rate       {rate:,.0f} n/s ({report['numbers_this_run']:,} in {report['seconds_this_run']:.1f} s)"
+             if rate else "rate       - (nothing left to scan: the progress file says every chunk is done)"]
+    if report["counterexamples"]:
+        lines += ["", f"first {len(report['counterexamples'])} counterexamples:",
+                  f"{'n':>24} {'T(n)':>24} {'V(n)':>12} {'V(T n)':>12} {'margin':>12}"]
+        lines += [f"{_cut(e['n']):>24} {_cut(e['t']):>24} {_num(e['v_n'])} {_num(e['v_t'])} {_num(e['margin'])}"
+                  for e in report["counterexamples"]]
+    lines += ["", f"{'bits':>6} {'numbers':>14} {'violations':>12} {'density':>10}"]
+    lines += [f"{b['bits']:>6} {b['numbers']:>14,} {b['violations']:>12,} {b['density']:>10.3g}"
+              for b in report["buckets"]]
+    return "\n".join(lines)
+
+
+def _cut(decimal: str) -> str:
+    """A long decimal shortened for the table (the JSON keeps every digit)."""
+    return decimal if len(decimal) <= 24 else f"{decimal[:8]}...({len(decimal)} digits)"
+
+
+def _num(value: float | None) -> str:
+    return f"{'not finite':>12}" if value is None else f"{value:>12.6g}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""What a person sees: a search in a real pseudo-terminal 120 columns wide, interrupted
+with Ctrl-C and resumed with the command it printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+
+import pexpect
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+WIDTH = 120
+
+
+def _screen_lines(text: str) -> list[str]:
+    return [ANSI.sub("", line).rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+
+
+def _spawn(args: list[str], cwd) -> pexpect.spawn:
+    env = {**os.environ, "RAY_ADDRESS": "local", "COLUMNS": str(WIDTH), "LINES": "40"}
+    return pexpect.spawn(sys.executable, ["-m", "collatz_ray.tune", *args], cwd=str(cwd), env=env,
+                         dimensions=(40, WIDTH), encoding="utf-8", codec_errors="replace", timeout=300)
+
+
+def test_ctrl_c_stops_cleanly_and_the_printed_resume_finishes(tmp_path, eval_csv):
+    args = ["--space", "full", "--smoke", "--num-samples", "2", "--epochs", "400", "--storage",
+            str(tmp_path / "results"), "--name", "tty", "--eval-csv", str(eval_csv), "--seed", "1"]
+    child = _spawn(args, tmp_path)
+    child.expect(r"Columns: ")                    # the legend, printed once
+    child.expect(r"training")                     # a trial is past its start-up and reports
+    child.sendintr()                              # Ctrl-C
+    child.expect(pexpect.EOF)
+    child.close()
+    seen = child.before
+    first = _screen_lines(child.before or "")
+    assert child.exitstatus == 130, (child.exitstatus, child.signalstatus)
+    resume = [line for line in first if "Resume with: " in line]
+    assert resume, "no resume hint"
+    assert "Tuner.restore" not in seen
+    command = shlex.split(resume[-1].split("Resume with: ", 1)[1])
+    assert command[:3] == ["python", "-m", "collatz_ray.tune"] and "--resume" in command
+
+    child = _spawn(command[3:], tmp_path)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before[-3000:]
+    second = _screen_lines(child.before or "")
+    assert any(line.startswith("Best trial ") for line in second)
+    assert any(line.startswith("Experiment: ") for line in second)
+
+    status = [line for line in first + second if line and not line.startswith(("Experiment: ", "Summaries: ",
+                                                                               "collatz_ray.tune: "))]
+    too_wide = [line for line in status if len(line) > WIDTH and "WARNING" not in line and "(raylet)" not in line]
+    assert not too_wide, "\n".join(too_wide[:5])
+    assert sum("Columns: " in line for line in first) == 1
