@@ -2,8 +2,10 @@
 
 Settings come from, in increasing precedence: the method's defaults, `--smoke` (a tiny run
 for a laptop CPU), `--config FILE.yaml`, and one flag per setting. `--resume DIR`
-continues a run exactly from its newest intact checkpoint. A directory that holds a run
-is replaced only with `--overwrite`; one process at a time works in a run directory.
+continues a run exactly from its newest intact checkpoint; its epochs and device come
+from --epochs/--device, else from DIR/config.yaml, else from the checkpoint. A directory
+that holds a run is replaced only with `--overwrite`; one process at a time works in a
+run directory.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collatz_ray._cli import ArgumentParser, exit_on_usage_error
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.checkpoints import load_checkpoint, resumable_checkpoint, run_lock
 from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
-from collatz_ray.trainer.loop import TrainingDiverged, train
+from collatz_ray.trainer.loop import TrainingDiverged, resolve_device, train
 
 #: Small enough for a CPU in well under a minute, large enough to exercise everything.
 SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 256,
@@ -87,10 +89,21 @@ def resume_point(run_dir: Path) -> tuple[Path, list[str]]:
     return checkpoint, [f"{problem}; resuming from {checkpoint}" for problem in problems]
 
 
-def resumed_config(args: argparse.Namespace, checkpoint: Path) -> TrainConfig:
-    """The run's own config, from its checkpoint; only --epochs and --device may change."""
-    saved = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"], source=str(checkpoint))
-    return TrainConfig.from_dict(flag_overrides(args), source="command line", base=saved)
+def resumed_config(args: argparse.Namespace, state: dict, run_dir: Path, checkpoint: Path) -> TrainConfig:
+    """The run's own config, from its checkpoint; only epochs and device may change.
+
+    Those two come from --epochs/--device, else from DIR/config.yaml (which a resume
+    with --epochs rewrites before its first new checkpoint, and in which an exported
+    trial says `device: auto`, so a CPU trial continues on a GPU where there is one),
+    else from the checkpoint."""
+    overrides = flag_overrides(args)
+    saved = TrainConfig.from_dict(state["config"], source=str(checkpoint))
+    run_yaml = run_dir / "config.yaml"
+    if run_yaml.is_file():
+        recorded = TrainConfig.from_yaml(run_yaml)
+        saved = saved.replace(**{key: getattr(recorded, key) for key in ("epochs", "device")
+                                 if key not in overrides})
+    return TrainConfig.from_dict(overrides, source="command line", base=saved)
 
 
 @exit_on_usage_error
@@ -105,9 +118,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # name rather than resumed from a checkpoint it is about to replace.
     with run_lock(args.resume):
         resume_from, notes = resume_point(args.resume)
-        config = resumed_config(args, resume_from)
+        state = load_checkpoint(resume_from)
+        config = resumed_config(args, state, args.resume, resume_from)
         for note in notes:
             print(f"collatz_ray.train: note: {note}", file=sys.stderr)
+        done = state["epoch"]
+        if done == config.epochs:
+            if not args.quiet:
+                print(f"run {args.resume} is already at epoch {done} of {config.epochs}: nothing to "
+                      f"train; --epochs N (more than {done}) continues it")
+            return 0
+        if not args.quiet and done < config.epochs:
+            own = "" if "epochs" in flag_overrides(args) else " (the run's own epochs; --epochs N for more)"
+            print(f"resuming run {args.resume} at epoch {done} of {config.epochs}{own} on "
+                  f"{resolve_device(config.device)}", flush=True)
         return run(config, run_dir=args.resume, resume_from=resume_from, args=args)
 
 

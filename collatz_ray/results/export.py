@@ -4,7 +4,7 @@ A search's winner is only useful if it can be trained again, trained further or
 evaluated without Ray. DIR gets the layout `collatz_ray.train` writes itself, so every
 existing tool takes it as it is:
 
-    DIR/config.yaml                          the trial's full TrainConfig
+    DIR/config.yaml                          the trial's full TrainConfig, but `device: auto`
     DIR/checkpoints/epoch_XXXXXXXX/          state.pt + model.pth (+ checksum.json) of the
                                              trial's newest reported checkpoint
     DIR/metrics.jsonl                        the trial's evaluations up to that epoch
@@ -42,7 +42,9 @@ def export_best(exp: Experiment, out: Path, *, say: Callable[[str], None]) -> No
         raise UsageError(f"{best.path}: no train_config.json; cannot export trial {best.trial_id}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--export-best {out}: exists and is not an empty directory")
-    config = TrainConfig.from_dict(best.config, source=f"{best.path}/train_config.json")
+    # The trial's device is the one its search gave it (cpu on a CPU-only cluster): the
+    # exported run takes a GPU wherever it is resumed or re-run, if there is one.
+    config = TrainConfig.from_dict(best.config, source=f"{best.path}/train_config.json").replace(device="auto")
     source, epoch = _newest_checkpoint(exp, best)
     checkpoint = out / "checkpoints" / f"epoch_{epoch:08d}"
     checkpoint.mkdir(parents=True)
@@ -102,6 +104,6 @@ def _say_usage(say: Callable[[str], None], out: Path, checkpoint: Path, config: 
     say(f"  re-run:    python -m collatz_ray.train --config {out}/config.yaml --out NEW_DIR")
     say(f"  continue:  python -m collatz_ray.train --resume {out}   (to epoch {config.epochs}; "
         "--epochs N for more)")
-    say(f"  evaluate:  python -m collatz_ray.evaluate --checkpoint {checkpoint}")
+    say(f"  evaluate:  python -m collatz_ray.evaluate --checkpoint {out}   (scores {checkpoint.name})")
     say(f"  seed-format weights: python -m collatz_ray.evaluate --checkpoint {out}/model.pth "
         f"{_shape_flags(config)}")

@@ -4,8 +4,9 @@
 Accepted, as `path`:
 
 - a checkpoint directory or its `state.pt`: the saved config gives the model's shape;
-- a run directory or an exported trial (`config.yaml` beside `model.pth`): that config;
-- a run directory still training (no `model.pth` yet): its newest checkpoint;
+- a run directory or an exported trial (`checkpoints/`, finished or still training):
+  its newest checkpoint, whose saved config gives the shape;
+- a run directory without checkpoints (`config.yaml` beside `model.pth`): that config;
 - a seed-format state_dict such as the published experiment's `model.pth`: the shape
   comes from the method's defaults and the flags.
 
@@ -30,6 +31,8 @@ class LoadedModel:
     config: TrainConfig
     #: The file the weights were read from (its sha256 identifies the model).
     file: Path
+    #: Where the config came from (a state.pt or a config.yaml); None: defaults and flags.
+    config_file: Path | None = None
 
 
 def load_model(path: Path, *, overrides: Mapping[str, Any], flag: str = "--checkpoint") -> LoadedModel:
@@ -38,15 +41,15 @@ def load_model(path: Path, *, overrides: Mapping[str, Any], flag: str = "--check
     file, run_config = _weights_file(path, flag=flag)
     weights, saved = read_weights(file, flag=flag)
     if saved is not None:
-        base = TrainConfig.from_dict(saved, source=str(file))
+        base, config_file = TrainConfig.from_dict(saved, source=str(file)), file
     elif run_config is not None:
-        base = TrainConfig.from_yaml(run_config)
+        base, config_file = TrainConfig.from_yaml(run_config), run_config
     else:
-        base = TrainConfig()
+        base, config_file = TrainConfig(), None
     config = TrainConfig.from_dict(overrides, source="command line", base=base)
     model = build_model(config)
     load_weights(model, weights, source=f"{flag} {path}")
-    return LoadedModel(model, config, file)
+    return LoadedModel(model, config, file, config_file)
 
 
 def _weights_file(path: Path, *, flag: str) -> tuple[Path, Path | None]:
@@ -55,10 +58,15 @@ def _weights_file(path: Path, *, flag: str) -> tuple[Path, Path | None]:
         return path, None
     if (path / "state.pt").exists():
         return path / "state.pt", None
-    if (path / "model.pth").exists():
-        config = path / "config.yaml"
-        return path / "model.pth", config if config.is_file() else None
+    # The newest checkpoint before model.pth: a run extended by --resume and stopped early
+    # has newer checkpoints than its model.pth, and a checkpoint knows its epoch.
     newest = latest_checkpoint(path)
     if newest is not None:
         return newest / "state.pt", None
+    if (path / "model.pth").exists():
+        config = path / "config.yaml"
+        return path / "model.pth", config if config.is_file() else None
+    if (path / "checkpoints").is_dir():
+        raise UsageError(f"{flag} {path}: the run has no finished checkpoint yet "
+                         f"(nothing under {path / 'checkpoints'})")
     raise UsageError(f"{flag} {path}: a directory without state.pt, model.pth or checkpoints/")

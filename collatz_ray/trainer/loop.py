@@ -149,8 +149,7 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
         if verbose:
             print(line, flush=True)
 
-    if start_epoch == 0:
-        say(format_log_header())
+    say(format_log_header())  # on resume too: the lines that follow continue the run's log
     last_metrics: dict[str, Any] = {}
     progress = _Progress(config.epochs, verbose)
     queue: list = []

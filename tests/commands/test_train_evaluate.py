@@ -164,7 +164,8 @@ def test_evaluate_a_checkpoint_directory_as_json(smoke_run, tmp_path):
     assert len(lines) == 1
     got = json.loads(lines[0])
     assert isinstance(got, dict)
-    assert got == _metric_view(read_metrics(smoke_run)[-1])  # same numbers as the trainer's
+    assert got["checkpoint"] == str(ckpt) and got["checkpoint_epoch"] == 300
+    assert _metric_view(got) == _metric_view(read_metrics(smoke_run)[-1])  # same numbers as the trainer's
 
 
 def test_evaluate_a_seed_format_model_with_matching_flags(smoke_run, tmp_path, eval_csv):
@@ -172,13 +173,108 @@ def test_evaluate_a_seed_format_model_with_matching_flags(smoke_run, tmp_path, e
     proc = cli("evaluate", "--checkpoint", smoke_run / "model.pth", "--layers", "32,32", "--lookahead", "10",
                "--eval-csv", eval_csv, "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == expected
+    got = json.loads(proc.stdout)
+    assert got["checkpoint"] == str(smoke_run / "model.pth") and got["checkpoint_epoch"] is None
+    assert _metric_view(got) == expected
     report = cli("evaluate", "--checkpoint", smoke_run / "model.pth", "--layers", "32,32",
                  "--eval-csv", eval_csv, cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert "total" in report.stdout and " 429" in report.stdout and "626331" in report.stdout
+    assert report.stdout.splitlines()[0] == (f"checkpoint {smoke_run / 'model.pth'}: seed format, no epoch "
+                                             "recorded; shape from the flags: lookahead 10, layers 32,32")
     with pytest.raises(json.JSONDecodeError):
         json.loads(report.stdout)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, eval_csv) -> Path:
+    """A run of a shape other than the defaults (8 wide, lookahead 12), made by `train`."""
+    run_dir = tmp_path_factory.mktemp("tiny") / "run7"
+    outcome = run_command("train", "--smoke", "--layers", "8", "--lookahead", "12", "--epochs", "20",
+                          "--eval-csv", eval_csv, "--out", run_dir, "--quiet")
+    assert outcome.status == 0, outcome.stderr
+    return run_dir
+
+
+def test_evaluate_a_run_directory_without_shape_flags(tiny_run, eval_csv):
+    # The run's newest checkpoint, read with the run's own config: no --layers, no --lookahead.
+    newest = tiny_run / "checkpoints" / "epoch_00000020"
+    report = run_command("evaluate", "--checkpoint", tiny_run)
+    assert report.status == 0, report.stderr
+    first, *rest = report.stdout.splitlines()
+    assert first == (f"checkpoint {newest}: epoch 20, the newest of run {tiny_run}; "
+                     "its saved config: lookahead 12, layers 8")
+    assert rest[0].split() == ["seed", "violations", "steps", "worst", "margin"]
+    as_json = run_command("evaluate", "--checkpoint", tiny_run, "--json")
+    assert as_json.status == 0, as_json.stderr
+    got = json.loads(as_json.stdout)
+    assert got["checkpoint"] == str(newest) and got["checkpoint_epoch"] == 20
+    assert _metric_view(got) == _metric_view(read_metrics(tiny_run)[-1])
+    # Flags still override the saved config: other held-out seeds, and a shape that cannot fit.
+    fewer = json.loads(run_command("evaluate", "--checkpoint", tiny_run, "--test-seeds", "27", "--json").stdout)
+    assert fewer["traj_total_steps"] == 41
+    run_command("evaluate", "--checkpoint", tiny_run, "--lookahead", "10").one_error_line("net.0.weight")
+    # The run's model.pth alone is seed format: it still needs the shape flags.
+    run_command("evaluate", "--checkpoint", tiny_run / "model.pth", "--eval-csv", eval_csv
+                ).one_error_line("model.pth")
+    seed = run_command("evaluate", "--checkpoint", tiny_run / "model.pth", "--layers", "8", "--lookahead", "12",
+                       "--eval-csv", eval_csv, "--json")
+    assert _metric_view(json.loads(seed.stdout)) == _metric_view(got)
+
+
+def test_evaluate_a_run_without_a_finished_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "run" / "checkpoints" / ".partial_00000100").mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text("lookahead: 12\n")
+    run_command("evaluate", "--checkpoint", tmp_path / "run").one_error_line("no finished checkpoint")
+
+
+def test_resume_says_where_it_continues_and_prints_the_header_once(tiny_run, tmp_path):
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run7"))
+    before = (run / "metrics.jsonl").read_text()
+    # At its own budget: one line, exit 0, nothing rewritten.
+    at_budget = run_command("train", "--resume", run)
+    assert at_budget.status == 0 and at_budget.stderr == ""
+    assert at_budget.stdout == (f"run {run} is already at epoch 20 of 20: nothing to train; "
+                                "--epochs N (more than 20) continues it\n")
+    assert (run / "metrics.jsonl").read_text() == before
+    assert run_command("train", "--resume", run, "--quiet").stdout == ""
+    # Extended: where it starts, the log's header once, the new evaluation, the directory.
+    longer = run_command("train", "--resume", run, "--epochs", "30")
+    assert longer.status == 0, longer.stderr
+    lines = longer.stdout.splitlines()
+    assert lines[0] == f"resuming run {run} at epoch 20 of 30 on cpu"
+    assert lines[1].split("|")[0].strip() == "Epoch" and longer.stdout.count("Traj Viol") == 1
+    assert [line.split("|")[0].strip() for line in lines[2:-1]] == ["30"]
+    assert lines[-1] == f"run directory: {run}"
+    # Interrupted before its next checkpoint: a plain --resume goes on to the 30 epochs
+    # config.yaml now records, and says they are the run's own.
+    shutil.rmtree(run / "checkpoints" / "epoch_00000030")
+    again = run_command("train", "--resume", run)
+    assert again.status == 0, again.stderr
+    assert again.stdout.splitlines()[0] == (f"resuming run {run} at epoch 20 of 30 (the run's own epochs; "
+                                            "--epochs N for more) on cpu")
+    assert [m["epoch"] for m in read_metrics(run)] == [20, 30]
+
+
+def _resumed(run: Path, *flags: str) -> TrainConfig:
+    from collatz_ray import train as train_command
+    from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
+
+    args = train_command.parser().parse_args(["--resume", str(run), *flags])
+    newest = latest_checkpoint(run)
+    return train_command.resumed_config(args, load_checkpoint(newest), run, newest)
+
+
+def test_resume_takes_its_device_from_the_flag_then_config_yaml_then_the_checkpoint(tiny_run, tmp_path):
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    assert _resumed(run).device == "auto"  # config.yaml and checkpoint agree: auto
+    config_yaml = run / "config.yaml"
+    text = config_yaml.read_text()
+    config_yaml.write_text(text.replace("device: auto", "device: cpu"))
+    assert _resumed(run).device == "cpu"  # config.yaml, edited, moves the run
+    assert _resumed(run, "--device", "auto").device == "auto"  # the flag beats config.yaml
+    config_yaml.unlink()
+    assert _resumed(run).device == "auto" and _resumed(run).epochs == 20  # the checkpoint's
 
 
 def test_evaluate_a_checkpoint_from_the_original_experiment(tmp_path, eval_csv):

@@ -166,7 +166,9 @@ def test_export_best_is_a_run_directory_train_and_evaluate_accept(smoke_experime
     best = run_json(capsys, smoke_experiment, "--export-best", out)["best"]
     checkpoint = out / "checkpoints" / f"epoch_{best['epoch']:08d}"
     config = TrainConfig.from_yaml(out / "config.yaml")
-    assert config.to_dict() == best["config"]
+    # The trial's config, except that the device is left to wherever the export is used.
+    assert best["config"]["device"] == "cpu" and config.device == "auto"
+    assert config.to_dict() == {**best["config"], "device": "auto"}
 
     # Re-run it from the YAML.
     rerun = tmp_path / "rerun"
@@ -174,12 +176,24 @@ def test_export_best_is_a_run_directory_train_and_evaluate_accept(smoke_experime
         "--eval-csv", eval_csv, "--out", rerun, "--quiet")
     assert len((rerun / "metrics.jsonl").read_text().splitlines()) == 2
 
-    # Evaluate the checkpoint and the seed-format weights: the trial's own numbers.
+    # Evaluate the export itself (no shape flags: its newest checkpoint with its config),
+    # the checkpoint and the seed-format weights: the trial's own numbers.
     shape = ["--lookahead", config.lookahead, "--layers", ",".join(map(str, config.layers))]
-    for target in ([checkpoint], [out / "model.pth", *shape]):
+    for target in ([out], [checkpoint], [out / "model.pth", *shape]):
         metrics = json.loads(cli("evaluate", "--checkpoint", *target, "--eval-csv", eval_csv, "--json"))
         assert metrics["traj_total_violations"] == best["metrics"]["traj_total_violations"]
         assert metrics["pass_rate"] == pytest.approx(best["metrics"]["pass_rate"], abs=0.21)
+        assert metrics["checkpoint_epoch"] == (None if target[0].name == "model.pth" else best["epoch"])
+    first_line = cli("evaluate", "--checkpoint", out, "--eval-csv", eval_csv).splitlines()[0]
+    assert first_line.startswith(f"checkpoint {checkpoint}: epoch {best['epoch']}, the newest of run {out}")
+
+    # Continued, it takes the device config.yaml names (auto), not the trial's (cpu).
+    from collatz_ray import train as train_command
+    from collatz_ray.trainer.checkpoints import load_checkpoint
+    state = load_checkpoint(checkpoint)
+    assert state["config"]["device"] == "cpu"
+    args = train_command.parser().parse_args(["--resume", str(out)])
+    assert train_command.resumed_config(args, state, out, checkpoint).device == "auto"
 
     # Continue it: the exported evaluations are kept and one more is appended.
     exported = (out / "metrics.jsonl").read_text().splitlines()

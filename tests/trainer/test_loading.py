@@ -32,7 +32,7 @@ def weights_equal(a: torch.nn.Module, b: dict) -> bool:
 def test_every_form_of_a_run_gives_the_same_model(run):
     final = torch.load(run / "model.pth", weights_only=True)
     newest = latest_checkpoint(run)
-    for path, file in ((run, run / "model.pth"), (newest, newest / "state.pt"),
+    for path, file in ((run, newest / "state.pt"), (newest, newest / "state.pt"),
                        (newest / "state.pt", newest / "state.pt")):
         loaded = load_model(path, overrides={})
         assert loaded.file == file
@@ -45,6 +45,14 @@ def test_a_run_still_training_is_read_from_its_newest_checkpoint(run, tmp_path):
     (running / "model.pth").unlink()
     loaded = load_model(running, overrides={})
     assert loaded.file == latest_checkpoint(running) / "state.pt"
+
+
+def test_a_run_without_checkpoints_is_read_from_model_pth_with_its_config_yaml(run, tmp_path):
+    bare = Path(shutil.copytree(run, tmp_path / "bare"))
+    shutil.rmtree(bare / "checkpoints")
+    loaded = load_model(bare, overrides={})
+    assert loaded.file == bare / "model.pth" and loaded.config_file == bare / "config.yaml"
+    assert loaded.config.layers == (6,)
 
 
 def test_a_seed_format_file_takes_its_shape_from_the_flags(run):
