@@ -42,6 +42,7 @@ def smoke_run(smoke_experiment):
 def test_smoke_search_runs_end_to_end(smoke_run):
     stdout, experiment = smoke_run
     assert "Best trial" in stdout
+    assert "worker processes have been started" not in stdout  # Ray's warning, nothing wrong
     assert f"Experiment: {experiment}" in stdout
     assert list(experiment.glob("experiment_state-*.json")), "Ray's experiment state is missing"
     assert (experiment / "tuner.pkl").exists()

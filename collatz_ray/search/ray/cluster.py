@@ -38,6 +38,12 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     if address is None:
         _match_driver_auth_mode()
         _private_token_file()
+        # A trial is ~8 Ray processes (trial actor, Train controller, worker, helpers), so
+        # the raylet's "N PYTHON worker processes have been started ... 4x the maximum
+        # expected startup concurrency" warning fires on every 2-CPU search although
+        # nothing is wrong. Let the embedded raylet start more at once, which also puts
+        # the warning where it would mean something.
+        os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(max(16, 8 * (os.cpu_count() or 1))))
         port = _free_local_port()
         with _single_machine_mode():
             # address="local": a new instance even when `ray start` left a cluster on
