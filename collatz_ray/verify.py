@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, integer_expression, number, positive_int
+from collatz_ray._progress import ProgressBar
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.config import add_config_flags, flag_overrides
 
@@ -111,29 +111,6 @@ def build_scan(args: argparse.Namespace):
     return scan
 
 
-class ProgressBar:
-    """A one-line bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.enabled, self.last = total, sys.stderr.isatty(), 0.0
-
-    def update(self, done: int, numbers: int, seconds: float) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.2 and done < self.total):
-            return
-        self.last = now
-        rate = numbers / seconds if seconds > 0 else 0.0
-        filled = int(30 * done / self.total)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] chunk {done}/{self.total} "
-                         f"{rate:,.0f} n/s ")
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 80 + "\r")
-            sys.stderr.flush()
-
-
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -176,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for result in results:
         progress.record(result)
         scanned += result["numbers"]
-        bar.update(len(progress.done), scanned, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        bar.show(len(progress.done), f"chunk {len(progress.done)}/{len(chunks)} "
+                                     f"{scanned / seconds if seconds > 0 else 0.0:,.0f} n/s")
     bar.clear()
     seconds = time.perf_counter() - start
     report = {"checkpoint": str(loaded.file), **identity, "complete": len(progress.done) == len(chunks),

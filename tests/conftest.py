@@ -31,19 +31,7 @@ def pytest_configure(config):
     os.environ[_CACHE_ENV] = _session_cache
 
 
-#: Fixtures too expensive to make twice (or, for the wheel built in the source tree, not
-#: safely made twice at once): the tests that use one run on the same xdist worker. The
-#: smoke search uses the installed wheel, so it shares that group.
-SHARED_FIXTURES = ("installed_python", "faulty_search")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        for name in SHARED_FIXTURES:
-            if name in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(name))
-                break
     # Real searches first: they are the long poles, so they should not start last.
     items.sort(key=lambda item: 0 if "/e2e/" in str(item.path) or "smoke_experiment" in
                getattr(item, "fixturenames", ()) else 1)
@@ -65,6 +53,24 @@ def eval_csv(tmp_path_factory) -> Path:
     return path
 
 
+def once_per_session(tmp_path_factory, name: str, make) -> Path:
+    """`make(directory)` once for the whole test session, across xdist workers too: the
+    first worker to ask makes it under a file lock, the others wait and reuse it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this session
+    directory, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)  # a worker's failed attempt
+            directory.mkdir(parents=True)
+            make(directory)
+            done.touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def installed_python(tmp_path_factory) -> Path:
     """The Python of a fresh venv holding collatz-ray as a built wheel, not the checkout.
@@ -77,24 +83,25 @@ def installed_python(tmp_path_factory) -> Path:
     import sys
     import sysconfig
 
-    root = tmp_path_factory.mktemp("installed")
-    wheels = root / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(wheels), str(REPO)], check=True, capture_output=True, timeout=300)
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    # A plain path line: the dependencies, but not this checkout's editable-install hook.
-    Path(site, "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    (wheel,) = wheels.glob("collatz_ray-*.whl")
-    # --ignore-installed: the dependencies' site-packages holds this checkout's editable
-    # install under the same version, which pip would otherwise take as already there.
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--no-deps", "--ignore-installed", str(wheel)], check=True, capture_output=True,
-                   timeout=300)
-    return python
+    def make(root: Path) -> None:
+        wheels = root / "wheels"
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--wheel-dir", str(wheels), str(REPO)], check=True, capture_output=True, timeout=300)
+        venv = root / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+        site = subprocess.run([str(venv / "bin" / "python"), "-c",
+                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        # A plain path line: the dependencies, but not this checkout's editable-install hook.
+        Path(site, "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        (wheel,) = wheels.glob("collatz_ray-*.whl")
+        # --ignore-installed: the dependencies' site-packages holds this checkout's
+        # editable install under the same version, which pip would otherwise take as there.
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                        "--quiet", "--no-deps", "--ignore-installed", str(wheel)], check=True,
+                       capture_output=True, timeout=300)
+
+    return once_per_session(tmp_path_factory, "installed", make) / "venv" / "bin" / "python"
 
 
 @pytest.fixture(scope="session")
@@ -105,15 +112,17 @@ def smoke_experiment(tmp_path_factory, eval_csv, installed_python) -> Path:
     read experiments. Tests that change it work on a copy."""
     import subprocess
 
-    storage = tmp_path_factory.mktemp("smoke_search")
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-    # RAY_ADDRESS=local: a fresh embedded Ray even when /tmp/ray/ray_current_cluster
-    # names a `ray start` cluster (another test's, maybe dead), which ray.init() would join.
-    proc = subprocess.run([str(installed_python), "-m", "collatz_ray.tune", "--space", "lookahead", "--smoke",
-                           "--storage", str(storage), "--name", "smoke",
-                           "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2"],
-                          capture_output=True, text=True, timeout=900, cwd=elsewhere,
-                          env=installed_env(RAY_ADDRESS="local"))
-    assert proc.returncode == 0, f"smoke search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    (storage / "tune.out").write_text(proc.stdout)  # what the user saw, for tests of it
-    return storage / "smoke"
+    def make(root: Path) -> None:
+        storage, elsewhere = root / "storage", root / "elsewhere"
+        elsewhere.mkdir()
+        # RAY_ADDRESS=local: a fresh embedded Ray even when /tmp/ray/ray_current_cluster
+        # names a `ray start` cluster (another test's, maybe dead), which ray.init() would join.
+        proc = subprocess.run([str(installed_python), "-m", "collatz_ray.tune", "--space", "lookahead", "--smoke",
+                               "--storage", str(storage), "--name", "smoke",
+                               "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2"],
+                              capture_output=True, text=True, timeout=900, cwd=elsewhere,
+                              env=installed_env(RAY_ADDRESS="local"))
+        assert proc.returncode == 0, f"smoke search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        (storage / "tune.out").write_text(proc.stdout)  # what the user saw, for tests of it
+
+    return once_per_session(tmp_path_factory, "smoke_search", make) / "storage" / "smoke"

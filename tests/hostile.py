@@ -56,3 +56,22 @@ def corrupt(file: Path) -> None:
 def snapshot(directory: Path) -> dict[str, bytes]:
     """Every file under `directory` by relative path, with its bytes."""
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def broken_model(kind: str, layers: tuple[int, ...] = (8, 8)):
+    """A model whose V is NaN everywhere (weights set to NaN), or +inf everywhere (an
+    infinite output bias), at lookahead 10."""
+    import torch
+
+    from collatz_ray.syracuse.features import FeatureSpec
+    from collatz_ray.trainer.model import LyapunovMLP
+
+    torch.manual_seed(0)
+    model = LyapunovMLP(FeatureSpec(10).dim, layers)
+    with torch.no_grad():
+        if kind == "nan":
+            for parameter in model.parameters():
+                parameter.fill_(float("nan"))
+        else:
+            model.net[-2].bias.fill_(float("inf"))
+    return model

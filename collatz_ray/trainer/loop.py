@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +21,7 @@ from typing import Any, Callable
 import torch
 import yaml
 
+from collatz_ray._progress import ProgressBar
 from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.features import FeatureSpec
@@ -54,31 +54,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("device 'cuda' requested but no CUDA device is available")
     return torch.device(name)
-
-
-class _Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled = total, enabled and sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, epoch: int, loss: float, rate: float) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.last < 0.2:
-            return
-        self.last = now
-        width = 30
-        done = int(width * epoch / self.total)
-        eta = (self.total - epoch) / rate if rate > 0 else 0
-        sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {epoch}/{self.total} "
-                         f"loss {loss:.4f} {rate:.0f} ep/s eta {eta:.0f}s ")
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 90 + "\r")
-            sys.stderr.flush()
 
 
 def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None, overwrite: bool = False,
@@ -151,7 +126,7 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
 
     say(format_log_header())  # on resume too: the lines that follow continue the run's log
     last_metrics: dict[str, Any] = {}
-    progress = _Progress(config.epochs, verbose)
+    progress = ProgressBar(config.epochs, enabled=verbose)
     queue: list = []
     interval_loss, interval_epochs = 0.0, 0
     interval_start = run_start = time.monotonic()
@@ -178,7 +153,9 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
         interval_epochs += 1
         done = epoch + 1
         elapsed = time.monotonic() - interval_start
-        progress.update(done, loss_value, interval_epochs / elapsed if elapsed > 0 else 0.0)
+        rate = interval_epochs / elapsed if elapsed > 0 else 0.0
+        eta = (config.epochs - done) / rate if rate > 0 else 0.0
+        progress.show(done, f"{done}/{config.epochs} loss {loss_value:.4f} {rate:.0f} ep/s eta {eta:.0f}s")
 
         if done % config.eval_interval == 0 or done == config.epochs:
             metrics = evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=device)

@@ -399,9 +399,6 @@ def _runnable() -> dict[tuple[str, ...], list[Command]]:
 
 
 RUNNABLE = _runnable()
-#: The smoke search is made lazily (Fixtures), so conftest cannot see that this module
-#: uses it: keep the module on the xdist worker that builds the wheel and runs it.
-pytestmark = pytest.mark.xdist_group("installed_python")
 
 
 def test_every_command_line_is_run_or_exempt():

@@ -18,13 +18,11 @@ import pytest
 import torch
 
 from clitools import run_command
-from collatz_ray.syracuse.features import FeatureSpec
+from runs import read_metrics, without_timing
 from collatz_ray.trainer.checkpoints import LOCK_FILE, load_checkpoint
-from collatz_ray.trainer.model import LyapunovMLP
-from hostile import corrupt, hostile_checkpoint, snapshot
+from hostile import broken_model, corrupt, hostile_checkpoint, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
-TIMING_KEYS = {"seconds", "epochs_per_second", "samples_per_second"}
 
 
 def tiny_run(eval_csv: Path) -> list[str]:
@@ -32,8 +30,7 @@ def tiny_run(eval_csv: Path) -> list[str]:
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in rows]
+    return without_timing(read_metrics(run_dir))
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +105,7 @@ def test_a_run_still_going_refuses_a_second_train_naming_it(tmp_path, eval_csv):
 
 @pytest.mark.parametrize("kind", ["nan", "inf"])
 def test_evaluate_scores_a_model_with_non_finite_v_as_failing_in_valid_json(tmp_path, eval_csv, kind):
-    model = LyapunovMLP(FeatureSpec(10).dim, (8,))
-    with torch.no_grad():
-        if kind == "nan":
-            for parameter in model.parameters():
-                parameter.fill_(float("nan"))
-        else:
-            model.net[-2].bias.fill_(float("inf"))
+    model = broken_model(kind, layers=(8,))
     torch.save(model.state_dict(), tmp_path / "model.pth")
     outcome = run_command("evaluate", "--checkpoint", tmp_path / "model.pth", "--layers", "8",
                           "--eval-csv", eval_csv, "--json")

@@ -17,10 +17,10 @@ import torch
 import yaml
 
 from clitools import run_command
+from runs import read_metrics
 from collatz_ray.trainer.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
-TIMING_KEYS = {"seconds", "epochs_per_second", "samples_per_second"}
 
 
 def _env() -> dict[str, str]:
@@ -44,9 +44,6 @@ def assert_usage_error(proc: subprocess.CompletedProcess, *fragments: str) -> st
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
 
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from raycluster import RAY, LocalCluster, free_port
-
-#: `--address auto` joins the cluster the last `ray start` on this machine made: one at a time.
-pytestmark = pytest.mark.xdist_group("ray_start")
 
 TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 

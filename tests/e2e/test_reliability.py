@@ -231,7 +231,7 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     name this tool's --resume. In the end every evaluation is recorded exactly once, in
     order, although result.json in storage lags behind the trials' checkpoints."""
     rng = random.Random(os.environ.get("RELIABILITY_SEED", "2"))
-    num_samples, epochs, every = 3, 100, 20
+    num_samples, epochs, every = 3, 60, 20
     space = write_space(tmp_path / "driver_kill.yaml",
                         budget={"epochs": epochs, "eval_interval": every, "grace_epochs": epochs,
                                 "num_samples": num_samples},
@@ -435,7 +435,7 @@ def test_storage_failing_mid_run_stops_with_one_line_and_keeps_finished_results(
     epochs = 60
     space = write_space(tmp_path / "storage_fault.yaml",
                         budget={"epochs": epochs, "eval_interval": 20, "grace_epochs": epochs,
-                                "num_samples": 3},
+                                "num_samples": 2},
                         parameters={"lookahead": {"values": [5, 10, 20]}})
     storage = tiny_tmpfs / "results"
     experiment = storage / "sf"

@@ -29,7 +29,7 @@ def _spawn(args: list[str], cwd) -> pexpect.spawn:
 
 
 def test_ctrl_c_stops_cleanly_and_the_printed_resume_finishes(tmp_path, eval_csv):
-    args = ["--space", "full", "--smoke", "--num-samples", "2", "--epochs", "400", "--storage",
+    args = ["--space", "full", "--smoke", "--num-samples", "2", "--epochs", "200", "--storage",
             str(tmp_path / "results"), "--name", "tty", "--eval-csv", str(eval_csv), "--seed", "1"]
     child = _spawn(args, tmp_path)
     child.expect(r"Columns: ")                    # the legend, printed once

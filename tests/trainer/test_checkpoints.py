@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from hostile import corrupt, hostile_checkpoint, snapshot
+from runs import read_metrics, without_timing
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.checkpoints import (CHECKSUM_FILE, LOCK_FILE, latest_checkpoint, load_checkpoint,
                                             read_weights, resumable_checkpoint, torch_bytes)
@@ -25,7 +26,6 @@ from collatz_ray.trainer.loop import train
 from collatz_ray.trainer.model import build_model
 
 OLD_LAYOUT = Path(__file__).resolve().parents[1] / "data" / "old_layout"
-TIMING_KEYS = {"seconds", "epochs_per_second", "samples_per_second"}
 
 
 def one_line_error(call, *fragments: str) -> str:
@@ -46,12 +46,6 @@ def tiny(eval_csv: Path, **overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def without_timing(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in rows]
 
 
 @pytest.fixture(scope="module")

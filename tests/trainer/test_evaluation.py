@@ -13,22 +13,10 @@ from collatz_ray.trainer.evalset import load_evalset
 from collatz_ray.trainer.evaluation import evaluate
 from collatz_ray.trainer.model import LyapunovMLP
 from collatz_ray.trainer.text import format_report, strict_json
+from hostile import broken_model
 
 MARGIN_KEYS = ("margin_mean", "margin_median", "margin_min", "margin_5pct", "growth_margin_mean",
                "growth_margin_min")
-
-
-def broken_model(kind: str) -> LyapunovMLP:
-    """V NaN everywhere (weights set to NaN), or +inf everywhere (an infinite output bias)."""
-    torch.manual_seed(0)
-    model = LyapunovMLP(FeatureSpec(10).dim, (8, 8))
-    with torch.no_grad():
-        if kind == "nan":
-            for parameter in model.parameters():
-                parameter.fill_(float("nan"))
-        else:
-            model.net[-2].bias.fill_(float("inf"))
-    return model
 
 
 @pytest.mark.parametrize("kind", ["nan", "inf"])

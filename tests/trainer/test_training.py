@@ -6,7 +6,6 @@ epochs, on the CPU, scored against the session's 500-row evaluation CSV."""
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from runs import read_metrics, without_timing
 from collatz_ray.syracuse import arith, limbs
 from collatz_ray.trainer import data, loss as loss_mod
 from collatz_ray.trainer.config import TrainConfig
@@ -28,7 +28,6 @@ from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
 from collatz_ray.trainer.loop import TrainingDiverged, _is_mining_epoch, _mine, train
 from collatz_ray.trainer.model import build_model
 
-TIMING_KEYS = {"seconds", "epochs_per_second", "samples_per_second"}
 CPU = torch.device("cpu")
 
 
@@ -39,12 +38,6 @@ def tiny(eval_csv: Path, **overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def without_timing(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in rows]
 
 
 def state_equal(a: dict, b: dict) -> bool:
