@@ -61,7 +61,8 @@ def hold_lock(path: Path, *, what: str) -> Iterator[None]:
     finally:
         with _held_guard:
             del _held[path]
-        path.unlink(missing_ok=True)  # while still locked: see the module docstring
+        with contextlib.suppress(OSError):  # a storage gone read-only keeps the file: harmless
+            path.unlink(missing_ok=True)  # while still locked: see the module docstring
         os.close(fd)  # releases the lock
 
 

@@ -5,7 +5,6 @@ checkpoint or other flags, and bad input as one line with exit status 2."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -102,19 +101,6 @@ def test_a_progress_file_refuses_another_checkpoint_or_other_flags(runs, tmp_pat
         "scan.json.progress", "another checkpoint")
     run_command("verify", "--checkpoint", runs["a"], "--range", "3..200", "--out", out).one_error_line(
         "scan.json.progress", "other settings (scan)")
-
-
-def test_the_bar_is_drawn_on_a_terminal_only(monkeypatch):
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    for stream, drawn in ((Terminal(), True), (io.StringIO(), False)):
-        monkeypatch.setattr("sys.stderr", stream)
-        bar = verify_command.ProgressBar(4)
-        bar.update(4, 1000, 0.5)
-        assert ("chunk 4/4" in stream.getvalue()) == drawn
-        assert ("2,000 n/s" in stream.getvalue()) == drawn
 
 
 BAD = {

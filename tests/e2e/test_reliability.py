@@ -310,8 +310,10 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     search = Search(tmp_path, "round2", *resume_args)
     try:
         target = sum(map(len, seen.values())) + rng.randint(1, 3)
+        # "Dashboard:" is printed once the search has joined Ray and handles signals.
         wait_for(lambda: not search.running()
-                 or sum(map(len, epochs_by_trial(experiment, partial_ok=True).values())) >= target,
+                 or ("Dashboard:" in search.stdout()
+                     and sum(map(len, epochs_by_trial(experiment, partial_ok=True).values())) >= target),
                  timeout=500, what=f"{target} reports in all")
         if search.running():
             kill_and_clean(search, graceful=True)
