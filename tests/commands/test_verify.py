@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from clitools import run_command
-from collatz_ray import verify as verify_command
 from collatz_ray.trainer import verify as verify_lib
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loop import train
