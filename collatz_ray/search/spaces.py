@@ -1,7 +1,7 @@
 """Search spaces: which trainer settings a hyperparameter search varies, and over what.
 
 A search space is a YAML file in search_spaces/ (the format is documented in
-search_spaces/README.md). It holds one search's question: the budget ASHA may spend,
+docs/spaces.md). It holds one search's question: the budget ASHA may spend,
 the settings held fixed, and the distributions Optuna's TPE samples, with conditions
 (`when`) so that, say, mining knobs are only sampled when mining is on. Everything is
 checked when the file is loaded, against the same TrainConfig the trainer validates, so
