@@ -24,9 +24,11 @@ from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
 from collatz_ray.search.plan import dry_run, plan_line, size_search
 from collatz_ray.search.resources import TRIAL_ACTOR_CPU, trial_resources
-from collatz_ray.search.settings import SearchSettings, experiment_space, join, load_settings_json
+from collatz_ray.search.settings import (SETTINGS_FILE, SearchSettings, experiment_space, join,
+                                         load_settings_json, save_settings)
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
+from collatz_ray.search.study import check_study, resolve_study
 from collatz_ray.trainer.text import format_report
 
 
@@ -50,6 +52,10 @@ def parser() -> ArgumentParser:
                    help="--storage is a directory every node sees (a mount the check does not "
                         "recognise, or nodes on one machine)")
     p.add_argument("--resume", action="store_true", help="finish the experiment --name")
+    p.add_argument("--extend", metavar="NAME", help="add --num-samples trials to experiment NAME; TPE "
+                   "learns from all of its earlier trials")
+    p.add_argument("--optuna-storage", metavar="URL", help="SQLAlchemy URL of the database that records "
+                   "the Optuna study (default: optuna.db inside the experiment)")
     p.add_argument("--cpus-per-trial", type=_cpus_per_trial, default=1.0,
                    help="CPUs per trial, >= 0.2; 0.1 of it holds the Tune trial actor (default 1)")
     p.add_argument("--gpus-per-trial", type=nonnegative_float,
@@ -146,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _search(args) -> int:
     storage = resolve_storage(args.storage)
+    extend = _extension(args)
     if args.name is not None:
         check_name(args.name)
     saved = None
@@ -153,8 +160,11 @@ def _search(args) -> int:
         if not args.name:
             raise UsageError("--resume needs --name of the experiment to finish")
         saved = load_settings_json(storage, args.name)
-        if saved is None and not args.space:
-            raise UsageError(f"--resume --name {args.name}: no experiment of that name under {storage}")
+        if saved is None and (extend or not args.space):
+            flag = f"--extend {args.name}" if extend else f"--resume --name {args.name}"
+            raise UsageError(f"{flag}: no experiment of that name under {storage}")
+        if extend:
+            args.num_samples = _saved_num_samples(saved, storage, args.name) + extend
     elif args.name and _exists(storage, args.name):
         raise UsageError(f"--name {args.name}: an experiment of that name exists under {storage}; "
                          f"finish it with --resume --name {args.name}, or choose another --name")
@@ -180,7 +190,37 @@ def _search(args) -> int:
     with _experiment_lock(storage, name):
         if not args.resume and _exists(storage, name):  # made while this one was checking
             raise UsageError(f"--name {name}: an experiment of that name exists under {storage}")
-        return _start(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv)
+        study = resolve_study(given=args.optuna_storage, saved=saved, experiment_dir=join(storage, name),
+                              name=name, remote="://" in storage)
+        if study is not None and not study.in_experiment:
+            check_study(study, resuming=args.resume)
+        return _start(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
+                      study=study, extend=extend)
+
+
+def _extension(args) -> int:
+    """--extend NAME is a resume of NAME that may create --num-samples trials more."""
+    if args.extend is None:
+        return 0
+    if args.resume or args.name:
+        raise UsageError("--extend NAME names the experiment itself: drop --resume and --name")
+    if args.num_samples is None:
+        raise UsageError(f"--extend {args.extend}: give --num-samples, the number of trials to add")
+    for flag in ("epochs", "eval_interval", "grace_epochs", "reduction_factor"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--extend {args.extend}: --{flag.replace('_', '-')} cannot change: new trials "
+                             "run at the experiment's budget, so that all of them compare")
+    args.resume, args.name = True, args.extend
+    extra, args.num_samples = args.num_samples, None
+    return extra
+
+
+def _saved_num_samples(saved: dict[str, Any], storage: str, name: str) -> int:
+    value = (saved.get("budget") or {}).get("num_samples")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UsageError(f"{join(storage, name, SETTINGS_FILE)}: budget.num_samples: expected an integer "
+                         f">= 1, got {str(value)[:40]!r}")
+    return value
 
 
 def _experiment_lock(storage: str, name: str):
@@ -191,7 +231,7 @@ def _experiment_lock(storage: str, name: str):
     return hold_lock(Path(storage) / f".{name}.lock", what=f"experiment {name}")
 
 
-def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None) -> int:
+def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None, study, extend: int) -> int:
     """Everything the user typed is checked: start or join Ray, run, and shut down."""
     from collatz_ray.search.ray import cluster
 
@@ -201,7 +241,7 @@ def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None
     with stop_cleanly_on_signals() as interruption:
         try:
             status = _run(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
-                          resources=resources)
+                          resources=resources, study=study, extend=extend)
         except KeyboardInterrupt:
             if interruption.signum is None:
                 raise
@@ -217,7 +257,7 @@ def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None
 
 
 def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
-         resources: dict[str, float]) -> int:
+         resources: dict[str, float], study, extend: int) -> int:
     """On the cluster: size the trials, then run or resume the search and report."""
     from collatz_ray.search.ray import cluster, tuner
     from collatz_ray.search.ray.status import legend
@@ -232,16 +272,20 @@ def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
         space=space, storage=storage, experiment=name, cpus_per_trial=share.cpus,
         gpus_per_trial=share.gpus, seed=(saved or {}).get("seed", args.seed),
         max_concurrent=args.max_concurrent or share.fits, eval_csv=eval_csv,
-        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)))
+        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)), study=study)
     if args.resume and not tuner.can_restore(settings):
         raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
+    if extend:
+        save_settings(settings)  # the new total of trials, for the summaries
     b = space.budget
     print(plan_line(sizing, concurrency=settings.max_concurrent, cpus=share.cpus, gpus=share.gpus,
                     path=settings.path))
     print(f"Dashboard: {cluster.dashboard_url() or 'none (ray[default] not installed?)'}")
+    if study is not None:
+        print(f"Optuna study {study.study_name!r} in {study.shown} (optuna-dashboard {study.shown})")
     print(legend([p.name for p in space.parameters]), flush=True)
     try:
-        grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume)
+        grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume, extend=extend)
     except StorageFailed as err:
         # Not a usage error (exit 2): the search ran and its storage gave out. One line,
         # last on stderr after Ray's own log lines.

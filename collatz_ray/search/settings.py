@@ -3,6 +3,7 @@
     <storage>/<experiment>/
         collatz_search.json    SearchSettings: what `--resume` needs to rebuild the search
         space.yaml             the search space file as it was when the search started
+        optuna.db              the Optuna study (unless --optuna-storage put it elsewhere)
         experiment_state-*.json, searcher-state-*.pkl, tuner.pkl   Ray Tune's own state
         collatz_trial_<id>/    one Tune trial: params.json, result.json, train_config.json
         _train/<id>/           the Ray Train run inside that trial: its checkpoints
@@ -22,6 +23,7 @@ from collatz_ray.errors import UsageError
 
 if TYPE_CHECKING:
     from collatz_ray.search.spaces import SearchSpace
+    from collatz_ray.search.study import StudyStorage
 
 SETTINGS_FILE = "collatz_search.json"
 #: A copy of the space file, so a resume never depends on the file where it came from.
@@ -47,6 +49,9 @@ class SearchSettings:
     max_concurrent: int
     eval_csv: str | None = None
     start_timeout_s: float = 120.0
+    #: The Optuna study's database; None for an experiment from before studies were
+    #: recorded (and in pickles of such experiments).
+    study: StudyStorage | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"space_path": str(self.space.path), "space_name": self.space.name,
@@ -55,7 +60,8 @@ class SearchSettings:
                 "storage": self.storage, "experiment": self.experiment,
                 "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
                 "seed": self.seed, "max_concurrent": self.max_concurrent,
-                "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s}
+                "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s,
+                **({"study": self.study.to_json()} if self.study is not None else {})}
 
     @property
     def path(self) -> str:

@@ -363,6 +363,18 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     for tid, seq in epochs_by_trial(experiment).items():
         assert seq == list(range(every, epochs + 1, every)), f"trial {tid}: evaluations lost or repeated: {seq}"
     assert finished_bytes, "no trial had finished before the first kill"
+    # The Optuna study agrees with Tune after two kills: one finished Optuna trial per
+    # Tune trial with every evaluation keyed by its epoch, and none left running (a trial
+    # asked just before a kill that Tune never recorded is failed and marked orphaned).
+    import optuna
+
+    study = optuna.load_study(study_name="dk", storage=f"sqlite:///{experiment / 'optuna.db'}")
+    assert not [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    by_tune = {t.user_attrs["tune_trial_id"]: t for t in study.trials if not t.user_attrs.get("orphaned")}
+    assert set(by_tune) == set(dirs), (sorted(by_tune), sorted(dirs))
+    for tid, trial in by_tune.items():
+        assert trial.state == optuna.trial.TrialState.COMPLETE, (tid, trial.state)
+        assert sorted(trial.intermediate_values) == list(range(every, epochs + 1, every)), tid
     print(f"{kills} driver kills; rounds took {[round(r) for r in rounds]} s; "
           f"finished before a kill: {sorted(finished_bytes)}")
 

@@ -107,7 +107,10 @@ def trainable(settings: SearchSettings):
     resources: dict[str, float] = {"CPU": TRIAL_ACTOR_CPU}
     if ray.is_initialized() and ray.cluster_resources().get(DRIVER_RESOURCE, 0) > 0:
         resources[DRIVER_RESOURCE] = DRIVER_RESOURCE_SHARE
-    return tune.with_resources(tune.with_parameters(collatz_trial, settings=settings), resources)
+    # A trial needs no study database (and its URL may carry a password): leave it out of
+    # what Tune pickles and ships to the trials.
+    trial_settings = dataclasses.replace(settings, study=None)
+    return tune.with_resources(tune.with_parameters(collatz_trial, settings=trial_settings), resources)
 
 
 class _NoProcessGroup(Backend):

@@ -9,15 +9,14 @@ from typing import Any
 
 from ray import cloudpickle, tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
+from collatz_ray.search.ray.searcher import StudySearch
 from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.trial import trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
-from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
 
 #: Optuna warns each time a restored trial reports a step it already holds; the reports
@@ -25,22 +24,13 @@ from collatz_ray.search.storage import StorageFailed, storage_failure_line, stor
 warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
 
 
-def make_searcher(space: SearchSpace, *, seed: int) -> OptunaSearch:
-    """TPE over the space's define-by-run function, seeded: the same seed suggests the
-    same configs in the same order (given the same results in the same order)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # constant_liar: TPE treats running trials as bad guesses, so concurrent trials
-    # spread out instead of piling onto one region.
-    sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-    return OptunaSearch(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler)
-
-
 def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1) -> tune.Tuner:
+    """TPE over the space's define-by-run function, seeded (the same seed suggests the
+    same configs in the same order, given the same results in the same order) and
+    recorded in the study database; ASHA stops trials on the objective."""
     space = settings.space
     budget = space.budget
-    searcher = make_searcher(space, seed=settings.seed)
+    searcher = StudySearch(space, seed=settings.seed, storage=settings.study, max_epochs=budget.epochs)
     scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
                               grace_period=budget.grace_epochs,
                               reduction_factor=budget.reduction_factor)
@@ -69,13 +59,14 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
     )
 
 
-def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
-    """Run (or resume) the search and return Ray's ResultGrid. Raises StorageFailed,
-    with one line, when the experiment's storage stopped taking writes."""
+def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, extend: int = 0):
+    """Run (or resume) the search and return Ray's ResultGrid; `extend` adds that many
+    trials to a resumed one. Raises StorageFailed, with one line, when the experiment's
+    storage stopped taking writes."""
     path = settings.path
     try:
         if resume:
-            tuner = _restore(settings)
+            tuner = _restore(settings, extend=extend)
         else:
             save_settings(settings)
             tuner = build_tuner(settings, num_samples=num_samples)
@@ -93,20 +84,27 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
                                                  problem)) from None
 
 
-def _restore(settings: SearchSettings) -> tune.Tuner:
+def _restore(settings: SearchSettings, *, extend: int = 0) -> tune.Tuner:
     """Tune's restore, with damaged state (a truncated tuner.pkl or searcher state) said
-    in one line instead of an unpickling traceback."""
+    in one line instead of an unpickling traceback. An extension leaves errored trials
+    as they are; a plain resume retries them."""
     try:
-        _retarget_new_trials(settings)
-        return tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=True)
+        _retarget_new_trials(settings, extend=extend)
+        tuner = tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=not extend)
+        # The searcher Tune restores its state into; a restored Tuner has no public handle on it.
+        searcher = tuner._local_tuner._tune_config.search_alg
+        if isinstance(searcher, StudySearch):
+            searcher.use_storage(settings.study)
+        return tuner
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             ImportError, IndexError, KeyError) as err:
         raise UsageError(f"{settings.path}: Tune's saved state cannot be read ({type(err).__name__}: "
                          f"{str(err)[:120]}); the trials' files are untouched") from None
 
 
-def _retarget_new_trials(settings: SearchSettings) -> None:
-    """Make trials that a restored search creates land in the experiment where it now is.
+def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
+    """Make trials that a restored search creates land in the experiment where it now is,
+    and let it create `extend` trials more than it was started with.
 
     Tune moves the trials it restores to a moved or renamed experiment, but new trials
     copy the storage of the experiment spec saved with the search generator's state
@@ -114,23 +112,50 @@ def _retarget_new_trials(settings: SearchSettings) -> None:
     names the old place: after `cp -r results/k1 results/k1c` and a resume of k1c, new
     trials wrote to k1 (or, with k1 gone, only to Ray's session directory). Point that
     saved storage at the experiment's current place first (local storage; a remote one
-    is only ever resumed where it is)."""
+    is only ever resumed where it is).
+
+    The same saved state counts the trials the search generator may still create
+    (`total_samples`); an extension raises it and clears `finished`."""
     if "://" in settings.storage:
+        if extend:
+            raise UsageError(f"--extend {settings.experiment}: experiments on remote storage cannot be "
+                             "extended in place; copy it to a local directory first")
         return
     states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
     if not states:
+        if extend:
+            raise UsageError(f"--extend {settings.experiment}: {settings.path} holds no search state "
+                             "(search_gen_state-*.json) to extend")
         return
     newest = states[-1]  # the one Tune loads: names sort by time
     with open(newest, "rb") as handle:
         state = cloudpickle.load(handle)
-    storage = getattr(state.get("experiment") if isinstance(state, dict) else None, "storage", None)
-    if storage is None or (storage.storage_fs_path, storage.experiment_dir_name) == (
+    if not isinstance(state, dict):
+        raise ValueError(f"{newest.name}: not a search generator state")
+    changed = False
+    if extend:
+        state["total_samples"] = int(state["total_samples"]) + extend
+        state["finished"] = False
+        changed = True
+    storage = getattr(state.get("experiment"), "storage", None)
+    if storage is not None and (storage.storage_fs_path, storage.experiment_dir_name) != (
             settings.storage, settings.experiment):
-        return
-    # In place: the experiment's spec holds the same object.
-    storage.storage_fs_path = settings.storage
-    storage.experiment_dir_name = settings.experiment
-    write_atomically(newest, cloudpickle.dumps(state))
+        # In place: the experiment's spec holds the same object.
+        storage.storage_fs_path = settings.storage
+        storage.experiment_dir_name = settings.experiment
+        changed = True
+    if changed:
+        write_atomically(newest, cloudpickle.dumps(state))
+
+
+def trials_created(settings: SearchSettings) -> int | None:
+    """How many trials the experiment's search generator has created (None: unknown)."""
+    states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
+    try:
+        with open(states[-1], "rb") as handle:
+            return int(cloudpickle.load(handle)["counter"])
+    except (IndexError, OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError):
+        return None
 
 
 def can_restore(settings: SearchSettings) -> bool:

@@ -1,0 +1,199 @@
+"""TPE suggestions recorded in a study database, with ASHA's stops told to Optuna as such.
+
+Ray's OptunaSearch keys intermediate values by report index and tells every stopped
+trial COMPLETE, so TPE would weigh a value measured after 20k epochs like one after
+100k. StudySearch keys them by epoch and tells trials that stopped short of the budget
+PRUNED: TPE ranks every full-budget trial above them, and pruned ones by how far they
+got. It also keeps database connections (and passwords) out of Tune's pickles, writes
+through a lock held by someone else instead of crashing the driver, and, when a search
+resumes, settles what a killed driver left behind in the study. docs/search.md tells the
+whole story.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from typing import Any, Callable
+
+from ray.tune.search.optuna import OptunaSearch
+
+from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
+from collatz_ray.search.spaces import SearchSpace
+from collatz_ray.search.study import StudyStorage, open_storage
+
+log = logging.getLogger(__name__)
+
+#: The user attribute linking an Optuna trial to its Tune trial.
+TUNE_TRIAL_ATTR = "tune_trial_id"
+#: Set on a trial the study held as running although no Tune trial ran it (a driver
+#: killed between Optuna's ask and Tune's next save of its state).
+ORPHAN_ATTR = "orphaned"
+#: Attempts, with doubling waits from 1 s, at a database write another writer blocks.
+WRITE_ATTEMPTS = 4
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch over a study in a database (search/study.py)."""
+
+    def __init__(self, space: SearchSpace, *, seed: int, storage: StudyStorage, max_epochs: int) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # constant_liar: TPE treats running trials as bad guesses, so concurrent trials
+        # spread out instead of piling onto one region.
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        self._study_storage = storage
+        self._max_epochs = max_epochs
+        #: Tune trial id -> the Optuna trial's database id: what the pickles keep.
+        self._study_ids: dict[str, int] = {}
+        #: Tells the database refused, retried at every later event and on resume.
+        self._pending: dict[str, tuple[float | None, str]] = {}
+        super().__init__(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler,
+                         storage=open_storage(storage.url), study_name=storage.study_name)
+
+    # -- the database connection stays out of every pickle --------------------------------
+    _UNPICKLED = ("_storage", "_ot_study", "_ot_trials")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in self._UNPICKLED:
+            state[key] = None
+        # The URL may carry a password; the driver hands it over again on restore.
+        state["_study_storage"] = None
+        return state
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.__getstate__(), handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            saved = pickle.load(handle)
+        storage = self._study_storage
+        self.__dict__.update({k: v for k, v in saved.items() if k not in ("_study_storage", *self._UNPICKLED)})
+        self._study_storage = storage
+        self._ot_study = None
+
+    def use_storage(self, storage: StudyStorage) -> None:
+        """The study's database for a restored search (Tune's pickles do not hold it)."""
+        self._study_storage = storage
+        self._ot_study = None
+
+    def _study(self):
+        """The live study, connected (again) on first use after a restore."""
+        if self._ot_study is None:
+            self._connect()
+        return self._ot_study
+
+    def _connect(self) -> None:
+        import optuna
+
+        if self._study_storage is None:
+            raise RuntimeError("StudySearch restored without its study database (use_storage)")
+        self._storage = open_storage(self._study_storage.url)
+        self._ot_study = optuna.create_study(storage=self._storage, sampler=self._sampler,
+                                             pruner=optuna.pruners.NopPruner(),
+                                             study_name=self._study_storage.study_name,
+                                             direction="minimize" if MODE == "min" else "maximize",
+                                             load_if_exists=True)
+        self._ot_trials = {tid: optuna.Trial(self._ot_study, sid) for tid, sid in self._study_ids.items()}
+        self._settle()
+
+    def _settle(self) -> None:
+        """After a driver stopped: a trial the study holds as running but Tune never
+        recorded is failed (and marked), and tells that had not reached the database
+        are made now."""
+        from optuna.trial import TrialState
+
+        known = set(self._study_ids.values())
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen._trial_id not in known:
+                self._storage.set_trial_user_attr(frozen._trial_id, ORPHAN_ATTR, True)
+                self._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+        self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        from optuna.trial import TrialState
+
+        for trial_id, (value, state) in list(self._pending.items()):
+            self._tell(trial_id, value, TrialState[state])
+
+    # -- Tune's events --------------------------------------------------------------------
+    def suggest(self, trial_id: str):
+        study = self._study()
+        if trial_id not in self._ot_trials:
+            ot_trial = self._write(study.ask)
+            self._write(lambda: ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id))
+            self._ot_trials[trial_id] = ot_trial
+            self._study_ids[trial_id] = ot_trial._trial_id
+        return super().suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value, epoch = result.get(self.metric), result.get(TIME_ATTR)
+        if trial_id in self._completed_trials or value is None or epoch is None:
+            return
+        self._study()
+        self._write(lambda: self._ot_trials[trial_id].report(float(value), int(epoch)), quiet_if_finished=True)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        from optuna.trial import TrialState
+
+        if trial_id in self._completed_trials:
+            return
+        self._study()
+        self._flush_pending()
+        value = (result or {}).get(self.metric)
+        epoch = (result or {}).get(TIME_ATTR)
+        if value is not None and epoch is not None:
+            # Tune hands a trial's last result to on_trial_complete alone.
+            self._write(lambda: self._ot_trials[trial_id].report(float(value), int(epoch)),
+                        quiet_if_finished=True, give_up_quietly=True)
+        if error or value is None:
+            state, value = TrialState.FAIL, None
+        elif epoch is not None and epoch < self._max_epochs:
+            state, value = TrialState.PRUNED, None  # Optuna takes the last intermediate value
+        else:
+            state = TrialState.COMPLETE
+        self._tell(trial_id, value, state)
+        self._completed_trials.add(trial_id)
+
+    def _tell(self, trial_id: str, value: float | None, state) -> None:
+        self._pending[trial_id] = (value, state.name)
+        ot_trial = self._ot_trials[trial_id]
+        done = self._write(lambda: self._ot_study.tell(ot_trial, value, state=state), quiet_if_finished=True,
+                           give_up_quietly=True)
+        if done is not _FAILED:
+            del self._pending[trial_id]
+
+    def _write(self, action: Callable[[], Any], *, quiet_if_finished: bool = False,
+               give_up_quietly: bool = False):
+        """A database write, retried while another writer holds the lock. A write to a
+        trial the study already closed (a resumed trial reporting again, a tell the
+        driver made before it was killed) is skipped: the study has it."""
+        from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+        from sqlalchemy.exc import OperationalError
+
+        wait = 1.0
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return action()
+            except (UpdateFinishedTrialError, ValueError) as err:
+                finished = isinstance(err, UpdateFinishedTrialError) or str(err).startswith("Cannot tell a")
+                if quiet_if_finished and finished:
+                    return None
+                raise
+            except (OperationalError, StorageInternalError) as err:
+                if attempt + 1 == WRITE_ATTEMPTS:
+                    if give_up_quietly:
+                        log.warning("study database %s: a write failed %d times (%s); it is retried "
+                                    "at the next event and on --resume", self._study_storage.shown,
+                                    WRITE_ATTEMPTS, str(err).splitlines()[0][:160])
+                        return _FAILED
+                    raise
+                time.sleep(wait)
+                wait *= 2
+
+
+_FAILED = object()

@@ -1,0 +1,158 @@
+"""Where a search's Optuna study lives, checked before Ray starts.
+
+Every search records its study in a database: by default an SQLite file inside the
+experiment (`optuna.db`, nothing to start), or any SQLAlchemy URL given with
+`--optuna-storage` (PostgreSQL, MySQL, a shared SQLite file). The study is named after
+the experiment. The database holds every trial TPE has seen, with its intermediate
+values by epoch, so `optuna-dashboard`, `--extend` and the results' importances all read
+the same record.
+
+A password in a URL is never written to the experiment: the settings keep the URL with
+the password hidden, and a resume asks for it again (or use ~/.pgpass / PGPASSWORD).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from collatz_ray.errors import UsageError
+
+#: The default study database, inside the experiment directory.
+STUDY_FILE = "optuna.db"
+#: How long a writer waits for another's lock (SQLite) or for a server to answer.
+LOCK_WAIT_S = 30
+CONNECT_TIMEOUT_S = 10
+#: What the settings hold instead of a password.
+HIDDEN = "***"
+#: The extra to install for a database's driver, by SQLAlchemy dialect.
+_DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql"}
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyStorage:
+    """A study's database: its URL (password included, never saved) and the name."""
+
+    url: str
+    study_name: str
+    #: True for the default file inside the experiment (it moves with the experiment).
+    in_experiment: bool = False
+
+    @property
+    def shown(self) -> str:
+        """The URL as printed and saved: any password hidden."""
+        return hide_password(self.url)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"storage": None if self.in_experiment else self.shown, "study_name": self.study_name}
+
+
+def default_url(experiment_dir: str | Path) -> str:
+    return f"sqlite:///{Path(experiment_dir).resolve() / STUDY_FILE}"
+
+
+def hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy reads: nothing it could take a password from
+        return url
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
+
+
+def resolve_study(*, given: str | None, saved: dict[str, Any] | None, experiment_dir: str,
+                  name: str, remote: bool) -> StudyStorage | None:
+    """The study database of a search: --optuna-storage, else what the experiment
+    recorded, else the default file in the experiment. None for an experiment from
+    before studies were recorded (its TPE state lives in Tune's own pickles)."""
+    if saved is not None and "study" not in saved:
+        if given:
+            raise UsageError(f"--optuna-storage: experiment {name} was started before studies were "
+                             "recorded in a database; resume it without --optuna-storage")
+        return None
+    record = (saved or {}).get("study") or {}
+    if saved is not None and not isinstance(record, dict):
+        raise UsageError(f"{experiment_dir}: collatz_search.json: study: expected a mapping")
+    recorded = record.get("storage")
+    if recorded is not None and not isinstance(recorded, str):
+        raise UsageError(f"{experiment_dir}: collatz_search.json: study.storage: expected a URL or null")
+    study_name = record.get("study_name", name)
+    if not isinstance(study_name, str) or not study_name:
+        raise UsageError(f"{experiment_dir}: collatz_search.json: study.study_name: expected a name")
+    if given is not None:
+        if not given.strip():
+            raise UsageError("--optuna-storage: expected an SQLAlchemy URL such as "
+                             "sqlite:///path/study.db or postgresql://user@host/db")
+        if saved is not None and hide_password(given) != (recorded or "(the experiment's own optuna.db)"):
+            raise UsageError(f"--optuna-storage {hide_password(given)}: experiment {name} records its study "
+                             f"in {recorded or 'its own optuna.db'}; resume it with that database")
+        return StudyStorage(url=given, study_name=study_name)
+    if recorded is not None:
+        if HIDDEN in recorded:
+            raise UsageError(f"experiment {name} records its study in {recorded}: pass that URL again "
+                             "with --optuna-storage (passwords are not saved), or use ~/.pgpass")
+        return StudyStorage(url=recorded, study_name=study_name)
+    if remote:
+        # An SQLite file cannot live in s3:// and the like: keep it on the driver's disk.
+        local = Path.home() / ".cache" / "collatz-ray" / "studies"
+        local.mkdir(parents=True, exist_ok=True)
+        return StudyStorage(url=f"sqlite:///{local / (name + '.db')}", study_name=study_name)
+    return StudyStorage(url=default_url(experiment_dir), study_name=study_name, in_experiment=True)
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """Waits that turn a locked or unreachable database into an error, not a hang."""
+    dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if dialect == "sqlite":
+        return {"connect_args": {"timeout": LOCK_WAIT_S}}
+    if dialect in ("postgresql", "mysql"):
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    return {}
+
+
+def open_storage(url: str):
+    """Optuna's RDBStorage for `url`, or UsageError with one line saying why not."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url))
+    except ImportError as err:
+        dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
+        extra = _DRIVER_EXTRAS.get(dialect)
+        hint = f"; pip install 'collatz-ray[{extra}]'" if extra else ""
+        raise UsageError(f"--optuna-storage {hide_password(url)}: its database driver is not installed "
+                         f"({err.name or err}){hint}") from None
+    except Exception as err:  # SQLAlchemy's and Optuna's errors: a bad URL, no server, a lock
+        raise UsageError(f"--optuna-storage {hide_password(url)}: cannot open the study database "
+                         f"({_reason(err)})") from None
+
+
+def check_study(storage: StudyStorage, *, resuming: bool) -> None:
+    """Open the database now, before Ray: a new search must not join someone else's
+    study, and a resumed one must find its own."""
+    import optuna
+
+    rdb = open_storage(storage.url)
+    try:
+        names = {s.study_name for s in optuna.study.get_all_study_summaries(rdb, include_best_trial=False)}
+    except Exception as err:
+        raise UsageError(f"--optuna-storage {storage.shown}: cannot read its studies ({_reason(err)})") from None
+    finally:
+        rdb.remove_session()
+        rdb.engine.dispose()
+    if not resuming and storage.study_name in names:
+        raise UsageError(f"--optuna-storage {storage.shown}: it already holds a study named "
+                         f"{storage.study_name!r}; choose another --name, or --resume that experiment")
+    if resuming and storage.study_name not in names and not storage.in_experiment:
+        raise UsageError(f"--optuna-storage {storage.shown}: no study named {storage.study_name!r} there; "
+                         "the experiment recorded its study in another database")
+
+
+def _reason(err: BaseException) -> str:
+    """The first line of a database error, without SQLAlchemy's trailing help link."""
+    text = str(getattr(err, "orig", None) or err).strip().splitlines()
+    line = text[0] if text else type(err).__name__
+    return line.split(" (Background on this error")[0][:200]
