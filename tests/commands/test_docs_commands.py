@@ -174,6 +174,8 @@ NOT_RUN_HERE: list[tuple[str, str]] = [
     ("ray up", "starts a cloud cluster"), ("ray exec", "runs on a cloud cluster"),
     ("ray down", "stops a cloud cluster"), ("ray rsync-down", "copies from a cloud cluster"),
     ("ray dashboard", "tunnels to a cloud cluster"), ("ray attach", "opens a shell on a cloud cluster"),
+    ("optuna-dashboard", "a server that runs until stopped: tests/e2e/test_study_db.py starts it against a "
+                         "running search and reads its API"),
     ("ray start", "starts a Ray node (tests/e2e/test_cluster.py does, under its own control)"),
     ("ray get-auth-token", "writes ~/.ray/auth_token, the user's own token"),
     ("ray job", "submits to or reads a running Ray cluster"),
@@ -337,6 +339,8 @@ def _shrink_train(args, fixtures, cwd):
 def _shrink_tune(args, fixtures, cwd):
     if args[:2] == ["--resume", "--name"]:
         fixtures.make("experiment", cwd / "results" / args[2], args)
+    if args[:1] == ["--extend"]:
+        fixtures.make("experiment", cwd / "results" / args[1], args)
     return [*args, "--dry-run", "--eval-csv", str(fixtures.eval_csv)]
 
 
