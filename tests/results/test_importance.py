@@ -253,7 +253,8 @@ def test_a_trial_with_damaged_params_is_left_out_by_name_and_nothing_else_is_los
     data = json.loads(outcome.stdout)
     imp = data["importance"]
     assert imp["trials"] == 11 and imp["status"] == "ok"
-    assert imp["skipped"] == [f"{damaged}: {problem}" + imp["skipped"][0].split(problem)[1]]
+    assert len(imp["skipped"]) == 1, imp["skipped"]
+    assert imp["skipped"][0].startswith(f"{damaged}: {problem}")
     assert imp["skipped"][0].endswith("; trial left out")
     assert len(data["trials"]) == 12  # the rest of the summary still has every trial
     text = run_command("results", path).stdout
