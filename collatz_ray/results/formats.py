@@ -1,5 +1,6 @@
 """The machine-readable forms of a summary: JSON (best trial, ranked trials, the
-published log, every experiment named) and CSV (one row per trial)."""
+parameters' importances, the published log, every experiment named) and CSV (one row
+per trial)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from collatz_ray.results.importance import parameter_importances
 from collatz_ray.results.read import Experiment, Trial
 from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, best_trial, config_diff,
                                         ending_counts, ranked_trials)
@@ -40,7 +42,8 @@ def experiment_record(exp: Experiment) -> dict[str, Any]:
     return {"name": exp.name, "path": str(exp.path), "space": exp.settings.get("space_name"),
             "budget": dataclasses.asdict(exp.budget), "trials": len(exp.trials),
             "endings": ending_counts(exp),
-            "best": None if best is None else trial_record(best), "notes": exp.notes}
+            "best": None if best is None else trial_record(best),
+            "importance": dataclasses.asdict(parameter_importances(exp)), "notes": exp.notes}
 
 
 def published_records() -> list[dict[str, Any]]:
@@ -50,12 +53,14 @@ def published_records() -> list[dict[str, Any]]:
 
 def to_json(exps: Sequence[Experiment]) -> str:
     first = exps[0]
+    records = [experiment_record(e) for e in exps]
     # Ray writes a NaN metric as bare NaN; strict_json makes it null.
     return strict_json({
         "best": best_record(best_trial(first)),
         "trials": [trial_record(t) for t in ranked_trials(first)],
+        "importance": records[0]["importance"],
         "published": published_records(),
-        "experiments": [experiment_record(e) for e in exps],
+        "experiments": records,
     }, indent=1)
 
 

@@ -1,9 +1,10 @@
 """PNG charts of an experiment for `python -m collatz_ray.results --plot`.
 
-Three views a table cannot give at a glance: every trial's held-out violations over
+Four views a table cannot give at a glance: every trial's held-out violations over
 epochs (where ASHA cut trials off, and whether a late bloomer was cut), the final
-violations against each searched parameter, and all parameters at once as parallel
-coordinates. Matplotlib's Agg backend draws them without a display.
+violations against each searched parameter, all parameters at once as parallel
+coordinates, and how much each parameter matters (importance.py). Matplotlib's Agg
+backend draws them without a display.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from collatz_ray.results.importance import UNCERTAIN, Importances, parameter_importances  # noqa: E402
 from collatz_ray.results.read import Experiment, Parameter, Trial  # noqa: E402
 from collatz_ray.results.report import best_trial, fmt, ranked_trials  # noqa: E402
 
@@ -50,11 +52,17 @@ def write_plots(exp: Experiment) -> list[Path]:
                              exp.path / "violations_by_parameter.png"))
         written.append(_save(_parallel(exp, trials, varied, best),
                              exp.path / "parallel_coordinates.png"))
+    importances = parameter_importances(exp)
+    if importances.importances:  # "not enough" has no numbers to draw; the report says why
+        title = f"{exp.name}: which settings matter, {importances.label}"
+        written.append(_save(_importance_bars(importances, title),
+                             exp.path / "parameter_importance.png", title=title))
     return written
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+def _save(fig: plt.Figure, path: Path, *, title: str | None = None) -> Path:
+    # The title also goes into the PNG's text chunk, where a reader (or a test) finds it.
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Title": title} if title else None)
     plt.close(fig)
     return path
 
@@ -276,3 +284,21 @@ def _numeric_scale(present: list[Any], param: Parameter) -> tuple[Callable[[Any]
     # Every value while they are few; else the ends and the middle one.
     shown = distinct if len(distinct) <= FEW_VALUES else [lo, distinct[len(distinct) // 2], hi]
     return place, [(place(v), fmt(v)) for v in shown]
+
+
+# -- parameter importance -------------------------------------------------------------------
+def _importance_bars(imp: Importances, title: str) -> plt.Figure:
+    names = list(imp.importances)[::-1]  # the largest on top
+    shares = [imp.importances[n] for n in names]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(names)))
+    # Uncertain importances in grey: a hint, not a finding.
+    bars = ax.barh(names, shares, color="0.6" if imp.status == UNCERTAIN else "tab:blue")
+    ax.bar_label(bars, labels=[f"{s:.2f}" for s in shares], padding=3, fontsize=9)
+    ax.set_xlim(0, max(1.0, max(shares) * 1.15))
+    ax.set_xlabel(f"importance (PED-ANOVA, shares summing to 1), scored at epoch {imp.epoch}")
+    ax.set_yticks(range(len(names)),
+                  [f"{n} ({imp.sampled_in[n]}/{imp.trials})" if imp.sampled_in[n] < imp.trials else n
+                   for n in names])
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title(title, fontsize=11)
+    return fig

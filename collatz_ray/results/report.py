@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from collatz_ray.results.importance import OK, Importances, parameter_importances
 from collatz_ray.results.read import Experiment, Parameter, Trial, is_number
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.errors import UsageError
@@ -181,6 +182,8 @@ def experiment_document(exp: Experiment, others: Sequence[Experiment], *, top: i
                      _learning_curve(best)]
     sections += [_trials_table(exp, top)]
     sections += [s for s in (_errors(exp), _dependence(exp)) if s.blocks]
+    if best is not None:
+        sections.append(_importance(exp, parameter_importances(exp)))
     sections.append(_comparison([exp, *others]))
     if exp.notes:
         sections.append(Section("Notes from reading", [f"- {n}" for n in exp.notes]))
@@ -396,6 +399,28 @@ def _bin_labels(numbers: pd.Series) -> pd.Series:
     for _, members in numbers.groupby(bins, observed=True):
         labels[members.index] = f"{fmt(members.min())} .. {fmt(members.max())}"
     return labels
+
+
+# -- which parameters matter ------------------------------------------------------------------
+def _importance(exp: Experiment, imp: Importances) -> Section:
+    blocks: list[str | Table] = []
+    if imp.status != OK:
+        blocks.append(f"{imp.label[0].upper()}{imp.label[1:]}: {imp.reason}.")
+    if imp.importances:
+        blocks.append(Table(["parameter", "importance", "sampled in"],
+                            [[name, f"{share:.2f}", f"{imp.sampled_in[name]}/{imp.trials}"]
+                             for name, share in imp.importances.items()]))
+        kind = exp.settings.get("objective", "log")
+        blocks.append(
+            f"Each of the {imp.trials} trials is scored by its objective "
+            f"({OBJECTIVE_WORDS.get(kind, kind)}) {imp.scored_at}: trials ASHA stopped earlier "
+            "would otherwise be judged on fewer epochs. PED-ANOVA (Optuna) compares where the "
+            f"best {imp.best_trials} trials sampled each parameter with where all of them did; "
+            "the importances are shares that sum to 1. A conditional parameter counts within "
+            f"the trials that sampled it. Parameter ranges: {imp.distributions}.")
+    blocks += [f"Not assessed: {name} ({why})." for name, why in imp.not_assessed.items()]
+    blocks += [f"Left out: {line}." for line in imp.skipped]
+    return Section("Which settings matter (parameter importance)", blocks)
 
 
 # -- comparisons -----------------------------------------------------------------------------

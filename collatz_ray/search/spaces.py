@@ -112,7 +112,7 @@ def _did_you_mean(word: object, options: typing.Iterable[str]) -> str:
     return f"; expected one of: {', '.join(options)}"
 
 
-def _encode(value: Any) -> Any:
+def optuna_choice(value: Any) -> Any:
     """An Optuna categorical choice: Optuna stores only None/bool/int/float/str, so a
     list-valued choice (layers) travels as "128,128,128"."""
     return ",".join(map(str, value)) if isinstance(value, tuple) else value
@@ -311,7 +311,7 @@ class Parameter:
         if self.distribution == "constant":
             return self.choices[0]
         if self.distribution == "categorical":
-            encoded = [_encode(c) for c in self.choices]
+            encoded = [optuna_choice(c) for c in self.choices]
             return self.choices[encoded.index(trial.suggest_categorical(self.name, encoded))]
         log = self.distribution == "log_uniform"
         if _base_type(self.name) is int:
@@ -367,12 +367,13 @@ class SearchSpace:
                 sampled[p.name] = _plain(context[p.name])
         return sampled
 
-    def trial_config(self, params: Mapping[str, Any]) -> TrainConfig:
+    def trial_config(self, params: Mapping[str, Any], *, source: str | None = None) -> TrainConfig:
         """The TrainConfig of one trial: fixed settings, the budget's epochs and
-        eval_interval, then the sampled `params`."""
+        eval_interval, then the sampled `params`. `source` names where `params` came
+        from in an error line (default: this space's trial)."""
         values = {**self.fixed, "epochs": self.budget.epochs,
                   "eval_interval": self.budget.eval_interval, **params}
-        return TrainConfig.from_dict(values, source=f"{self.path}: trial")
+        return TrainConfig.from_dict(values, source=source or f"{self.path}: trial")
 
     # -- variants -------------------------------------------------------------------
     def with_budget(self, **overrides: int | None) -> SearchSpace:

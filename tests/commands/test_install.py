@@ -36,7 +36,7 @@ def _modules_after(statement: str) -> set[str]:
 @pytest.mark.parametrize("statement", [
     "import collatz_ray",
     "import collatz_ray.results, collatz_ray.results.report, collatz_ray.results.formats, "
-    "collatz_ray.results.export, collatz_ray.results.read",
+    "collatz_ray.results.export, collatz_ray.results.read, collatz_ray.results.importance",
     "import collatz_ray.results.__main__",
     "import collatz_ray.tune",
     "from collatz_ray import TrainConfig, load_space, load_experiment",

@@ -22,7 +22,8 @@ METRIC_KEYS = ("traj_total_violations", "traj_total_steps", "pass_rate", "weight
               "growth_pass_rate", "growth_weighted_pass_rate", "growth_margin_mean",
               "growth_margin_min", "margin_mean", "margin_median", "margin_min", "margin_5pct")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("violations_by_epoch.png", "violations_by_parameter.png", "parallel_coordinates.png")
+PLOTS = ("violations_by_epoch.png", "violations_by_parameter.png", "parallel_coordinates.png",
+         "parameter_importance.png")
 RAY_ERROR = (
     "Failure # 1 (occurred at 2026-11-25_20-57-11)\n"
     "\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=17038, ip=127.0.0.1, repr=collatz_trial)\n"
@@ -149,8 +150,21 @@ def test_csv_has_one_row_per_trial_with_parameters_and_metrics(smoke_experiment,
     assert table["rank"].tolist() == list(range(1, len(table) + 1))
 
 
+def test_the_smoke_search_s_importances_are_marked_uncertain(smoke_experiment, capsys):
+    """Its 4 trials are too few to trust; ASHA stopped some at its one rung, so all are
+    compared there, not at the full budget only the others reached."""
+    imp = run_json(capsys, smoke_experiment)["importance"]
+    settings = json.loads((smoke_experiment / "collatz_search.json").read_text())
+    trials = len(result_files(smoke_experiment))
+    assert imp["status"] == "uncertain" and imp["label"] == f"uncertain ({trials} trials)"
+    assert imp["epoch"] == settings["budget"]["grace_epochs"] and not imp["full_budget"]
+    assert set(imp["importances"]) == {"lookahead", "lr"}
+    assert sum(imp["importances"].values()) == pytest.approx(1.0)
+    assert imp["distributions"] == f"the space {smoke_experiment / 'space.yaml'}"
+
+
 # -- plots and export ---------------------------------------------------------------------
-def test_plot_writes_the_three_charts(smoke_experiment, tmp_path, capsys):
+def test_plot_writes_the_four_charts(smoke_experiment, tmp_path, capsys):
     experiment = copy_experiment(smoke_experiment, tmp_path)
     status, _, err = run(capsys, experiment, "--plot")
     assert status == 0
