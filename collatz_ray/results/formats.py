@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from collatz_ray.results.read import Experiment, Trial
-from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, best_trial, config_diff,
+from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, bank_summary, best_trial, config_diff,
                                         ending_counts, ranked_trials)
 from collatz_ray.trainer.text import strict_json
 
@@ -40,7 +40,8 @@ def experiment_record(exp: Experiment) -> dict[str, Any]:
     return {"name": exp.name, "path": str(exp.path), "space": exp.settings.get("space_name"),
             "budget": dataclasses.asdict(exp.budget), "trials": len(exp.trials),
             "endings": ending_counts(exp),
-            "best": None if best is None else trial_record(best), "notes": exp.notes}
+            "best": None if best is None else trial_record(best),
+            "counterexamples": None if exp.bank is None else bank_summary(exp.bank), "notes": exp.notes}
 
 
 def published_records() -> list[dict[str, Any]]:
