@@ -211,7 +211,7 @@ def add_to_bank(bank: Path, report: dict[str, Any], loaded) -> dict[str, Any]:
     records = [banking.new_record(int(e["n"]), margin=e["margin"], source="verify", trial=trial,
                                   epoch=loaded.epoch, sha256=sha256)
                for e in report["counterexamples"] if int(e["n"]) not in there]
-    banking.append(bank, records)
+    banking.append_records(bank, records)
     return {"file": str(bank), "added": len(records), "already": len(report["counterexamples"]) - len(records),
             "trial": trial, "epoch": loaded.epoch}
 

@@ -112,7 +112,7 @@ def bank_file(path: str | Path) -> Path:
 
 
 # -- appending ---------------------------------------------------------------------------------
-def append(path: Path, records: Sequence[Record]) -> None:
+def append_records(path: Path, records: Sequence[Record]) -> None:
     """Append `records` to the bank file `path` (created if absent), whole lines under the
     file's lock. An unwritable file is one line (UsageError)."""
     if not records:

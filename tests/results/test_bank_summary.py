@@ -22,7 +22,7 @@ BIG = 3**200  # odd, 317 bits: shortened in the table, whole in the JSON
 @pytest.fixture
 def experiment(tmp_path) -> Path:
     exp = Path(shutil.copytree(OLD_LAYOUT, tmp_path / "old-layout"))
-    bank.append(exp / bank.BANK_FILE, [
+    bank.append_records(exp / bank.BANK_FILE, [
         bank.new_record(1161, margin=-0.012, source="mining", trial="3a711499", epoch=20),
         bank.new_record(1161, margin=-0.031, source="verify", sha256=SHA, epoch=40),
         bank.new_record(BIG, margin=None, source="mining", trial="3a711499", epoch=40),
@@ -61,7 +61,7 @@ def test_the_json_holds_the_bank_with_every_digit(experiment):
 def test_a_damaged_line_is_a_note_and_the_rest_is_shown(experiment):
     with open(experiment / bank.BANK_FILE, "a") as f:
         f.write("garbage\n")
-    bank.append(experiment / bank.BANK_FILE, [bank.new_record(27, margin=-0.5, source="verify", sha256=SHA)])
+    bank.append_records(experiment / bank.BANK_FILE, [bank.new_record(27, margin=-0.5, source="verify", sha256=SHA)])
     outcome = run_command("results", experiment, "--format", "json")
     assert outcome.status == 0 and "Traceback" not in outcome.stderr
     assert f"{experiment / bank.BANK_FILE}: line 5 is not a counterexample record (not JSON)" in outcome.stderr

@@ -31,7 +31,7 @@ def experiment(tmp_path) -> Path:
     """An experiment directory with a bank of two numbers."""
     exp = tmp_path / "results" / "exp1"
     exp.mkdir(parents=True)
-    bank.append(exp / bank.BANK_FILE, [bank.new_record(1161, margin=-0.2, source="verify"),
+    bank.append_records(exp / bank.BANK_FILE, [bank.new_record(1161, margin=-0.2, source="verify"),
                                        bank.new_record(2**90 + 1, margin=-0.4, source="mining", trial="t", epoch=20)])
     return exp
 

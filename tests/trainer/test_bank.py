@@ -36,7 +36,7 @@ from pathlib import Path
 from collatz_ray.trainer import bank
 path, tag, batches, per_batch = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 for b in range(batches):
-    bank.append(path, [bank.new_record(10**3000 + 2 * (b * per_batch + i) + 1, margin=-0.5,
+    bank.append_records(path, [bank.new_record(10**3000 + 2 * (b * per_batch + i) + 1, margin=-0.5,
                                        source="mining", trial=f"{tag}-{b}", epoch=i)
                        for i in range(per_batch)])
 """
@@ -65,7 +65,7 @@ def test_two_processes_appending_at_once_leave_whole_contiguous_batches(tmp_path
 
 def test_an_append_waits_for_the_lock_on_the_file(tmp_path):
     path = tmp_path / bank.BANK_FILE
-    bank.append(path, [bank.new_record(7, margin=-0.1, source="verify")])
+    bank.append_records(path, [bank.new_record(7, margin=-0.1, source="verify")])
     with open(path, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         proc = writer(path, "w", 1, 2)
@@ -78,14 +78,14 @@ def test_an_append_waits_for_the_lock_on_the_file(tmp_path):
 
 def test_a_torn_last_line_is_skipped_and_cut_off_by_the_next_append(tmp_path):
     path = tmp_path / bank.BANK_FILE
-    bank.append(path, [bank.new_record(n, margin=-0.1, source="mining") for n in (11, 13)])
+    bank.append_records(path, [bank.new_record(n, margin=-0.1, source="mining") for n in (11, 13)])
     with open(path, "ab") as f:
         f.write(b'{"n": "15", "margin": -0.')  # a writer that died mid-line
     for strict in (True, False):
         read = bank.read_bank(path, strict=strict)
         assert [r.n for r in read.records] == [11, 13]
     assert bank.read_bank(path, strict=False).notes == [f"{path}: skipped the last line, cut short or being written"]
-    bank.append(path, [bank.new_record(17, margin=-0.2, source="mining")])
+    bank.append_records(path, [bank.new_record(17, margin=-0.2, source="mining")])
     assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == ["11", "13", "17"]
     assert bank.read_bank(path, strict=False).notes == []
 
@@ -94,7 +94,7 @@ def test_a_complete_last_record_without_its_newline_is_kept(tmp_path):
     path = tmp_path / bank.BANK_FILE
     path.write_text(json.dumps({"n": "21", "margin": -0.3, "source": "verify"}))  # edited by hand
     assert [r.n for r in bank.read_bank(path, strict=True).records] == [21]
-    bank.append(path, [bank.new_record(23, margin=None, source="mining")])
+    bank.append_records(path, [bank.new_record(23, margin=None, source="mining")])
     assert [r.n for r in bank.read_bank(path, strict=True).records] == [21, 23]
 
 
@@ -116,10 +116,10 @@ def test_a_complete_last_record_without_its_newline_is_kept(tmp_path):
         "margin-bool", "source", "epoch", "sha256", "trial"])
 def test_a_damaged_line_is_a_note_for_the_summary_and_one_line_for_training(tmp_path, line, why):
     path = tmp_path / bank.BANK_FILE
-    bank.append(path, [bank.new_record(31, margin=-0.1, source="verify")])
+    bank.append_records(path, [bank.new_record(31, margin=-0.1, source="verify")])
     with open(path, "a") as f:
         f.write(line + "\n")
-    bank.append(path, [bank.new_record(33, margin=-0.2, source="mining")])
+    bank.append_records(path, [bank.new_record(33, margin=-0.2, source="mining")])
     lenient = bank.read_bank(path, strict=False)
     assert [r.n for r in lenient.records] == [31, 33]  # the rest is kept
     (note,) = lenient.notes
@@ -147,12 +147,12 @@ def test_a_missing_or_oversized_bank_is_one_line(tmp_path):
 def test_sightings_merge_by_n_worst_margin_first(tmp_path):
     path = tmp_path / bank.BANK_FILE
     sha = "ab" * 32
-    bank.append(path, [bank.new_record(101, margin=-0.1, source="verify", sha256=sha),
+    bank.append_records(path, [bank.new_record(101, margin=-0.1, source="verify", sha256=sha),
                        bank.new_record(101, margin=-0.3, source="mining", trial="t1", epoch=5),
                        bank.new_record(105, margin=-0.05, source="mining", trial="t1", epoch=5),
                        bank.new_record(103, margin=float("nan"), source="mining", trial="t2", epoch=10)])
     # A trial restarted from its checkpoint mines epoch 5 again: the same sighting.
-    bank.append(path, [bank.new_record(101, margin=-0.3, source="mining", trial="t1", epoch=5)])
+    bank.append_records(path, [bank.new_record(101, margin=-0.3, source="mining", trial="t1", epoch=5)])
     entries = bank.distinct(bank.read_bank(path, strict=True).records)
     assert [(e.n, e.worst.margin, e.times, e.sources) for e in entries] == [
         (103, None, 1, ("mining",)), (101, -0.3, 2, ("verify", "mining")), (105, -0.05, 1, ("mining",))]
@@ -181,7 +181,7 @@ def test_a_run_trains_on_banked_numbers_and_keeps_them_across_a_resume(tmp_path,
     path.parent.mkdir()
     on_27 = 107  # a step of a held-out trajectory
     assert on_27 in trajectory(27)
-    bank.append(path, [bank.new_record(27, margin=-0.9, source="verify"),  # a test seed
+    bank.append_records(path, [bank.new_record(27, margin=-0.9, source="verify"),  # a test seed
                        bank.new_record(on_27, margin=-0.8, source="verify"),
                        bank.new_record(31, margin=-0.7, source="verify"),  # a training seed
                        bank.new_record(big, margin=-0.5, source="mining", trial="t", epoch=4),

@@ -85,7 +85,7 @@ def bank_hook(bank: str | None, trial_id: str | None):
         records = [banking.new_record(n, margin=margin, source="mining", trial=trial_id, epoch=epoch)
                    for n, margin in found if banking.bankable(n)]
         try:
-            banking.append(Path(bank), records)
+            banking.append_records(Path(bank), records)
         except UsageError as err:
             print(f"collatz-ray: trial {trial_id}: the counterexamples mined at epoch {epoch} "
                   f"were not banked: {err}", file=sys.stderr, flush=True)
