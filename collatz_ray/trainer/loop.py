@@ -106,6 +106,9 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     # Recorded with every evaluation: pass rates compare only on the same evaluation set.
     evalset_sha256 = file_sha256(evalset.path)
+    # Read once, when a run starts; a resumed run has the numbers in its checkpoint.
+    banked = (ranked_numbers(config.hard_seed_bank)
+              if state is None and config.hard_seed_bank is not None else None)
     model = build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -120,8 +123,8 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
             sampler.load_state_dict(state["sampler"])
             torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"]
-    elif config.hard_seed_bank is not None:
-        sampler.use_bank(ranked_numbers(config.hard_seed_bank))
+    elif banked is not None:
+        sampler.use_bank(banked)
     # Every input is checked: only now may the directory change.
     if resume_from is None and overwrite:
         clear_run(run_dir)
