@@ -25,7 +25,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, integer_expression, number, positive_int
 from collatz_ray._progress import ProgressBar
@@ -33,6 +33,9 @@ from collatz_ray.errors import UsageError
 from collatz_ray.syracuse.arith import DECIMAL_MAX_BITS
 from collatz_ray.trainer.config import add_config_flags, flag_overrides
 from collatz_ray.trainer.text import short_decimal
+
+if TYPE_CHECKING:
+    from collatz_ray.trainer.loading import LoadedModel
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "device")
 #: The largest numbers scanned: the report writes them in decimal.
@@ -200,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def add_to_bank(bank: Path, report: dict[str, Any], loaded) -> dict[str, Any]:
+def add_to_bank(bank: Path, report: dict[str, Any], loaded: LoadedModel) -> dict[str, Any]:
     """Append the report's counterexamples that the bank does not hold yet from this
     checkpoint (a scan run again adds nothing twice); what was added, for the report."""
     from collatz_ray.trainer import bank as banking
