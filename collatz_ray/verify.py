@@ -12,26 +12,34 @@ first --first of them with their margins, the density per bit length and the sca
 --json prints one JSON object. With --out the report goes to that file and the scan's
 progress to FILE.progress beside it after every chunk: the same command continues an
 interrupted scan; another checkpoint or other flags are refused. --address runs the
-chunks as tasks on a Ray cluster (on GPUs when it has them).
+chunks as tasks on a Ray cluster (on GPUs when it has them). --bank EXPERIMENT appends
+the counterexamples listed to the experiment's counterexample bank (its
+counterexamples.jsonl, or a .jsonl file named), tagged with the checkpoint's sha256,
+epoch and trial, where later trainings take them as hard seeds (docs/training.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, integer_expression, number, positive_int
 from collatz_ray._progress import ProgressBar
 from collatz_ray.errors import UsageError
+from collatz_ray.syracuse.arith import DECIMAL_MAX_BITS
 from collatz_ray.trainer.config import add_config_flags, flag_overrides
+from collatz_ray.trainer.text import short_decimal
+
+if TYPE_CHECKING:
+    from collatz_ray.trainer.loading import LoadedModel
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "device")
-#: The largest numbers scanned: the report writes them in decimal, and Python converts
-#: ints of at most 4300 digits (about 14285 bits) to text.
-MAX_BITS = 14000
+#: The largest numbers scanned: the report writes them in decimal.
+MAX_BITS = DECIMAL_MAX_BITS
 #: Chunks a scan may have: the plan and the progress file list them all.
 MAX_CHUNKS = 1_000_000
 
@@ -53,6 +61,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--out", type=Path, help="write the JSON report here; progress goes to OUT.progress")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--address", help="run the chunks on this Ray cluster (auto or host:port)")
+    p.add_argument("--bank", type=Path, metavar="EXPERIMENT",
+                   help="append the counterexamples listed to this experiment's counterexamples.jsonl "
+                        "(or to this .jsonl file)")
     add_config_flags(p, names=MODEL_FLAGS)
     return p
 
@@ -111,10 +122,24 @@ def build_scan(args: argparse.Namespace):
     return scan
 
 
+def bank_target(path: Path) -> Path:
+    """The bank file --bank names: an experiment directory's, or a .jsonl file whose
+    directory exists."""
+    from collatz_ray.trainer.bank import BANK_FILE
+
+    if path.is_dir():
+        return path / BANK_FILE
+    if path.suffix == ".jsonl" and path.parent.is_dir():
+        return path
+    raise UsageError(f"--bank {path}: expected an experiment directory, or a .jsonl file in an "
+                     "existing directory")
+
+
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     scan = build_scan(args)
+    bank = None if args.bank is None else bank_target(args.bank)
     from collatz_ray.trainer.evalset import file_sha256
     from collatz_ray.trainer.loading import load_model
     from collatz_ray.trainer.loop import resolve_device
@@ -162,12 +187,59 @@ def main(argv: Sequence[str] | None = None) -> int:
               "chunks": len(chunks), "chunks_done": len(progress.done),
               **progress.summary.to_json(), "numbers_this_run": scanned, "seconds_this_run": seconds,
               "numbers_per_second": scanned / seconds if scanned and seconds > 0 else None}
+    refused = None
+    if bank is not None:
+        try:
+            report["bank"] = add_to_bank(bank, report, loaded)
+        except UsageError as err:  # the report is still written and shown; then the error
+            refused = err
     if args.out is not None:
         from collatz_ray.trainer.verify import write_atomically
 
         write_atomically(args.out, json.dumps(report, indent=1) + "\n")
     print(json.dumps(report) if args.json else render(report, scan_text=args.range or ", ".join(args.random)))
+    if refused is not None:
+        raise refused
     return 0
+
+
+def add_to_bank(bank: Path, report: dict[str, Any], loaded: LoadedModel) -> dict[str, Any]:
+    """Append the report's counterexamples that the bank does not hold yet from this
+    checkpoint (a scan run again adds nothing twice); what was added, for the report."""
+    from collatz_ray.trainer import bank as banking
+
+    sha256 = report["checkpoint_sha256"]
+    there = banking.recorded(bank, source="verify", sha256=sha256)
+    trial = trial_of(loaded.file, experiment=bank.parent)
+    records = [banking.new_record(int(e["n"]), margin=e["margin"], source="verify", trial=trial,
+                                  epoch=loaded.epoch, sha256=sha256)
+               for e in report["counterexamples"] if int(e["n"]) not in there]
+    banking.append_records(bank, records)
+    return {"file": str(bank), "added": len(records), "already": len(report["counterexamples"]) - len(records),
+            "trial": trial, "epoch": loaded.epoch}
+
+
+_TRIAL_ID = re.compile(r"[\w-]{1,64}")
+
+
+def trial_of(file: Path, *, experiment: Path) -> str | None:
+    """The search trial whose checkpoint `file` is: one the experiment's Ray Train runs
+    keep (EXPERIMENT/_train/<trial>/checkpoint_.../state.pt), or one exported by
+    `results --export-best` (DIR/checkpoints/epoch_.../state.pt beside DIR/exported_from.json)."""
+    from collatz_ray.search.settings import TRAIN_DIR
+
+    try:
+        parts = file.resolve().relative_to(experiment.resolve()).parts
+    except ValueError:
+        parts = ()
+    if len(parts) >= 3 and parts[0] == TRAIN_DIR:
+        return parts[1]
+    try:
+        exported = json.loads((file.parent.parent.parent / "exported_from.json").read_text())
+        trial = exported["trial_id"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return trial if isinstance(trial, str) and _TRIAL_ID.fullmatch(trial) else None
 
 
 def render(report: dict[str, Any], *, scan_text: str) -> str:
@@ -183,17 +255,16 @@ def render(report: dict[str, Any], *, scan_text: str) -> str:
     if report["counterexamples"]:
         lines += ["", f"first {len(report['counterexamples'])} counterexamples:",
                   f"{'n':>24} {'T(n)':>24} {'V(n)':>12} {'V(T n)':>12} {'margin':>12}"]
-        lines += [f"{_cut(e['n']):>24} {_cut(e['t']):>24} {_num(e['v_n'])} {_num(e['v_t'])} {_num(e['margin'])}"
+        lines += [f"{short_decimal(e['n']):>24} {short_decimal(e['t']):>24} {_num(e['v_n'])} {_num(e['v_t'])} {_num(e['margin'])}"
                   for e in report["counterexamples"]]
     lines += ["", f"{'bits':>6} {'numbers':>14} {'violations':>12} {'density':>10}"]
     lines += [f"{b['bits']:>6} {b['numbers']:>14,} {b['violations']:>12,} {b['density']:>10.3g}"
               for b in report["buckets"]]
+    if "bank" in report:
+        banked = report["bank"]
+        lines += ["", f"banked {banked['added']} new counterexamples in {banked['file']}"
+                      + (f" ({banked['already']} there already)" if banked["already"] else "")]
     return "\n".join(lines)
-
-
-def _cut(decimal: str) -> str:
-    """A long decimal shortened for the table (the JSON keeps every digit)."""
-    return decimal if len(decimal) <= 24 else f"{decimal[:8]}...({len(decimal)} digits)"
 
 
 def _num(value: float | None) -> str:

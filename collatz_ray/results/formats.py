@@ -11,7 +11,7 @@ import pandas as pd
 
 from collatz_ray.results.importance import parameter_importances
 from collatz_ray.results.read import Experiment, Trial
-from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, best_trial, config_diff,
+from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, bank_summary, best_trial, config_diff,
                                         ending_counts, ranked_trials)
 from collatz_ray.trainer.text import strict_json
 
@@ -43,7 +43,8 @@ def experiment_record(exp: Experiment) -> dict[str, Any]:
             "budget": dataclasses.asdict(exp.budget), "trials": len(exp.trials),
             "endings": ending_counts(exp),
             "best": None if best is None else trial_record(best),
-            "importance": dataclasses.asdict(parameter_importances(exp)), "notes": exp.notes}
+            "importance": dataclasses.asdict(parameter_importances(exp)),
+            "counterexamples": None if exp.bank is None else bank_summary(exp.bank), "notes": exp.notes}
 
 
 def published_records() -> list[dict[str, Any]]:

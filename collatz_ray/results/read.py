@@ -3,8 +3,8 @@
 Ray keeps everything a summary needs in plain files (see docs/ray-notes.md,
 "Experiments on disk"): one JSON line per report in each trial's result.json, the sampled
 parameters in params.json, trial statuses in experiment_state-*.json; the search adds
-the trainer's full config (train_config.json) and the search's budget
-(collatz_search.json). Reading the files directly works while a search is still running,
+the trainer's full config (train_config.json), the search's budget
+(collatz_search.json) and the counterexample bank (counterexamples.jsonl). Reading the files directly works while a search is still running,
 after it was killed, and on a laptop that never joined the cluster. The price is files
 caught mid-write: a half-written last line or a state file being replaced is skipped
 with a note, never an error. So is a report whose values the summaries cannot use (an
@@ -27,6 +27,7 @@ from collatz_ray.errors import UsageError, shown
 from collatz_ray.search.failures import error_line
 from collatz_ray.search.settings import SETTINGS_FILE, TRAIN_DIR, TRIAL_CONFIG_FILE, TRIAL_PREFIX
 from collatz_ray.search.spaces import asha_rungs
+from collatz_ray.trainer.bank import BANK_FILE, Bank, read_bank
 
 STATE_GLOB = "experiment_state-*.json"
 #: Keys Tune adds to every report; the rest are the trainer's metrics.
@@ -122,6 +123,8 @@ class Experiment:
     #: When Tune last saved the trial statuses (the state file's mtime), if it did.
     state_time: float | None
     notes: list[str] = field(default_factory=list)
+    #: The counterexample bank, when the experiment has one.
+    bank: Bank | None = None
 
     @property
     def name(self) -> str:
@@ -171,8 +174,10 @@ def load_experiment(path: Path) -> Experiment:
     budget = _budget(settings, trials)
     for trial in trials:
         trial.ending = _ending(trial, budget)
+    bank = read_bank(path, strict=False) if (path / BANK_FILE).exists() else None
+    notes += bank.notes if bank is not None else []
     return Experiment(path, settings, budget, _parameters(settings, trials), trials,
-                      state_time, notes)
+                      state_time, notes, bank)
 
 
 def _read_json(path: Path, notes: list[str]) -> dict[str, Any] | None:

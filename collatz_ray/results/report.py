@@ -19,10 +19,11 @@ import pandas as pd
 
 from collatz_ray.results.importance import OK, Importances, parameter_importances
 from collatz_ray.results.read import Experiment, Parameter, Trial, is_number
+from collatz_ray.trainer.bank import SOURCES, Bank, Entry, distinct
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
-from collatz_ray.trainer.text import LOG_COLUMNS, format_log_header, format_log_line
+from collatz_ray.trainer.text import LOG_COLUMNS, format_log_header, format_log_line, short_decimal
 
 #: The published runs (docs/method.md) (violations of the 429 held-out steps, percents).
 PUBLISHED = (
@@ -37,6 +38,8 @@ PUBLISHED_STEPS = 429
 PUBLISHED_EPOCHS = 100_000
 #: The canonical evaluation set's size (docs/method.md): pass rates on another set don't compare.
 CANONICAL_ROWS = 50_000
+#: Counterexamples of the bank the summary lists, worst margin first.
+BANK_SHOWN = 10
 #: Quantile bins per numeric parameter in the dependence view.
 NUMERIC_BINS = 4
 _SEED_KEY = re.compile(r"^traj_(\d+)_violations$")
@@ -184,6 +187,7 @@ def experiment_document(exp: Experiment, others: Sequence[Experiment], *, top: i
     sections += [s for s in (_errors(exp), _dependence(exp)) if s.blocks]
     if best is not None:
         sections.append(_importance(exp, parameter_importances(exp)))
+    sections += [s for s in (_bank(exp),) if s.blocks]
     sections.append(_comparison([exp, *others]))
     if exp.notes:
         sections.append(Section("Notes from reading", [f"- {n}" for n in exp.notes]))
@@ -352,6 +356,43 @@ def _errors(exp: Experiment) -> Section:
             for t in exp.trials if t.error is not None]
     table = Table(["trial", "status", "epoch", "error"], rows)
     return Section("Trials with errors", [table] if rows else [])
+
+
+# -- the counterexample bank -----------------------------------------------------------------
+def bank_summary(bank: Bank) -> dict[str, Any]:
+    """What the summary says of a bank (its JSON form too): records, distinct numbers,
+    the distinct numbers each source found, and the worst BANK_SHOWN."""
+    entries = distinct(bank.records)
+    return {"file": str(bank.file), "records": len(bank.records), "distinct": len(entries),
+            "by_source": {source: sum(source in e.sources for e in entries) for source in SOURCES},
+            "worst": [_entry_record(e) for e in entries[:BANK_SHOWN]]}
+
+
+def _entry_record(entry: Entry) -> dict[str, Any]:
+    w = entry.worst
+    return {"n": str(w.n), "bits": w.n.bit_length(), "margin": w.margin, "source": w.source,
+            "trial": w.trial, "epoch": w.epoch, "sha256": w.sha256, "times": entry.times,
+            "sources": list(entry.sources)}
+
+
+def _bank(exp: Experiment) -> Section:
+    if exp.bank is None:
+        return Section("Counterexample bank")
+    summary = bank_summary(exp.bank)
+    found = ", ".join(f"{source} {count}" for source, count in summary["by_source"].items())
+    blocks: list[str | Table] = [
+        f"{summary['file']}: {summary['records']} records of {summary['distinct']} distinct odd n with "
+        f"V(T n) >= V(n) (distinct numbers found by {found})."]
+    if summary["worst"]:
+        rows = [[short_decimal(e["n"]), str(e["bits"]), "not finite" if e["margin"] is None else f"{e['margin']:.5f}",
+                 e["source"], fmt(e["trial"]), fmt(e["epoch"]), fmt(e["sha256"] and e["sha256"][:12]),
+                 str(e["times"])]
+                for e in summary["worst"]]
+        blocks += [Table(["n", "bits", "margin", "source", "trial", "epoch", "checkpoint", "times"], rows),
+                   f"The worst {len(rows)} by margin V(n) - V(T n), each with the record of its worst "
+                   "margin and how many distinct sightings recorded it. Later searches train on the "
+                   f"bank with `fixed: {{hard_seed_bank: {exp.path}}}` (docs/spaces.md)."]
+    return Section("Counterexample bank", blocks)
 
 
 # -- how the metric depends on each searched parameter --------------------------------------

@@ -7,6 +7,8 @@
         experiment_state-*.json, searcher-state-*.pkl, tuner.pkl   Ray Tune's own state
         collatz_trial_<id>/    one Tune trial: params.json, result.json, train_config.json
         _train/<id>/           the Ray Train run inside that trial: its checkpoints
+        counterexamples.jsonl  the counterexample bank: what mining in the trials and
+                               `verify --bank` found (trainer/bank.py)
 
 Plain data and paths only, so the results reader can use it without Ray.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collatz_ray.errors import UsageError
+from collatz_ray.trainer.bank import BANK_FILE
 
 if TYPE_CHECKING:
     from collatz_ray.search.spaces import SearchSpace
@@ -67,6 +70,14 @@ class SearchSettings:
     def path(self) -> str:
         """The experiment directory (or URI)."""
         return join(self.storage, self.experiment)
+
+    @property
+    def bank(self) -> str | None:
+        """The experiment's counterexample bank file; None on remote storage (s3://...),
+        where a file cannot be appended to."""
+        if "://" in self.storage:
+            return None
+        return join(self.storage, self.experiment, BANK_FILE)
 
 
 def join(storage: str, *parts: str) -> str:

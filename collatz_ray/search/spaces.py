@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 
 from collatz_ray._yaml import load_yaml
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
+from collatz_ray.trainer.bank import read_bank
 from collatz_ray.trainer.config import MAX_INT, TrainConfig, coerce
 from collatz_ray.search.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
@@ -45,6 +46,8 @@ BUDGET_KEYS = ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "n
 #: TrainConfig fields the budget owns: the search scheduler must know them, so a space
 #: sets them under `budget` and nowhere else.
 BUDGET_OWNED = ("epochs", "eval_interval")
+#: The setting that names a file (a counterexample bank), checked when a space loads.
+BANK_SETTING = "hard_seed_bank"
 PARAMETER_KEYS = ("values", "value", "distribution", "min", "max", "step", "when")
 DISTRIBUTIONS = ("int_uniform", "uniform", "log_uniform")
 
@@ -652,7 +655,23 @@ def _parse(data: Mapping[Any, Any], path: Path) -> SearchSpace:
 
 def _parse_fixed(key: Any, value: Any, path: Path) -> Any:
     _check_setting(key, f"fixed.{key}", path)
-    return coerce(f"fixed.{key}", value, _HINTS[key], source=str(path))
+    return _setting(key, value, f"fixed.{key}", path)
+
+
+def _setting(name: str, raw: Any, where: str, path: Path, *, check: bool = True) -> Any:
+    """A setting's value as TrainConfig takes it. A counterexample bank (hard_seed_bank)
+    is made an absolute path, since trials run in directories of their own, and, when
+    `check`, read: a missing or damaged bank is refused here, before any trial starts."""
+    value = coerce(where, raw, _HINTS[name], source=str(path))
+    if name != BANK_SETTING or value is None:
+        return value
+    value = str(Path(value).expanduser().absolute())
+    if check:
+        try:
+            read_bank(value, strict=True)
+        except UsageError as err:
+            raise _fail(path, where, str(err)) from None
+    return value
 
 
 def _parse_budget(data: Any, path: Path) -> tuple[Budget, tuple[str, ...]]:
@@ -703,7 +722,7 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
                     f"or min/max (a range), got keys {shown(', '.join(map(str, spec)))}")
 
     def value_of(key: str, raw: Any) -> Any:
-        return coerce(f"{where}.{key}", raw, _HINTS[name], source=str(path))
+        return _setting(name, raw, f"{where}.{key}", path)
 
     if forms == ["value"]:
         return Parameter(name, "constant", choices=(value_of("value", spec["value"]),), when=when)
@@ -772,5 +791,5 @@ def _parse_when(spec: Any, where: str, path: Path) -> tuple[tuple[str, tuple], .
         options = accepted if listed else [accepted]
         if not options:
             raise _fail(path, clause, "expected a value or a non-empty list of values")
-        clauses.append((key, tuple(coerce(clause, o, _HINTS[key], source=str(path)) for o in options)))
+        clauses.append((key, tuple(_setting(key, o, clause, path, check=False) for o in options)))
     return tuple(clauses)

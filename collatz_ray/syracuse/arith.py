@@ -15,6 +15,9 @@ LOG2_3 = math.log2(3)
 #: such a number fits the int16 its k-sequences are stored in. The trainer's settings
 #: (max_bits, test seeds) and evaluation sets stay below it.
 MAX_BITS = 32000
+#: The largest integers written as decimal text (scan reports, the counterexample bank):
+#: Python converts ints of at most 4300 digits (about 14285 bits) to and from text.
+DECIMAL_MAX_BITS = 14000
 
 #: The five held-out seeds of the published log: 24 + 41 + 62 + 113 + 189 = 429 steps.
 DEFAULT_TEST_SEEDS: tuple[int, ...] = (111, 27, 703, 26623, 626331)

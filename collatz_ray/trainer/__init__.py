@@ -19,9 +19,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "latest_checkpoint": "checkpoints", "load_checkpoint": "checkpoints", "read_weights": "checkpoints",
     "train": "loop", "TrainingDiverged": "loop", "resolve_device": "loop",
     "format_report": "text",
+    "read_bank": "bank", "append_records": "bank", "new_record": "bank", "distinct": "bank",
 })
 
-__all__ = ["BatchSampler", "EvalSet", "LyapunovMLP", "TrainConfig", "TrainingDiverged", "build_model",
-           "ensure_default_evalset", "evaluate", "format_report", "latest_checkpoint",
-           "load_checkpoint", "load_evalset", "load_weights", "lyapunov_loss", "read_weights",
-           "resolve_device", "train", "write_evalset"]
+__all__ = ["BatchSampler", "EvalSet", "LyapunovMLP", "TrainConfig", "TrainingDiverged", "append_records",
+           "build_model", "distinct", "ensure_default_evalset", "evaluate", "format_report",
+           "latest_checkpoint", "load_checkpoint", "load_evalset", "load_weights", "lyapunov_loss",
+           "new_record", "read_bank", "read_weights", "resolve_device", "train", "write_evalset"]

@@ -230,6 +230,13 @@ def _is_epoch(value: Any) -> bool:
 def read_weights(path: Path, *, flag: str = "--checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     """(weights, saved config) of a checkpoint directory or state.pt, or (weights, None)
     of a seed-format state_dict such as the published experiment's model.pth."""
+    weights, config, _epoch = read_model_file(path, flag=flag)
+    return weights, config
+
+
+def read_model_file(path: Path, *, flag: str = "--checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any] | None,
+                                                                         int | None]:
+    """read_weights, and the epoch a checkpoint was saved at (None for a state_dict)."""
     path = Path(path)
     if path.is_dir():
         path = path / "state.pt" if (path / "state.pt").exists() else path / "model.pth"
@@ -238,9 +245,9 @@ def read_weights(path: Path, *, flag: str = "--checkpoint") -> tuple[dict[str, t
     obj = _load(path, _read_verified(path), "a readable PyTorch file")
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         if isinstance(obj.get("model"), dict) and isinstance(obj.get("config"), dict):
-            return obj["model"], obj["config"]
+            return obj["model"], obj["config"], obj["epoch"] if _is_epoch(obj.get("epoch")) else None
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, None
+        return obj, None, None
     raise UsageError(f"{flag} {path}: neither a collatz-ray checkpoint nor a state_dict")
 
 

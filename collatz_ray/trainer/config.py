@@ -29,6 +29,8 @@ DEVICES = ("auto", "cpu", "cuda")
 #: The largest integer setting: sizes, counts and epochs past it are typos, and numpy and
 #: torch take every integer up to it (larger ones overflow their C types).
 MAX_INT = 2**31 - 1
+#: The most banked numbers a run adds to its hard pool: as many as the mined pool holds.
+MAX_BANK_SEEDS = 1000
 #: Seeds go to torch.manual_seed and numpy's generators: 32 bits, not negative.
 MAX_SEED = 2**32 - 1
 
@@ -74,6 +76,9 @@ class TrainConfig:
     mine_interval: int = field(default=5000, metadata=_doc("epochs between mining rounds"))
     mine_count: int = field(default=50, metadata=_doc("numbers kept per mining round"))
     mine_pool: int = field(default=5000, metadata=_doc("numbers scored per mining round"))
+    hard_seed_bank: str | None = field(default=None, metadata=_doc(
+        "counterexample bank (an experiment directory or its counterexamples.jsonl) whose numbers join the hard pool"))
+    hard_seed_bank_count: int = field(default=100, metadata=_doc("banked numbers used, worst margin first"))
     # Run
     epochs: int = field(default=100_000, metadata=_doc("training epochs"))
     eval_interval: int = field(default=5000, metadata=_doc("epochs between evaluations and checkpoints"))
@@ -268,6 +273,10 @@ def _validate(c: TrainConfig) -> None:
     need(c.mine_count >= 1, f"mine_count must be >= 1, got {shown(c.mine_count)}")
     need(c.mine_pool >= c.mine_count,
          f"mine_pool must be >= mine_count ({shown(c.mine_count)}), got {shown(c.mine_pool)}")
+    need(c.hard_seed_bank is None or c.hard_seed_bank.strip() != "",
+         "hard_seed_bank must name an experiment directory or a counterexamples.jsonl file, got ''")
+    need(1 <= c.hard_seed_bank_count <= MAX_BANK_SEEDS,
+         f"hard_seed_bank_count must be from 1 to {MAX_BANK_SEEDS}, got {shown(c.hard_seed_bank_count)}")
     need(c.epochs >= 1, f"epochs must be >= 1, got {shown(c.epochs)}")
     need(c.eval_interval >= 1, f"eval_interval must be >= 1, got {shown(c.eval_interval)}")
     need(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {shown(c.device)}")

@@ -1,11 +1,13 @@
-"""Training batches (docs/method.md): hard rows, random rows, curriculum, mined numbers.
+"""Training batches (docs/method.md): hard rows, random rows, curriculum, mined numbers,
+banked numbers.
 
 Every epoch's draw comes from its own generator, seeded by (seed, epoch, stream), so a
-batch depends only on the config, the epoch and the mined pool at that epoch. That is
-what makes a resumed run repeat exactly, and it lets the trainer draw many epochs at
-once and compute their features in one vectorised call (`draw_epochs`): feature cost is
-dominated by per-call overhead at batch 1024, so batching epochs is where speed comes
-from. A chunk never crosses a mining epoch, the only event that changes the pool.
+batch depends only on the config, the epoch, the banked numbers (fixed for a run) and
+the mined pool at that epoch. That is what makes a resumed run repeat exactly, and it
+lets the trainer draw many epochs at once and compute their features in one vectorised
+call (`draw_epochs`): feature cost is dominated by per-call overhead at batch 1024, so
+batching epochs is where speed comes from. A chunk never crosses a mining epoch, the
+only event that changes the pool.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 
 from collatz_ray.syracuse import limbs
-from collatz_ray.syracuse.arith import HARD_SEEDS, syracuse
+from collatz_ray.syracuse.arith import HARD_SEEDS, syracuse, trajectory
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.syracuse.features import FeatureSpec, features_of_limbs
 
@@ -71,8 +73,14 @@ def odd_walk(start: int) -> list[int]:
     return found
 
 
+def held_out_values(config: TrainConfig) -> set[int]:
+    """Every value on the held-out trajectories (the test seeds' own)."""
+    return {v for seed in config.test_seeds for v in trajectory(seed)}
+
+
 class BatchSampler:
-    """Draws the rows of an epoch. Its only state is the mined pool (saved in checkpoints)."""
+    """Draws the rows of an epoch. Its state is the mined pool and the banked numbers
+    (both saved in checkpoints)."""
 
     def __init__(self, config: TrainConfig, *, device: torch.device) -> None:
         self.config = config
@@ -84,6 +92,7 @@ class BatchSampler:
         if not self.seeds:
             raise ValueError("no training seeds left after removing the test seeds")
         self.mined: list[int] = []
+        self.banked: list[int] = []
         self._walks: dict[int, list[int]] = {}
         self._random_width = -(-(config.max_bits - 3) // limbs.LIMB_BITS)
 
@@ -91,13 +100,24 @@ class BatchSampler:
     def state_dict(self) -> dict[str, Any]:
         # Hex strings: pickle writes an integer past 2040 bits in a form that
         # torch.load(weights_only=True) refuses (and str() stops at 4300 digits).
-        return {"mined": [format(v, "x") for v in self.mined]}
+        return {"mined": [format(v, "x") for v in self.mined],
+                "banked": [format(v, "x") for v in self.banked]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Through add_mined, so a pool saved before it held distinct numbers loads as the
         # method's pool; checkpoints from before the hex form hold the integers themselves.
         self.mined = []
         self.add_mined([int(v, 16) if isinstance(v, str) else int(v) for v in state["mined"]])
+        # Checkpoints from before the bank have none.
+        self.banked = [int(v, 16) for v in state.get("banked", [])]
+
+    def use_bank(self, ranked: Sequence[int]) -> None:
+        """Take the first hard_seed_bank_count of a bank's numbers (ranked worst first) as
+        extra hard seeds, leaving out the training seeds (already in the pool) and every
+        value of a held-out trajectory (a test trajectory is never trained on directly).
+        Read once, when a run starts: a resumed run keeps the numbers it started with."""
+        skip = set(self.seeds) | held_out_values(self.config)
+        self.banked = [v for v in dict.fromkeys(ranked) if v not in skip][:self.config.hard_seed_bank_count]
 
     def add_mined(self, values: Sequence[int]) -> None:
         """Append newly mined numbers; the pool keeps the newest MINED_KEEP distinct ones.
@@ -110,7 +130,7 @@ class BatchSampler:
             pool.pop(int(v), None)
             pool[int(v)] = None
         self.mined = list(pool)[-MINED_KEEP:]
-        keep = set(self.mined) | set(self.seeds)
+        keep = set(self.mined) | set(self.seeds) | set(self.banked)
         self._walks = {k: v for k, v in self._walks.items() if k in keep}
 
     # -- drawing --------------------------------------------------------------------
@@ -153,7 +173,9 @@ class BatchSampler:
 
     def _hard_values(self, rng: np.random.Generator, count: int, epoch: int) -> list[int]:
         seeds = self.active_seeds(epoch)
-        pool = seeds + self.mined
+        # Banked numbers are drawn like mined ones: active from the start, taken directly
+        # or walked.
+        pool = seeds + self.banked + self.mined
         if not pool:
             # The original fell back to 27, a test seed; the first training seed keeps
             # the held-out trajectories unseen.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from collatz_ray.errors import UsageError
-from collatz_ray.trainer.checkpoints import latest_checkpoint, read_weights
+from collatz_ray.trainer.checkpoints import latest_checkpoint, read_model_file
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.model import LyapunovMLP, build_model, load_weights
 
@@ -33,13 +33,15 @@ class LoadedModel:
     file: Path
     #: Where the config came from (a state.pt or a config.yaml); None: defaults and flags.
     config_file: Path | None = None
+    #: The epoch a checkpoint was saved at; None for a seed-format file.
+    epoch: int | None = None
 
 
 def load_model(path: Path, *, overrides: Mapping[str, Any], flag: str = "--checkpoint") -> LoadedModel:
     """The model stored at `path` (see the module docstring), on the CPU."""
     path = Path(path)
     file, run_config = _weights_file(path, flag=flag)
-    weights, saved = read_weights(file, flag=flag)
+    weights, saved, epoch = read_model_file(file, flag=flag)
     if saved is not None:
         base, config_file = TrainConfig.from_dict(saved, source=str(file)), file
     elif run_config is not None:
@@ -49,7 +51,7 @@ def load_model(path: Path, *, overrides: Mapping[str, Any], flag: str = "--check
     config = TrainConfig.from_dict(overrides, source="command line", base=base)
     model = build_model(config)
     load_weights(model, weights, source=f"{flag} {path}")
-    return LoadedModel(model, config, file, config_file)
+    return LoadedModel(model, config, file, config_file, epoch)
 
 
 def _weights_file(path: Path, *, flag: str) -> tuple[Path, Path | None]:

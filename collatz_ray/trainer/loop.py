@@ -6,8 +6,10 @@ process at a time works in it (its lock), and a new run never lands on an old on
 unless told to replace it (`overwrite`).
 
 Whoever drives the loop (the CLI, or the Ray adapter) passes `on_evaluation`, which is
-called with the metrics and the checkpoint directory after every evaluation; that is the
-only hook, so the trainer stays free of any tuner's API.
+called with the metrics and the checkpoint directory after every evaluation, and may pass
+`on_mined`, called after each mining round with the kept numbers that violate (the Ray
+adapter banks them, see bank.py); those are the only hooks, so the trainer stays free of
+any tuner's API.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collatz_ray._progress import ProgressBar
 from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.features import FeatureSpec
+from collatz_ray.trainer.bank import ranked_numbers
 from collatz_ray.trainer.checkpoints import (METRICS_FILE, clear_run, holds_run, latest_checkpoint,
                                             load_checkpoint, remove_partial_checkpoints, restoring,
                                             run_lock, save_checkpoint, seed_format, torch_bytes,
@@ -42,6 +45,8 @@ from collatz_ray.trainer.text import format_log_header, format_log_line
 CHUNK_ROWS = 65536
 
 EvaluationHook = Callable[[dict[str, Any], Path], None]
+#: (epochs trained when the round ran, [(n, margin V(n) - V(T n), None if not finite)]).
+MiningHook = Callable[[int, list[tuple[int, float | None]]], None]
 
 
 class TrainingDiverged(RuntimeError):
@@ -57,7 +62,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None, overwrite: bool = False,
-          on_evaluation: EvaluationHook | None = None, verbose: bool = True) -> dict[str, Any]:
+          on_evaluation: EvaluationHook | None = None, on_mined: MiningHook | None = None,
+          verbose: bool = True) -> dict[str, Any]:
     """Train (or continue from `resume_from`) and return the last evaluation's metrics.
 
     The run holds run_dir's lock throughout. A new run refuses a directory that holds
@@ -73,11 +79,12 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
         raise UsageError(f"{run_dir}: cannot make the run directory ({err.strerror or err})") from None
     with run_lock(run_dir):
         return _train(config, run_dir=run_dir, resume_from=resume_from, overwrite=overwrite,
-                      on_evaluation=on_evaluation, verbose=verbose)
+                      on_evaluation=on_evaluation, on_mined=on_mined, verbose=verbose)
 
 
 def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, overwrite: bool,
-           on_evaluation: EvaluationHook | None, verbose: bool) -> dict[str, Any]:
+           on_evaluation: EvaluationHook | None, on_mined: MiningHook | None,
+           verbose: bool) -> dict[str, Any]:
     if resume_from is None and holds_run(run_dir) and not overwrite:
         raise UsageError(f"{run_dir}: holds a run already; continue it with --resume {run_dir}, "
                          "or replace it with --overwrite")
@@ -99,6 +106,9 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     # Recorded with every evaluation: pass rates compare only on the same evaluation set.
     evalset_sha256 = file_sha256(evalset.path)
+    # Read once, when a run starts; a resumed run has the numbers in its checkpoint.
+    banked = (ranked_numbers(config.hard_seed_bank)
+              if state is None and config.hard_seed_bank is not None else None)
     model = build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -113,6 +123,8 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
             sampler.load_state_dict(state["sampler"])
             torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"]
+    elif banked is not None:
+        sampler.use_bank(banked)
     # Every input is checked: only now may the directory change.
     if resume_from is None and overwrite:
         clear_run(run_dir)
@@ -134,7 +146,12 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
     model.train()
     for epoch in range(start_epoch, config.epochs):
         if _is_mining_epoch(epoch, config):
-            _mine(model, sampler, epoch, config)
+            kept = _mine(model, sampler, epoch, config)
+            # Only the counterexamples (V(T n) >= V(n), or V not finite): at most
+            # mine_count a round.
+            violating = [(n, m if math.isfinite(m) else None) for n, m in kept.items() if not m > 0]
+            if on_mined is not None and violating:
+                on_mined(epoch, violating)
             queue.clear()  # batches drawn before this epoch saw the old pool
         if not queue:
             queue = sampler.draw_epochs(range(epoch, chunk_end(epoch, config)))
@@ -223,15 +240,24 @@ def chunk_end(epoch: int, config: TrainConfig) -> int:
 
 
 @torch.no_grad()
-def _mine(model: LyapunovMLP, sampler: BatchSampler, epoch: int, config: TrainConfig) -> None:
+def _mine(model: LyapunovMLP, sampler: BatchSampler, epoch: int, config: TrainConfig) -> dict[int, float]:
     """Keep the mine_count distinct numbers of a fresh pool with the lowest margin
-    V(n) - V(T n). Hard rows repeat values of short walks, and every copy of a weak value
-    has the same margin: counted per row, one number could fill a whole round."""
+    V(n) - V(T n), and return them with their margins. Hard rows repeat values of short
+    walks, and every copy of a weak value has the same margin: counted per row, one
+    number could fill a whole round."""
     pool = sampler.draw_mining_pool(epoch)
     margin_rows = dataclasses.replace(pool, rows={0: pool.rows[0], 1: pool.rows[1]})
     was_training = model.training
     model.eval()
     v = values_at_offsets(model, margin_rows)
     model.train(was_training)
-    by_margin = limbs.to_ints(pool.values[torch.argsort(v[0] - v[1], stable=True)])
-    sampler.add_mined(list(dict.fromkeys(by_margin))[:config.mine_count])
+    margins = v[0] - v[1]
+    order = torch.argsort(margins, stable=True)
+    kept: dict[int, float] = {}
+    for n, margin in zip(limbs.to_ints(pool.values[order]), margins[order].tolist()):
+        if n not in kept:
+            kept[n] = margin
+            if len(kept) == config.mine_count:
+                break
+    sampler.add_mined(list(kept))
+    return kept

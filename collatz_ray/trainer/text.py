@@ -30,6 +30,11 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def short_decimal(text: str, *, width: int = 24) -> str:
+    """A long decimal shortened for a table cell (the JSON forms keep every digit)."""
+    return text if len(text) <= width else f"{text[:8]}...({len(text)} digits)"
+
+
 def format_log_header() -> str:
     return "{:>8} | {:>9} | {:>6} | {:>6} | {:>7} | {:>6} | {:>9}".format(*LOG_COLUMNS)
 

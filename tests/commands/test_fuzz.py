@@ -122,6 +122,9 @@ def mangled(draw, text: str, *, yaml_values: bool = False) -> bytes:
 
 CONFIG = yaml.safe_dump({"lookahead": 8, "layers": [8, 8], "epochs": 20, "eval_interval": 10, "seed": 3,
                          "test_seeds": [27, 97], "lr": 0.001, "batch_size": 64, "max_bits": 40}, sort_keys=False)
+BANK = "".join(json.dumps({"n": n, "margin": m, "source": src, "trial": "t1", "epoch": 10, "sha256": None,
+                           "time": "2026-11-29T15:01:49Z"}) + "\n"
+               for n, m, src in (("1161", -0.02, "mining"), (str(2**90 + 1), None, "verify"), ("97", -0.001, "mining")))
 SPACE = """description: fuzz
 budget: {epochs: 40, eval_interval: 20, grace_epochs: 20, reduction_factor: 2, num_samples: 2}
 fixed:
@@ -177,6 +180,8 @@ def test_train(stubs, finished, eval_csv, csv_text, data):
             if draw(st.booleans()):
                 config = draw(st.one_of(mangled(CONFIG, yaml_values=True), st.just(billion_laughs().encode())))
                 args += ["--config", write(tmp, "config.yaml", config)]
+            if not draw(st.integers(0, 3)):  # a counterexample bank, as written or mangled
+                args += ["--hard-seed-bank", write(tmp, "counterexamples.jsonl", draw(mangled(BANK)))]
             args += ["--eval-csv", csv_choice(draw, csv_text, tmp, eval_csv)]
             args += ["--out", tmp / "run" if target == "new" else finished]
         args += draw(st.lists(st.sampled_from(["--overwrite", "--smoke", "--quiet", "--mine"]), max_size=2,

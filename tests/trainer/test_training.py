@@ -264,9 +264,9 @@ def test_mining_keeps_the_lowest_margins(eval_csv):
     torch.manual_seed(0)
     model = build_model(c)
     sampler = BatchSampler(c, device=CPU)
-    _mine(model, sampler, 4, c)
+    kept = _mine(model, sampler, 4, c)
     mined = sampler.mined
-    assert len(mined) == 12
+    assert len(mined) == 12 and list(kept) == mined
     pool = BatchSampler(c, device=CPU).draw_mining_pool(4)  # the pool _mine scored (nothing mined yet)
     assert len(pool) == 300 and int(pool.is_hard.sum()) == 150  # hard ratio 0.5 for the pool
     pool_values = limbs.to_ints(pool.values)
@@ -279,6 +279,8 @@ def test_mining_keeps_the_lowest_margins(eval_csv):
     distinct = list(dict.fromkeys(pool_values[i] for i in order))
     threshold = margins[pool_values.index(distinct[11])]
     assert all(margins[pool_values.index(v)] <= threshold + 1e-6 for v in mined)
+    # What mining returns (and the bank records) is each number's margin V(n) - V(T n).
+    assert all(abs(kept[v] - margins[pool_values.index(v)]) < 1e-5 for v in mined)
 
 
 def test_mining_epochs():

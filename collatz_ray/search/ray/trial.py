@@ -57,7 +57,8 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings) -> None:
                            "recorded_through": recorded_through(context.get_storage()),
                            # Tells a first worker of this start from one Train restarted.
                            "trial_start": uuid.uuid4().hex,
-                           "objective": settings.space.objective},
+                           "objective": settings.space.objective,
+                           "trial_id": trial_id, "bank": settings.bank},
         scaling_config=ray_train.ScalingConfig(
             num_workers=1, use_gpu=gpus > 0,
             resources_per_worker=worker_resources(cpus_per_trial=settings.cpus_per_trial,

@@ -1,5 +1,6 @@
 """What runs in the Ray Train worker: the plain trainer, with a hook that reports each
-evaluation and its checkpoint to Ray Train.
+evaluation and its checkpoint to Ray Train, and one that appends the numbers each mining
+round kept that violate to the experiment's counterexample bank (trainer/bank.py).
 
 Every checkpoint carries the trial's reports up to it (REPORTS_FILE), and which start
 of the Tune trial made them. A trial restarted after its driver died resumes from its
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,9 @@ from typing import Any
 import ray
 from ray import train as ray_train
 
+from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, TIME_ATTR, objective
+from collatz_ray.trainer import bank as banking
 from collatz_ray.trainer.config import TrainConfig
 
 
@@ -33,7 +37,8 @@ REPORTS_FILE = "reports.jsonl"
 def train_worker(loop_config: dict[str, Any]) -> None:
     """The TorchTrainer's loop: `loop_config` holds the trial's TrainConfig as a dict, the
     worker's thread count and `recorded_through`, the last epoch the experiment's record
-    of this trial holds. Resumes from Ray Train's checkpoint when there is one."""
+    of this trial holds, `trial_id` and `bank`, the experiment's bank file (None: mined
+    numbers are not banked). Resumes from Ray Train's checkpoint when there is one."""
     import torch
 
     from collatz_ray.trainer.loop import train
@@ -65,7 +70,27 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             ray_train.report(metrics, checkpoint=ray_train.Checkpoint.from_directory(str(checkpoint_dir)))
 
         train(config, run_dir=Path(tmp) / "run", resume_from=resume_from,
-              on_evaluation=report, verbose=False)
+              on_evaluation=report, on_mined=bank_hook(loop_config.get("bank"), loop_config.get("trial_id")),
+              verbose=False)
+
+
+def bank_hook(bank: str | None, trial_id: str | None):
+    """The trainer's on_mined hook that appends a round's violating numbers to `bank`
+    (None: no hook). A number too large to write in decimal is left out. A bank that
+    cannot be written costs those records, never the trial: one line on stderr says so."""
+    if bank is None:
+        return None
+
+    def banked(epoch: int, found: list[tuple[int, float | None]]) -> None:
+        records = [banking.new_record(n, margin=margin, source="mining", trial=trial_id, epoch=epoch)
+                   for n, margin in found if banking.bankable(n)]
+        try:
+            banking.append_records(Path(bank), records)
+        except UsageError as err:
+            print(f"collatz-ray: trial {trial_id}: the counterexamples mined at epoch {epoch} "
+                  f"were not banked: {err}", file=sys.stderr, flush=True)
+
+    return banked
 
 
 def read_reports(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
