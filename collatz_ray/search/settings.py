@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from collatz_ray.errors import UsageError
 
 if TYPE_CHECKING:
+    from collatz_ray.search.replicate import ReplicatePlan
     from collatz_ray.search.spaces import SearchSpace
 
 SETTINGS_FILE = "collatz_search.json"
@@ -47,6 +48,8 @@ class SearchSettings:
     max_concurrent: int
     eval_csv: str | None = None
     start_timeout_s: float = 120.0
+    #: A replication's configurations, seeds and source (search/replicate.py); None for a search.
+    replicate: ReplicatePlan | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"space_path": str(self.space.path), "space_name": self.space.name,
@@ -55,7 +58,8 @@ class SearchSettings:
                 "storage": self.storage, "experiment": self.experiment,
                 "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
                 "seed": self.seed, "max_concurrent": self.max_concurrent,
-                "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s}
+                "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s,
+                **({"replicate": self.replicate.to_json()} if self.replicate else {})}
 
     @property
     def path(self) -> str:
