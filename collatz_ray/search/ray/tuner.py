@@ -5,15 +5,16 @@ from __future__ import annotations
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ray import cloudpickle, tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
+from collatz_ray.search.ray.given import GivenConfigs
 from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.trial import trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
@@ -37,13 +38,20 @@ def make_searcher(space: SearchSpace, *, seed: int) -> OptunaSearch:
     return OptunaSearch(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler)
 
 
-def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1) -> tune.Tuner:
+def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
+                points: Sequence[dict[str, Any]] | None = None) -> tune.Tuner:
+    """TPE's suggestions, stopped early by ASHA; or, given `points` (a replication's
+    trials, collatz_ray/search/replicate.py), those configs, each trained to the full
+    budget."""
     space = settings.space
     budget = space.budget
-    searcher = make_searcher(space, seed=settings.seed)
-    scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
-                              grace_period=budget.grace_epochs,
-                              reduction_factor=budget.reduction_factor)
+    if points is None:
+        searcher = make_searcher(space, seed=settings.seed)
+        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
+                                  grace_period=budget.grace_epochs,
+                                  reduction_factor=budget.reduction_factor)
+    else:
+        searcher, scheduler = GivenConfigs(points), FIFOScheduler()
     return tune.Tuner(
         trainable(settings),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher,
@@ -69,7 +77,8 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
     )
 
 
-def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
+def run(settings: SearchSettings, *, num_samples: int, resume: bool = False,
+        points: Sequence[dict[str, Any]] | None = None):
     """Run (or resume) the search and return Ray's ResultGrid. Raises StorageFailed,
     with one line, when the experiment's storage stopped taking writes."""
     path = settings.path
@@ -78,7 +87,7 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False):
             tuner = _restore(settings)
         else:
             save_settings(settings)
-            tuner = build_tuner(settings, num_samples=num_samples)
+            tuner = build_tuner(settings, num_samples=num_samples, points=points)
         return tuner.fit()
     except StorageFailed as err:
         raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
