@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from collatz_ray.results import replicates
 from collatz_ray.results.read import Experiment, Trial
 from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, best_trial, config_diff,
                                         ending_counts, ranked_trials)
@@ -40,7 +41,14 @@ def experiment_record(exp: Experiment) -> dict[str, Any]:
     return {"name": exp.name, "path": str(exp.path), "space": exp.settings.get("space_name"),
             "budget": dataclasses.asdict(exp.budget), "trials": len(exp.trials),
             "endings": ending_counts(exp),
-            "best": None if best is None else trial_record(best), "notes": exp.notes}
+            "best": None if best is None else trial_record(best),
+            "replicates": _replicates_record(exp), "notes": exp.notes}
+
+
+def _replicates_record(exp: Experiment) -> dict[str, Any] | None:
+    """A replication's configurations and verdict (None for a search)."""
+    replication = replicates.replication(exp)
+    return None if replication is None else replicates.record(replication)
 
 
 def published_records() -> list[dict[str, Any]]:
@@ -54,6 +62,7 @@ def to_json(exps: Sequence[Experiment]) -> str:
     return strict_json({
         "best": best_record(best_trial(first)),
         "trials": [trial_record(t) for t in ranked_trials(first)],
+        "replicates": _replicates_record(first),
         "published": published_records(),
         "experiments": [experiment_record(e) for e in exps],
     }, indent=1)
