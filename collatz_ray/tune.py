@@ -7,6 +7,8 @@ runs the search; --address auto (or host:port) joins a cluster from `ray start -
 Results land in <storage>/<name>/ in Ray's own layout. --scale laptop shrinks any space
 to a size two CPUs finish within about an hour; --dry-run prints the plan and a time
 estimate without starting Ray (collatz_ray/search/plan.py sizes both).
+`--replicate-top K --seeds S EXPERIMENT` retrains an experiment's top K configurations
+with S new seeds: it is `python -m collatz_ray.replicate EXPERIMENT --top K --seeds S`.
 """
 
 from __future__ import annotations
@@ -134,6 +136,10 @@ def _own_or_none(saved: dict[str, Any], experiment_dir: Path):
 
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
+    replicate = replicate_argv(sys.argv[1:] if argv is None else argv)
+    if replicate is not None:
+        from collatz_ray.replicate import main as replicate_main
+        return replicate_main(replicate)
     args = parser().parse_args(argv)
     # Experiments, checkpoints and the files of the Ray processes started here are the
     # user's alone.
@@ -142,6 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _search(args)
     finally:
         os.umask(umask)
+
+
+def replicate_argv(argv: Sequence[str]) -> list[str] | None:
+    """`--replicate-top K ...` as collatz_ray.replicate's arguments (`--top K ...`), or
+    None for a search."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word == "--replicate-top" or word.startswith("--replicate-top="):
+            return [*words[:i], word.replace("--replicate-top", "--top", 1), *words[i + 1:]]
+    return None
 
 
 def _search(args) -> int:
