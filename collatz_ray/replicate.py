@@ -33,10 +33,6 @@ from collatz_ray.search.settings import SETTINGS_FILE, SearchSettings, experimen
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
 
-#: How source trials count as finished: they reached the full budget or ASHA stopped them.
-FINISHED = ("completed", "stopped")
-
-
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m collatz_ray.replicate", description=__doc__)
     p.add_argument("source", nargs="?", metavar="EXPERIMENT",
@@ -155,8 +151,7 @@ def _new(args, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any] | No
     experiment = load_experiment(source)
     sizing = size_search(experiment_space(saved, source), flags={}, saved_budget=saved.get("budget") or {},
                          experiment=source.name)
-    finished = [t for t in ranked_trials(experiment) if t.ending.kind in FINISHED and "objective" in t.metrics]
-    plan = plan_from_experiment(finished, sizing.space, top=args.top, seeds=args.seeds, source=str(source))
+    plan = plan_from_experiment(ranked_trials(experiment), sizing.space, top=args.top, seeds=args.seeds, source=str(source))
     return plan, sizing, saved, source.name
 
 

@@ -36,6 +36,9 @@ MIN_SEEDS = 2
 #: Settings a given configuration may not set: the replication chooses the seeds, the
 #: budget owns the run's length and evaluation interval.
 NOT_GIVEN = (SEED_KEY, "epochs", "eval_interval")
+#: How a source trial ended (results.read.Ending.kind) for its configuration to count:
+#: it reached the full budget, or ASHA stopped it (it still ranks, after those that did).
+FINISHED = ("completed", "stopped")
 #: Settings a replicate may differ from its source trial in: the seed, and what the
 #: trial itself sets for the machine it runs on.
 OWN_SETTINGS = (SEED_KEY, "device", "eval_csv")
@@ -143,13 +146,16 @@ def top_configurations(ranked: Sequence[Any], *, top: int, experiment: str) -> t
 
 def plan_from_experiment(ranked: Sequence[Any], space: SearchSpace, *, top: int, seeds: int,
                          source: str) -> ReplicatePlan:
-    """Replicate the top `top` configurations of the experiment at `source` (its finished
-    trials `ranked` best first, with their train_config.json as `config`, and the
-    `space` it searched, at its budget) with `seeds` seeds none of them trained with.
+    """Replicate the top `top` configurations of the experiment at `source` with `seeds`
+    seeds none of its trials trained with. `ranked` is its trials best first, as
+    results.report.ranked_trials gives them (results.read.Trial); those that finished
+    (reached the full budget or were stopped by ASHA, with a score) count. `space` is
+    the space it searched, at its budget.
 
-    Refuses a source trial whose recorded config the space no longer produces (an edited
-    space file): its replicates would train something else."""
+    Refuses a source trial whose recorded config (train_config.json) the space no longer
+    produces (an edited space file): its replicates would train something else."""
     check_seed_count(seeds)
+    ranked = [t for t in ranked if t.ending.kind in FINISHED and "objective" in t.metrics]
     configurations = top_configurations(ranked, top=top, experiment=source)
     chosen = {t for c in configurations for t in c.source_trials}
     for trial in ranked:
