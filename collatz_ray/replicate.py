@@ -78,7 +78,6 @@ def _replicate(args) -> int:
     storage = resolve_storage(args.storage)
     if args.name is not None:
         check_name(args.name)
-    saved = None
     if args.resume:
         plan, sizing, saved = _resumed(args, storage)
         name = args.name
@@ -203,19 +202,22 @@ def plan_text(plan: ReplicatePlan, space_name: str, *, epochs: int, path: str) -
 
 def _run(args, resources: dict[str, float], *, plan: ReplicatePlan, space, saved: dict[str, Any] | None,
          storage: str, name: str, eval_csv: str | None) -> int:
-    """On the cluster: size the trials, run or resume the replication, and summarise it."""
+    """On the cluster: size the trials, run or resume the replication, and summarise it.
+    `saved` is the follow-up's settings on --resume, else the source's (or None)."""
     from collatz_ray.search.ray import cluster, tuner
     from collatz_ray.search.ray.status import legend
 
     if args.address is not None:
         check_storage(storage, creating=False, nodes=cluster.alive_node_count(),
                       declared_shared=args.shared_storage)
-    saved_gpus = (saved or {}).get("gpus_per_trial")
+    # A resumed replication keeps its GPUs; a new one sizes for this cluster, not the source's.
+    saved_gpus = saved.get("gpus_per_trial") if args.resume else None
     share = trial_resources(resources, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                             saved_gpus=saved_gpus)
+    # seed: the search seed TPE would use; a replication's seeds are in its plan.
     settings = SearchSettings(
         space=space, storage=storage, experiment=name, cpus_per_trial=share.cpus, gpus_per_trial=share.gpus,
-        seed=(saved or {}).get("seed", 0), max_concurrent=args.max_concurrent or share.fits, eval_csv=eval_csv,
+        seed=0, max_concurrent=args.max_concurrent or share.fits, eval_csv=eval_csv,
         start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)), replicate=plan)
     if args.resume and not tuner.can_restore(settings):
         raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")

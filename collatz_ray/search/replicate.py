@@ -109,7 +109,7 @@ class ReplicatePlan:
 
 def params_key(params: Mapping[str, Any]) -> str:
     """One configuration's identity: its settings, in any order, lists as lists."""
-    return json.dumps(params, sort_keys=True, default=list)
+    return json.dumps(params, sort_keys=True)
 
 
 def check_seed_count(count: int) -> int:

@@ -1,6 +1,6 @@
 """python -m collatz_ray.replicate (and tune --replicate-top) in this process: the plan
 it prints, and bad input refused in one line with exit status 2 before Ray starts.
-Sources are experiments written by hand (tests/experiments.py); tests/e2e/test_replicate.py
+Sources are experiments written by hand (tests/experiments.py); tests/e2e/test_replicate_ray.py
 runs a replication on Ray."""
 
 from __future__ import annotations

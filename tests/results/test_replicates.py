@@ -1,6 +1,6 @@
 """`python -m collatz_ray.results` on a replication: each configuration over its seeds,
 and the verdict on the best one's lead, in the table, summary.md and JSON. The
-replications are written by hand (tests/experiments.py); tests/e2e/test_replicate.py
+replications are written by hand (tests/experiments.py); tests/e2e/test_replicate_ray.py
 reads a real one."""
 
 from __future__ import annotations
