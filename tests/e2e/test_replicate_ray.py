@@ -72,3 +72,20 @@ def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp
     assert replicates["lead"]["difference"] == means[1] - means[0]
     assert replicates["verdict"] in proc.stdout
     assert replicates["verdict"] in (followup / "summary.md").read_text()
+
+
+def test_the_searcher_hands_out_each_config_once_and_a_restored_one_goes_on(tmp_path):
+    """What --resume relies on: Tune saves the searcher with its state and restores it
+    into a fresh one (no Ray started here)."""
+    from ray.tune.search import Searcher
+
+    from collatz_ray.search.ray.given import GivenConfigs
+
+    configs = [{"lookahead": 10, "seed": 1}, {"lookahead": 10, "seed": 2}, {"lookahead": 20, "seed": 1}]
+    first = GivenConfigs(configs)
+    assert first.suggest("t1") == configs[0]
+    first.save(str(tmp_path / "state.json"))
+    restored = GivenConfigs([])
+    restored.restore(str(tmp_path / "state.json"))
+    assert [restored.suggest(f"t{i}") for i in (2, 3, 4)] == [configs[1], configs[2], Searcher.FINISHED]
+    assert first.suggest("t5") == configs[1]  # each its own copy
