@@ -7,11 +7,12 @@ runs the search; --address auto (or host:port) joins a cluster from `ray start -
 Results land in <storage>/<name>/ in Ray's own layout. --scale laptop shrinks any space
 to a size two CPUs finish within about an hour; --dry-run prints the plan and a time
 estimate without starting Ray (collatz_ray/search/plan.py sizes both).
+`--replicate-top K --seeds S EXPERIMENT` retrains an experiment's top K configurations
+with S new seeds: it is `python -m collatz_ray.replicate EXPERIMENT --top K --seeds S`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -19,13 +20,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int, seed_int
-from collatz_ray._lock import hold_lock
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
 from collatz_ray.search.plan import dry_run, plan_line, size_search
-from collatz_ray.search.resources import TRIAL_ACTOR_CPU, trial_resources
-from collatz_ray.search.settings import (SETTINGS_FILE, SearchSettings, experiment_space, join,
-                                         load_settings_json, save_settings)
+from collatz_ray.search.resources import cpus_per_trial_flag, trial_resources
+from collatz_ray.search.settings import (SETTINGS_FILE, SearchSettings, experiment_exists, experiment_lock,
+                                         experiment_space, join, load_settings_json, save_settings)
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
 from collatz_ray.search.study import check_study, resolve_study
@@ -56,7 +56,7 @@ def parser() -> ArgumentParser:
                    "learns from all of its earlier trials")
     p.add_argument("--optuna-storage", metavar="URL", help="SQLAlchemy URL of the database that records "
                    "the Optuna study (default: optuna.db inside the experiment)")
-    p.add_argument("--cpus-per-trial", type=_cpus_per_trial, default=1.0,
+    p.add_argument("--cpus-per-trial", type=cpus_per_trial_flag, default=1.0,
                    help="CPUs per trial, >= 0.2; 0.1 of it holds the Tune trial actor (default 1)")
     p.add_argument("--gpus-per-trial", type=nonnegative_float,
                    help="GPUs per trial, fractions share a GPU (default: 1 if the cluster has GPUs, else 0)")
@@ -69,8 +69,6 @@ def parser() -> ArgumentParser:
     return p
 
 
-#: A trial needs room for its Tune actor and a worker beside it.
-_cpus_per_trial = number(float, lambda v: v >= 2 * TRIAL_ACTOR_CPU, f"a number >= {2 * TRIAL_ACTOR_CPU:g}")
 
 
 def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path: str,
@@ -96,13 +94,6 @@ def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path:
     print(f"Experiment: {path}")
     print(f"Summaries: python -m collatz_ray.results {path}")
     return 0
-
-
-def _exists(storage: str, name: str) -> bool:
-    if "://" in storage:
-        return False  # Ray's restore check is the only probe of remote storage
-    path = Path(storage) / name
-    return path.is_dir() and any(path.iterdir())
 
 
 def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
@@ -140,6 +131,10 @@ def _own_or_none(saved: dict[str, Any], experiment_dir: Path):
 
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
+    replicate = replicate_argv(sys.argv[1:] if argv is None else argv)
+    if replicate is not None:
+        from collatz_ray.replicate import main as replicate_main
+        return replicate_main(replicate)
     args = parser().parse_args(argv)
     # Experiments, checkpoints and the files of the Ray processes started here are the
     # user's alone.
@@ -148,6 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _search(args)
     finally:
         os.umask(umask)
+
+
+def replicate_argv(argv: Sequence[str]) -> list[str] | None:
+    """`--replicate-top K ...` as collatz_ray.replicate's arguments (`--top K ...`), or
+    None for a search."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word == "--replicate-top" or word.startswith("--replicate-top="):
+            return [*words[:i], word.replace("--replicate-top", "--top", 1), *words[i + 1:]]
+    return None
 
 
 def _search(args) -> int:
@@ -165,7 +170,7 @@ def _search(args) -> int:
             raise UsageError(f"{flag}: no experiment of that name under {storage}")
         if extend:
             args.num_samples = _saved_num_samples(saved, storage, args.name) + extend
-    elif args.name and _exists(storage, args.name):
+    elif args.name and experiment_exists(storage, args.name):
         raise UsageError(f"--name {args.name}: an experiment of that name exists under {storage}; "
                          f"finish it with --resume --name {args.name}, or choose another --name")
     space, preset = _space(args, saved, Path(storage) / (args.name or ""))
@@ -187,8 +192,8 @@ def _search(args) -> int:
                       path=join(storage, args.name or f"{space.name}-<start time>")))
         return 0
 
-    with _experiment_lock(storage, name):
-        if not args.resume and _exists(storage, name):  # made while this one was checking
+    with experiment_lock(storage, name):
+        if not args.resume and experiment_exists(storage, name):  # made while this one was checking
             raise UsageError(f"--name {name}: an experiment of that name exists under {storage}")
         study = resolve_study(given=args.optuna_storage, saved=saved, experiment_dir=join(storage, name),
                               name=name, remote="://" in storage)
@@ -223,32 +228,14 @@ def _saved_num_samples(saved: dict[str, Any], storage: str, name: str) -> int:
     return value
 
 
-def _experiment_lock(storage: str, name: str):
-    """One search per experiment at a time: a lock beside it, held until the search ends
-    (none on remote storage, where only Ray's own files coordinate)."""
-    if "://" in storage:
-        return contextlib.nullcontext()
-    return hold_lock(Path(storage) / f".{name}.lock", what=f"experiment {name}")
-
-
 def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None, study, extend: int) -> int:
     """Everything the user typed is checked: start or join Ray, run, and shut down."""
-    from collatz_ray.search.ray import cluster
+    from collatz_ray.search.ray.session import on_ray
 
-    resources = cluster.connect(args.address)
-    from collatz_ray.search.ray.interrupt import stop_cleanly_on_signals
-
-    with stop_cleanly_on_signals() as interruption:
-        try:
-            status = _run(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
-                          resources=resources, study=study, extend=extend)
-        except KeyboardInterrupt:
-            if interruption.signum is None:
-                raise
-        finally:
-            interruption.ending = True  # a signal now is noted, not acted on
-            cluster.shutdown()
-    if interruption.signum is not None:
+    status, interruption = on_ray(args.address, lambda resources: _run(
+        args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
+        resources=resources, study=study, extend=extend))
+    if status is None:
         print(f"collatz_ray.tune: interrupted by {interruption.name}; everything so far is kept in "
               f"{join(storage, name)}. Resume with: python -m collatz_ray.tune --resume --name {name} "
               f"--storage {storage}", file=sys.stderr, flush=True)

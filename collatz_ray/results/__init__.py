@@ -16,8 +16,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "to_json": "formats", "to_csv": "formats",
     "export_best": "export",
     "Importances": "importance", "parameter_importances": "importance",
+    "replication": "replicates",
 })
 
 __all__ = ["Experiment", "Importances", "Trial", "best_trial", "experiment_document", "export_best",
            "load_experiment", "newest_experiment", "parameter_importances", "ranked_trials",
-           "render_markdown", "render_text", "to_csv", "to_json"]
+           "render_markdown", "render_text", "replication", "to_csv", "to_json"]

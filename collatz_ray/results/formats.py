@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from collatz_ray.results.importance import parameter_importances
+from collatz_ray.results import replicates
 from collatz_ray.results.read import Experiment, Trial
 from collatz_ray.results.report import (PUBLISHED, PUBLISHED_STEPS, bank_summary, best_trial, config_diff,
                                         ending_counts, ranked_trials)
@@ -44,7 +45,14 @@ def experiment_record(exp: Experiment) -> dict[str, Any]:
             "endings": ending_counts(exp),
             "best": None if best is None else trial_record(best),
             "importance": dataclasses.asdict(parameter_importances(exp)),
-            "counterexamples": None if exp.bank is None else bank_summary(exp.bank), "notes": exp.notes}
+            "counterexamples": None if exp.bank is None else bank_summary(exp.bank),
+            "replicates": _replicates_record(exp), "notes": exp.notes}
+
+
+def _replicates_record(exp: Experiment) -> dict[str, Any] | None:
+    """A replication's configurations and verdict (None for a search)."""
+    replication = replicates.replication(exp)
+    return None if replication is None else replicates.record(replication)
 
 
 def published_records() -> list[dict[str, Any]]:
@@ -60,6 +68,7 @@ def to_json(exps: Sequence[Experiment]) -> str:
         "best": best_record(best_trial(first)),
         "trials": [trial_record(t) for t in ranked_trials(first)],
         "importance": records[0]["importance"],
+        "replicates": _replicates_record(first),
         "published": published_records(),
         "experiments": records,
     }, indent=1)

@@ -199,8 +199,11 @@ def _read_state(path: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]]
 
     Tune rewrites the file every few seconds; a copy caught mid-write, or one in a format
     this code does not know, leaves the statuses to be inferred from the trial folders.
+    A resumed search writes a file of its own; the newest is the one named after the
+    latest start (as Tune picks it), not the latest written: the end of a run rewrites
+    the older ones too, with the statuses they had.
     """
-    files = sorted(path.glob(STATE_GLOB), key=lambda p: p.stat().st_mtime)
+    files = sorted(path.glob(STATE_GLOB))
     if not files:
         return {}, None
     data = _read_json(files[-1], notes)

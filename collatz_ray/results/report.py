@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from collatz_ray.results import replicates
 from collatz_ray.results.importance import OK, Importances, parameter_importances
 from collatz_ray.results.read import Experiment, Parameter, Trial, is_number
 from collatz_ray.trainer.bank import SOURCES, Bank, Entry, distinct
@@ -180,6 +181,7 @@ def experiment_document(exp: Experiment, others: Sequence[Experiment], *, top: i
     """The whole summary of `exp`; `others` are the experiments it is compared with."""
     best = best_trial(exp)
     sections = [_overview(exp, best)]
+    sections += [s for s in [replication_section(exp)] if s is not None]
     if best is not None:
         sections += [_best_config(best), _trajectories(best), _population(best),
                      _learning_curve(best)]
@@ -217,6 +219,15 @@ def _overview(exp: Experiment, best: Trial | None) -> Section:
         lines.append(f"- Best trial: {best.trial_id}, {_violations(best.metrics)} held-out "
                      f"violations at epoch {best.epoch}, {best.ending.text}")
     return Section("Overview", ["\n".join(lines)])
+
+
+def replication_section(exp: Experiment) -> Section | None:
+    """A replication's configurations over their seeds and its verdict; None for a search."""
+    rep = replicates.replication(exp)
+    if rep is None:
+        return None
+    return Section("Seed replicates", [replicates.description(rep, exp),
+                                       Table(replicates.HEADERS, replicates.table_rows(rep)), rep.verdict])
 
 
 def _best_config(best: Trial) -> Section:

@@ -1,6 +1,6 @@
 """The search, without Ray: search spaces, sizing a search (budget, plan, estimate), the
 objective and ranking rule, resource sizing, failure reasons, the experiment's settings
-and storage rules. The Ray side lives
+and storage rules, replication plans. The Ray side lives
 in `collatz_ray.search.ray` and is imported only to run a search."""
 
 from collatz_ray._lazy import lazy_exports
@@ -11,8 +11,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "fitting_concurrency": "resources",
     "size_search": "plan",
     "SearchSettings": "settings",
+    "ReplicatePlan": "replicate", "plan_from_experiment": "replicate", "given_plan": "replicate",
     "check_storage": "storage",
 })
 
-__all__ = ["SearchSettings", "SearchSpace", "available_spaces", "check_storage",
-           "fitting_concurrency", "load_space", "objective", "ranked", "size_search"]
+__all__ = ["ReplicatePlan", "SearchSettings", "SearchSpace", "available_spaces", "check_storage",
+           "fitting_concurrency", "given_plan", "load_space", "objective", "plan_from_experiment", "ranked",
+           "size_search"]

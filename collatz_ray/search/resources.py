@@ -66,3 +66,10 @@ def trial_resources(resources: dict[str, float], *, cpus_per_trial: float, gpus_
                          f"{resources.get('CPU', 0):g} CPUs")
     fits = fitting_concurrency(resources, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus)
     return TrialResources(cpus_per_trial, gpus, fits)
+
+
+def cpus_per_trial_flag(text: str) -> float:
+    """--cpus-per-trial as the commands take it: room for the trial actor and a worker."""
+    from collatz_ray._cli import number
+
+    return number(float, lambda v: v >= 2 * TRIAL_ACTOR_CPU, f"a number >= {2 * TRIAL_ACTOR_CPU:g}")(text)

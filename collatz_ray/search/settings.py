@@ -25,6 +25,7 @@ from collatz_ray.errors import UsageError
 from collatz_ray.trainer.bank import BANK_FILE
 
 if TYPE_CHECKING:
+    from collatz_ray.search.replicate import ReplicatePlan
     from collatz_ray.search.spaces import SearchSpace
     from collatz_ray.search.study import StudyStorage
 
@@ -55,6 +56,8 @@ class SearchSettings:
     #: The Optuna study's database; None for an experiment from before studies were
     #: recorded (and in pickles of such experiments).
     study: StudyStorage | None = None
+    #: A replication's configurations, seeds and source (search/replicate.py); None for a search.
+    replicate: ReplicatePlan | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"space_path": str(self.space.path), "space_name": self.space.name,
@@ -64,7 +67,8 @@ class SearchSettings:
                 "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
                 "seed": self.seed, "max_concurrent": self.max_concurrent,
                 "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s,
-                **({"study": self.study.to_json()} if self.study is not None else {})}
+                **({"study": self.study.to_json()} if self.study is not None else {}),
+                **({"replicate": self.replicate.to_json()} if self.replicate else {})}
 
     @property
     def path(self) -> str:
@@ -85,6 +89,27 @@ def join(storage: str, *parts: str) -> str:
     if "://" in storage:
         return "/".join([storage.rstrip("/"), *parts])
     return str(Path(storage).joinpath(*parts))
+
+
+def experiment_exists(storage: str, name: str) -> bool:
+    """A non-empty local experiment directory (remote storage: Ray's restore check is
+    the only probe, so never)."""
+    if "://" in storage:
+        return False
+    path = Path(storage) / name
+    return path.is_dir() and any(path.iterdir())
+
+
+def experiment_lock(storage: str, name: str):
+    """One command per experiment at a time: a lock beside it, held until the command
+    ends (none on remote storage, where only Ray's own files coordinate)."""
+    import contextlib
+
+    from collatz_ray._lock import hold_lock
+
+    if "://" in storage:
+        return contextlib.nullcontext()
+    return hold_lock(Path(storage) / f".{name}.lock", what=f"experiment {name}")
 
 
 def trial_dirname(trial: Any) -> str:

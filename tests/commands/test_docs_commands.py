@@ -16,7 +16,7 @@ A new command line in the docs that no rule covers fails
 executed; fenced blocks in other languages (text, yaml) are not commands.
 
 Nothing here starts Ray: the README's first command is the session's `smoke_experiment`
-(tests/conftest.py), and every other search is a `tune --dry-run`.
+(tests/conftest.py), and every other search (or replication) is a `--dry-run`.
 """
 
 from __future__ import annotations
@@ -382,6 +382,7 @@ def _shrink_verify(args, fixtures, cwd):
 SHRINK = {
     "train": _shrink_train,
     "tune": _shrink_tune,  # --dry-run: the plan and a time estimate, no Ray, no trial
+    "replicate": lambda args, fixtures, cwd: [*args, "--dry-run"],  # its plan: no Ray, no trial
     "evaluate": lambda args, fixtures, cwd: [*args, "--eval-csv", str(fixtures.eval_csv)],
     "results": _shrink_results,
     "evalset": _shrink_evalset,

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from clitools import installed_env
+from experiments import search_experiment, write_trial
 
 
 def test_the_wheel_is_what_runs_and_it_ships_the_named_spaces(installed_python, tmp_path):
@@ -39,6 +40,7 @@ def _modules_after(statement: str) -> set[str]:
     "collatz_ray.results.export, collatz_ray.results.read, collatz_ray.results.importance",
     "import collatz_ray.results.__main__",
     "import collatz_ray.tune",
+    "import collatz_ray.replicate",
     "from collatz_ray import TrainConfig, load_space, load_experiment",
 ])
 def test_light_imports_load_neither_torch_nor_ray(statement):
@@ -56,3 +58,19 @@ def test_a_broken_space_is_refused_before_torch_or_ray_is_imported(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["2", "False", "False"], proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and "broken.yaml" in proc.stderr
+
+
+def test_a_replication_is_planned_and_refused_before_torch_or_ray_is_imported(tmp_path):
+    """Reading the source experiment and planning (--dry-run) load neither; nor does
+    refusing a --top larger than its configurations."""
+    source = search_experiment(tmp_path / "src")
+    write_trial(source, "a1", params={"lookahead": 10, "target_type": "fixed", "mine_negatives": False},
+                violations=12)
+    for top, status in (("1", "0"), ("2", "2")):
+        code = ("import sys\nfrom collatz_ray import replicate\ntry:\n"
+                f"    status = replicate.main([{str(source)!r}, '--top', {top!r}, '--seeds', '2', "
+                f"'--storage', {str(tmp_path)!r}, '--dry-run'])\n"
+                "except SystemExit as e:\n    status = e.code\n"
+                "print(status, 'torch' in sys.modules, 'ray' in sys.modules)\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.split()[-3:] == [status, "False", "False"], proc.stdout + proc.stderr

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ray import cloudpickle, tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
+from collatz_ray.search.ray.given import GivenConfigs
 from collatz_ray.search.ray.searcher import StudySearch
 from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.trial import trainable
@@ -24,16 +25,22 @@ from collatz_ray.search.storage import StorageFailed, storage_failure_line, stor
 warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
 
 
-def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1) -> tune.Tuner:
+def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
+                points: Sequence[dict[str, Any]] | None = None) -> tune.Tuner:
     """TPE over the space's define-by-run function, seeded (the same seed suggests the
     same configs in the same order, given the same results in the same order) and
-    recorded in the study database; ASHA stops trials on the objective."""
+    recorded in the study database, stopped early by ASHA; or, given `points` (a
+    replication's trials, collatz_ray/search/replicate.py), those configs, each trained
+    to the full budget."""
     space = settings.space
     budget = space.budget
-    searcher = StudySearch(space, seed=settings.seed, storage=settings.study, max_epochs=budget.epochs)
-    scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
-                              grace_period=budget.grace_epochs,
-                              reduction_factor=budget.reduction_factor)
+    if points is None:
+        searcher = StudySearch(space, seed=settings.seed, storage=settings.study, max_epochs=budget.epochs)
+        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
+                                  grace_period=budget.grace_epochs,
+                                  reduction_factor=budget.reduction_factor)
+    else:
+        searcher, scheduler = GivenConfigs(points), FIFOScheduler()
     return tune.Tuner(
         trainable(settings),
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher,
@@ -59,17 +66,18 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
     )
 
 
-def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, extend: int = 0):
+def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, extend: int = 0,
+        points: Sequence[dict[str, Any]] | None = None):
     """Run (or resume) the search and return Ray's ResultGrid; `extend` adds that many
-    trials to a resumed one. Raises StorageFailed, with one line, when the experiment's
-    storage stopped taking writes."""
+    trials to a resumed one, `points` replaces TPE by given configs. Raises
+    StorageFailed, with one line, when the experiment's storage stopped taking writes."""
     path = settings.path
     try:
         if resume:
             tuner = _restore(settings, extend=extend)
         else:
             save_settings(settings)
-            tuner = build_tuner(settings, num_samples=num_samples)
+            tuner = build_tuner(settings, num_samples=num_samples, points=points)
         return tuner.fit()
     except StorageFailed as err:
         raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
