@@ -15,8 +15,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "render_text": "report", "render_markdown": "report",
     "to_json": "formats", "to_csv": "formats",
     "export_best": "export",
+    "best_trajectories": "trajectories", "BestTrajectories": "trajectories",
 })
 
-__all__ = ["Experiment", "Trial", "best_trial", "experiment_document", "export_best",
-           "load_experiment", "newest_experiment", "ranked_trials", "render_markdown",
-           "render_text", "to_csv", "to_json"]
+__all__ = ["BestTrajectories", "Experiment", "Trial", "best_trajectories", "best_trial",
+           "experiment_document", "export_best", "load_experiment", "newest_experiment",
+           "ranked_trials", "render_markdown", "render_text", "to_csv", "to_json"]

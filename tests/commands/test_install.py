@@ -37,6 +37,8 @@ def _modules_after(statement: str) -> set[str]:
     "import collatz_ray",
     "import collatz_ray.results, collatz_ray.results.report, collatz_ray.results.formats, "
     "collatz_ray.results.export, collatz_ray.results.read",
+    # --plot's modules: the trajectory view imports torch only when it draws.
+    "import collatz_ray.results.plots, collatz_ray.results.trajectories",
     "import collatz_ray.results.__main__",
     "import collatz_ray.tune",
     "from collatz_ray import TrainConfig, load_space, load_experiment",
