@@ -17,8 +17,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "export_best": "export",
     "Importances": "importance", "parameter_importances": "importance",
     "replication": "replicates",
+    "best_trajectories": "trajectories", "BestTrajectories": "trajectories",
 })
 
-__all__ = ["Experiment", "Importances", "Trial", "best_trial", "experiment_document", "export_best",
-           "load_experiment", "newest_experiment", "parameter_importances", "ranked_trials",
-           "render_markdown", "render_text", "replication", "to_csv", "to_json"]
+__all__ = ["BestTrajectories", "Experiment", "Importances", "Trial", "best_trajectories", "best_trial",
+           "experiment_document", "export_best", "load_experiment", "newest_experiment",
+           "parameter_importances", "ranked_trials", "render_markdown", "render_text", "replication",
+           "to_csv", "to_json"]

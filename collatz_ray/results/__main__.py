@@ -9,7 +9,8 @@ the top trials with their searched parameters, how violations depend on each par
 and a comparison with the published log (docs/method.md) and with the other experiments named.
 
 Every run also writes summary.md (markdown, in the published log's style) into each
-experiment directory. --plot adds PNG charts there; --export-best DIR writes the best
+experiment directory. --plot adds PNG charts there (with V along the best trial's
+held-out trajectories, computed from its checkpoint); --export-best DIR writes the best
 trial as a run directory that `collatz_ray.train --resume DIR` continues and
 `collatz_ray.train --config DIR/config.yaml` re-runs.
 """
@@ -66,13 +67,21 @@ def _write_summary(exp: Experiment, markdown: str) -> None:
 
 
 def _plot(exp: Experiment) -> None:
-    from collatz_ray.results.plots import write_plots  # matplotlib loads only for --plot
+    # matplotlib loads only for --plot; torch only for the trajectory view, and its
+    # absence (or an unreadable checkpoint) costs that view alone.
+    from collatz_ray.results.plots import write_plots, write_trajectory_plots
 
     written = write_plots(exp)
     for png in written:
         _say(f"wrote {png}")
     if not written:
         _say(f"{exp.name}: no trial has reported yet; nothing to plot")
+        return
+    try:
+        for png, counts in write_trajectory_plots(exp):
+            _say(f"wrote {png} ({counts})")
+    except UsageError as err:
+        _say(f"note: {exp.name}: no trajectory view of the best trial: {err}")
 
 
 @exit_on_usage_error

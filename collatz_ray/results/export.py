@@ -45,7 +45,7 @@ def export_best(exp: Experiment, out: Path, *, say: Callable[[str], None]) -> No
     # The trial's device is the one its search gave it (cpu on a CPU-only cluster): the
     # exported run takes a GPU wherever it is resumed or re-run, if there is one.
     config = TrainConfig.from_dict(best.config, source=f"{best.path}/train_config.json").replace(device="auto")
-    source, epoch = _newest_checkpoint(exp, best)
+    source, epoch = newest_checkpoint(exp, best)
     checkpoint = out / "checkpoints" / f"epoch_{epoch:08d}"
     checkpoint.mkdir(parents=True)
     for name in CHECKPOINT_FILES + ((CHECKSUM_FILE,) if (source / CHECKSUM_FILE).is_file() else ()):
@@ -68,7 +68,7 @@ def _write_records(out: Path, exp: Experiment, trial: Trial, config: TrainConfig
          "epoch": epoch, "ending": trial.ending.text, "checkpoint": str(source)}, indent=1))
 
 
-def _newest_checkpoint(exp: Experiment, trial: Trial) -> tuple[Path, int]:
+def newest_checkpoint(exp: Experiment, trial: Trial) -> tuple[Path, int]:
     """The checkpoint directory (and epoch) of the newest report whose checkpoint is on disk.
 
     Reports name their checkpoint by absolute path, which breaks when the experiment was

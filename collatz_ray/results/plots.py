@@ -1,28 +1,37 @@
 """PNG charts of an experiment for `python -m collatz_ray.results --plot`.
 
-Four views a table cannot give at a glance: every trial's held-out violations over
-epochs (where ASHA cut trials off, and whether a late bloomer was cut), the final
-violations against each searched parameter, all parameters at once as parallel
-coordinates, and how much each parameter matters (importance.py). Matplotlib's Agg
-backend draws them without a display.
+Four views of the search a table cannot give at a glance: every trial's held-out
+violations over epochs (where ASHA cut trials off, and whether a late bloomer was cut),
+the final violations against each searched parameter, all parameters at once as
+parallel coordinates, and how much each parameter matters (importance.py). And one of
+its best trial: V along each held-out trajectory, step by step, where its violations sit
+(results/trajectories.py computes V). Matplotlib's Agg backend draws them without a
+display.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from collatz_ray.results.importance import UNCERTAIN, Importances, parameter_importances  # noqa: E402
 from collatz_ray.results.read import Experiment, Parameter, Trial  # noqa: E402
 from collatz_ray.results.report import best_trial, fmt, ranked_trials  # noqa: E402
+from collatz_ray.results.trajectories import SETS, BestTrajectories, best_trajectories  # noqa: E402
+
+if TYPE_CHECKING:  # the trainer's module imports torch
+    from collatz_ray.trainer.evaluation import SeedTrajectory
 
 DPI = 110
 #: How each way of ending is drawn at a trial's last point.
@@ -302,3 +311,127 @@ def _importance_bars(imp: Importances, title: str) -> plt.Figure:
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(title, fontsize=11)
     return fig
+
+
+# -- the best trial's held-out trajectories ------------------------------------------------
+#: How a step is drawn: the V line's segment coloured by the step's kind, violations on top.
+GROWTH_COLOR, DECAY_COLOR, VIOLATION_COLOR = "#e08214", "#3b6fb6", "#c0142b"
+#: Trajectories up to this many steps ring each violation on the V line; longer ones
+#: (the large seeds: thousands of steps) tick it in a strip under the line.
+RINGS_UP_TO = 300
+#: The strip's height, relative to its panel's.
+STRIP_HEIGHT = 0.14
+TRAJECTORY_FILES = {"log": "best_trajectories_log.png", "big": "best_trajectories_big.png"}
+
+
+def write_trajectory_plots(exp: Experiment) -> list[tuple[Path, str]]:
+    """V along the best trial's held-out trajectories, one PNG per held-out set; returns
+    each file with its count in words. A UsageError (one line) when the model cannot be
+    read or torch is missing: the other charts do not depend on it."""
+    best = best_trajectories(exp)
+    out = []
+    for name, (title, key) in SETS.items():
+        bad, steps = best.violations(name)
+        counts = f"{bad} of {steps} steps violate"
+        reported = best.reported.get(f"{key}_violations")
+        if reported is not None and reported != bad:  # another device, another rounding
+            counts += f" (the trial reported {reported})"
+        fig = _trajectory_figure(exp, best, name, f"{title}: {counts}")
+        out.append((_save(fig, exp.path / TRAJECTORY_FILES[name]), counts))
+    return out
+
+
+def _trajectory_figure(exp: Experiment, best: BestTrajectories, name: str, headline: str) -> plt.Figure:
+    trajectories = best.sets[name]
+    # The log's seeds one per row, full width; the large ones one column per bit length,
+    # so a column shares its scale of steps.
+    columns = ([trajectories] if name == "log" else
+               [[t for t in trajectories if t.seed.bit_length() == bits]
+                for bits in sorted({t.seed.bit_length() for t in trajectories})])
+    rows = max(map(len, columns))
+    # Thousands of steps: a ring per violation would bury the line, so each panel gets a
+    # strip under it with a tick per violation.
+    strips = any(len(t.values) - 1 > RINGS_UP_TO for t in trajectories)
+    fig, axes = plt.subplots(rows * (1 + strips), len(columns), squeeze=False, layout="constrained",
+                             height_ratios=[1, STRIP_HEIGHT] * rows if strips else None,
+                             figsize=(11 if len(columns) == 1 else 5.4 * len(columns), 2.1 * rows + 1.4))
+    for column, ax_column in zip(columns, axes.T):
+        panels = ax_column[::2] if strips else ax_column
+        for i, ax in enumerate(panels):
+            strip = ax_column[2 * i + 1] if strips else None
+            if i < len(column):
+                _trajectory_panel(ax, column[i], strip)
+            else:
+                for hidden in (ax, strip):
+                    if hidden is not None:
+                        hidden.set_visible(False)
+        bottom = ax_column[(2 if strips else 1) * len(column) - 1]
+        bottom.set_xlabel("step i (from x_i to x_(i+1))")
+    for ax in (axes[::2, 0] if strips else axes[:, 0]):
+        ax.set_ylabel("V(x_i)")
+    growth = sum(int((t.violation & t.growth).sum()) for t in trajectories)
+    decay = sum(int((t.violation & ~t.growth).sum()) for t in trajectories)
+    trial = textwrap.fill(f"{exp.name}, best trial {best.trial.trial_id} at epoch {best.epoch}: "
+                          f"{_config_summary(best)}", width=110 if len(columns) == 1 else 160)
+    fig.suptitle(f"{trial}\nV along {headline} ({growth} on growth steps, {decay} on decay steps)",
+                 fontsize=11)
+    fig.legend(handles=_trajectory_legend(strips=strips), loc="outside lower center", ncol=3, fontsize=9)
+    return fig
+
+
+def _trajectory_panel(ax: plt.Axes, t: SeedTrajectory, strip: plt.Axes | None) -> None:
+    """V along one trajectory, its segments coloured by step kind; its violations ringed
+    on the line, or ticked in `strip` when there is one."""
+    steps = len(t.values) - 1
+    points = np.column_stack([np.arange(steps + 1), t.v])
+    segments = np.stack([points[:-1], points[1:]], axis=1)
+    colors = [GROWTH_COLOR if g else DECAY_COLOR for g in t.growth]
+    ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.7 if strip else 1.4))
+    bad = np.nonzero(t.violation)[0]
+    if strip is None:
+        middle = (t.v[bad] + t.v[bad + 1]) / 2  # not finite where V is not: left out
+        ax.plot(bad + 0.5, middle, linestyle="none", marker="o", markersize=5, markerfacecolor="none",
+                markeredgecolor=VIOLATION_COLOR, markeredgewidth=1.3, zorder=3)
+    else:
+        # Growth steps' violations in the upper row, decay steps' in the lower.
+        growth = t.growth[bad]
+        strip.vlines(bad[growth] + 0.5, 0.55, 1, color=VIOLATION_COLOR, linewidth=0.6)
+        strip.vlines(bad[~growth] + 0.5, 0, 0.45, color=VIOLATION_COLOR, linewidth=0.6)
+        strip.set_ylim(0, 1)
+        strip.set_yticks([0.775, 0.225], ["growth", "decay"], fontsize=7)
+        strip.tick_params(axis="y", length=0)
+        strip.set_xlim(0, max(steps, 1))
+        ax.tick_params(labelbottom=False)
+    ax.set_xlim(0, max(steps, 1))  # a seed of 1 has no step
+    finite = t.v[np.isfinite(t.v)]
+    if finite.size:
+        pad = 0.05 * (float(finite.max() - finite.min()) or 1.0)
+        ax.set_ylim(float(finite.min()) - pad, float(finite.max()) + pad)
+    ax.grid(True, alpha=0.3)
+    on_growth = int((t.violation & t.growth).sum())
+    ax.set_title(f"seed {_seed_text(t.seed)}: {len(bad)} of {steps} steps violate "
+                 f"({on_growth} growth, {len(bad) - on_growth} decay)", fontsize=9)
+
+
+def _seed_text(seed: int) -> str:
+    """A seed as it fits a panel's title: a large one by its ends and bit length."""
+    text = str(seed)
+    return text if len(text) <= 12 else f"{text[:4]}…{text[-4:]} ({seed.bit_length()} bits)"
+
+
+def _config_summary(best: BestTrajectories) -> str:
+    c = best.config
+    shape = ["lookahead " + str(c.lookahead), "linear" if c.linear else "layers " + fmt(c.layers)]
+    searched = [f"{k}={fmt(v)}" for k, v in best.trial.params.items() if k not in ("lookahead", "layers")]
+    return ", ".join(shape + searched)
+
+
+def _trajectory_legend(*, strips: bool) -> list[Line2D]:
+    violation = (Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", markersize=7,
+                        markeredgecolor=VIOLATION_COLOR, markeredgewidth=1.5,
+                        label="violation: V(x_(i+1)) ≥ V(x_i)") if not strips else
+                 Line2D([], [], linestyle="none", marker="|", markersize=10, color=VIOLATION_COLOR,
+                        label="violation: V(x_(i+1)) ≥ V(x_i) (a tick under its step, by the step's kind)"))
+    return [Line2D([], [], color=GROWTH_COLOR, linewidth=2, label="growth step: x_(i+1) > x_i (k = 1)"),
+            Line2D([], [], color=DECAY_COLOR, linewidth=2, label="decay step: x_(i+1) < x_i (k ≥ 2)"),
+            violation]

@@ -78,18 +78,46 @@ def predict(model: LyapunovMLP, rows: torch.Tensor) -> np.ndarray:
     return torch.cat(out).numpy() if out else np.empty(0)
 
 
-def trajectory_metrics(model: LyapunovMLP, traj: Trajectories) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SeedTrajectory:
+    """V along one seed's trajectory x_0 = seed, ..., x_m = 1, step by step."""
+
+    seed: int
+    values: tuple[int, ...]
+    #: V(x_i), m + 1 of them.
+    v: np.ndarray
+    #: Per step i -> i+1 (m of them): a violation, V(x_i) - V(x_(i+1)) <= 0 or not finite.
+    violation: np.ndarray
+    #: Per step: a growth step, x_(i+1) > x_i (k = 1); the others are decay steps.
+    growth: np.ndarray
+
+    @property
+    def margins(self) -> np.ndarray:
+        return self.v[:-1] - self.v[1:]
+
+
+def seed_trajectories(model: LyapunovMLP, traj: Trajectories) -> list[SeedTrajectory]:
+    """V along each trajectory of `traj`, one forward pass for all of them; the metrics
+    below and the trajectory pictures of `python -m collatz_ray.results --plot` both
+    read it."""
     v_all = predict(model, traj.features)
-    out: dict[str, Any] = {}
-    total_viol = total_steps = growth_viol = decay_viol = growth_steps = 0
-    start = 0
+    out, start = [], 0
     for seed, values in zip(traj.seeds, traj.values):
         v = v_all[start:start + len(values)]
         start += len(values)
-        margins = v[:-1] - v[1:]
-        bad = ~(margins > 0)  # NaN is a violation too
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: a violation
+            bad = ~((v[:-1] - v[1:]) > 0)
         grows = np.array([b > a for a, b in zip(values[:-1], values[1:])], dtype=bool)
-        steps = len(values) - 1
+        out.append(SeedTrajectory(seed, values, v, bad, grows))
+    return out
+
+
+def trajectory_metrics(model: LyapunovMLP, traj: Trajectories) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    total_viol = total_steps = growth_viol = decay_viol = growth_steps = nonfinite = 0
+    for t in seed_trajectories(model, traj):
+        bad, grows, margins = t.violation, t.growth, t.margins
+        seed, steps = t.seed, len(t.values) - 1
         out[f"traj_{seed}_violations"] = int(bad.sum())
         out[f"traj_{seed}_length"] = steps
         out[f"traj_{seed}_worst"] = _finite(margins[bad].min()) if bad.any() else None
@@ -100,6 +128,7 @@ def trajectory_metrics(model: LyapunovMLP, traj: Trajectories) -> dict[str, Any]
         growth_viol += int((bad & grows).sum())
         decay_viol += int((bad & ~grows).sum())
         growth_steps += int(grows.sum())
+        nonfinite += int((~np.isfinite(t.v)).sum())
     out["traj_total_violations"] = total_viol
     out["traj_total_steps"] = total_steps
     out["traj_violation_rate"] = total_viol / total_steps if total_steps else 0.0
@@ -107,7 +136,7 @@ def trajectory_metrics(model: LyapunovMLP, traj: Trajectories) -> dict[str, Any]
     out["traj_growth_steps"] = growth_steps
     out["traj_decay_violations"] = decay_viol
     out["traj_decay_steps"] = total_steps - growth_steps
-    out["traj_nonfinite"] = int((~np.isfinite(v_all)).sum())
+    out["traj_nonfinite"] = nonfinite
     return out
 
 

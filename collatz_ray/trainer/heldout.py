@@ -32,7 +32,8 @@ from collatz_ray.syracuse.arith import trajectory
 from collatz_ray.syracuse.features import FeatureSpec
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import odd_walk, training_seeds
-from collatz_ray.trainer.evaluation import trajectory_features, trajectory_metrics
+from collatz_ray.trainer.evaluation import (SeedTrajectory, seed_trajectories, trajectory_features,
+                                           trajectory_metrics)
 from collatz_ray.trainer.model import LyapunovMLP
 
 BIG_BITS = (256, 512, 1024)
@@ -102,3 +103,11 @@ def heldout_metrics(model: LyapunovMLP, config: TrainConfig, metrics: dict[str, 
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     return {**unseen_metrics(metrics, config), **big_metrics(model, spec, device=device)}
 
+
+def heldout_trajectories(model: LyapunovMLP, config: TrainConfig, *,
+                         device: torch.device) -> dict[str, list[SeedTrajectory]]:
+    """V step by step along the log's held-out trajectories ("log": the config's test
+    seeds) and the large seeds' ("big"), the sets whose violations the metrics count."""
+    spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
+    return {name: seed_trajectories(model, trajectory_features(tuple(seeds), spec, str(device)))
+            for name, seeds in (("log", config.test_seeds), ("big", big_seeds()))}

@@ -38,6 +38,8 @@ def _modules_after(statement: str) -> set[str]:
     "import collatz_ray",
     "import collatz_ray.results, collatz_ray.results.report, collatz_ray.results.formats, "
     "collatz_ray.results.export, collatz_ray.results.read, collatz_ray.results.importance",
+    # --plot's modules: the trajectory view imports torch only when it draws.
+    "import collatz_ray.results.plots, collatz_ray.results.trajectories",
     "import collatz_ray.results.__main__",
     "import collatz_ray.tune",
     "import collatz_ray.replicate",

@@ -94,6 +94,25 @@ def test_big_metrics_are_the_violations_along_the_big_trajectories():
     assert total_steps == 17522 and 0 < total_bad < total_steps
 
 
+def test_heldout_trajectories_give_v_step_by_step_as_the_metrics_count_it():
+    torch.manual_seed(4)
+    config = TrainConfig(layers=(8,), lookahead=5, test_seeds=(27, 703))
+    model = LyapunovMLP(6 + 5, (8,))
+    sets = heldout.heldout_trajectories(model, config, device=CPU)
+    assert [t.seed for t in sets["log"]] == [27, 703]
+    assert tuple(t.seed for t in sets["big"]) == heldout.big_seeds()
+    for t in sets["log"] + sets["big"][:1]:
+        values = trajectory(t.seed)
+        with torch.no_grad():  # V from the reference features, one trajectory at a time
+            v = model(extract(values, 5)).double().numpy()
+        # float32 in other batches: the last bit may differ
+        assert t.values == tuple(values) and t.v == pytest.approx(v, abs=1e-6)
+        assert list(t.violation) == [bool(a - b <= 0) for a, b in zip(t.v, t.v[1:])]
+        assert list(t.growth) == [b > a for a, b in zip(values, values[1:])]
+    big = heldout.big_metrics(model, FeatureSpec(5), device=CPU)
+    assert sum(int(t.violation.sum()) for t in sets["big"]) == big["traj_big_violations"]
+
+
 def test_every_evaluation_of_a_run_records_them(eval_csv, tmp_path: Path):
     c = TrainConfig(layers=(8,), epochs=4, eval_interval=2, batch_size=32, device="cpu",
                     eval_csv=str(eval_csv))
