@@ -22,6 +22,7 @@ from collatz_ray.errors import UsageError
 
 if TYPE_CHECKING:
     from collatz_ray.search.spaces import SearchSpace
+    from collatz_ray.search.tracking import Tracker
 
 SETTINGS_FILE = "collatz_search.json"
 #: A copy of the space file, so a resume never depends on the file where it came from.
@@ -47,6 +48,8 @@ class SearchSettings:
     max_concurrent: int
     eval_csv: str | None = None
     start_timeout_s: float = 120.0
+    #: MLflow and W&B, as --track asked (collatz_ray/search/tracking.py).
+    track: tuple[Tracker, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"space_path": str(self.space.path), "space_name": self.space.name,
@@ -55,7 +58,8 @@ class SearchSettings:
                 "storage": self.storage, "experiment": self.experiment,
                 "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
                 "seed": self.seed, "max_concurrent": self.max_concurrent,
-                "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s}
+                "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s,
+                "track": [str(tracker) for tracker in self.track]}
 
     @property
     def path(self) -> str:

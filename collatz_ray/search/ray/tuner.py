@@ -15,6 +15,7 @@ from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
 from collatz_ray.search.ray.status import SearchStatus
+from collatz_ray.search.ray.tracking import tracking_callbacks
 from collatz_ray.search.ray.trial import trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
 from collatz_ray.search.spaces import SearchSpace
@@ -57,7 +58,7 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1)
                                   failure_config=tune.FailureConfig(max_failures=0),
                                   stop=(None if "://" in settings.storage
                                         else StorageGuard(settings.path)),
-                                  callbacks=[KeepTrialHistory(), ReasonFirst()],
+                                  callbacks=[KeepTrialHistory(), ReasonFirst(), *tracking_callbacks(settings)],
                                   progress_reporter=SearchStatus(
                                       parameters=[p.name for p in space.parameters],
                                       header=f"search {settings.experiment}", rungs=budget.rungs(),
