@@ -4,8 +4,10 @@
         collatz_search.json    SearchSettings: what `--resume` needs to rebuild the search
         space.yaml             the search space file as it was when the search started
         experiment_state-*.json, searcher-state-*.pkl, tuner.pkl   Ray Tune's own state
-        collatz_trial_<id>/    one Tune trial: params.json, result.json, train_config.json
+        collatz_trial_<id>/    one Tune trial: params.json, result.json, train_config.json,
+                               TensorBoard's events.out.tfevents.*
         _train/<id>/           the Ray Train run inside that trial: its checkpoints
+        mlflow.db, wandb/      --track mlflow (without a URI) and --track wandb (offline)
 
 Plain data and paths only, so the results reader can use it without Ray.
 """
