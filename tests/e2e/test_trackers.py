@@ -123,6 +123,7 @@ def test_the_plan_names_the_trackers_and_none_failed(tracked_search):
     assert (f"Tracking: TensorBoard (tensorboard --logdir {experiment}), "
             f"MLflow sqlite:///{experiment.resolve()}/mlflow.db, W&B project tracked (offline)") in proc.stdout
     assert "stopped logging" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-3000:]
     assert json.loads((experiment / "collatz_search.json").read_text())["track"] == ["mlflow", "wandb"]
 
 
