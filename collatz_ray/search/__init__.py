@@ -1,6 +1,6 @@
 """The search, without Ray: search spaces, sizing a search (budget, plan, estimate), the
-objective and ranking rule, resource sizing, failure reasons, the experiment's settings
-and storage rules. The Ray side lives
+objective and ranking rule, resource sizing, failure reasons, the experiment's settings,
+storage rules and trackers. The Ray side lives
 in `collatz_ray.search.ray` and is imported only to run a search."""
 
 from collatz_ray._lazy import lazy_exports
@@ -12,7 +12,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "size_search": "plan",
     "SearchSettings": "settings",
     "check_storage": "storage",
+    "Tracker": "tracking", "parse_tracker": "tracking",
 })
 
-__all__ = ["SearchSettings", "SearchSpace", "available_spaces", "check_storage",
-           "fitting_concurrency", "load_space", "objective", "ranked", "size_search"]
+__all__ = ["SearchSettings", "SearchSpace", "Tracker", "available_spaces", "check_storage",
+           "fitting_concurrency", "load_space", "objective", "parse_tracker", "ranked", "size_search"]

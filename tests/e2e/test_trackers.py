@@ -56,43 +56,45 @@ def documented_tensorboard_command() -> list[str]:
 
 
 def test_the_documented_tensorboard_command_shows_the_epochs(smoke_experiment, tmp_path):
-    """`tensorboard --logdir results/NAME`, as docs/trackers.md shows it, on a copy of the
-    smoke search (on a free loopback port): its scalars API serves each trial's objective
-    at the epochs the trial reported."""
+    """`tensorboard --logdir results/NAME`, as docs/trackers.md shows it, on the smoke
+    search (which it only reads), on a free loopback port: its scalars API serves each
+    trial's objective at the epochs the trial reported."""
     words = documented_tensorboard_command()
     assert words[:2] == ["tensorboard", "--logdir"] and words[2].startswith("results/"), words
     words[2] = str(smoke_experiment)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / words[0]), *words[1:], "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=open(tmp_path / "tensorboard.err", "w"), start_new_session=True)
+    errors = tmp_path / "tensorboard.err"
+    with open(errors, "w") as stderr:
+        server = subprocess.Popen([str(Path(sys.executable).parent / words[0]), *words[1:], "--host",
+                                   "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         reports = reports_by_trial(smoke_experiment)
         for tid, trial_reports in reports.items():
             query = urllib.parse.urlencode({"run": f"collatz_trial_{tid}", "tag": "ray/tune/objective"})
-            points = _poll_json(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}", server,
-                                tmp_path / "tensorboard.err")
-            assert [step for _, step, _ in points] == [r["epoch"] for r in trial_reports], tid
+            steps = _served_steps(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}",
+                                  [r["epoch"] for r in trial_reports], server, errors)
+            assert steps == [r["epoch"] for r in trial_reports], tid
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def _poll_json(url: str, server: subprocess.Popen, errors: Path, timeout: float = 120):
-    """TensorBoard's answer once it has loaded the run (it starts, then reads the files)."""
-    deadline = time.monotonic() + timeout
+def _served_steps(url: str, expected: list[int], server: subprocess.Popen, errors: Path,
+                  timeout: float = 120) -> list[int]:
+    """The steps TensorBoard serves for a run, polled until they are `expected` or the
+    time is up (it starts, then reads the files in the background)."""
+    deadline, steps = time.monotonic() + timeout, []
     while True:
         assert server.poll() is None, f"tensorboard exited: {errors.read_text()[-2000:]}"
         try:
             with urllib.request.urlopen(url, timeout=10) as response:
-                points = json.loads(response.read())
-            if points:
-                return points
+                steps = [step for _, step, _ in json.loads(response.read())]
         except OSError:  # not listening yet, or the run not loaded yet (400)
             pass
-        assert time.monotonic() < deadline, f"no data from {url}: {errors.read_text()[-2000:]}"
+        if steps == expected or time.monotonic() > deadline:
+            return steps
         time.sleep(1)
 
 
