@@ -13,6 +13,7 @@ with S new seeds: it is `python -m collatz_ray.replicate EXPERIMENT --top K --se
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ from collatz_ray.search.settings import (SETTINGS_FILE, SearchSettings, experime
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
 from collatz_ray.search.study import check_study, resolve_study
+from collatz_ray.search.tracking import chosen_trackers, describe, parse_tracker
 from collatz_ray.trainer.text import format_report
 
 
@@ -66,9 +68,20 @@ def parser() -> ArgumentParser:
                    "(any shipped space within about an hour on 2 CPUs) or smoke (--smoke)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate from a few "
                    "epochs timed here; train no trial, start no Ray")
+    p.add_argument("--track", type=_tracker, action="append", metavar="mlflow[=URI]|wandb",
+                   help="also log every trial to MLflow (default store: $MLFLOW_TRACKING_URI, else "
+                        "mlflow.db in the experiment) or W&B (project: the experiment's name, or "
+                        "$WANDB_PROJECT); repeatable. TensorBoard files are always written")
     return p
 
 
+
+
+def _tracker(text: str):
+    try:
+        return parse_tracker(text)
+    except UsageError as err:  # argparse keeps the message of this type only
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path: str,
@@ -181,15 +194,19 @@ def _search(args) -> int:
     space = sizing.space
     check_storage(storage, creating=not args.resume, dry_run=args.dry_run)
     name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    args.track = chosen_trackers(args.track, saved=saved, settings_file=Path(storage, name, SETTINGS_FILE),
+                                 experiment=name, storage=storage)
     eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
     if eval_csv:
         from collatz_ray.trainer.evalset import load_evalset
         load_evalset(eval_csv)  # refuse a bad file before any trial starts
     if args.dry_run:
+        path = join(storage, args.name or f"{space.name}-<start time>")
         print(dry_run(sizing, address=args.address, cpus_per_trial=args.cpus_per_trial,
                       gpus_per_trial=args.gpus_per_trial, saved_gpus=(saved or {}).get("gpus_per_trial"),
                       max_concurrent=args.max_concurrent, eval_csv=eval_csv, resume=args.resume,
-                      path=join(storage, args.name or f"{space.name}-<start time>")))
+                      path=path))
+        print(describe(args.track, path=path))
         return 0
 
     with experiment_lock(storage, name):
@@ -259,7 +276,8 @@ def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
         space=space, storage=storage, experiment=name, cpus_per_trial=share.cpus,
         gpus_per_trial=share.gpus, seed=(saved or {}).get("seed", args.seed),
         max_concurrent=args.max_concurrent or share.fits, eval_csv=eval_csv,
-        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)), study=study)
+        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)), study=study,
+        track=args.track)
     if args.resume and not tuner.can_restore(settings):
         raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
     if extend:
@@ -270,6 +288,7 @@ def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
     print(f"Dashboard: {cluster.dashboard_url() or 'none (ray[default] not installed?)'}")
     if study is not None:
         print(f"Optuna study {study.study_name!r} in {study.shown} (optuna-dashboard {study.shown})")
+    print(describe(settings.track, path=settings.path))
     print(legend([p.name for p in space.parameters]), flush=True)
     try:
         grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume, extend=extend)

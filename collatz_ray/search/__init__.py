@@ -1,6 +1,6 @@
 """The search, without Ray: search spaces, sizing a search (budget, plan, estimate), the
-objective and ranking rule, resource sizing, failure reasons, the experiment's settings
-and storage rules, replication plans. The Ray side lives
+objective and ranking rule, resource sizing, failure reasons, the experiment's settings,
+storage rules, replication plans and trackers. The Ray side lives
 in `collatz_ray.search.ray` and is imported only to run a search."""
 
 from collatz_ray._lazy import lazy_exports
@@ -13,8 +13,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "SearchSettings": "settings",
     "ReplicatePlan": "replicate", "plan_from_experiment": "replicate", "given_plan": "replicate",
     "check_storage": "storage",
+    "Tracker": "tracking", "parse_tracker": "tracking",
 })
 
-__all__ = ["ReplicatePlan", "SearchSettings", "SearchSpace", "available_spaces", "check_storage",
-           "fitting_concurrency", "given_plan", "load_space", "objective", "plan_from_experiment", "ranked",
-           "size_search"]
+__all__ = ["ReplicatePlan", "SearchSettings", "SearchSpace", "Tracker", "available_spaces", "check_storage",
+           "fitting_concurrency", "given_plan", "load_space", "objective", "parse_tracker",
+           "plan_from_experiment", "ranked", "size_search"]

@@ -5,10 +5,12 @@
         space.yaml             the search space file as it was when the search started
         optuna.db              the Optuna study (unless --optuna-storage put it elsewhere)
         experiment_state-*.json, searcher-state-*.pkl, tuner.pkl   Ray Tune's own state
-        collatz_trial_<id>/    one Tune trial: params.json, result.json, train_config.json
+        collatz_trial_<id>/    one Tune trial: params.json, result.json, train_config.json,
+                               TensorBoard's events.out.tfevents.*
         _train/<id>/           the Ray Train run inside that trial: its checkpoints
         counterexamples.jsonl  the counterexample bank: what mining in the trials and
                                `verify --bank` found (trainer/bank.py)
+        mlflow.db, wandb/      --track mlflow (without a URI) and --track wandb (offline)
 
 Plain data and paths only, so the results reader can use it without Ray.
 """
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from collatz_ray.search.replicate import ReplicatePlan
     from collatz_ray.search.spaces import SearchSpace
     from collatz_ray.search.study import StudyStorage
+    from collatz_ray.search.tracking import Tracker
 
 SETTINGS_FILE = "collatz_search.json"
 #: A copy of the space file, so a resume never depends on the file where it came from.
@@ -58,6 +61,8 @@ class SearchSettings:
     study: StudyStorage | None = None
     #: A replication's configurations, seeds and source (search/replicate.py); None for a search.
     replicate: ReplicatePlan | None = None
+    #: MLflow and W&B, as --track asked (collatz_ray/search/tracking.py).
+    track: tuple[Tracker, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"space_path": str(self.space.path), "space_name": self.space.name,
@@ -68,7 +73,8 @@ class SearchSettings:
                 "seed": self.seed, "max_concurrent": self.max_concurrent,
                 "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s,
                 **({"study": self.study.to_json()} if self.study is not None else {}),
-                **({"replicate": self.replicate.to_json()} if self.replicate else {})}
+                **({"replicate": self.replicate.to_json()} if self.replicate else {}),
+                "track": [str(tracker) for tracker in self.track]}
 
     @property
     def path(self) -> str:

@@ -189,14 +189,23 @@ NOT_RUN_HERE: list[tuple[str, str]] = [
     ("echo", "prints a value the user pastes into a cluster config"),
     ("sed -i", "fills the user's own values into cluster/k8s/*.yaml"),
     ("grep -n REPLACE_ME", "checks the user's filled-in cluster/k8s/*.yaml"),
+    ("tensorboard --logdir", "a web server: tests/e2e/test_trackers.py runs docs/trackers.md's line on "
+                             "the smoke search and reads the epochs it serves"),
+    ("mlflow ui", "MLflow's web server (the full mlflow package); tests/e2e/test_trackers.py reads "
+                  "the same store with MLflow's client"),
+    ("wandb sync", "uploads to W&B's servers; tests/e2e/test_trackers.py reads the offline runs"),
 ]
+
+
+#: `VAR=value ` before a command: set for that command alone.
+_ASSIGNMENT = r"[A-Za-z_][A-Za-z0-9_]*=\S*"
 
 
 def exemption(command: Command) -> str | None:
     """Why `command` is not run here, or None. Variables set for one command
     (`RAY_AUTH_MODE=token ray start ...`) do not hide the command from the rules."""
     words = command.text.split()
-    while len(words) > 1 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=\S*", words[0]):
+    while len(words) > 1 and re.fullmatch(_ASSIGNMENT, words[0]):
         words = words[1:]
     for rule, reason in NOT_RUN_HERE:
         if rule.startswith("re:"):
@@ -208,8 +217,17 @@ def exemption(command: Command) -> str | None:
 
 
 def tool_of(command: Command) -> str | None:
-    found = re.match(r"python -m collatz_ray\.(\w+)\b", command.text)
+    found = re.match(rf"(?:{_ASSIGNMENT}\s+)*python -m collatz_ray\.(\w+)\b", command.text)
     return found.group(1) if found else None
+
+
+def split_assignments(words: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """({VAR: value} set for the command, the command's words)."""
+    env, words = {}, list(words)
+    while words and re.fullmatch(_ASSIGNMENT, words[0]):
+        key, value = words.pop(0).split("=", 1)
+        env[key] = value
+    return env, words
 
 
 # -- placeholders --------------------------------------------------------------------------------
@@ -464,6 +482,8 @@ def test_extraction_reads_blocks_as_a_shell_would(tmp_path):
         False, True, True, True, True, False, True, True]
     assert exemption(Command("x", "OMP_NUM_THREADS=1 python -m collatz_ray.train --smoke", "")) is None
     assert exemption(Command("x", "RAY_AUTH_MODE=token ray start --head", "")) is not None
+    assert tool_of(Command("x", "WANDB_MODE=offline python -m collatz_ray.tune --smoke", "")) == "tune"
+    assert split_assignments(("WANDB_MODE=offline", "python", "-m")) == ({"WANDB_MODE": "offline"}, ["python", "-m"])
 
 
 def test_commands_inside_exempt_lines_still_parse():
@@ -504,11 +524,14 @@ def fixtures(request, tmp_path_factory) -> Fixtures:
     return Fixtures(request, tmp_path_factory.mktemp("doc_fixtures"))
 
 
-@pytest.mark.parametrize("words", list(RUNNABLE), ids=[" ".join(w)[len("python -m collatz_ray."):][:80]
+@pytest.mark.parametrize("words", list(RUNNABLE), ids=[" ".join(w).split("python -m collatz_ray.", 1)[1][:80]
                                                        for w in RUNNABLE])
 def test_documented_command_works(words, fixtures, tmp_path, monkeypatch):
     shown = RUNNABLE[words]
-    tool, args = words[2].removeprefix("collatz_ray."), list(words[3:])
+    env, command = split_assignments(words)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    tool, args = command[2].removeprefix("collatz_ray."), list(command[3:])
     where = ", ".join(c.where for c in shown)
     if tool == "tune" and args == SMOKE_SEARCH:
         # Run once per session by conftest's smoke_experiment, exactly so (plus where it

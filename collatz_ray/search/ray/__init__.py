@@ -8,6 +8,7 @@ Shape of a search (Ray 2.60, Train V2):
                  every evaluation through ray.train.report with its checkpoint
 
 cluster.py starts or joins Ray; callbacks.py holds what Tune is told to do besides;
+tracking.py (with mlflow_tracker.py and wandb_tracker.py) what it logs to trackers;
 status.py prints the live status; interrupt.py turns Ctrl-C and SIGTERM into a clean
 stop; probe.py measures what a trial costs without Train; verify.py runs a verify
 scan's chunks as Ray tasks. Why things are as they are (the

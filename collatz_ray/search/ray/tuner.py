@@ -16,6 +16,7 @@ from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, Stor
 from collatz_ray.search.ray.given import GivenConfigs
 from collatz_ray.search.ray.searcher import StudySearch
 from collatz_ray.search.ray.status import SearchStatus
+from collatz_ray.search.ray.tracking import tracking_callbacks
 from collatz_ray.search.ray.trial import trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
@@ -54,7 +55,7 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
                                   failure_config=tune.FailureConfig(max_failures=0),
                                   stop=(None if "://" in settings.storage
                                         else StorageGuard(settings.path)),
-                                  callbacks=[KeepTrialHistory(), ReasonFirst()],
+                                  callbacks=[KeepTrialHistory(), ReasonFirst(), *tracking_callbacks(settings)],
                                   progress_reporter=SearchStatus(
                                       parameters=[p.name for p in space.parameters],
                                       header=f"search {settings.experiment}", rungs=budget.rungs(),

@@ -1,0 +1,43 @@
+"""`--track wandb`: a W&B run per trial, in the project named after the search (or
+$WANDB_PROJECT). Imports wandb (the `wandb` extra); loaded only when a search asks for it."""
+
+from __future__ import annotations
+
+import os
+
+from ray.air.integrations.wandb import WandbLoggerCallback
+
+from collatz_ray.search.ray.tracking import GuardedTracker
+from collatz_ray.search.settings import SearchSettings
+
+#: wandb.init() arguments read from this shell's environment, for each trial anew.
+_FROM_ENVIRONMENT = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
+
+
+class EpochWandb(GuardedTracker, WandbLoggerCallback):
+    """Ray's W&B logger: a run per trial (its id the trial id, grouped by search), with
+    the trial's searched parameters as its config and every report's numbers at its
+    epoch. Without WANDB_DIR the runs' files land in the experiment (its `wandb/`) when
+    the experiment is on a local or mounted disk."""
+
+    what = "W&B"
+
+    def __init__(self, *, project: str, in_experiment: bool) -> None:
+        super().__init__(project=project)
+        self.in_experiment = in_experiment
+
+    def log_trial_start(self, trial) -> None:
+        # Each run is logged by an actor that Ray's raylet starts, with the cluster's
+        # environment rather than this shell's: hand it WANDB_MODE and WANDB_DIR. Read
+        # now, not when the search started: a resumed search takes the shell's current
+        # ones, and the experiment where it now is.
+        init = {arg: os.environ[var] for arg, var in _FROM_ENVIRONMENT.items() if os.environ.get(var)}
+        if "dir" not in init and self.in_experiment:
+            init["dir"] = trial.storage.experiment_fs_path
+        self.kwargs.update(init)
+        super().log_trial_start(trial)
+
+
+def wandb_callback(settings: SearchSettings) -> EpochWandb:
+    return EpochWandb(project=os.environ.get("WANDB_PROJECT") or settings.experiment,
+                      in_experiment="://" not in settings.storage)
