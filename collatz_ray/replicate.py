@@ -103,14 +103,10 @@ def _replicate(args) -> int:
             raise UsageError(f"--name {name}: an experiment of that name exists under {storage}")
         from collatz_ray.search.ray.session import on_ray
 
-        status, interruption = on_ray(args.address, lambda resources: _run(
-            args, resources, plan=plan, space=space, saved=saved, storage=storage, name=name, eval_csv=eval_csv))
-    if status is None:
-        print(f"collatz_ray.replicate: interrupted by {interruption.name}; everything so far is kept in "
-              f"{path}. Resume with: python -m collatz_ray.replicate --resume --name {name} "
-              f"--storage {storage}", file=sys.stderr, flush=True)
-        return interruption.exit_status
-    return status
+        return on_ray(args.address, lambda resources: _run(
+            args, resources, plan=plan, space=space, saved=saved, storage=storage, name=name, eval_csv=eval_csv),
+            tool="replicate", path=path,
+            resume=f"python -m collatz_ray.replicate --resume --name {name} --storage {storage}")
 
 
 def _new(args, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any] | None, str]:

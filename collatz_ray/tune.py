@@ -249,15 +249,11 @@ def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None
     """Everything the user typed is checked: start or join Ray, run, and shut down."""
     from collatz_ray.search.ray.session import on_ray
 
-    status, interruption = on_ray(args.address, lambda resources: _run(
+    return on_ray(args.address, lambda resources: _run(
         args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
-        resources=resources, study=study, extend=extend))
-    if status is None:
-        print(f"collatz_ray.tune: interrupted by {interruption.name}; everything so far is kept in "
-              f"{join(storage, name)}. Resume with: python -m collatz_ray.tune --resume --name {name} "
-              f"--storage {storage}", file=sys.stderr, flush=True)
-        return interruption.exit_status
-    return status
+        resources=resources, study=study, extend=extend),
+        tool="tune", path=join(storage, name),
+        resume=f"python -m collatz_ray.tune --resume --name {name} --storage {storage}")
 
 
 def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,

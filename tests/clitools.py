@@ -9,6 +9,7 @@ import importlib
 import io
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 MODULES = {"results": "collatz_ray.results.__main__"}
 
@@ -45,3 +46,13 @@ def installed_env(**extra: str) -> dict[str, str]:
     """The environment for commands of the installed wheel: no PYTHONPATH that would put
     a checkout before it."""
     return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **extra}
+
+
+def tree_digest(root: Path) -> str:
+    """One hash of every file's path and bytes under `root`: equal iff nothing changed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

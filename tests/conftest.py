@@ -126,3 +126,11 @@ def smoke_experiment(tmp_path_factory, eval_csv, installed_python) -> Path:
         (storage / "tune.out").write_text(proc.stdout)  # what the user saw, for tests of it
 
     return once_per_session(tmp_path_factory, "smoke_search", make) / "storage" / "smoke"
+
+
+@pytest.fixture
+def old_layout_experiment(tmp_path) -> Path:
+    """A copy of a small real experiment (tests/data/old_layout: 3 trials, from before
+    studies, banks and trackers were recorded) under tmp/store."""
+    shutil.copytree(REPO / "tests" / "data" / "old_layout", tmp_path / "store")
+    return tmp_path / "store" / "old-layout"

@@ -3,33 +3,23 @@ before Ray starts, and never touches what an experiment already holds."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from clitools import run_command
-
-OLD_LAYOUT = Path(__file__).resolve().parents[1] / "data" / "old_layout"
+from clitools import run_command, tree_digest
 
 
-def _tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+
 
 
 @pytest.fixture
-def experiment(tmp_path) -> Path:
-    """A copy of a small real experiment (tests/data/old_layout) under tmp/store."""
-    shutil.copytree(OLD_LAYOUT, tmp_path / "store")
-    return tmp_path / "store" / "old-layout"
+def experiment(old_layout_experiment) -> Path:
+    return old_layout_experiment
 
 
 @pytest.mark.parametrize("flags, fragment", [
@@ -50,19 +40,19 @@ def test_a_storage_symlink_loop_is_one_line(tmp_path):
 
 
 def test_an_existing_experiment_is_not_started_again(experiment):
-    before = _tree_digest(experiment)
+    before = tree_digest(experiment)
     outcome = run_command("tune", "--space", "smoke", "--storage", str(experiment.parent),
                           "--name", experiment.name)
     outcome.one_error_line("exists", "--resume")
-    assert _tree_digest(experiment) == before
+    assert tree_digest(experiment) == before
 
 
 def test_resume_refuses_another_space(experiment):
-    before = _tree_digest(experiment)
+    before = tree_digest(experiment)
     outcome = run_command("tune", "--resume", "--name", experiment.name, "--storage", str(experiment.parent),
                           "--space", "beta")
     outcome.one_error_line("--space beta", "drop --space")
-    assert _tree_digest(experiment) == before
+    assert tree_digest(experiment) == before
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "not_json", "wrong_type"])
@@ -71,10 +61,10 @@ def test_resume_of_damaged_settings_is_one_line(experiment, damage):
     text = settings.read_text()
     settings.write_text({"empty": "", "truncated": text[:len(text) // 2], "not_json": "\x00\x01garbage",
                          "wrong_type": json.dumps({**json.loads(text), "budget": "lots"})}[damage])
-    before = _tree_digest(experiment)
+    before = tree_digest(experiment)
     outcome = run_command("tune", "--resume", "--name", experiment.name, "--storage", str(experiment.parent))
     outcome.one_error_line("collatz_search.json")
-    assert _tree_digest(experiment) == before
+    assert tree_digest(experiment) == before
 
 
 def test_a_second_search_of_the_same_experiment_is_refused_naming_the_first(tmp_path, eval_csv):

@@ -5,9 +5,7 @@ search will log."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -15,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from clitools import run_command
+from clitools import run_command, tree_digest
 
 REPO = Path(__file__).resolve().parents[2]
-OLD_LAYOUT = REPO / "tests" / "data" / "old_layout"
 
 
 @pytest.mark.parametrize("value, fragment", [
@@ -96,26 +93,19 @@ def test_a_dry_run_names_where_the_search_logs(tmp_path, monkeypatch, eval_csv):
 
 
 # -- resuming -----------------------------------------------------------------------------------
-def _digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture
-def experiment(tmp_path) -> Path:
-    """A copy of a small real experiment, started without --track (tests/data/old_layout)."""
-    shutil.copytree(OLD_LAYOUT, tmp_path / "store")
-    return tmp_path / "store" / "old-layout"
+def experiment(old_layout_experiment) -> Path:
+    return old_layout_experiment
 
 
 def test_resume_refuses_other_trackers_than_the_search_started_with(experiment):
-    before = _digest(experiment)
+    before = tree_digest(experiment)
     outcome = run_command("tune", "--resume", "--name", experiment.name, "--storage", experiment.parent,
                           "--track", "mlflow")
     outcome.one_error_line("--track mlflow: experiment old-layout was started with no --track", "drop --track")
-    assert _digest(experiment) == before
+    assert tree_digest(experiment) == before
 
 
 def test_resume_keeps_the_saved_trackers_and_checks_them(experiment, eval_csv, monkeypatch):
@@ -142,7 +132,7 @@ def test_resume_keeps_the_saved_trackers_and_checks_them(experiment, eval_csv, m
 def test_resume_of_a_damaged_track_setting_is_one_line(experiment, saved, fragment):
     settings = experiment / "collatz_search.json"
     settings.write_text(json.dumps({**json.loads(settings.read_text()), "track": saved}))
-    before = _digest(experiment)
+    before = tree_digest(experiment)
     outcome = run_command("tune", "--resume", "--name", experiment.name, "--storage", experiment.parent)
     outcome.one_error_line("collatz_search.json", fragment)
-    assert _digest(experiment) == before
+    assert tree_digest(experiment) == before
