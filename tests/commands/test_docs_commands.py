@@ -35,7 +35,7 @@ from clitools import run_command
 from collatz_ray.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 SHELL_LANGS = {"", "bash", "sh", "shell", "console"}
 #: Fenced blocks in these languages show no command.
 NOT_COMMAND_LANGS = {"text": "output, file trees and formulas shown, not typed",
@@ -542,6 +542,9 @@ def test_documented_command_works(words, fixtures, tmp_path, monkeypatch):
         return
     cwd = tmp_path / "work"
     cwd.mkdir()
+    # Commands are typed at the repository's root: the paths they name under docs/ (a
+    # study's space file) are the repository's.
+    (cwd / "docs").symlink_to(REPO / "docs")
     monkeypatch.chdir(cwd)
     args = prepare(tool, args, fixtures, cwd)
     if tool == "tune":
