@@ -283,7 +283,7 @@ def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
                     path=settings.path))
     print(f"Dashboard: {cluster.dashboard_url() or 'none (ray[default] not installed?)'}")
     if study is not None:
-        print(f"Optuna study {study.study_name!r} in {study.shown} (optuna-dashboard {study.shown})")
+        print(f"Optuna study: optuna-dashboard {study.shown}")
     print(describe(settings.track, path=settings.path))
     print(legend([p.name for p in space.parameters]), flush=True)
     try:

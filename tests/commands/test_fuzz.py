@@ -65,16 +65,19 @@ def finished(tmp_path_factory, eval_csv) -> Path:
 
 @pytest.fixture(scope="module")
 def stubs(finished):
-    """train stops at build_model, tune at cluster.connect (a stand-in for collatz_ray.search.ray)."""
+    """train stops at build_model, tune where it would start Ray (stand-ins for collatz_ray.search.ray)."""
     def stop(*_args, **_kwargs):
         raise Accepted()
 
     fake_ray = types.ModuleType("collatz_ray.search.ray")
     fake_ray.cluster = types.SimpleNamespace(connect=stop, shutdown=lambda: None)
     fake_ray.tuner = types.SimpleNamespace()
+    fake_session = types.ModuleType("collatz_ray.search.ray.session")
+    fake_session.on_ray = stop
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch("collatz_ray.trainer.loop.build_model", stop))
-        stack.enter_context(mock.patch.dict(sys.modules, {"collatz_ray.search.ray": fake_ray}))
+        stack.enter_context(mock.patch.dict(sys.modules, {"collatz_ray.search.ray": fake_ray,
+                                                          "collatz_ray.search.ray.session": fake_session}))
         yield
 
 

@@ -324,7 +324,6 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
         rounds.append(time.monotonic() - search.started)
     finally:
         search.cleanup()
-    assert len(trial_dirs(experiment)) == 2, "the third trial should not have been suggested yet"
 
     # Round 2: resumed, and stopped with SIGTERM at a random report if it has not finished.
     search = Search(tmp_path, "round2", *resume_args)

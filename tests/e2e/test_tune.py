@@ -76,39 +76,32 @@ def test_more_trials_than_slots_and_asha_stops_never_deadlock(smoke_run):
     assert max(last_epochs) == budget.epochs
 
 
-def test_same_seed_suggests_same_configs_in_same_order():
-    from collatz_ray.search.ray.tuner import make_searcher
-
-    space = load_space("full")
-
-    def suggestions(seed: int) -> list[dict]:
-        searcher = make_searcher(space, seed=seed)
-        out = []
-        for i in range(12):
-            config = searcher.suggest(f"t{i}")
-            out.append(config)
-            # Feed back deterministic results so TPE's model phase is exercised too.
-            searcher.on_trial_complete(f"t{i}", {"objective": float(len(json.dumps(config)) % 7),
-                                                 "training_iteration": 1})
-        return out
-
-    first, second, other = suggestions(3), suggestions(3), suggestions(4)
-    assert first == second
-    assert first != other
-    # And in a fresh process: nothing depends on process state such as hash seeds.
+def test_same_seed_suggests_same_configs_in_same_order(tmp_path):
+    """The searcher of every search (TPE recorded in its study database), fed the same
+    results, suggests the same configs, in this process and in a fresh one."""
     code = (
-        "import json; from collatz_ray.search.ray.tuner import make_searcher; "
-        "from collatz_ray.search.spaces import load_space\n"
-        "s = make_searcher(load_space('full'), seed=3); out = []\n"
+        "import json, sys; from collatz_ray.search.ray.searcher import StudySearch\n"
+        "from collatz_ray.search.spaces import load_space; from collatz_ray.search.study import StudyStorage\n"
+        "seed, url = int(sys.argv[1]), sys.argv[2]\n"
+        "s = StudySearch(load_space('full'), seed=seed, storage=StudyStorage(url=url, study_name='s'),\n"
+        "                max_epochs=1); out = []\n"
         "for i in range(12):\n"
         "    c = s.suggest(f't{i}'); out.append(c)\n"
-        "    s.on_trial_complete(f't{i}', {'objective': float(len(json.dumps(c)) % 7), 'training_iteration': 1})\n"
+        "    # deterministic results, so that TPE's model phase is exercised too\n"
+        "    s.on_trial_complete(f't{i}', {'objective': float(len(json.dumps(c)) % 7), 'epoch': 1})\n"
         "print(json.dumps(out))\n"
     )
-    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "PYTHONHASHSEED": "123"})
-    assert fresh.returncode == 0, fresh.stderr[-2000:]
-    assert json.loads(fresh.stdout.strip().splitlines()[-1]) == json.loads(json.dumps(first))
+
+    def suggestions(seed: int, label: str, **env: str) -> list[dict]:
+        done = subprocess.run([sys.executable, "-c", code, str(seed), f"sqlite:///{tmp_path / label}.db"],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = suggestions(3, "first")
+    # Nothing depends on process state such as hash seeds.
+    assert suggestions(3, "second", PYTHONHASHSEED="123") == first
+    assert suggestions(4, "other") != first
 
 
 def test_trial_that_cannot_start_errors_instead_of_hanging(tmp_path, eval_csv):

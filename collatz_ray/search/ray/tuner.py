@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import warnings
 from pathlib import Path
@@ -20,6 +21,7 @@ from collatz_ray.search.ray.tracking import tracking_callbacks
 from collatz_ray.search.ray.trial import trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
+from collatz_ray.search.study import resolve_study
 
 #: Optuna warns each time a restored trial reports a step it already holds; the reports
 #: themselves are whole (search/ray/worker.py), so the warning tells a user nothing.
@@ -77,6 +79,10 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, ext
         if resume:
             tuner = _restore(settings, extend=extend)
         else:
+            if settings.study is None and points is None:  # every search records its study
+                settings = dataclasses.replace(settings, study=resolve_study(
+                    given=None, saved=None, experiment_dir=settings.path, name=settings.experiment,
+                    remote="://" in settings.storage))
             save_settings(settings)
             tuner = build_tuner(settings, num_samples=num_samples, points=points)
         return tuner.fit()
