@@ -73,7 +73,7 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
         first = Search(tmp_path, "first", "--space", str(space), "--storage", str(storage), "--name", name,
                        "--eval-csv", str(eval_csv), "--optuna-storage", url, "--max-concurrent", "2")
         try:
-            check_the_dashboard_while_it_runs(first, url, name, experiment, tmp_path)
+            check_the_dashboard_while_it_runs(first, url, name, experiment, tmp_path, epochs=epochs)
             assert first.wait(timeout=400) == 0, first.stderr()[-3000:]
         finally:
             first.cleanup()
@@ -81,23 +81,23 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
         assert len(assert_study_matches_experiment(url, name, experiment, max_epochs=epochs)) == 2
 
         # The database is recorded with the experiment: --extend needs no --optuna-storage.
-        more = Search(tmp_path, "extend", "--extend", name, "--num-samples", "2", "--storage", str(storage))
+        more = Search(tmp_path, "extend", "--extend", name, "--num-samples", "1", "--storage", str(storage))
         try:
             assert more.wait(timeout=400) == 0, more.stderr()[-3000:]
         finally:
             more.cleanup()
         trials = assert_study_matches_experiment(url, name, experiment, max_epochs=epochs)
-        assert len(trials) == 4
-        assert sorted(t.number for t in trials.values()) == [0, 1, 2, 3]
+        assert len(trials) == 3
+        assert sorted(t.number for t in trials.values()) == [0, 1, 2]
         assert not (experiment / "optuna.db").exists()
         settings = json.loads((experiment / "collatz_search.json").read_text())
-        assert settings["budget"]["num_samples"] == 4
+        assert settings["budget"]["num_samples"] == 3
         assert settings["study"] == {"storage": url, "study_name": name}
 
         listing = subprocess.run([sys.executable, "-m", "collatz_ray.results", str(experiment), "--format",
                                   "json"], capture_output=True, text=True, timeout=120)
         assert listing.returncode == 0, listing.stderr[-2000:]
-        assert len(json.loads(listing.stdout)["trials"]) == 4
+        assert len(json.loads(listing.stdout)["trials"]) == 3
 
         # A second search may not take the same study by mistake.
         clash = subprocess.run([sys.executable, "-m", "collatz_ray.tune", "--space", str(space), "--storage",
@@ -107,22 +107,30 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
         assert len(clash.stderr.strip().splitlines()) == 1, clash.stderr
 
 
-def check_the_dashboard_while_it_runs(search: Search, url: str, name: str, experiment, tmp_path) -> None:
+def check_the_dashboard_while_it_runs(search: Search, url: str, name: str, experiment, tmp_path, *,
+                                      epochs: int) -> None:
     """docs/search.md's `optuna-dashboard URL`, started while the search runs: its HTTP
     API serves the study's trials with their intermediate values by epoch. The trial
     that has reported is frozen (SIGSTOP) meanwhile, so the search is surely running."""
     dashboard = shutil.which("optuna-dashboard", path=os.path.dirname(sys.executable))
     assert dashboard, "optuna-dashboard is not installed (pip install 'collatz-ray[dashboard]')"
 
-    def a_reported_worker():
+    def freeze_a_reporting_trial():
         for d in trial_dirs(experiment).values():
             reports = read_reports(d / "result.json", partial_ok=True)
-            if reports and "RayTrainWorker" in search.session.alive().get(reports[-1]["worker_pid"], ""):
-                return reports[-1]["worker_pid"]
+            if not reports or reports[-1]["epoch"] >= epochs:
+                continue
+            pid = reports[-1]["worker_pid"]
+            if pid not in search.session.alive():
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            if read_reports(d / "result.json", partial_ok=True)[-1]["epoch"] < epochs:
+                return pid
+            os.kill(pid, signal.SIGCONT)  # it finished in between: try another
         return None
 
-    worker = wait_for(a_reported_worker, timeout=300, every=0.05, alive=search, what="a trial's first report")
-    os.kill(worker, signal.SIGSTOP)
+    worker = wait_for(freeze_a_reporting_trial, timeout=300, every=0.02, alive=search,
+                      what="a trial's first report")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -141,7 +149,8 @@ def check_the_dashboard_while_it_runs(search: Search, url: str, name: str, exper
         detail = api(f"/api/studies/{study_id}?after=0")
         reported = [t for t in detail["trials"] if t["intermediate_values"]]
         assert reported, detail["trials"]
-        assert {v["step"] for t in reported for v in t["intermediate_values"]} <= set(range(20, 201, 20))
+        steps = {v["step"] for t in reported for v in t["intermediate_values"]}
+        assert steps and all(step > 0 and step % 20 == 0 for step in steps), steps  # epochs, not indices
         assert search.running()
     finally:
         server.terminate()
