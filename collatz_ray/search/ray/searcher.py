@@ -124,8 +124,10 @@ class StudySearch(OptunaSearch):
     def suggest(self, trial_id: str):
         study = self._study()
         if trial_id not in self._ot_trials:
-            ot_trial = self._write(study.ask)
-            self._write(lambda: ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id))
+            ot_trial = self._write(study.ask, give_up_quietly=True)
+            if ot_trial is _FAILED:
+                return None  # no suggestion for now: Tune asks again later
+            self._write(lambda: ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id), give_up_quietly=True)
             self._ot_trials[trial_id] = ot_trial
             self._study_ids[trial_id] = ot_trial._trial_id
         return super().suggest(trial_id)
@@ -135,7 +137,10 @@ class StudySearch(OptunaSearch):
         if trial_id in self._completed_trials or value is None or epoch is None:
             return
         self._study()
-        self._write(lambda: self._ot_trials[trial_id].report(float(value), int(epoch)), quiet_if_finished=True)
+        # An intermediate value a locked database refuses is left out of the study (the
+        # trial's result.json keeps it); the search goes on.
+        self._write(lambda: self._ot_trials[trial_id].report(float(value), int(epoch)), quiet_if_finished=True,
+                    give_up_quietly=True)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         from optuna.trial import TrialState
@@ -169,8 +174,9 @@ class StudySearch(OptunaSearch):
 
     def _write(self, action: Callable[[], Any], *, quiet_if_finished: bool = False,
                give_up_quietly: bool = False):
-        """A database write, retried while another writer holds the lock. A write to a
-        trial the study already closed (a resumed trial reporting again, a tell the
+        """A database write, retried while another writer holds the lock; with
+        `give_up_quietly`, _FAILED after the last attempt instead of an error that would
+        stop the driver. A write to a trial the study already closed (a resumed trial reporting again, a tell the
         driver made before it was killed) is skipped: the study has it."""
         from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
         from sqlalchemy.exc import OperationalError

@@ -134,6 +134,8 @@ def test_a_locked_database_delays_a_tell_without_losing_it(tmp_path, space, monk
     holder.execute("BEGIN EXCLUSIVE")   # another writer (a dashboard, a script) holds the lock
     try:
         finish(s, "a", 5.0, 100)         # retried, then kept for later: the driver goes on
+        report(s, "b", 6.5, 20)          # an intermediate value is left out, not an error
+        assert s.suggest("c") is None    # no suggestion for now; Tune asks again later
     finally:
         holder.rollback()
         holder.close()
@@ -141,6 +143,7 @@ def test_a_locked_database_delays_a_tell_without_losing_it(tmp_path, space, monk
     finish(s, "b", 6.0, 100)             # the next event makes the pending tell too
     states = {t.user_attrs[TUNE_TRIAL_ATTR]: (t.state, t.value) for t in load(storage).trials}
     assert states == {"a": (TrialState.COMPLETE, 5.0), "b": (TrialState.COMPLETE, 6.0)}
+    assert set(s.suggest("c")) == {"lookahead", "lr"}   # asked again once the lock is gone
 
 
 def _simulated_search(searcher, *, trials: int, seed: int) -> list[int]:
