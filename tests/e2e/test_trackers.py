@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from searches import read_reports, trial_dirs, write_space
+from searches import read_reports, trial_dirs, wait_for, write_space
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKERS_DOC = REPO / "docs" / "trackers.md"
@@ -160,7 +160,10 @@ def test_wandb_offline_runs_hold_each_trials_reports_at_their_epochs(tracked_sea
                  for f in (experiment / "wandb").glob("offline-run-*/run-*.wandb")}
     assert sorted(run_files) == sorted(reports)
     for tid, trial_reports in reports.items():
-        run, config, history = read_wandb_run(run_files[tid])
+        # W&B's own service process writes the run file and may still be flushing it
+        # after the search has exited (one fresh-clone run in four read an empty history).
+        run, config, history = wait_for(lambda: _whole_run(run_files[tid], len(trial_reports)), timeout=60,
+                                        what=f"W&B's history of trial {tid}")
         assert (run.run_id, run.project, run.run_group, run.display_name) == (
             tid, "tracked", "tracked", f"collatz_trial_{tid}")
         params = json.loads((trial_dirs(experiment)[tid] / "params.json").read_text())
@@ -168,6 +171,17 @@ def test_wandb_offline_runs_hold_each_trials_reports_at_their_epochs(tracked_sea
         assert [step for step, _ in history] == [r["epoch"] for r in trial_reports]
         assert [items["objective"] for _, items in history] == pytest.approx(
             [r["objective"] for r in trial_reports])
+
+
+def _whole_run(path: Path, reports: int):
+    """The run file's contents once it holds `reports` history rows, else None."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        run, config, history = read_wandb_run(path)
+    except (OSError, ValueError, struct.error, AssertionError, DecodeError):
+        return None  # not yet written, or a chunk being written
+    return (run, config, history) if len(history) >= reports else None
 
 
 def read_wandb_run(path: Path):
