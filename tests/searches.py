@@ -19,6 +19,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_SPACE = REPO / "search_spaces" / "smoke.yaml"
 TUNE = [sys.executable, "-m", "collatz_ray.tune"]
+REPLICATE = [sys.executable, "-m", "collatz_ray.replicate"]
 MARK = "COLLATZ_RELIABILITY_SEARCH"
 RAY_TMP = Path("/tmp/ray")
 
@@ -142,16 +143,16 @@ class SessionProcesses:
 
 
 class Search:
-    """One `python -m collatz_ray.tune` subprocess and its Ray session."""
+    """One `python -m collatz_ray.tune` (or `command`) subprocess and its Ray session."""
 
-    def __init__(self, workdir: Path, label: str, *args: str) -> None:
+    def __init__(self, workdir: Path, label: str, *args: str, command: list[str] = TUNE) -> None:
         self.label = label
         self.marker = uuid.uuid4().hex
         self.out_path = workdir / f"{label}.stdout"
         self.err_path = workdir / f"{label}.stderr"
         self.started = time.monotonic()
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([*TUNE, *args], stdout=out, stderr=err, cwd=workdir,
+            self.proc = subprocess.Popen([*command, *args], stdout=out, stderr=err, cwd=workdir,
                                          env={**os.environ, MARK: self.marker},
                                          start_new_session=True)
         self.session = SessionProcesses(self.proc.pid, self.marker)
@@ -245,6 +246,51 @@ def trial_states(experiment: Path) -> dict[str, str]:
         trial = json.loads(trial_json)
         out[trial["trial_id"]] = trial["status"]
     return out
+
+
+def worker_reports(experiment: Path) -> dict[str, list[dict]]:
+    """trial id -> the reports its Train worker has made, as its newest checkpoint in
+    storage carries them. The worker writes these as it reports; the experiment's
+    result.json is Tune's copy, synced to storage from time to time (a whole tiny trial
+    can appear there at once)."""
+    from collatz_ray.search.ray.worker import REPORTS_FILE
+    from collatz_ray.search.settings import TRAIN_DIR
+
+    out = {}
+    for trial in sorted((experiment / TRAIN_DIR).glob("*")):
+        checkpoints = sorted(c for c in trial.glob("checkpoint_*") if c.is_dir())  # named by time
+        if checkpoints:  # the newest may be half copied: its last line is then skipped
+            lines = read_reports(checkpoints[-1] / REPORTS_FILE, partial_ok=True)
+            out[trial.name] = [line for line in lines if "epoch" in line]  # after the trial-start line
+    return out
+
+
+def freeze_a_trial_in_flight(search: Search, experiment: Path, *, epochs: int, after_a_finished_one: bool = False,
+                             reports_at_least: int = 0) -> tuple[str, int] | None:
+    """SIGSTOP the Train worker of a trial that has reported (a checkpoint is in
+    storage) and not reached `epochs`, so that the search is surely still running while a
+    test signals it, however fast the machine. (trial id, worker pid), or None while there
+    is no such trial, or while the workers have made fewer than `reports_at_least`
+    reports in all. With `after_a_finished_one`, only once another trial's worker is
+    done. The frozen worker's newest reports may not have reached Tune (Train collects
+    them from the worker); SIGCONT ends the freeze, the session's SIGKILL reaps it."""
+    everyone = worker_reports(experiment)
+    if sum(map(len, everyone.values())) < reports_at_least:
+        return None
+    for tid, reports in everyone.items():
+        if not reports or reports[-1]["epoch"] >= epochs:
+            continue
+        if after_a_finished_one and not any(r and r[-1]["epoch"] == epochs for t, r in everyone.items() if t != tid):
+            continue                    # the first trial: it must be allowed to finish
+        pid = reports[-1]["worker_pid"]
+        if pid not in search.session.alive():
+            continue                    # its worker is gone: the trial is ending
+        os.kill(pid, signal.SIGSTOP)
+        now = worker_reports(experiment).get(tid) or []  # [] while a checkpoint is half copied
+        if not now or now[-1]["epoch"] < epochs:
+            return tid, pid
+        os.kill(pid, signal.SIGCONT)    # it finished in between: try the next one
+    return None
 
 
 def assert_increasing(epochs: dict[str, list[int]]) -> None:

@@ -35,8 +35,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from searches import (MARK, Search, assert_increasing, epochs_by_trial, read_reports, trial_dirs,
-                      trial_states, wait_for, write_space)
+from searches import (MARK, Search, assert_increasing, epochs_by_trial, freeze_a_trial_in_flight, read_reports,
+                      trial_dirs, trial_states, wait_for, write_space)
 
 
 # -- guard rails ---------------------------------------------------------------------------
@@ -297,32 +297,11 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     # its state; so the in-flight trial's Train worker is frozen (SIGSTOP) as soon as it
     # has reported, and the driver, still running, is given the time to record the first
     # trial's end. The freeze holds the window open; SIGKILL reaps the frozen worker.
-    def freeze_a_trial_in_flight(search: Search, *, after_a_finished_one: bool, reports_at_least: int = 0):
-        """Freeze (SIGSTOP) the Train worker of a trial that has reported and not finished;
-        its id, or None while there is none (or fewer than reports_at_least in all)."""
-        everyone = epochs_by_trial(experiment, partial_ok=True)
-        if sum(map(len, everyone.values())) < reports_at_least:
-            return None
-        for tid, d in trial_dirs(experiment).items():
-            reports = read_reports(d / "result.json", partial_ok=True)
-            if not reports or reports[-1]["epoch"] >= epochs:
-                continue
-            if after_a_finished_one and not any(seq and seq[-1] == epochs
-                                                for t, seq in everyone.items() if t != tid):
-                continue            # the first trial: it must be allowed to finish
-            pid = reports[-1]["worker_pid"]
-            if "RayTrainWorker" not in search.session.alive().get(pid, ""):
-                continue            # its worker is gone: the trial is ending
-            os.kill(pid, signal.SIGSTOP)
-            if read_reports(d / "result.json", partial_ok=True)[-1]["epoch"] < epochs:
-                return tid
-            os.kill(pid, signal.SIGCONT)   # it finished in between: try the next one
-        return None
-
     search = Search(tmp_path, "round1", *first_args)
     try:
-        in_flight = wait_for(lambda: freeze_a_trial_in_flight(search, after_a_finished_one=True),
-                             timeout=500, every=0.1, alive=search, what="a second trial's first report")
+        in_flight, _ = wait_for(lambda: freeze_a_trial_in_flight(search, experiment, epochs=epochs,
+                                                                 after_a_finished_one=True),
+                                timeout=500, every=0.1, alive=search, what="a second trial's first report")
         wait_for(lambda: "TERMINATED" in trial_states(experiment).values(), timeout=300, alive=search,
                  what="the finished trial in the experiment state")
         assert trial_states(experiment).get(in_flight) != "TERMINATED"
@@ -339,9 +318,9 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     try:
         target = sum(map(len, seen.values())) + rng.randint(1, 3)
         # "Dashboard:" is printed once the search has joined Ray and handles signals.
-        frozen = wait_for(lambda: "Dashboard:" in search.stdout() and freeze_a_trial_in_flight(
-                              search, after_a_finished_one=False, reports_at_least=target),
-                          timeout=500, every=0.05, alive=search, what=f"a trial in flight at report {target}")
+        frozen, _ = wait_for(lambda: "Dashboard:" in search.stdout() and freeze_a_trial_in_flight(
+                                 search, experiment, epochs=epochs, reports_at_least=target),
+                             timeout=500, every=0.05, alive=search, what=f"a trial in flight at report {target}")
         kill_and_clean(search, graceful=True)
         assert trial_states(experiment).get(frozen) != "TERMINATED"
         rounds.append(time.monotonic() - search.started)

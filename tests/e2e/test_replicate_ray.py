@@ -1,21 +1,21 @@
 """A replication on real Ray: the session's smoke search's top two configurations, each
-retrained with two new seeds at the search's own budget, then read back by
-`collatz_ray.results`. Four tiny trials, two at once."""
+retrained with two new seeds at the search's own budget, stopped by SIGTERM while a trial
+trains, finished with the command it printed, then read back by `collatz_ray.results`.
+Four tiny trials, two at once."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 from clitools import run_command
 from collatz_ray.results.read import load_experiment
 from collatz_ray.results.report import ranked_trials
-
-REPLICATE = [sys.executable, "-m", "collatz_ray.replicate"]
+from searches import REPLICATE, Search, epochs_by_trial, freeze_a_trial_in_flight, wait_for
 
 
 def last_report(trial_dir: Path) -> dict:
@@ -25,13 +25,36 @@ def last_report(trial_dir: Path) -> dict:
 
 def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp_path):
     storage = tmp_path / "storage"
-    # RAY_ADDRESS=local: a fresh embedded Ray whatever `ray start` cluster this machine has.
-    proc = subprocess.run([*REPLICATE, str(smoke_experiment), "--top", "2", "--seeds", "2", "--storage",
-                           str(storage), "--name", "followup", "--max-concurrent", "2"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "RAY_ADDRESS": "local"})
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     followup = storage / "followup"
-    assert f"Experiment: {followup}" in proc.stdout and "Seed replicates" in proc.stdout
+    epochs = json.loads((smoke_experiment / "collatz_search.json").read_text())["budget"]["epochs"]
+    first = Search(tmp_path, "replicate", str(smoke_experiment), "--top", "2", "--seeds", "2", "--storage",
+                   str(storage), "--name", "followup", "--max-concurrent", "2", command=REPLICATE)
+    try:
+        # A trial in flight is frozen, so the SIGTERM surely finds the replication running.
+        wait_for(lambda: "Dashboard:" in first.stdout() and freeze_a_trial_in_flight(first, followup, epochs=epochs),
+                 timeout=600, every=0.05, alive=first, what="a replicate's first report")
+        before = epochs_by_trial(followup)
+        os.kill(first.proc.pid, signal.SIGTERM)
+        assert first.wait(timeout=300) == 143, first.stderr()[-3000:]
+    finally:
+        assert not first.cleanup(), "processes of the stopped replication survived"
+    (hint,) = [line for line in first.stderr().splitlines() if "Resume with: " in line]
+    command = shlex.split(hint.split("Resume with: ", 1)[1])
+    assert command[:3] == ["python", "-m", "collatz_ray.replicate"] and "--resume" in command, hint
+
+    second = Search(tmp_path, "resumed", *command[3:], command=REPLICATE)
+    try:
+        assert second.wait(timeout=900) == 0, f"{second.stdout()[-3000:]}\n{second.stderr()[-3000:]}"
+    finally:
+        second.cleanup()
+    stdout = second.stdout()
+    assert f"Experiment: {followup}" in stdout and "Seed replicates" in stdout
+    headers = [line.split() for line in (first.stdout() + stdout).splitlines() if line.startswith("trial ")]
+    assert headers and all(h[2] == "seed" for h in headers), headers  # replicates of a config differ by seed
+    # Nothing reported before the stop was lost or reported twice.
+    for tid, seq in epochs_by_trial(followup).items():
+        assert seq[:len(before.get(tid, []))] == before.get(tid, []), (tid, before.get(tid), seq)
+        assert seq == sorted(set(seq)), (tid, seq)
 
     source = load_experiment(smoke_experiment)
     distinct = list({json.dumps(t.params, sort_keys=True): t for t in ranked_trials(source)
@@ -39,8 +62,7 @@ def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp
     settings = json.loads((followup / "collatz_search.json").read_text())
     assert settings["replicate"]["source"] == str(smoke_experiment.resolve())
     assert settings["replicate"]["seeds"] == [1, 2]  # the smoke search trained with seed 0
-    epochs = settings["budget"]["epochs"]
-    assert epochs == json.loads((smoke_experiment / "collatz_search.json").read_text())["budget"]["epochs"]
+    assert settings["budget"]["epochs"] == epochs
 
     # Each replicate trains its source trial's config, but for the seed, to the full budget.
     by_config: dict[str, list[int]] = {}
@@ -70,7 +92,7 @@ def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp
             by_config[json.dumps(c["params"], sort_keys=True)])
     means = sorted(statistics.fmean(v) for v in by_config.values())
     assert replicates["lead"]["difference"] == means[1] - means[0]
-    assert replicates["verdict"] in proc.stdout
+    assert replicates["verdict"] in stdout
     assert replicates["verdict"] in (followup / "summary.md").read_text()
 
 

@@ -60,9 +60,8 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
     reason = postgres.available()
     if reason:
         pytest.skip(reason)
-    # Long enough that a fast machine cannot finish a trial between two polls of the
-    # dashboard check; ASHA's stops are the smoke search's test above.
-    epochs = 200
+    # ASHA's stops are the smoke search's test above.
+    epochs = 100
     space = write_space(tmp_path / "pg.yaml", budget={"epochs": epochs, "eval_interval": 20, "grace_epochs": epochs,
                                                        "reduction_factor": 2, "num_samples": 2},
                         parameters={"lookahead": {"values": [5, 10]},
@@ -73,7 +72,7 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
         first = Search(tmp_path, "first", "--space", str(space), "--storage", str(storage), "--name", name,
                        "--eval-csv", str(eval_csv), "--optuna-storage", url, "--max-concurrent", "2")
         try:
-            check_the_dashboard_while_it_runs(first, url, name, experiment, tmp_path, epochs=epochs)
+            check_the_dashboard_while_it_runs(first, url, name, tmp_path)
             assert first.wait(timeout=400) == 0, first.stderr()[-3000:]
         finally:
             first.cleanup()
@@ -107,30 +106,28 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
         assert len(clash.stderr.strip().splitlines()) == 1, clash.stderr
 
 
-def check_the_dashboard_while_it_runs(search: Search, url: str, name: str, experiment, tmp_path, *,
-                                      epochs: int) -> None:
+def check_the_dashboard_while_it_runs(search: Search, url: str, name: str, tmp_path) -> None:
     """docs/search.md's `optuna-dashboard URL`, started while the search runs: its HTTP
-    API serves the study's trials with their intermediate values by epoch. The trial
-    that has reported is frozen (SIGSTOP) meanwhile, so the search is surely running."""
+    API serves the study's trials with their intermediate values by epoch. Once the
+    study holds a report, the search's driver (the study's only writer) is frozen
+    (SIGSTOP) until the check is done, so the search is surely running however fast
+    the machine; its trials go on meanwhile."""
     dashboard = shutil.which("optuna-dashboard", path=os.path.dirname(sys.executable))
     assert dashboard, "optuna-dashboard is not installed (pip install 'collatz-ray[dashboard]')"
 
-    def freeze_a_reporting_trial():
-        for d in trial_dirs(experiment).values():
-            reports = read_reports(d / "result.json", partial_ok=True)
-            if not reports or reports[-1]["epoch"] >= epochs:
-                continue
-            pid = reports[-1]["worker_pid"]
-            if pid not in search.session.alive():
-                continue
-            os.kill(pid, signal.SIGSTOP)
-            if read_reports(d / "result.json", partial_ok=True)[-1]["epoch"] < epochs:
-                return pid
-            os.kill(pid, signal.SIGCONT)  # it finished in between: try another
-        return None
+    storage = optuna.storages.RDBStorage(url)
 
-    worker = wait_for(freeze_a_reporting_trial, timeout=300, every=0.02, alive=search,
-                      what="a trial's first report")
+    def freeze_the_driver_once_a_report_is_in():
+        try:
+            reported = any(t.intermediate_values for t in optuna.load_study(study_name=name, storage=storage).trials)
+        except KeyError:  # the study is not made yet
+            return False
+        if reported:
+            os.kill(search.proc.pid, signal.SIGSTOP)
+        return reported
+
+    wait_for(freeze_the_driver_once_a_report_is_in, timeout=300, every=0.1, alive=search,
+             what="a report in the study")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -155,4 +152,4 @@ def check_the_dashboard_while_it_runs(search: Search, url: str, name: str, exper
     finally:
         server.terminate()
         server.wait(timeout=30)
-        os.kill(worker, signal.SIGCONT)
+        os.kill(search.proc.pid, signal.SIGCONT)

@@ -61,3 +61,12 @@ def test_a_search_without_track_never_imports_mlflow_or_wandb():
             "print('mlflow' in sys.modules, 'wandb' in sys.modules)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["False", "False"], proc.stderr[-2000:]
+
+
+def test_a_resumed_trial_goes_on_in_its_own_wandb_run():
+    """Ray's W&B callback starts each trial's run with the trial id and no resume; ours
+    asks W&B to resume that run when it exists (a trial that --resume continues)."""
+    from collatz_ray.search.ray.wandb_tracker import EpochWandb
+
+    tracker = EpochWandb(project="p", in_experiment=False)
+    assert tracker.kwargs["resume"] == "allow"

@@ -59,7 +59,9 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
                                         else StorageGuard(settings.path)),
                                   callbacks=[KeepTrialHistory(), ReasonFirst(), *tracking_callbacks(settings)],
                                   progress_reporter=SearchStatus(
-                                      parameters=[p.name for p in space.parameters],
+                                      # A replication's trials of one config differ by seed only.
+                                      parameters=[*(["seed"] if points is not None else []),
+                                                  *(p.name for p in space.parameters)],
                                       header=f"search {settings.experiment}", rungs=budget.rungs(),
                                       per_trial=(f"{settings.max_concurrent} at once, each "
                                                  f"{settings.cpus_per_trial:g} CPU + "

@@ -23,7 +23,9 @@ class EpochWandb(GuardedTracker, WandbLoggerCallback):
     what = "W&B"
 
     def __init__(self, *, project: str, in_experiment: bool) -> None:
-        super().__init__(project=project)
+        # resume="allow" (Ray passes no resume): a trial that --resume continues goes on
+        # in its own run, the same id from its last step, without overwriting it.
+        super().__init__(project=project, resume="allow")
         self.in_experiment = in_experiment
 
     def log_trial_start(self, trial) -> None:
