@@ -8,8 +8,11 @@ import os
 import re
 import shlex
 import sys
+import time
 
 import pexpect
+
+from searches import worker_reports
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WIDTH = 120
@@ -33,7 +36,13 @@ def test_ctrl_c_stops_cleanly_and_the_printed_resume_finishes(tmp_path, eval_csv
             str(tmp_path / "results"), "--name", "tty", "--eval-csv", str(eval_csv), "--seed", "1"]
     child = _spawn(args, tmp_path)
     child.expect(r"Columns: ")                    # the legend, printed once
-    child.expect(r"training")                     # a trial is past its start-up and reports
+    # Ctrl-C once a trial is past its start-up and reports (its worker's first checkpoint;
+    # the status block that would say "training" comes only every 30 s).
+    deadline = time.monotonic() + 300
+    while not worker_reports(tmp_path / "results" / "tty"):
+        assert time.monotonic() < deadline, "no trial reported within 300 s"
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.2)  # read what it prints meanwhile
+        assert child.isalive(), "the search ended before a trial reported"
     child.sendintr()                              # Ctrl-C
     child.expect(pexpect.EOF)
     child.close()
