@@ -37,7 +37,9 @@ RESUME_KEEPS = ("eval_interval", "reduction_factor")
 #: (controller, worker group, placement group, imports): `python -m collatz_ray.bench_search`
 #: measures it; see docs/search.md for the figures behind these two numbers.
 TRIAL_START_S = 15.0
-#: Each report's cost beyond the evaluation itself (checkpoint upload, Train to Tune).
+#: Each report's cost beyond the evaluation itself: the checkpoint, and the wait for
+#: Train's controller to collect the report at its next poll of the worker (every 2 s;
+#: docs/ray-notes.md). 1.98 s median measured in the smoke search.
 REPORT_S = 2.0
 #: Starting an embedded Ray before the first trial.
 RAY_START_S = 10.0
@@ -372,7 +374,7 @@ def _time_lines(est: Estimate, idle: Estimate | None, cal: Calibration, b: Budge
         f"{_seconds(cal.epoch_s)} per epoch" + (f" ({_seconds(cal.epoch_cpu_s)} of CPU time)" if idle else "")
         + f"; an evaluation of {cal.eval_rows} rows {_seconds(cal.eval_s)}; took {cal.seconds:.0f} s",
         "  assumes:    every trial costs what that config costs (cheaper ones finish sooner), ASHA's "
-        f"expected stops, {headline.start_s:.0f} s to start a trial and {REPORT_S:.0f} s per report under "
+        f"expected stops, {headline.start_s:.0f} s to start a trial and {REPORT_S:g} s per report under "
         "Ray Train (docs/search.md), and trials that do not slow each other down",
     ]
     if idle is not None:

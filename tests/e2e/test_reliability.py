@@ -75,13 +75,10 @@ def faulty_search(tmp_path_factory, eval_csv):
     search = Search(tmp, "faulty", "--space", str(space), "--storage", str(storage), "--name", "fs",
                     "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2")
     seen: dict[tuple, str] = {}   # (kind, proto, address, port) -> command line
-    train_polls: set[str] = set()  # RAY_TRAIN_HEALTH_CHECK_INTERVAL_S of the Train controllers
 
     def sample() -> None:
         sockets = _listening_sockets()
         for pid, cmdline in search.session.alive().items():
-            if "TrainController" in cmdline:
-                train_polls.add(_environment(pid).get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "unset"))
             for inode in _socket_inodes(pid):
                 if inode in sockets:
                     proto, address, port = sockets[inode]
@@ -103,8 +100,7 @@ def faulty_search(tmp_path_factory, eval_csv):
         return next(((tid, reports) for tid, reports in worker_reports(experiment).items()
                      if len(reports) >= 3), None)
 
-    record = SimpleNamespace(epochs=epochs, every=every, experiment=experiment, search=search, seen=seen,
-                             train_polls=train_polls)
+    record = SimpleNamespace(epochs=epochs, every=every, experiment=experiment, search=search, seen=seen)
     try:
         record.healthy, reports = wait_for(healthy, timeout=400, alive=search,
                                            what="the healthy trial's third report")
@@ -197,12 +193,6 @@ def test_a_killed_train_worker_resumes_from_its_checkpoint(faulty_search):
     assert seq[i] > r.every, (i, r.reports_checkpointed, seq)
     print(f"worker {r.victim} killed after {r.reports_checkpointed} checkpointed reports; resumed at epoch {seq[i]} "
           f"(from the checkpoint of epoch {seq[i - 1]}); search ended {r.recovery:.0f} s later")
-
-
-def test_train_takes_reports_every_half_second(faulty_search):
-    """The search tells Train's controllers to poll their worker every 0.5 s: a worker's
-    report() waits for the next poll, and Train's 2 s default throttled small trials."""
-    assert faulty_search.train_polls == {"0.5"}
 
 
 def test_every_socket_of_the_embedded_ray_is_on_loopback(faulty_search):
@@ -544,14 +534,6 @@ def test_bad_space_is_refused_before_ray_starts(tmp_path, eval_csv, case):
 #: exporters, runtime env agent. A Ray upgrade that opens one again fails this test; add
 #: it here only with the reason and with token auth checked (it is, below).
 EXPOSED_ALLOWED: dict[str, str] = {}
-
-
-def _environment(pid: int) -> dict[str, str]:
-    try:
-        entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return {}
-    return dict(e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
 
 
 def _socket_inodes(pid: int) -> set[int]:

@@ -51,7 +51,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
             context = ray.init(
                 address="local", num_cpus=num_cpus, include_dashboard=True,
                 dashboard_host="127.0.0.1", dashboard_port=port, _node_ip_address="127.0.0.1",
-                runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}", **_train_poll()}},
+                runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
                 **common)
     else:
         from ray._private.services import canonicalize_bootstrap_address_or_die
@@ -61,7 +61,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
         except ConnectionError as err:
             raise UsageError(f"--address {address}: {err}") from None
         try:
-            context = ray.init(address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved, **_train_poll()}},
+            context = ray.init(address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved}},
                                **common)
         except AuthenticationError:
             raise UsageError(f"--address {address}: this search uses token authentication but finds no "
@@ -77,14 +77,6 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     return ray.cluster_resources()
 
 
-def _train_poll() -> dict[str, str]:
-    """Train's controller takes a worker's report at its next health check, and the
-    worker's report() waits for it: one report per 2 s by default, which throttles small
-    trials (docs/ray-notes.md). Every 0.5 s instead, unless the environment says."""
-    return {_TRAIN_POLL_ENV: os.environ.get(_TRAIN_POLL_ENV, "0.5")}
-
-
-_TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 _dashboard_url: str | None = None
 
 
