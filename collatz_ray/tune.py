@@ -91,7 +91,8 @@ def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path:
     errored = [t for t in trials if t["error"]]
     print()
     if not trials or not trials[0]["metrics"].get("objective") is not None:
-        print(f"No trial reported a result. Experiment: {path}")
+        print("No trial reported a result.")
+        print(f"Experiment: {path}")  # a line of its own, as after a result: paths are long
         for t in errored:
             print(f"  {t['trial_id']}: {t['error'].splitlines()[0][:200]}")
         return 1

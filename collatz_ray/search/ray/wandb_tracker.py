@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import os
 
-from ray.air.integrations.wandb import WandbLoggerCallback
+from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 
 from collatz_ray.search.ray.tracking import GuardedTracker
 from collatz_ray.search.settings import SearchSettings
 
 #: wandb.init() arguments read from this shell's environment, for each trial anew.
 _FROM_ENVIRONMENT = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
+
+
+class _RunWrittenOut(_WandbLoggingActor):
+    """Ray's W&B logging actor, returning only once W&B's service has written the run out.
+    Ray kills the actor as soon as run() returns, but wandb.finish() returns before the
+    service has flushed the run: a trial's offline run lost its whole history that way
+    (docs/trackers.md)."""
+
+    def run(self) -> None:
+        super().run()
+        self._wandb.teardown()
 
 
 class EpochWandb(GuardedTracker, WandbLoggerCallback):
@@ -21,6 +32,7 @@ class EpochWandb(GuardedTracker, WandbLoggerCallback):
     the experiment is on a local or mounted disk."""
 
     what = "W&B"
+    _logger_actor_cls = _RunWrittenOut
 
     def __init__(self, *, project: str, in_experiment: bool) -> None:
         # resume="allow" (Ray passes no resume): a trial that --resume continues goes on
