@@ -176,8 +176,9 @@ class StudySearch(OptunaSearch):
                give_up_quietly: bool = False):
         """A database write, retried while another writer holds the lock; with
         `give_up_quietly`, _FAILED after the last attempt instead of an error that would
-        stop the driver. A write to a trial the study already closed (a resumed trial reporting again, a tell the
-        driver made before it was killed) is skipped: the study has it."""
+        stop the driver. A write to a trial the study already closed (a resumed trial
+        reporting again, a tell the driver made before it was killed) is skipped: the
+        study has it."""
         from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
         from sqlalchemy.exc import OperationalError
 
