@@ -25,7 +25,6 @@ import ipaddress
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -408,7 +407,9 @@ def tiny_tmpfs(tmp_path):
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
+        # Twice: a read-only fault stacks a second tmpfs on the first.
+        for _ in range(2):
+            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
 
 
 def _fill(directory: Path) -> int:
@@ -426,19 +427,19 @@ def _fill(directory: Path) -> int:
 def _remount_read_only(directory: Path) -> int:
     """The storage turns read-only under the running search. The kernel will not remount
     a filesystem read-only while a file on it is open for writing (Tune's loggers keep
-    result.json open), so the full one is detached (`umount -l`: open files write on into
-    it, unseen), and a read-only tmpfs holding a copy of what it held takes its place, as
-    a storage that went read-only shows what it held until then."""
-    snapshot = directory.parent / "snapshot"
-    shutil.copytree(directory, snapshot, symlinks=True)
-    for command in (["umount", "-l", str(directory)],
-                    ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(directory)]):
+    result.json open), so a read-only tmpfs holding a copy of what it held is made beside
+    it and moved on top of it in one step (open files write on into the one below,
+    unseen), as a storage that went read-only shows what it held until then. (Unmounting
+    first and copying in place left a moment without the experiment: the search's storage
+    probe once saw "No such file or directory" instead.)"""
+    staging = directory.parent / "read_only"
+    staging.mkdir()
+    for command in (["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(staging)],
+                    ["cp", "-a", f"{directory}/.", str(staging)],
+                    ["mount", "-o", "remount,ro", str(staging)],
+                    ["mount", "--move", str(staging), str(directory)]):
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
-        assert done.returncode == 0, done.stderr
-    shutil.copytree(snapshot, directory, symlinks=True, dirs_exist_ok=True)
-    done = subprocess.run(["mount", "-o", "remount,ro", str(directory)], capture_output=True,
-                          text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, (command, done.stderr)
     return 0
 
 
