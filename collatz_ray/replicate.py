@@ -27,11 +27,12 @@ from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_fl
 from collatz_ray.errors import UsageError
 from collatz_ray.search.plan import Sizing, size_search
 from collatz_ray.search.replicate import MIN_SEEDS, ReplicatePlan, given_plan, parse_config_text, plan_from_experiment
+from collatz_ray.search.failures import SearchHalted
 from collatz_ray.search.resources import cpus_per_trial_flag, trial_resources
 from collatz_ray.search.settings import (SETTINGS_FILE, SearchSettings, experiment_exists, experiment_lock,
                                          experiment_space, join, load_settings_json)
 from collatz_ray.search.spaces import PRESETS, load_space
-from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
+from collatz_ray.search.storage import check_name, check_storage, resolve_storage
 
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m collatz_ray.replicate", description=__doc__)
@@ -222,7 +223,7 @@ def _run(args, resources: dict[str, float], *, plan: ReplicatePlan, space, saved
     print(legend([p.name for p in space.parameters]), flush=True)
     try:
         tuner.run(settings, num_samples=len(plan.points()), resume=args.resume, points=plan.points())
-    except StorageFailed as err:
+    except SearchHalted as err:
         print(f"collatz_ray.replicate: error: {err}", file=sys.stderr, flush=True)
         return 1
     return print_summary(settings.path)

@@ -24,11 +24,12 @@ from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_fl
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
 from collatz_ray.search.plan import dry_run, plan_line, size_search
+from collatz_ray.search.failures import SearchHalted
 from collatz_ray.search.resources import cpus_per_trial_flag, trial_resources
 from collatz_ray.search.settings import (SETTINGS_FILE, SearchSettings, experiment_exists, experiment_lock,
                                          experiment_space, join, load_settings_json, save_settings)
 from collatz_ray.search.spaces import PRESETS, load_space
-from collatz_ray.search.storage import StorageFailed, check_name, check_storage, resolve_storage
+from collatz_ray.search.storage import check_name, check_storage, resolve_storage
 from collatz_ray.search.study import check_study, resolve_study
 from collatz_ray.search.tracking import chosen_trackers, describe, parse_tracker
 from collatz_ray.trainer.text import format_report
@@ -289,8 +290,8 @@ def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
     print(legend([p.name for p in space.parameters]), flush=True)
     try:
         grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume, extend=extend)
-    except StorageFailed as err:
-        # Not a usage error (exit 2): the search ran and its storage gave out. One line,
+    except SearchHalted as err:
+        # Not a usage error (exit 2): the search ran and had to stop. One line,
         # last on stderr after Ray's own log lines.
         print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
         return 1

@@ -223,10 +223,11 @@ _TRIAL_ID = re.compile(r"[\w-]{1,64}")
 
 
 def trial_of(file: Path, *, experiment: Path) -> str | None:
-    """The search trial whose checkpoint `file` is: one the experiment's Ray Train runs
-    keep (EXPERIMENT/_train/<trial>/checkpoint_.../state.pt), or one exported by
+    """The search trial whose checkpoint `file` is: one a trial keeps
+    (EXPERIMENT/collatz_trial_<trial>/checkpoint_.../state.pt, or before 0.3
+    EXPERIMENT/_train/<trial>/checkpoint_.../state.pt), or one exported by
     `results --export-best` (DIR/checkpoints/epoch_.../state.pt beside DIR/exported_from.json)."""
-    from collatz_ray.search.settings import TRAIN_DIR
+    from collatz_ray.search.settings import TRAIN_DIR, TRIAL_PREFIX
 
     try:
         parts = file.resolve().relative_to(experiment.resolve()).parts
@@ -234,6 +235,8 @@ def trial_of(file: Path, *, experiment: Path) -> str | None:
         parts = ()
     if len(parts) >= 3 and parts[0] == TRAIN_DIR:
         return parts[1]
+    if len(parts) >= 3 and parts[0].startswith(TRIAL_PREFIX):
+        return parts[0].removeprefix(TRIAL_PREFIX)
     try:
         exported = json.loads((file.parent.parent.parent / "exported_from.json").read_text())
         trial = exported["trial_id"]

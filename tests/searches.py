@@ -22,6 +22,8 @@ TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 REPLICATE = [sys.executable, "-m", "collatz_ray.replicate"]
 MARK = "COLLATZ_RELIABILITY_SEARCH"
 RAY_TMP = Path("/tmp/ray")
+#: In the process title of a Tune trial actor, the process that trains (Ray Train's local mode).
+TRIAL_TITLE = "ImplicitFunc"
 
 
 def wait_for(predicate, *, timeout: float, what: str, every: float = 0.5, alive=None):
@@ -249,31 +251,30 @@ def trial_states(experiment: Path) -> dict[str, str]:
 
 
 def worker_reports(experiment: Path) -> dict[str, list[dict]]:
-    """trial id -> the reports its Train worker has made, as its newest checkpoint in
-    storage carries them. The worker writes these as it reports; the experiment's
+    """trial id -> the reports its trial process has made, as its newest checkpoint in
+    storage carries them. The trial writes these as it reports; the experiment's
     result.json is Tune's copy, synced to storage from time to time (a whole tiny trial
     can appear there at once)."""
     from collatz_ray.search.ray.worker import REPORTS_FILE
-    from collatz_ray.search.settings import TRAIN_DIR
 
     out = {}
-    for trial in sorted((experiment / TRAIN_DIR).glob("*")):
-        checkpoints = sorted(c for c in trial.glob("checkpoint_*") if c.is_dir())  # named by time
+    for tid, trial in trial_dirs(experiment).items():
+        checkpoints = sorted(c for c in trial.glob("checkpoint_*") if c.is_dir())  # numbered in order
         if checkpoints:  # the newest may be half copied: its last line is then skipped
             lines = read_reports(checkpoints[-1] / REPORTS_FILE, partial_ok=True)
-            out[trial.name] = [line for line in lines if "epoch" in line]  # after the trial-start line
+            out[tid] = [line for line in lines if "epoch" in line]  # after the search-run line
     return out
 
 
 def freeze_a_trial_in_flight(search: Search, experiment: Path, *, epochs: int, after_a_finished_one: bool = False,
                              reports_at_least: int = 0) -> tuple[str, int] | None:
-    """SIGSTOP the Train worker of a trial that has reported (a checkpoint is in
-    storage) and not reached `epochs`, so that the search is surely still running while a
-    test signals it, however fast the machine. (trial id, worker pid), or None while there
-    is no such trial, or while the workers have made fewer than `reports_at_least`
-    reports in all. With `after_a_finished_one`, only once another trial's worker is
-    done. The frozen worker's newest reports may not have reached Tune (Train collects
-    them from the worker); SIGCONT ends the freeze, the session's SIGKILL reaps it."""
+    """SIGSTOP the process of a trial that has reported (a checkpoint is in storage) and
+    not reached `epochs`, so that the search is surely still running while a test
+    signals it, however fast the machine. (trial id, its pid), or None while there is no
+    such trial, or while the trials have made fewer than `reports_at_least` reports in
+    all. With `after_a_finished_one`, only once another trial is done. The frozen
+    trial's newest report may not have reached the driver; SIGCONT ends the freeze, the
+    session's SIGKILL reaps it."""
     everyone = worker_reports(experiment)
     if sum(map(len, everyone.values())) < reports_at_least:
         return None

@@ -71,20 +71,29 @@ def _write_records(out: Path, exp: Experiment, trial: Trial, config: TrainConfig
 def newest_checkpoint(exp: Experiment, trial: Trial) -> tuple[Path, int]:
     """The checkpoint directory (and epoch) of the newest report whose checkpoint is on disk.
 
-    Reports name their checkpoint by absolute path, which breaks when the experiment was
-    copied or moved: the folder name is looked up under this experiment's _train/ first.
-    Ray keeps only the newest checkpoints, and a trial ASHA stopped may have written one
-    more that Tune never saw; neither matters, as only reported checkpoints are taken.
+    A report names its checkpoint: `checkpoint_dir_name`, a folder of the trial's own
+    (Tune checkpoints), or, in experiments of collatz-ray before 0.3, `checkpoint_path`,
+    an absolute path into the experiment's _train/<trial id>/ (Ray Train's), which breaks
+    when the experiment was copied or moved, so its folder name is looked up under this
+    experiment's _train/ first. Ray keeps only the newest checkpoints, and a trial ASHA
+    stopped may have written one more that Tune never saw; neither matters, as only
+    reported checkpoints are taken.
     """
     for report in reversed(trial.reports):
-        recorded = report.get("checkpoint_path")
-        if not recorded:
-            continue
-        for candidate in (exp.path / TRAIN_DIR / trial.trial_id / Path(recorded).name, Path(recorded)):
+        for candidate in _checkpoint_candidates(exp, trial, report):
             if all((candidate / name).is_file() for name in CHECKPOINT_FILES):
                 return candidate, report["epoch"]
     raise UsageError(f"trial {trial.trial_id}: no reported checkpoint found under "
-                     f"{exp.path / TRAIN_DIR / trial.trial_id}")
+                     f"{trial.path or exp.path / TRAIN_DIR / trial.trial_id}")
+
+
+def _checkpoint_candidates(exp: Experiment, trial: Trial, report: dict) -> list[Path]:
+    named, recorded = report.get("checkpoint_dir_name"), report.get("checkpoint_path")
+    if isinstance(named, str) and trial.path is not None and Path(named).name == named:
+        return [trial.path / named]
+    if isinstance(recorded, str) and recorded:
+        return [exp.path / TRAIN_DIR / trial.trial_id / Path(recorded).name, Path(recorded)]
+    return []
 
 
 def _shape_flags(config: TrainConfig) -> str:

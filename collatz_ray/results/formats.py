@@ -27,6 +27,7 @@ KEY_METRICS = ("traj_total_violations", "traj_total_steps", "traj_unseen_violati
 def trial_record(trial: Trial) -> dict[str, Any]:
     return {"trial_id": trial.trial_id, "status": trial.status, "ending": trial.ending.text,
             "epoch": trial.epoch, "params": trial.params, "error": trial.error,
+            "recovered_from": trial.recovered_from,
             "metrics": {k: trial.metrics[k] for k in KEY_METRICS if k in trial.metrics}}
 
 
@@ -81,7 +82,8 @@ def to_csv(exps: Sequence[Experiment]) -> str:
             rows.append({"experiment": exp.name, "rank": rank, "trial_id": t.trial_id,
                          "status": t.status, "ending": t.ending.text, "epoch": t.epoch,
                          **{p.name: _csv_cell(t.params.get(p.name)) for p in exp.parameters},
-                         **{k: t.metrics.get(k) for k in KEY_METRICS}, "error": t.error})
+                         **{k: t.metrics.get(k) for k in KEY_METRICS}, "error": t.error,
+                         "recovered_from": t.recovered_from})
     # Nullable dtypes keep integer columns integers where some trials have no value yet.
     return pd.DataFrame(rows).convert_dtypes().to_csv(index=False)
 

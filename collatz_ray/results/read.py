@@ -96,6 +96,9 @@ class Trial:
     status: str
     error: str | None
     ending: Ending = Ending("pending", "pending")
+    #: The last failure a trial that then finished was restarted after (Tune keeps its
+    #: error.txt): a killed process, a lost node.
+    recovered_from: str | None = None
 
     @property
     def last(self) -> dict[str, Any]:
@@ -279,6 +282,8 @@ def _read_trial(folder: Path, states: dict[str, dict[str, Any]], notes: list[str
     trial = Trial(trial_id, folder, params, _read_json(folder / TRIAL_CONFIG_FILE, notes),
                   reports, state.get("status") or "", error)
     trial.status = _status(trial)
+    if trial.status == "TERMINATED" and trial.error is not None:
+        trial.recovered_from, trial.error = trial.error, None
     return trial
 
 

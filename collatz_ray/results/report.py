@@ -363,8 +363,10 @@ def _objective(metrics: dict[str, Any]) -> str:
 
 
 def _errors(exp: Experiment) -> Section:
-    rows = [[t.trial_id, t.status.lower(), fmt(t.epoch), t.error]
-            for t in exp.trials if t.error is not None]
+    """Trials that failed, and finished trials that were restarted after a failure."""
+    rows = [[t.trial_id, t.status.lower(), fmt(t.epoch),
+             t.error if t.error is not None else f"restarted after: {t.recovered_from}"]
+            for t in exp.trials if t.error is not None or t.recovered_from is not None]
     table = Table(["trial", "status", "epoch", "error"], rows)
     return Section("Trials with errors", [table] if rows else [])
 

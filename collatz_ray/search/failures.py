@@ -50,3 +50,9 @@ def error_line(text: str) -> str:
     message = [body[found[-1]]]
     message += itertools.takewhile(lambda ln: not ln[0].isspace(), body[found[-1] + 1:])
     return " ".join(message)[:MAX_ERROR_CHARS]
+
+
+class SearchHalted(RuntimeError):
+    """The search ran and had to stop for a reason its message says in one line (its
+    storage gave out, its trials cannot be placed). What it had done is kept, and
+    `--resume` goes on once the reason is gone."""

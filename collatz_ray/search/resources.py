@@ -1,8 +1,9 @@
 """How much of a cluster one trial takes, and how many trials fit at once.
 
-A trial is a Tune trial actor (a small CPU share) that starts one Ray Train worker
-holding the rest of its CPUs and its GPUs. Tune cannot see the Train workers' placement
-groups, so the number of concurrent trials comes from the cluster's totals.
+A trial is one Tune trial actor that trains in its own process (Ray Train's local
+mode) and holds all of the trial's CPUs and GPUs. The number of concurrent trials comes
+from the cluster's totals, so that a search started on a cluster that is still growing
+asks for what it was sized for.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from dataclasses import dataclass
 
 from collatz_ray.errors import UsageError
 
-#: CPU reserved by each Tune trial actor, out of --cpus-per-trial; the Train worker that
-#: does the work gets the rest, so N CPUs fit N trials of one CPU.
-TRIAL_ACTOR_CPU = 0.1
-#: Custom resource on the head node of cluster/*.yaml: trial actors stay off spot nodes.
-DRIVER_RESOURCE = "tune_driver"
-DRIVER_RESOURCE_SHARE = 0.001
+#: The smallest --cpus-per-trial: fractions below it would pack more trial processes on
+#: a CPU than Ray's scheduler can tell apart.
+MIN_CPUS_PER_TRIAL = 0.1
 
 
 def fitting_concurrency(resources: dict[str, float], *, cpus_per_trial: float,
@@ -29,9 +27,9 @@ def fitting_concurrency(resources: dict[str, float], *, cpus_per_trial: float,
     return max(1, min(limits))
 
 
-def worker_resources(*, cpus_per_trial: float, gpus_per_trial: float) -> dict[str, float]:
-    """What the trial's Train worker holds: the trial's CPUs less the actor's share."""
-    resources = {"CPU": cpus_per_trial - TRIAL_ACTOR_CPU}
+def trial_actor_resources(*, cpus_per_trial: float, gpus_per_trial: float) -> dict[str, float]:
+    """What the trial's process holds: the whole trial (it is Train's local-mode worker)."""
+    resources = {"CPU": cpus_per_trial}
     if gpus_per_trial > 0:
         resources["GPU"] = gpus_per_trial
     return resources
@@ -47,7 +45,7 @@ class TrialResources:
 
     @property
     def threads(self) -> int:
-        """Torch threads of the trial's worker: its whole CPUs (at least one)."""
+        """Torch threads of the trial's process: its whole CPUs (at least one)."""
         return max(1, round(self.cpus))
 
 
@@ -69,7 +67,7 @@ def trial_resources(resources: dict[str, float], *, cpus_per_trial: float, gpus_
 
 
 def cpus_per_trial_flag(text: str) -> float:
-    """--cpus-per-trial as the commands take it: room for the trial actor and a worker."""
+    """--cpus-per-trial as the commands take it."""
     from collatz_ray._cli import number
 
-    return number(float, lambda v: v >= 2 * TRIAL_ACTOR_CPU, f"a number >= {2 * TRIAL_ACTOR_CPU:g}")(text)
+    return number(float, lambda v: v >= MIN_CPUS_PER_TRIAL, f"a number >= {MIN_CPUS_PER_TRIAL:g}")(text)

@@ -6,8 +6,10 @@
         optuna.db              the Optuna study (unless --optuna-storage put it elsewhere)
         experiment_state-*.json, searcher-state-*.pkl, tuner.pkl   Ray Tune's own state
         collatz_trial_<id>/    one Tune trial: params.json, result.json, train_config.json,
-                               TensorBoard's events.out.tfevents.*
-        _train/<id>/           the Ray Train run inside that trial: its checkpoints
+                               TensorBoard's events.out.tfevents.*, checkpoint_<n>/ (the
+                               newest two, each with the trial's reports up to it)
+        _train/<id>/           in experiments of collatz-ray before 0.3 only: the Ray Train
+                               run inside that trial and its checkpoints
         counterexamples.jsonl  the counterexample bank: what mining in the trials and
                                `verify --bank` found (trainer/bank.py)
         mlflow.db, wandb/      --track mlflow (without a URI) and --track wandb (offline)
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
 SETTINGS_FILE = "collatz_search.json"
 #: A copy of the space file, so a resume never depends on the file where it came from.
 SPACE_COPY = "space.yaml"
-#: Where the Ray Train runs inside the trials keep their checkpoints.
+#: Where the trials of experiments made before 0.3 (a Ray Train worker group per trial)
+#: kept their checkpoints; results still read them there.
 TRAIN_DIR = "_train"
 TRIAL_PREFIX = "collatz_trial_"
 #: The trainer's full config, written into each trial folder by the trial itself.

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from collatz_ray.errors import UsageError
+from collatz_ray.search.failures import SearchHalted
 
 #: URI schemes Ray's storage layer (pyarrow filesystems) can write experiments to.
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
@@ -101,7 +102,7 @@ def check_storage(storage: str, *, creating: bool, nodes: int = 1,
         raise UsageError(f"--storage {storage}: not writable")
 
 
-class StorageFailed(RuntimeError):
+class StorageFailed(SearchHalted):
     """The experiment's storage stopped taking writes (full, read-only, gone)."""
 
 

@@ -44,8 +44,8 @@ def test_a_cluster_without_token_auth_is_refused_in_one_line(tmp_path, eval_csv)
 
 
 def test_the_documented_local_cluster_runs_trials_on_the_second_node(tmp_path, eval_csv):
-    """A trial of 1.05 CPUs has a Train worker of 0.95 CPU, which never fits beside a
-    trial actor on the 1-CPU head, so every worker must be placed on the second node."""
+    """A trial of 1.05 CPUs never fits on the 1-CPU head, so every trial must be placed
+    on the second node; the second trial waits for the first one's CPUs there."""
     env = {**_user_env(tmp_path / "home"), "RAY_AUTH_MODE": "token"}
     subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True,
                    timeout=120)

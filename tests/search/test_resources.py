@@ -1,10 +1,10 @@
-"""How many trials fit a cluster, and what each trial's Train worker holds."""
+"""How many trials fit a cluster, and what each trial's process holds."""
 
 from __future__ import annotations
 
 import pytest
 
-from collatz_ray.search.resources import TRIAL_ACTOR_CPU, fitting_concurrency, worker_resources
+from collatz_ray.search.resources import cpus_per_trial_flag, fitting_concurrency, trial_actor_resources
 
 
 @pytest.mark.parametrize("resources, cpus, gpus, expected", [
@@ -21,8 +21,15 @@ def test_fitting_concurrency(resources, cpus, gpus, expected):
     assert fitting_concurrency(resources, cpus_per_trial=cpus, gpus_per_trial=gpus) == expected
 
 
-def test_the_worker_gets_the_trial_cpus_less_the_actor_share():
-    assert worker_resources(cpus_per_trial=1.0, gpus_per_trial=0.0) == \
-        {"CPU": pytest.approx(1.0 - TRIAL_ACTOR_CPU)}
-    assert worker_resources(cpus_per_trial=2.0, gpus_per_trial=0.5) == \
-        {"CPU": pytest.approx(2.0 - TRIAL_ACTOR_CPU), "GPU": 0.5}
+def test_the_trial_process_holds_the_whole_trial():
+    assert trial_actor_resources(cpus_per_trial=1.0, gpus_per_trial=0.0) == {"CPU": 1.0}
+    assert trial_actor_resources(cpus_per_trial=2.0, gpus_per_trial=0.5) == {"CPU": 2.0, "GPU": 0.5}
+
+
+@pytest.mark.parametrize("text", ["0", "0.05", "-1", "x"])
+def test_cpus_per_trial_below_the_floor_is_refused(text):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        cpus_per_trial_flag(text)
+    assert cpus_per_trial_flag("0.1") == pytest.approx(0.1)

@@ -3,16 +3,16 @@
 Shape of a search (Ray 2.60, Train V2):
 
     Tune driver ── Tuner(collatz_trial, OptunaSearch (TPE), ASHAScheduler)     tuner.py
-        └─ one Tune function trial per config ── builds a TorchTrainer, fit()s it  trial.py
-              └─ one Train worker ── collatz_ray.trainer.train(...), reporting     worker.py
-                 every evaluation through ray.train.report with its checkpoint
+        └─ one Tune function trial per config ── a TorchTrainer in local mode     trial.py
+              └─ in the same process: collatz_ray.trainer.train(...), reporting    worker.py
+                 every evaluation through tune.report with its checkpoint
 
 cluster.py starts or joins Ray; callbacks.py holds what Tune is told to do besides;
 tracking.py (with mlflow_tracker.py and wandb_tracker.py) what it logs to trackers;
 status.py prints the live status; interrupt.py turns Ctrl-C and SIGTERM into a clean
 stop; probe.py measures what a trial costs without Train; verify.py runs a verify
-scan's chunks as Ray tasks. Why things are as they are (the
-placement-group leak, loopback binding, token auth) is told in docs/ray-notes.md.
+scan's chunks as Ray tasks. Why things are as they are (lean trials in Train's local
+mode, loopback binding, token auth) is told in docs/ray-notes.md.
 """
 
 import os

@@ -1,5 +1,6 @@
 """What Tune is told to do besides running trials: keep a restarted trial's history, put
-a failed trial's reason first in its error.txt, and stop when storage gives out."""
+a failed trial's reason first in its error.txt, and stop when storage gives out or when
+no trial can be placed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from ray import tune
 
+from collatz_ray.search.failures import SearchHalted
 from collatz_ray.search.ray.trial import TrialFailed
 from collatz_ray.search.storage import StorageFailed, storage_write_problem
 
@@ -17,11 +19,11 @@ class KeepTrialHistory(tune.Callback):
     """A trial restarted by --resume keeps the reports it made before the crash.
 
     Tune copies a trial's result.json and progress.csv back from storage on restore only
-    when the trial saved a Tune checkpoint. Ours keep their checkpoints in Ray Train, so
-    the restarted trial would begin these files afresh in the new session's staging
-    directory and the next sync would overwrite the stored history with the reports
-    after the crash alone. Copy them back first (whole lines only); the trial's loggers
-    then append to them, and training itself resumes from the Train checkpoint."""
+    when the trial saved a Tune checkpoint. A trial that has none (it was started by a
+    collatz-ray that kept checkpoints in Ray Train, under _train/) would begin these
+    files afresh in the new session's staging directory, and the next sync would
+    overwrite the stored history with the reports after the crash alone. Copy them back
+    first (whole lines only); the trial's loggers then append to them."""
 
     FILES = ("result.json", "progress.csv")
 
@@ -90,3 +92,36 @@ class StorageGuard(tune.Stopper):
             if problem is not None:
                 raise StorageFailed(problem)
         return False
+
+
+class TrialsNotPlaced(SearchHalted):
+    """No trial could be placed on the cluster for the start timeout."""
+
+
+class PlacementGuard(tune.Callback):
+    """Ends the search when it has trials waiting and none running for `timeout_s`.
+
+    Tune schedules a trial only where its CPUs and GPUs are free, and waits, with a
+    warning, for as long as it takes. A cluster whose resources are held by something
+    else, or that never grows to fit a trial, would keep the search waiting forever;
+    a trial that waits its turn behind running trials is normal and never counts."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._idle_since: float | None = None
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        statuses = {trial.status for trial in trials}
+        if "RUNNING" in statuses or "PENDING" not in statuses:
+            self._idle_since = None
+            return
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        elif now - self._idle_since > self.timeout_s:
+            waiting = [trial for trial in trials if trial.status == "PENDING"]
+            asked = waiting[0].placement_group_factory.required_resources
+            raise TrialsNotPlaced(
+                f"no trial could start within {self.timeout_s:g} s: each asks for "
+                f"{asked.get('CPU', 0):g} CPU + {asked.get('GPU', 0):g} GPU and the cluster has not had "
+                "them free (COLLATZ_RAY_START_TIMEOUT_S sets the wait); resume once it has")

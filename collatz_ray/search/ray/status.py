@@ -1,7 +1,6 @@
 """What a person watching a search sees every 30 s: one table that fits 120 columns.
 
-Tune's own reporter is close but misleads here: its resource line counts the trial
-actors' 0.1 CPU and not the Train workers doing the work, its ASHA line shows negated
+Tune's own reporter is close but misleads here: its ASHA line shows negated
 objectives by report count, its "Result logdir" points into Ray's session directory,
 a trial that is still starting looks like one that reports nothing, and with many
 searched settings its table runs to ~290 columns. This keeps Tune's timing (when to

@@ -13,12 +13,12 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
-from collatz_ray.search.ray.callbacks import KeepTrialHistory, ReasonFirst, StorageGuard
+from collatz_ray.search.ray.callbacks import KeepTrialHistory, PlacementGuard, ReasonFirst, StorageGuard
 from collatz_ray.search.ray.given import GivenConfigs
 from collatz_ray.search.ray.searcher import StudySearch
 from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.tracking import tracking_callbacks
-from collatz_ray.search.ray.trial import trainable
+from collatz_ray.search.ray.trial import TRIAL_RETRIES, trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
 from collatz_ray.search.study import resolve_study
@@ -51,13 +51,16 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
                                     max_concurrent_trials=settings.max_concurrent,
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=settings.experiment, storage_path=settings.storage,
-                                  # Train retries crashed workers from checkpoints; a trial
-                                  # that still fails is final (divergence is deterministic)
-                                  # and --resume retries errored trials on demand.
-                                  failure_config=tune.FailureConfig(max_failures=0),
+                                  # A crashed trial restarts from its last checkpoint; one
+                                  # that still fails is final for this run and --resume
+                                  # retries errored trials on demand.
+                                  failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                                   stop=(None if "://" in settings.storage
                                         else StorageGuard(settings.path)),
-                                  callbacks=[KeepTrialHistory(), ReasonFirst(), *tracking_callbacks(settings)],
+                                  callbacks=[KeepTrialHistory(), ReasonFirst(),
+                                             PlacementGuard(settings.start_timeout_s),
+                                             *tracking_callbacks(settings)],
                                   progress_reporter=SearchStatus(
                                       # A replication's trials of one config differ by seed only.
                                       parameters=[*(["seed"] if points is not None else []),
@@ -65,8 +68,7 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
                                       header=f"search {settings.experiment}", rungs=budget.rungs(),
                                       per_trial=(f"{settings.max_concurrent} at once, each "
                                                  f"{settings.cpus_per_trial:g} CPU + "
-                                                 f"{settings.gpus_per_trial:g} GPU, its Train "
-                                                 "worker included")),
+                                                 f"{settings.gpus_per_trial:g} GPU")),
                                   verbose=verbose),
     )
 
