@@ -21,7 +21,7 @@ commands' modules).
 from collatz_ray import _moved
 from collatz_ray._lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _moved.install()
 

@@ -1,6 +1,7 @@
 """The cluster launcher configs in cluster/: Ray's own validation, offline, and the safe
 defaults they promise (token auth, dashboard on 127.0.0.1, SSH not open to the world,
-Ray pinned, Tune's driver-side work off spot nodes).
+Ray pinned, the driver on an on-demand head without GPUs, no resource that no trial asks
+for).
 
 Validation is what `ray up` runs first: prepare_config (merge the provider's
 defaults.yaml) then validate_config (ray-schema.json plus a few checks). Neither calls
@@ -30,10 +31,14 @@ from ray.autoscaler._private.node_provider_availability_tracker import (
 )
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from collatz_ray.search.resources import trial_actor_resources
+
 CLUSTER_DIR = Path(__file__).resolve().parents[2] / "cluster"
 CONFIGS = sorted(CLUSTER_DIR.glob("*.yaml"))
 AWS_CONFIGS = [p for p in CONFIGS if yaml.safe_load(p.read_text())["provider"]["type"] == "aws"]
 TOKEN_FILE = "~/.ray/auth_token"
+# Resources Ray itself knows; anything else a node announces is a custom resource.
+RAY_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
 
 
 def ids(paths):
@@ -193,28 +198,46 @@ def test_ray_is_pinned_to_this_version_on_every_node(path):
 
 
 @pytest.mark.parametrize("path", AWS_CONFIGS, ids=ids(AWS_CONFIGS))
-def test_tune_driver_resource_is_on_the_head_and_never_on_spot(path):
+def test_the_head_is_on_demand_without_gpus_and_spot_is_opt_in(path):
     config = prepared(load(path))
     node_types = config["available_node_types"]
     head = node_types[config["head_node_type"]]
-    assert head["resources"].get("tune_driver", 0) >= 1
+    # The driver runs on the head, which is never reclaimed; GPU trials never land there.
     assert head["resources"].get("GPU") == 0
+    assert "InstanceMarketOptions" not in head["node_config"]
     spot = [
         name
         for name, t in node_types.items()
         if t["node_config"].get("InstanceMarketOptions", {}).get("MarketType") == "spot"
     ]
     assert spot, "gpu.yaml ships a spot type"
+    # Off until raised: a reclaimed spot node costs its trials the work since their last
+    # checkpoint, which the user opts into.
     for name in spot:
-        assert "tune_driver" not in node_types[name]["resources"], name
+        assert node_types[name]["max_workers"] == 0, name
 
 
-def test_local_head_announces_the_tune_driver_resource():
-    # The local provider ignores node-type resources: the head's ray start sets it.
-    config = prepared(load(CLUSTER_DIR / "local.yaml"))
-    head_starts = [c for c in config["head_start_ray_commands"] if "ray start" in c]
-    assert head_starts and all('"tune_driver": 1' in c for c in head_starts)
-    assert not [c for c in config["worker_start_ray_commands"] if "tune_driver" in c]
+def custom_resources(resources):
+    return sorted(k for k in resources if k not in RAY_RESOURCES and not k.startswith("accelerator_type:"))
+
+
+def announced_custom_resources(config):
+    """Custom resources the nodes would announce: in a node type's resources (the
+    launcher's clouds) or on a `ray start` line (the local provider ignores node types)."""
+    found = [
+        f"{name}: {resource}"
+        for name, node_type in config["available_node_types"].items()
+        for resource in custom_resources(node_type.get("resources", {}))
+    ]
+    return found + [cmd for cmd in start_commands(config) if "--resources" in cmd]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_no_node_announces_a_resource_that_no_trial_asks_for(path):
+    # A trial asks for CPUs and GPUs only (one process holds the whole trial), so a custom
+    # resource on any node would be dead configuration.
+    assert custom_resources(trial_actor_resources(cpus_per_trial=1, gpus_per_trial=1)) == []
+    assert announced_custom_resources(prepared(load(path))) == []
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
@@ -248,16 +271,23 @@ def filled_node_types(config):
 
 
 def nodes_launched_for(config, demands):
+    """The worker nodes the autoscaler launches for `demands` on a cluster of the head
+    alone, idle: as in its get_nodes_to_launch, what fits the head's free resources is
+    placed there, and only the rest asks for new nodes."""
     scorer = partial(
         resource_demand_scheduler._resource_based_utilization_scorer,
         node_availability_summary=NodeAvailabilitySummary({}),
     )
+    node_types = filled_node_types(config)
+    unfulfilled, _ = resource_demand_scheduler.get_bin_pack_residual(
+        [node_types[config["head_node_type"]]["resources"]], demands
+    )
     launched, _unmet = resource_demand_scheduler.get_nodes_for(
-        filled_node_types(config),
+        node_types,
         {config["head_node_type"]: 1},
         config["head_node_type"],
         config["max_workers"],
-        demands,
+        unfulfilled,
         lambda resources, demand, _node_type: scorer(resources, demand),
     )
     return dict(launched)
@@ -266,7 +296,14 @@ def nodes_launched_for(config, demands):
 def test_autoscaler_choices_match_gpu_yaml_comments():
     config = prepared(load(CLUSTER_DIR / "gpu.yaml"))
     node_types = config["available_node_types"]
-    gpu_trial = {"GPU": 1, "CPU": 1}
+    # What a trial asks for: its CPUs and GPUs, held by the one process that trains.
+    gpu_trial = trial_actor_resources(cpus_per_trial=1, gpus_per_trial=1)
+    cpu_trial = trial_actor_resources(cpus_per_trial=1, gpus_per_trial=0)
+    assert gpu_trial == {"CPU": 1, "GPU": 1}
+    # The head (GPU: 0) holds CPU-only trials on its 4 CPUs and launches nothing for
+    # them, but never a GPU trial, although its CPUs are free.
+    assert nodes_launched_for(config, [cpu_trial] * 4) == {}
+    assert nodes_launched_for(config, [gpu_trial]) == {"gpu-t4": 1}
     # Plain GPU demand: T4 first (spot is off by default); max_workers: 0 rules a type
     # out, and the next name in reverse order follows.
     assert nodes_launched_for(config, [gpu_trial] * 2) == {"gpu-t4": 2}
@@ -280,8 +317,6 @@ def test_autoscaler_choices_match_gpu_yaml_comments():
     # A trial can pick its GPU through the accelerator_type resource.
     assert nodes_launched_for(config, [{**gpu_trial, "accelerator_type:L4": 0.01}]) == {}  # l4 off
     assert nodes_launched_for(config, [{**gpu_trial, "accelerator_type:A10G": 0.01}]) == {"gpu-a10g": 1}
-    # Driver-side work waits for the head rather than launching any worker.
-    assert nodes_launched_for(config, [{"CPU": 0.1, "tune_driver": 0.01}]) == {}
 
 
 def test_the_placeholder_guard_stops_an_unfilled_head_and_not_a_filled_one(tmp_path):
@@ -332,3 +367,12 @@ def test_min_above_max_within_a_type_passes_ray_so_we_check_it(offline):
     raw = load(CLUSTER_DIR / "gpu.yaml")
     raw["available_node_types"]["gpu-l4"].update(min_workers=2, max_workers=1)
     assert bound_errors(prepared(raw)) == ["gpu-l4"]
+
+
+def test_a_custom_resource_on_a_node_is_caught():
+    raw = load(CLUSTER_DIR / "gpu.yaml")
+    raw["available_node_types"]["gpu-t4-spot"]["resources"] = {"spot_ok": 1}
+    assert announced_custom_resources(prepared(raw)) == ["gpu-t4-spot: spot_ok"]
+    raw = load(CLUSTER_DIR / "local.yaml")
+    raw["head_start_ray_commands"][-1] += """ --resources='{"spot_ok": 1}'"""
+    assert len(announced_custom_resources(prepared(raw))) == 1

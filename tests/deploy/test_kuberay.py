@@ -30,8 +30,10 @@ The rules, in one place:
   0.0.0.0 because the operator and the submitter reach the dashboard over the pod network.
 - rayStartParams are options `ray start` accepts, written as KubeRay writes them, and
   the resources JSON parses the way KubeRay parses it.
-- tune_driver only on the head, which has num-gpus 0; autoscaling on, with
-  minReplicas <= replicas <= maxReplicas and CPU/memory requests and limits everywhere.
+- Placement: the head has num-gpus 0, so trials (which ask for a GPU) run on the GPU
+  pods, and no group announces a custom resource, since a trial asks for CPUs and GPUs
+  only; autoscaling on, with minReplicas <= replicas <= maxReplicas and CPU/memory
+  requests and limits everywhere.
 - The RayJob's entrypoint is a `python -m collatz_ray.tune` command whose every flag is
   one of parser()'s (spelled out, not abbreviated), whose space is in search_spaces/, and
   which joins the cluster (--address auto) with S3 storage; its GPU and concurrency fit
@@ -73,6 +75,8 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SECRET_NAME = "collatz-ray-auth"
 SECRET_KEY = "auth_token"
 EXPOSING_SERVICE_TYPES = {"LoadBalancer", "NodePort"}
+# Resources Ray itself knows (a group's `resources` may set them); anything else is custom.
+RAY_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
 EXPOSING_KINDS = {"Ingress", "Gateway", "HTTPRoute", "GRPCRoute", "TCPRoute", "Route"}
 # Names of variables that would hold a credential; none may carry a literal value.
 SECRET_NAMES = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY|CREDENTIAL|PRIVATE", re.I)
@@ -565,19 +569,22 @@ def dashboard_problems(doc: dict) -> list[str]:
     return problems
 
 
-def driver_resource_problems(doc: dict) -> list[str]:
+def placement_problems(doc: dict) -> list[str]:
+    """The head holds no GPU, so every trial (one process with its CPUs and GPU) runs on a
+    GPU pod; and no group announces a custom resource, which no trial asks for."""
     problems = []
     for where, spec in cluster_specs(doc):
         head = spec.get("headGroupSpec") or {}
         params = head.get("rayStartParams") or {}
-        if ray_resources(params).get("tune_driver", 0) < 1:
-            problems.append(f"{where}: the head has no tune_driver resource")
         if params.get("num-gpus") != "0":
             problems.append(f"{where}: the head's num-gpus is {params.get('num-gpus')!r}, not '0'")
-        for group in spec.get("workerGroupSpecs") or []:
+        groups = [("headGroupSpec", head)]
+        groups += [(f"workerGroupSpecs[{g.get('groupName')}]", g) for g in spec.get("workerGroupSpecs") or []]
+        for name, group in groups:
             declared = {**ray_resources(group.get("rayStartParams")), **(group.get("resources") or {})}
-            if "tune_driver" in declared:
-                problems.append(f"{where}.workerGroupSpecs[{group.get('groupName')}] has tune_driver")
+            custom = sorted(set(declared) - RAY_RESOURCES)
+            if custom:
+                problems.append(f"{where}.{name} announces {', '.join(custom)}, which no trial asks for")
     return problems
 
 
@@ -869,10 +876,10 @@ def test_python_of_the_image_satisfies_requires_python(dockerfile):
     assert Version(f"3.{match.group(1)}") in SpecifierSet(PYPROJECT["project"]["requires-python"])
 
 
-@pytest.mark.parametrize("rule", ["auth", "exposure", "dashboard", "driver", "scaling", "ray start"])
+@pytest.mark.parametrize("rule", ["auth", "exposure", "dashboard", "placement", "scaling", "ray start"])
 def test_cluster_rules(files, rule):
     check = {"auth": auth_problems, "exposure": exposure_problems, "dashboard": dashboard_problems,
-             "driver": driver_resource_problems, "scaling": scaling_problems,
+             "placement": placement_problems, "scaling": scaling_problems,
              "ray start": ray_start_problems}[rule]
     docs = [d for ds in files.values() for d in ds]
     assert [p for d in docs for p in check(d)] == []
@@ -1042,18 +1049,20 @@ RAYJOB_MUTATIONS = [
      lambda d: job_head(d).pop("serviceType")),
     ("no dashboard-host (KubeRay's 0.0.0.0)", "dashboard", "not set",
      lambda d: job_head(d)["rayStartParams"].pop("dashboard-host")),
-    ("tune_driver on a worker", "driver", "has tune_driver",
-     lambda d: job_worker(d)["rayStartParams"].update(resources="'{\"tune_driver\": 1}'")),
-    ("no tune_driver on the head", "driver", "no tune_driver",
-     lambda d: job_head(d)["rayStartParams"].pop("resources")),
-    ("GPUs on the head", "driver", "num-gpus",
+    ("a custom resource on a worker", "placement", "announces spot_ok",
+     lambda d: job_worker(d)["rayStartParams"].update(resources="'{\"spot_ok\": 1}'")),
+    ("a custom resource on the head", "placement", "headGroupSpec announces spot_ok",
+     lambda d: job_head(d)["rayStartParams"].update(resources="'{\"spot_ok\": 1}'")),
+    ("a custom resource in a group's resources", "placement", "announces spot_ok",
+     lambda d: job_worker(d).update(resources={"CPU": "3", "spot_ok": "1"})),
+    ("GPUs on the head", "placement", "num-gpus",
      lambda d: job_head(d)["rayStartParams"].update({"num-gpus": "1"})),
     ("a misspelt ray start option", "ray start", "ray start refuses",
      lambda d: job_head(d)["rayStartParams"].update({"dashbord-host": "127.0.0.1"})),
     ("a bad ray start value", "ray start", "ray start refuses",
      lambda d: job_head(d)["rayStartParams"].update({"num-gpus": "one"})),
     ("resources KubeRay cannot parse", "ray start", "not JSON",
-     lambda d: job_head(d)["rayStartParams"].update(resources='"{\\"tune_driver\\": 1}"')),
+     lambda d: job_head(d)["rayStartParams"].update(resources='"{\\"spot_ok\\": 1}"')),
     ("autoscaling off", "scaling", "enableInTreeAutoscaling",
      lambda d: job_cluster(d).update(enableInTreeAutoscaling=False)),
     ("minReplicas above maxReplicas", "scaling", "minReplicas",
@@ -1106,7 +1115,7 @@ def test_a_broken_rayjob_is_caught(rayjob, accounts, uid, what, rule, phrase, ch
     # The shipped RayJob passes every rule; the mutated one fails the named one.
     check = {
         "fields": field_problems, "auth": auth_problems, "exposure": exposure_problems,
-        "dashboard": dashboard_problems, "driver": driver_resource_problems, "ray start": ray_start_problems,
+        "dashboard": dashboard_problems, "placement": placement_problems, "ray start": ray_start_problems,
         "scaling": scaling_problems, "security": lambda d: security_problems(d, uid),
         "credentials": lambda d: credential_problems(d, accounts),
         "entrypoint": lambda d: entrypoint_problems(entrypoint_argv(d)),

@@ -2,7 +2,7 @@
 ("Without the launcher"): `ray get-auth-token --generate`, `RAY_AUTH_MODE=token ray start
 --head`, a second node joining
 with `RAY_AUTH_MODE=token ray start --address`, and a search with `--address auto`. The
-head carries the `tune_driver` resource that cluster/*.yaml give it. Before that, the
+head announces no custom resource, as in cluster/*.yaml. Before that, the
 mistake the docs warn about: a plain `ray start --head` is refused in one line."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_the_documented_local_cluster_runs_trials_on_the_second_node(tmp_path, e
                    timeout=120)
     cluster = LocalCluster(port=free_port(), env=env)
     try:
-        cluster.start_head(num_cpus=1, resources={"tune_driver": 1})   # RAY_AUTH_MODE=token ray start --head
+        cluster.start_head(num_cpus=1)                                  # RAY_AUTH_MODE=token ray start --head
         cluster.add_node(num_cpus=2, resources={"spot_worker": 1})      # ... ray start --address HEAD
         search_env = {**_user_env(tmp_path / "home"), "RAY_ADDRESS": cluster.address}
         common = ["--space", "smoke", "--address", "auto", "--storage", str(tmp_path),

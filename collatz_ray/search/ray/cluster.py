@@ -24,26 +24,16 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     """Join `address` (a cluster from `ray start --head`) or start an embedded local Ray.
 
     The embedded Ray binds its node and dashboard to 127.0.0.1 and runs with token
-    authentication. The dashboard stays on: its PlacementGroupCleaner is what frees the
-    resources of trials Tune stops (Ray issue 54305). That cleaner finds the State API
-    by auto-detection, which fails when a second Ray runs on the same machine, and the
-    search then hangs on leaked placement groups; so every actor of the job is told the
-    address explicitly. Returns the cluster's resources.
+    authentication. Returns the cluster's resources.
     """
     if ray.is_initialized():
         return ray.cluster_resources()
-    # Worker stdout (Train's per-report lines) stays in the session logs; Tune still
+    # Trial stdout (Ray's per-report lines) stays in the session logs; Tune still
     # prints trial errors, and error.txt keeps each trial's traceback.
     common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
     if address is None:
         _match_driver_auth_mode()
         _private_token_file()
-        # A trial is ~8 Ray processes (trial actor, Train controller, worker, helpers), so
-        # the raylet's "N PYTHON worker processes have been started ... 4x the maximum
-        # expected startup concurrency" warning fires on every 2-CPU search although
-        # nothing is wrong. Let the embedded raylet start more at once, which also puts
-        # the warning where it would mean something.
-        os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(max(16, 8 * (os.cpu_count() or 1))))
         port = _free_local_port()
         with _single_machine_mode():
             # address="local": a new instance even when `ray start` left a cluster on
@@ -51,7 +41,6 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
             context = ray.init(
                 address="local", num_cpus=num_cpus, include_dashboard=True,
                 dashboard_host="127.0.0.1", dashboard_port=port, _node_ip_address="127.0.0.1",
-                runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
                 **common)
     else:
         from ray._private.services import canonicalize_bootstrap_address_or_die

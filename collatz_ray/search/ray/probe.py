@@ -1,42 +1,75 @@
-"""What a trial costs before it trains: a plain Tune trial to compare with, and the time
-each collatz trial took to its first report (used by collatz_ray.bench_search)."""
+"""What a trial costs besides its training: a plain Tune trial to compare with, a clock
+of each trial's wall time as the driver sees it, and the per-report figures of collatz
+trials (used by collatz_ray.bench_search)."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
 from ray import tune
 
 from collatz_ray.search.objective import METRIC, TIME_ATTR
-from collatz_ray.search.resources import TRIAL_ACTOR_CPU
+
+
+class TrialClock(tune.Callback):
+    """Each trial's wall time in a search that runs one trial at a time: from the end of
+    the trial before it (or its own creation, for the first) to its end, so actor start,
+    imports and Tune's bookkeeping all count."""
+
+    def __init__(self) -> None:
+        self.walls: list[float] = []
+        self._since: float | None = None
+
+    def on_trial_add(self, iteration, trials, trial, **info) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def _ended(self) -> None:
+        now = time.monotonic()
+        if self._since is not None:
+            self.walls.append(now - self._since)
+        self._since = now
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._ended()
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._ended()
 
 
 def _plain_trial(params: dict[str, Any]) -> None:
-    """A Tune function trial that reports at once: what a trial costs without Train."""
+    """A Tune function trial that reports at once: what any trial costs."""
     tune.report({TIME_ATTR: 1, METRIC: 0.0})
 
 
-def run_plain_trials(*, storage: str, experiment: str, num_samples: int) -> float:
-    """Wall seconds for `num_samples` plain trials run one at a time."""
+def run_plain_trials(*, storage: str, experiment: str, num_samples: int, cpus: float) -> list[float]:
+    """Each trial's wall seconds for `num_samples` plain trials of `cpus` run one at a time."""
+    clock = TrialClock()
     tuner = tune.Tuner(
-        tune.with_resources(_plain_trial, {"CPU": TRIAL_ACTOR_CPU}),
+        tune.with_resources(_plain_trial, {"CPU": cpus}),
         param_space={"i": tune.grid_search(list(range(num_samples)))},
         tune_config=tune.TuneConfig(max_concurrent_trials=1),
-        run_config=tune.RunConfig(name=experiment, storage_path=storage, verbose=0))
-    started = time.monotonic()
+        run_config=tune.RunConfig(name=experiment, storage_path=storage, verbose=0, callbacks=[clock]))
     tuner.fit()
-    return time.monotonic() - started
+    return clock.walls
 
 
-def first_report_seconds(result_grid) -> list[dict[str, float]]:
-    """Per trial: Tune's time to the first report, and the trainer's own share of it."""
+def report_figures(result_grid) -> list[dict[str, float]]:
+    """Per trial: Tune's time to the first report, the trainer's own share of it, and the
+    median time each later report took beyond the trainer's own time between them."""
     out = []
     for result in result_grid:
         frame = result.metrics_dataframe
         if frame is None or frame.empty:
             continue
-        first = frame.sort_values(TIME_ATTR).iloc[0]
+        frame = frame.sort_values(TIME_ATTR)
+        first = frame.iloc[0]
+        tune_steps = frame["time_total_s"].diff().dropna()
+        trainer_steps = frame["seconds"].diff().dropna()
+        extra = (tune_steps - trainer_steps).tolist()
         out.append({"time_to_first_report": float(first["time_total_s"]),
-                    "trainer_seconds": float(first["seconds"])})
+                    "trainer_seconds": float(first["seconds"]),
+                    "report_overhead": statistics.median(extra) if extra else float("nan")})
     return out

@@ -29,12 +29,14 @@ warnings.filterwarnings("ignore", message="The reported value is ignored because
 
 
 def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
-                points: Sequence[dict[str, Any]] | None = None) -> tune.Tuner:
+                points: Sequence[dict[str, Any]] | None = None,
+                callbacks: Sequence[tune.Callback] = ()) -> tune.Tuner:
     """TPE over the space's define-by-run function, seeded (the same seed suggests the
     same configs in the same order, given the same results in the same order) and
     recorded in the study database, stopped early by ASHA; or, given `points` (a
     replication's trials, collatz_ray/search/replicate.py), those configs, each trained
-    to the full budget."""
+    to the full budget. `callbacks` are Tune callbacks besides the search's own (a
+    benchmark's clock)."""
     space = settings.space
     budget = space.budget
     if points is None:
@@ -60,7 +62,7 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
                                         else StorageGuard(settings.path)),
                                   callbacks=[KeepTrialHistory(), ReasonFirst(),
                                              PlacementGuard(settings.start_timeout_s),
-                                             *tracking_callbacks(settings)],
+                                             *tracking_callbacks(settings), *callbacks],
                                   progress_reporter=SearchStatus(
                                       # A replication's trials of one config differ by seed only.
                                       parameters=[*(["seed"] if points is not None else []),
@@ -74,7 +76,7 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
 
 
 def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, extend: int = 0,
-        points: Sequence[dict[str, Any]] | None = None):
+        points: Sequence[dict[str, Any]] | None = None, callbacks: Sequence[tune.Callback] = ()):
     """Run (or resume) the search and return Ray's ResultGrid; `extend` adds that many
     trials to a resumed one, `points` replaces TPE by given configs. Raises
     StorageFailed, with one line, when the experiment's storage stopped taking writes."""
@@ -88,7 +90,7 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, ext
                     given=None, saved=None, experiment_dir=settings.path, name=settings.experiment,
                     remote="://" in settings.storage))
             save_settings(settings)
-            tuner = build_tuner(settings, num_samples=num_samples, points=points)
+            tuner = build_tuner(settings, num_samples=num_samples, points=points, callbacks=callbacks)
         return tuner.fit()
     except StorageFailed as err:
         raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
