@@ -33,14 +33,13 @@ BUDGET_FLAGS = {"epochs": "--epochs", "eval_interval": "--eval-interval", "grace
 #: only with its own settings but epochs), and Tune restores its scheduler as saved.
 RESUME_KEEPS = ("eval_interval", "reduction_factor")
 
-#: A trial's fixed cost before its first epoch under Ray Train on a small machine
-#: (controller, worker group, placement group, imports): `python -m collatz_ray.bench_search`
-#: measures it; see docs/search.md for the figures behind these two numbers.
-TRIAL_START_S = 15.0
-#: Each report's cost beyond the evaluation itself: the checkpoint, and the wait for
-#: Train's controller to collect the report at its next poll of the worker (every 2 s;
-#: docs/ray-notes.md). 1.98 s median measured in the smoke search.
-REPORT_S = 2.0
+#: A trial's fixed cost before its first epoch on a small machine (its process, the torch
+#: import, the trainer's setup): `python -m collatz_ray.bench_search` measures it; see
+#: docs/search.md ("What a trial costs") for the figures behind these two numbers.
+TRIAL_START_S = 4.0
+#: Each report's cost beyond the evaluation itself: the checkpoint and the report to
+#: Tune (0.008 s median measured with a tiny model; rounded up for larger checkpoints).
+REPORT_S = 0.05
 #: Starting an embedded Ray before the first trial.
 RAY_START_S = 10.0
 
@@ -374,8 +373,8 @@ def _time_lines(est: Estimate, idle: Estimate | None, cal: Calibration, b: Budge
         f"{_seconds(cal.epoch_s)} per epoch" + (f" ({_seconds(cal.epoch_cpu_s)} of CPU time)" if idle else "")
         + f"; an evaluation of {cal.eval_rows} rows {_seconds(cal.eval_s)}; took {cal.seconds:.0f} s",
         "  assumes:    every trial costs what that config costs (cheaper ones finish sooner), ASHA's "
-        f"expected stops, {headline.start_s:.0f} s to start a trial and {REPORT_S:g} s per report under "
-        "Ray Train (docs/search.md), and trials that do not slow each other down",
+        f"expected stops, {headline.start_s:.0f} s to start a trial and {REPORT_S:g} s per report "
+        "(docs/search.md), and trials that do not slow each other down",
     ]
     if idle is not None:
         lines.append(f"  note:       this machine was busy while timing (load {cal.load:.1f} on {cal.cpus} CPUs)")

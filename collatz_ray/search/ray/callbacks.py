@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ray import tune
 
@@ -75,11 +75,25 @@ class StorageGuard(tune.Stopper):
     Every remaining trial would fail the same way, one after the other, and Ray's
     periodic sync rewrites each result file in place (truncate, then write), so every
     further sync onto a full disk can cut files that were complete. Raising here ends
-    Tune's loop without its final sync (tune.run syncs only after a clean loop)."""
+    Tune's loop without its final sync (tune.run syncs only after a clean loop).
+
+    Tune saves the guard with the experiment and a resumed search runs the saved one: it
+    names where the experiment was then (a copied or moved one is elsewhere now) and its
+    last probe on that process's clock. A guard unpickled in a search guards
+    `StorageGuard.running`, the experiment this process runs, and probes at once."""
+
+    #: The experiment directory of the search this process runs (set before Tune restores).
+    running: ClassVar[str | None] = None
 
     def __init__(self, path: str, every_s: float = 1.0) -> None:
         self.path, self.every_s = path, every_s
         self._last = 0.0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._last = 0.0
+        if StorageGuard.running is not None:
+            self.path = StorageGuard.running
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False

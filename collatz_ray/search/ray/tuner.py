@@ -81,6 +81,8 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, ext
     trials to a resumed one, `points` replaces TPE by given configs. Raises
     StorageFailed, with one line, when the experiment's storage stopped taking writes."""
     path = settings.path
+    # A storage guard that Tune restores guards this experiment, wherever it was saved.
+    StorageGuard.running = None if "://" in settings.storage else path
     try:
         if resume:
             tuner = _restore(settings, extend=extend)
