@@ -219,7 +219,7 @@ def _run(args, resources: dict[str, float], *, plan: ReplicatePlan, space, saved
     if args.resume and not tuner.can_restore(settings):
         raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
     print(f"{settings.max_concurrent} at once, {share.cpus:g} CPU + {share.gpus:g} GPU each")
-    print(f"Dashboard: {cluster.dashboard_url() or 'none (ray[default] not installed?)'}")
+    print(f"Dashboard: {cluster.dashboard_shown()}")
     print(legend([p.name for p in space.parameters]), flush=True)
     try:
         tuner.run(settings, num_samples=len(plan.points()), resume=args.resume, points=plan.points())

@@ -283,7 +283,7 @@ def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
     b = space.budget
     print(plan_line(sizing, concurrency=settings.max_concurrent, cpus=share.cpus, gpus=share.gpus,
                     path=settings.path))
-    print(f"Dashboard: {cluster.dashboard_url() or 'none (ray[default] not installed?)'}")
+    print(f"Dashboard: {cluster.dashboard_shown()}")
     if study is not None:
         print(f"Optuna study: optuna-dashboard {study.shown}")
     print(describe(settings.track, path=settings.path))

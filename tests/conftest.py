@@ -26,6 +26,10 @@ def pytest_configure(config):
     # Before any test imports Ray: Ray reads RAY_AUTH_MODE once per process, and an
     # in-process embedded Ray must agree with the token-auth processes it starts.
     os.environ.setdefault("RAY_AUTH_MODE", "token")
+    # The embedded Rays of the tests start without Ray's dashboard: about 8 CPU-seconds
+    # less per search on 2 cores. The faulty search (e2e/test_reliability.py) runs the
+    # default, dashboard on, and checks where it listens.
+    os.environ.setdefault("COLLATZ_RAY_DASHBOARD", "0")
     global _session_cache
     _session_cache = tempfile.mkdtemp(prefix="collatz_ray_test_cache_")
     os.environ[_CACHE_ENV] = _session_cache

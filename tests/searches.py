@@ -147,7 +147,8 @@ class SessionProcesses:
 class Search:
     """One `python -m collatz_ray.tune` (or `command`) subprocess and its Ray session."""
 
-    def __init__(self, workdir: Path, label: str, *args: str, command: list[str] = TUNE) -> None:
+    def __init__(self, workdir: Path, label: str, *args: str, command: list[str] = TUNE,
+                 env: dict[str, str] | None = None) -> None:
         self.label = label
         self.marker = uuid.uuid4().hex
         self.out_path = workdir / f"{label}.stdout"
@@ -155,7 +156,7 @@ class Search:
         self.started = time.monotonic()
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.proc = subprocess.Popen([*command, *args], stdout=out, stderr=err, cwd=workdir,
-                                         env={**os.environ, MARK: self.marker},
+                                         env={**os.environ, **(env or {}), MARK: self.marker},
                                          start_new_session=True)
         self.session = SessionProcesses(self.proc.pid, self.marker)
 

@@ -72,7 +72,8 @@ def faulty_search(tmp_path_factory, eval_csv):
     storage = tmp / "results"
     experiment = storage / "fs"
     search = Search(tmp, "faulty", "--space", str(space), "--storage", str(storage), "--name", "fs",
-                    "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2")
+                    "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2",
+                    env={"COLLATZ_RAY_DASHBOARD": "1"})  # the default: where does its dashboard listen?
     seen: dict[tuple, str] = {}   # (kind, proto, address, port) -> command line
 
     def sample() -> None:
