@@ -52,7 +52,7 @@ def test_the_issues_command_plans_with_scaled_evaluations(tmp_path, stub_machine
     assert "at once:    4 (this machine's 4 CPUs" in out
     assert f"results:    {tmp_path / 'results'}/lookahead-<start time>" in out
     # 4 trials fit at once: one trial's time, plus starting Ray.
-    assert re.search(r"time:       about \d+ s; an estimate = 4 trials x \(15 s start \+ \d+ epochs x 10 ms", out)
+    assert re.search(r"time:       about \d+ s; an estimate = 4 trials x \(4 s start \+ \d+ epochs x 10 ms", out)
     assert not (tmp_path / "results").exists(), "a dry run creates nothing"
 
 
