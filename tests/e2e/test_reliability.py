@@ -108,6 +108,7 @@ def faulty_search(tmp_path_factory, eval_csv):
         assert TRIAL_TITLE in search.session.alive().get(record.victim, ""), (
             f"pid {record.victim} is not a live trial process of this search")
         record.reports_checkpointed = len(reports)
+        record.victim_nice = os.getpriority(os.PRIO_PROCESS, record.victim)
         os.kill(record.victim, signal.SIGKILL)
         killed_at = time.monotonic()
 
@@ -196,6 +197,12 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(faulty_search):
     assert seq[i] > r.every, (i, r.reports_checkpointed, seq)
     print(f"trial process {r.victim} killed after {r.reports_checkpointed} checkpointed reports; resumed at epoch {seq[i]} "
           f"(from the checkpoint of epoch {seq[i - 1]}); search ended {r.recovery:.0f} s later")
+
+
+def test_trials_run_at_ordinary_priority(faulty_search):
+    """Ray starts its workers at nice 15, where a busy machine's ordinary processes starve
+    them; the trials are the search's work (cluster.py)."""
+    assert faulty_search.victim_nice == os.getpriority(os.PRIO_PROCESS, 0) == 0
 
 
 def test_every_socket_of_the_embedded_ray_is_on_loopback(faulty_search):

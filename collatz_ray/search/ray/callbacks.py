@@ -137,5 +137,6 @@ class PlacementGuard(tune.Callback):
             asked = waiting[0].placement_group_factory.required_resources
             raise TrialsNotPlaced(
                 f"no trial could start within {self.timeout_s:g} s: each asks for "
-                f"{asked.get('CPU', 0):g} CPU + {asked.get('GPU', 0):g} GPU and the cluster has not had "
-                "them free (COLLATZ_RAY_START_TIMEOUT_S sets the wait); resume once it has")
+                f"{asked.get('CPU', 0):g} CPU + {asked.get('GPU', 0):g} GPU, which the cluster has not "
+                "had free, or it was too busy to start one (COLLATZ_RAY_START_TIMEOUT_S sets the "
+                "wait); resume once it has room")

@@ -37,6 +37,10 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
     if address is None:
         _match_driver_auth_mode()
         _private_token_file()
+        # Ray starts its worker processes at nice 15; the trials are this Ray's work, and a
+        # busy machine's ordinary processes would starve them (under four busy loops on 2
+        # cores, trials took minutes to start and the search stopped as unplaceable).
+        os.environ.setdefault("RAY_worker_niceness", "0")
         port = _free_local_port()
         with _single_machine_mode():
             # address="local": a new instance even when `ray start` left a cluster on
