@@ -1,7 +1,7 @@
 """Where experiments may be stored: checked before any trial starts, and watched while
 the search runs.
 
-A multi-node search needs storage every node reaches: Ray Train workers on other nodes
+A multi-node search needs storage every node reaches: trials on other nodes
 write their checkpoints there and Tune reads them back. A local directory is refused on
 a multi-node cluster unless it sits on a network filesystem (NFS, EFS, Lustre, ...).
 """

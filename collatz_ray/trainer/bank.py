@@ -2,7 +2,7 @@
 per experiment and fed back to training as extra hard seeds (docs/method.md §4).
 
 Two things write to it: the exact scan (`python -m collatz_ray.verify --bank`) and
-hard-negative mining inside the trials of a search (the Train worker appends the mined
+hard-negative mining inside the trials of a search (the trial's process appends the mined
 numbers that violate). Three things read it: the trainer (`TrainConfig.hard_seed_bank`),
 the check of a search space that names one, and the results summary. The file is
 EXPERIMENT/counterexamples.jsonl (BANK_FILE), one JSON object a line:
