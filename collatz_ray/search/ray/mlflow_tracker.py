@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -61,5 +62,14 @@ class EpochMLflow(GuardedTracker, MLflowLoggerCallback):
         self._client.log_batch(self._trial_runs[trial], metrics=metrics)
 
 
+#: MLflow's own defaults retry an unreachable or silent server for minutes (7 retries with
+#: backoff, 120 s per request), and every call runs in the search's driver loop: with
+#: --track mlflow=http://127.0.0.1:9 no trial started for 4 minutes. One try of at most
+#: 5 s, then the tracker's one warning; set either variable to choose otherwise.
+MLFLOW_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
 def mlflow_callback(tracker: Tracker, *, experiment: str) -> EpochMLflow:
+    for name, value in MLFLOW_BOUNDS.items():
+        os.environ.setdefault(name, value)
     return EpochMLflow(mlflow_uri(tracker), experiment_name=experiment)
