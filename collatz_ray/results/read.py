@@ -146,14 +146,22 @@ def is_experiment(path: Path) -> bool:
 
 
 def newest_experiment(root: Path) -> Path:
-    """The most recently written experiment under `root` (the default ./results)."""
+    """The experiment under `root` (the default ./results) whose search ran last: by the
+    start of its newest driver session, which Tune writes into the name of its state
+    file (experiment_state-<YYYY-MM-DD_HH-MM-SS>.json), never by a modification time,
+    which reading an experiment changes (results writes summary.md into it)."""
     if not root.is_dir():
         raise UsageError(f"no experiment named and no {root}/ directory here; "
                          "name an experiment directory")
     found = [d for d in root.iterdir() if is_experiment(d)]
     if not found:
         raise UsageError(f"no experiment under {root}/; name an experiment directory")
-    return max(found, key=lambda d: d.stat().st_mtime)
+    return max(found, key=lambda d: (_last_session_start(d), d.name))
+
+
+def _last_session_start(path: Path) -> str:
+    """The newest driver session's start as Tune names its state file ("" for none)."""
+    return max((f.name for f in path.glob(STATE_GLOB)), default="")
 
 
 # -- reading ---------------------------------------------------------------------------

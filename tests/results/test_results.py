@@ -284,8 +284,15 @@ def test_without_arguments_the_newest_experiment_under_results_is_read(
         smoke_experiment, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert run(capsys)[0] == 2  # no ./results yet
-    copy_experiment(smoke_experiment, tmp_path / "results", "older")
-    copy_experiment(smoke_experiment, tmp_path / "results", "newer")
+    newer = copy_experiment(smoke_experiment, tmp_path / "results", "newer")
+    older = copy_experiment(smoke_experiment, tmp_path / "results", "older")  # copied last
+    # A later search: Tune names its state file after its driver session's start.
+    for state in newer.glob("experiment_state-*.json"):
+        state.rename(state.with_name("experiment_state-2099-01-01_00-00-00.json"))
+    status, out, _ = run(capsys)
+    assert status == 0 and out.startswith("Experiment newer\n")
+    # Summarising the older one writes its summary.md; the newest search stays the newest.
+    assert run(capsys, older)[0] == 0 and (older / "summary.md").exists()
     status, out, _ = run(capsys)
     assert status == 0 and out.startswith("Experiment newer\n")
 
