@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
@@ -272,7 +273,18 @@ def preset_changes(sizing: Sizing) -> list[str]:
 def _domain(p) -> str:
     if p.is_range:
         return f"{p.low}..{p.high}" + (f" step {p.step}" if p.step else "")
-    return ", ".join(str(_plain(c)) for c in p.choices) + (f" when {dict(p.when)}" if p.when else "")
+    return ", ".join(str(_plain(c)) for c in p.choices) + (f" when {_condition(p.when)}" if p.when else "")
+
+
+def _condition(when: Any) -> str:
+    """A parameter's condition (name -> allowed values, as pairs or a mapping) as a person
+    reads it: `linear is false`, `a is 1 or 2`."""
+    return " and ".join(f"{name} is {' or '.join(_word(v) for v in values)}"
+                        for name, values in dict(when).items())
+
+
+def _word(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(_plain(value))
 
 
 def dry_run(sizing: Sizing, *, address: str | None, cpus_per_trial: float, gpus_per_trial: float | None,
@@ -344,7 +356,24 @@ def dry_run(sizing: Sizing, *, address: str | None, cpus_per_trial: float, gpus_
                      embedded=address is None) if busy else None)
     lines += _time_lines(est, idle, cal, b, address=address, known_concurrency=at_once is not None,
                          resume=resume)
-    return "\n".join(lines)
+    return "\n".join(wrapped_line for line in lines for wrapped_line in _fitted(line))
+
+
+#: What a plan line may take on a terminal: longer ones continue under their text.
+PLAN_WIDTH = 120
+_LABEL = re.compile(r"^\s*[\w ]+:\s+")
+
+
+def _fitted(line: str) -> list[str]:
+    """`line` within PLAN_WIDTH columns, broken at spaces; a continuation starts under the
+    text after the line's label ("  time:       ..."). A path, which has no space to
+    break at, keeps its length."""
+    label = _LABEL.match(line)
+    if len(line) <= PLAN_WIDTH or " " not in line[label.end() if label else 0:].strip():
+        return [line]
+    indent = " " * (label.end() if label else 4)
+    return textwrap.wrap(line, width=PLAN_WIDTH, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False, drop_whitespace=True)
 
 
 def _seconds(seconds: float) -> str:

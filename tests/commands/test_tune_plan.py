@@ -54,6 +54,8 @@ def test_the_issues_command_plans_with_scaled_evaluations(tmp_path, stub_machine
     # 4 trials fit at once: one trial's time, plus starting Ray.
     assert re.search(r"time:       about \d+ s; an estimate = 4 trials x \(4 s start \+ \d+ epochs x 10 ms", out)
     assert not (tmp_path / "results").exists(), "a dry run creates nothing"
+    # A person's terminal: 120 columns, paths excepted (they have no space to break at).
+    assert [line for line in out.splitlines() if len(line) > 120 and str(tmp_path) not in line] == []
 
 
 def test_a_flag_is_named_for_its_own_value(tmp_path):
