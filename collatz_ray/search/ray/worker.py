@@ -131,13 +131,22 @@ def write_reports(path: Path, search_run: str, reports: list[dict[str, Any]]) ->
     path.write_text(json.dumps({"search_run": search_run}) + "\n" + "".join(json.dumps(m) + "\n" for m in reports))
 
 
+#: Far above what a trial of 100000 epochs reports (a few kB an evaluation).
+MAX_REPORTS_BYTES = 64 * 2**20
+
+
 def read_reports(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
     """(the run of the search that made them, the reports) a checkpoint carries;
-    (None, []) for a checkpoint without them."""
+    (None, []) for a checkpoint without them, or whose file is not a regular file of at
+    most MAX_REPORTS_BYTES holding JSON objects: the trial then resumes from the
+    checkpoint and replays nothing, and the record keeps what it holds."""
     try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-    except OSError:
+        if not path.is_file() or path.stat().st_size > MAX_REPORTS_BYTES:
+            return None, []
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, RecursionError):
         return None, []
-    if not lines:
+    if not lines or not all(isinstance(line, dict) for line in lines):
         return None, []
-    return json.loads(lines[0]).get("search_run"), [json.loads(line) for line in lines[1:]]
+    made_by = lines[0].get("search_run")
+    return (made_by if isinstance(made_by, str) else None), lines[1:]
