@@ -103,7 +103,7 @@ def measure(trials: int) -> dict[str, Any]:
                                       gpus_per_trial=0.0, seed=0, max_concurrent=1, eval_csv=eval_csv)
             clock = probe.TrialClock()
             grid, ours_total, ours_cpu = _timed(lambda: tuner.run(settings, num_samples=trials,
-                                                                  callbacks=[clock]))
+                                                                  callbacks=[clock], verbose=0))
             figures = probe.report_figures(grid)
         finally:
             cluster.shutdown()

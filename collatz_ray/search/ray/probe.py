@@ -15,14 +15,15 @@ from collatz_ray.search.objective import METRIC, TIME_ATTR
 
 class TrialClock(tune.Callback):
     """Each trial's wall time in a search that runs one trial at a time: from the end of
-    the trial before it (or its own creation, for the first) to its end, so actor start,
-    imports and Tune's bookkeeping all count."""
+    the trial before it (or the search's first step, for the first) to its end, so actor
+    start, imports and Tune's bookkeeping all count. (Tune adds the first trial before
+    it calls on_trial_add of callbacks, so that hook cannot start the clock.)"""
 
     def __init__(self) -> None:
         self.walls: list[float] = []
         self._since: float | None = None
 
-    def on_trial_add(self, iteration, trials, trial, **info) -> None:
+    def on_step_begin(self, iteration, trials, **info) -> None:
         if self._since is None:
             self._since = time.monotonic()
 

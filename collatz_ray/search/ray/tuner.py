@@ -76,7 +76,8 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
 
 
 def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, extend: int = 0,
-        points: Sequence[dict[str, Any]] | None = None, callbacks: Sequence[tune.Callback] = ()):
+        points: Sequence[dict[str, Any]] | None = None, callbacks: Sequence[tune.Callback] = (),
+        verbose: int = 1):
     """Run (or resume) the search and return Ray's ResultGrid; `extend` adds that many
     trials to a resumed one, `points` replaces TPE by given configs. Raises
     StorageFailed, with one line, when the experiment's storage stopped taking writes."""
@@ -92,7 +93,8 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, ext
                     given=None, saved=None, experiment_dir=settings.path, name=settings.experiment,
                     remote="://" in settings.storage))
             save_settings(settings)
-            tuner = build_tuner(settings, num_samples=num_samples, points=points, callbacks=callbacks)
+            tuner = build_tuner(settings, num_samples=num_samples, points=points, callbacks=callbacks,
+                                verbose=verbose)
         return tuner.fit()
     except StorageFailed as err:
         raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
