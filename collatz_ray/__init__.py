@@ -25,18 +25,32 @@ __version__ = "0.3.0"
 
 _moved.install()
 
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "UsageError": "errors",
-    "TrainConfig": "trainer.config",
-    "SearchSpace": "search.spaces",
-    "load_space": "search.spaces",
-    "available_spaces": "search.spaces",
-    "objective": "search.objective",
-    "ranked": "search.objective",
-    "Experiment": "results.read",
-    "Trial": "results.read",
-    "load_experiment": "results.read",
-})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "UsageError": "errors",
+        "TrainConfig": "trainer.config",
+        "SearchSpace": "search.spaces",
+        "load_space": "search.spaces",
+        "available_spaces": "search.spaces",
+        "objective": "search.objective",
+        "ranked": "search.objective",
+        "Experiment": "results.read",
+        "Trial": "results.read",
+        "load_experiment": "results.read",
+    },
+)
 
-__all__ = ["Experiment", "SearchSpace", "TrainConfig", "Trial", "UsageError", "__version__",
-           "available_spaces", "load_experiment", "load_space", "objective", "ranked"]
+__all__ = [
+    "Experiment",
+    "SearchSpace",
+    "TrainConfig",
+    "Trial",
+    "UsageError",
+    "__version__",
+    "available_spaces",
+    "load_experiment",
+    "load_space",
+    "objective",
+    "ranked",
+]

@@ -11,7 +11,8 @@ import functools
 import math
 import re
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
 from collatz_ray.trainer.config import MAX_SEED
@@ -43,7 +44,7 @@ def one_line(message: str) -> str:
     """The message as one line (a file name or key may hold a line break of any kind)
     of at most MAX_LINE_CHARS characters."""
     line = " ".join(message.splitlines())
-    return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS - 3] + "..."
+    return line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 3] + "..."
 
 
 def _prog(main: Callable[..., object]) -> str:
@@ -55,7 +56,7 @@ def _prog(main: Callable[..., object]) -> str:
 
 
 #: A quoted value longer than errors.shown would print.
-_LONG_QUOTE = re.compile(r"'[^'\n]{%d,}'|\"[^\"\n]{%d,}\"" % (SHOWN_CHARS, SHOWN_CHARS))
+_LONG_QUOTE = re.compile(rf"'[^'\n]{{{SHOWN_CHARS},}}'|\"[^\"\n]{{{SHOWN_CHARS},}}\"")
 
 
 class ArgumentParser(argparse.ArgumentParser):

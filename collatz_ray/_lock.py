@@ -26,8 +26,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from collatz_ray.errors import UsageError
 
@@ -77,8 +77,10 @@ def _acquire(path: Path, what: str) -> int:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise UsageError(f"{what} is in use by {holder}; wait for it to finish, or stop it "
-                             f"(its lock {path.name} goes with it)") from None
+            raise UsageError(
+                f"{what} is in use by {holder}; wait for it to finish, or stop it "
+                f"(its lock {path.name} goes with it)"
+            ) from None
         except OSError as err:  # a filesystem without locks
             os.close(fd)
             raise UsageError(f"{what}: cannot lock {path} ({err.strerror or err})") from None
@@ -89,8 +91,11 @@ def _acquire(path: Path, what: str) -> int:
         if same:
             break
         os.close(fd)  # the holder removed it as we opened it: take the new one
-    record = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(record).encode(), 0)
     return fd

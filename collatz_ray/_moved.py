@@ -24,8 +24,12 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "collatz_ray.config": "collatz_ray.trainer.config",
     "collatz_ray.spaces": "collatz_ray.search.spaces",
     # The trainable's settings, its callbacks and the trial folder namer.
-    "collatz_ray.ray_adapter": ("collatz_ray.search.settings", "collatz_ray.search.ray.trial",
-                                "collatz_ray.search.ray.callbacks", "collatz_ray.search.ray.tuner"),
+    "collatz_ray.ray_adapter": (
+        "collatz_ray.search.settings",
+        "collatz_ray.search.ray.trial",
+        "collatz_ray.search.ray.callbacks",
+        "collatz_ray.search.ray.tuner",
+    ),
 }
 
 

@@ -66,14 +66,16 @@ class _Loader(yaml.SafeLoader):
 
     def fetch_flow_collection_start(self, TokenClass: type) -> None:
         if self.flow_level >= MAX_DEPTH:
-            raise yaml.scanner.ScannerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                                            self.get_mark())
+            raise yaml.scanner.ScannerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.get_mark()
+            )
         super().fetch_flow_collection_start(TokenClass)
 
     def add_indent(self, column: int) -> bool:
         if len(self.indents) >= MAX_DEPTH:
-            raise yaml.scanner.ScannerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                                            self.get_mark())
+            raise yaml.scanner.ScannerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.get_mark()
+            )
         return super().add_indent(column)
 
     def compose_document(self) -> yaml.Node:
@@ -88,8 +90,11 @@ class _Loader(yaml.SafeLoader):
             if isinstance(key, collections.abc.Hashable):
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark,
-                        f"found duplicate key {shown(key)}", key_node.start_mark)
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {shown(key)}",
+                        key_node.start_mark,
+                    )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -98,14 +103,16 @@ class _Loader(yaml.SafeLoader):
             return super().construct_yaml_int(node)
         except ValueError:  # past Python's 4300-digit limit for int()
             raise yaml.constructor.ConstructorError(
-                None, None, f"integer too long ({len(node.value)} characters)", node.start_mark) from None
+                None, None, f"integer too long ({len(node.value)} characters)", node.start_mark
+            ) from None
 
     def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         try:
             return super().construct_yaml_timestamp(node)
         except ValueError:  # 2024-13-45 matches the pattern and is no date
             raise yaml.constructor.ConstructorError(
-                None, None, f"not a date: {shown(node.value)}", node.start_mark) from None
+                None, None, f"not a date: {shown(node.value)}", node.start_mark
+            ) from None
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
@@ -125,8 +132,9 @@ def _check_expansion(root: yaml.Node | None) -> None:
         if key in sizes:
             return sizes[key]
         if key in open_nodes:
-            raise yaml.composer.ComposerError(None, None, "a recursive alias (a value that contains "
-                                              "itself)", node.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "a recursive alias (a value that contains itself)", node.start_mark
+            )
         open_nodes.add(key)
         total = 1
         if isinstance(node, yaml.SequenceNode):
@@ -134,8 +142,9 @@ def _check_expansion(root: yaml.Node | None) -> None:
         elif isinstance(node, yaml.MappingNode):
             total += sum(size(k) + size(v) for k, v in node.value)
         if total > MAX_NODES:
-            raise yaml.composer.ComposerError(None, None, f"aliases expand to more than {MAX_NODES} "
-                                              "values; refused", node.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases expand to more than {MAX_NODES} values; refused", node.start_mark
+            )
         open_nodes.discard(key)
         sizes[key] = total
         return total

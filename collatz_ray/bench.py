@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, positive_int
 
@@ -21,8 +21,12 @@ def parser() -> ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch.set_num_threads(N)")
-    p.add_argument("--only", choices=("features", "training", "evaluation", "verify"), action="append",
-                   help="run only these benchmarks (repeatable; default all)")
+    p.add_argument(
+        "--only",
+        choices=("features", "training", "evaluation", "verify"),
+        action="append",
+        help="run only these benchmarks (repeatable; default all)",
+    )
     return p
 
 

@@ -5,7 +5,7 @@ collatz_ray.benchmarks.search_overhead)."""
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, positive_int
 

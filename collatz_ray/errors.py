@@ -18,7 +18,6 @@ from typing import Any
 SHOWN_CHARS = 60
 
 
-
 class _Repr(reprlib.Repr):
     def repr_int(self, x: int, level: int) -> str:
         # An integer of more digits than are shown is not written out: str() of one past
@@ -42,4 +41,4 @@ def shown(value: Any) -> str:
     """repr(value) as an error line quotes it: at most SHOWN_CHARS characters, computed
     without formatting all of a huge value."""
     text = _repr.repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."

@@ -12,20 +12,23 @@ steps and the large-number trajectories (collatz_ray.trainer.heldout).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error
 from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
 
-MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "eval_csv",
-               "test_seeds", "device")
+MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "eval_csv", "test_seeds", "device")
 
 
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m collatz_ray.evaluate", description=__doc__)
-    p.add_argument("--checkpoint", type=Path, required=True,
-                   help="run directory, checkpoint directory, state.pt, or a seed-format model.pth")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="run directory, checkpoint directory, state.pt, or a seed-format model.pth",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_config_flags(p, names=MODEL_FLAGS)
     return p
@@ -43,11 +46,11 @@ def scored(path: Path, file: Path) -> Path:
     return file.parent if file.name == "state.pt" and path != file else file
 
 
-def describe(path: Path, file: Path, config_file: Path | None, epoch: int | None,
-             config: TrainConfig) -> str:
+def describe(path: Path, file: Path, config_file: Path | None, epoch: int | None, config: TrainConfig) -> str:
     """The line before the report: what was scored, and with which shape."""
     shape = f"lookahead {config.lookahead}, " + (
-        "linear" if config.linear else "layers " + ",".join(map(str, config.layers)))
+        "linear" if config.linear else "layers " + ",".join(map(str, config.layers))
+    )
     shape += ", k-only" * config.k_only + ", k-shifted" * config.k_shifted
     what = scored(path, file)
     if file.name == "state.pt":
@@ -80,8 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics.update(heldout_metrics(model, config, metrics, device=device))
     epoch = checkpoint_epoch(loaded.file)
     if args.json:
-        print(strict_json({"checkpoint": str(scored(args.checkpoint, loaded.file)),
-                           "checkpoint_epoch": epoch, **metrics}))
+        print(
+            strict_json(
+                {
+                    "checkpoint": str(scored(args.checkpoint, loaded.file)),
+                    "checkpoint_epoch": epoch,
+                    **metrics,
+                }
+            )
+        )
     else:
         print(describe(args.checkpoint, loaded.file, loaded.config_file, epoch, config))
         print(format_report(metrics, config.test_seeds))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error
 from collatz_ray.errors import UsageError
@@ -23,9 +23,18 @@ from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overr
 from collatz_ray.trainer.loop import TrainingDiverged, resolve_device, train
 
 #: Small enough for a CPU in well under a minute, large enough to exercise everything.
-SMOKE = {"layers": (32, 32), "epochs": 300, "eval_interval": 100, "batch_size": 256,
-         "decay_start": 50, "decay_len": 100, "mine_interval": 100, "mine_pool": 512,
-         "mine_count": 16, "ramp_len": 200}
+SMOKE = {
+    "layers": (32, 32),
+    "epochs": 300,
+    "eval_interval": 100,
+    "batch_size": 256,
+    "decay_start": 50,
+    "decay_len": 100,
+    "mine_interval": 100,
+    "mine_pool": 512,
+    "mine_count": 16,
+    "ramp_len": 200,
+}
 
 
 def parser() -> ArgumentParser:
@@ -33,13 +42,17 @@ def parser() -> ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file of settings")
     p.add_argument("--out", type=Path, help="run directory (default: results/runs/<time>)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the run in --out DIR (its files are removed first)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the run in --out DIR (its files are removed first)"
+    )
     p.add_argument("--smoke", action="store_true", help="tiny model and few epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-    p.add_argument("--split-loss", action="store_true",
-                   help="the original's flag: with --target-type adaptive it means split; "
-                        "with a fixed target it changes nothing")
+    p.add_argument(
+        "--split-loss",
+        action="store_true",
+        help="the original's flag: with --target-type adaptive it means split; "
+        "with a fixed target it changes nothing",
+    )
     add_config_flags(p)
     return p
 
@@ -57,8 +70,11 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         if config.target_type == "adaptive":
             return config.replace(target_type="split")
         if config.target_type == "fixed" and not args.quiet:
-            print("collatz_ray.train: note: --split-loss without --target-type adaptive leaves "
-                  "the target fixed, as the published code did", file=sys.stderr)
+            print(
+                "collatz_ray.train: note: --split-loss without --target-type adaptive leaves "
+                "the target fixed, as the published code did",
+                file=sys.stderr,
+            )
     return config
 
 
@@ -67,12 +83,21 @@ def check_resume_flags(args: argparse.Namespace) -> None:
     if args.out is not None and args.out.resolve() != args.resume.resolve():
         raise UsageError("--resume continues in its own directory; drop --out")
     extra = ["--" + k.replace("_", "-") for k in sorted(set(flag_overrides(args)) - {"epochs", "device"})]
-    extra += [flag for flag, given in (("--config", args.config), ("--smoke", args.smoke),
-                                       ("--split-loss", args.split_loss), ("--overwrite", args.overwrite))
-              if given]
+    extra += [
+        flag
+        for flag, given in (
+            ("--config", args.config),
+            ("--smoke", args.smoke),
+            ("--split-loss", args.split_loss),
+            ("--overwrite", args.overwrite),
+        )
+        if given
+    ]
     if extra:
-        raise UsageError(f"--resume continues the run with its own settings; only --epochs and "
-                         f"--device may be given (got {', '.join(extra)})")
+        raise UsageError(
+            f"--resume continues the run with its own settings; only --epochs and "
+            f"--device may be given (got {', '.join(extra)})"
+        )
     if not args.resume.is_dir():
         raise UsageError(f"--resume {args.resume}: no such run directory")
 
@@ -83,8 +108,10 @@ def resume_point(run_dir: Path) -> tuple[Path, list[str]]:
     checkpoint, problems = resumable_checkpoint(run_dir)
     if checkpoint is None:
         if problems:
-            raise UsageError(f"--resume {run_dir}: {problems[0]}; no earlier checkpoint is intact: "
-                             f"start over with --out {run_dir} --overwrite")
+            raise UsageError(
+                f"--resume {run_dir}: {problems[0]}; no earlier checkpoint is intact: "
+                f"start over with --out {run_dir} --overwrite"
+            )
         raise UsageError(f"--resume {run_dir}: the run has no checkpoint yet")
     return checkpoint, [f"{problem}; resuming from {checkpoint}" for problem in problems]
 
@@ -101,8 +128,9 @@ def resumed_config(args: argparse.Namespace, state: dict, run_dir: Path, checkpo
     run_yaml = run_dir / "config.yaml"
     if run_yaml.is_file():
         recorded = TrainConfig.from_yaml(run_yaml)
-        saved = saved.replace(**{key: getattr(recorded, key) for key in ("epochs", "device")
-                                 if key not in overrides})
+        saved = saved.replace(
+            **{key: getattr(recorded, key) for key in ("epochs", "device") if key not in overrides}
+        )
     return TrainConfig.from_dict(overrides, source="command line", base=saved)
 
 
@@ -125,20 +153,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = state["epoch"]
         if done == config.epochs:
             if not args.quiet:
-                print(f"run {args.resume} is already at epoch {done} of {config.epochs}: nothing to "
-                      f"train; --epochs N (more than {done}) continues it")
+                print(
+                    f"run {args.resume} is already at epoch {done} of {config.epochs}: nothing to "
+                    f"train; --epochs N (more than {done}) continues it"
+                )
             return 0
         if not args.quiet and done < config.epochs:
             own = "" if "epochs" in flag_overrides(args) else " (the run's own epochs; --epochs N for more)"
-            print(f"resuming run {args.resume} at epoch {done} of {config.epochs}{own} on "
-                  f"{resolve_device(config.device)}", flush=True)
+            print(
+                f"resuming run {args.resume} at epoch {done} of {config.epochs}{own} on "
+                f"{resolve_device(config.device)}",
+                flush=True,
+            )
         return run(config, run_dir=args.resume, resume_from=resume_from, args=args)
 
 
 def run(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, args: argparse.Namespace) -> int:
     try:
-        train(config, run_dir=run_dir, resume_from=resume_from, overwrite=args.overwrite,
-              verbose=not args.quiet)
+        train(
+            config, run_dir=run_dir, resume_from=resume_from, overwrite=args.overwrite, verbose=not args.quiet
+        )
     except TrainingDiverged as err:
         print(f"collatz_ray.train: error: {err}", file=sys.stderr)
         return 1

@@ -17,17 +17,33 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int, seed_int
+from collatz_ray._cli import (
+    ArgumentParser,
+    exit_on_usage_error,
+    nonnegative_float,
+    number,
+    positive_int,
+    seed_int,
+)
 from collatz_ray.errors import UsageError
+from collatz_ray.search.failures import SearchHalted
 from collatz_ray.search.objective import ranked
 from collatz_ray.search.plan import dry_run, plan_line, size_search
-from collatz_ray.search.failures import SearchHalted
 from collatz_ray.search.resources import cpus_per_trial_flag, trial_resources
-from collatz_ray.search.settings import (SETTINGS_FILE, SearchSettings, experiment_exists, experiment_lock,
-                                         experiment_space, join, load_settings_json, save_settings)
+from collatz_ray.search.settings import (
+    SETTINGS_FILE,
+    SearchSettings,
+    experiment_exists,
+    experiment_lock,
+    experiment_space,
+    join,
+    load_settings_json,
+    save_settings,
+)
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import check_name, check_storage, resolve_storage
 from collatz_ray.search.study import check_study, resolve_study
@@ -40,42 +56,84 @@ def parser() -> ArgumentParser:
     p.add_argument("--space", help="search space name in search_spaces/, or a YAML path")
     p.add_argument("--address", help="Ray cluster to join: auto or host:port (default: embedded local Ray)")
     p.add_argument("--num-samples", type=positive_int, help="trials to run (default: the space's budget)")
-    p.add_argument("--max-concurrent", type=positive_int, help="trials at once (default: what fits the cluster)")
-    p.add_argument("--epochs", type=positive_int, help="epochs per trial (default: the space's budget); "
-                   "scales the evaluation interval and grace period with it unless they are given")
+    p.add_argument(
+        "--max-concurrent", type=positive_int, help="trials at once (default: what fits the cluster)"
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="epochs per trial (default: the space's budget); "
+        "scales the evaluation interval and grace period with it unless they are given",
+    )
     p.add_argument("--eval-interval", type=positive_int, help="epochs between evaluations (ASHA's reports)")
     p.add_argument("--grace-epochs", type=positive_int, help="ASHA grace period in epochs")
-    p.add_argument("--reduction-factor", type=number(int, lambda v: v >= 2, "an integer >= 2"),
-                   help="each ASHA rung keeps one trial in this many")
+    p.add_argument(
+        "--reduction-factor",
+        type=number(int, lambda v: v >= 2, "an integer >= 2"),
+        help="each ASHA rung keeps one trial in this many",
+    )
     p.add_argument("--seed", type=seed_int, default=0, help="search seed: same seed, same suggestions")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
-    p.add_argument("--storage", default="results", help="where experiments land: a directory, "
-                   "a shared mount, or s3://bucket/prefix (default: ./results)")
-    p.add_argument("--shared-storage", action="store_true",
-                   help="--storage is a directory every node sees (a mount the check does not "
-                        "recognise, or nodes on one machine)")
+    p.add_argument(
+        "--storage",
+        default="results",
+        help="where experiments land: a directory, "
+        "a shared mount, or s3://bucket/prefix (default: ./results)",
+    )
+    p.add_argument(
+        "--shared-storage",
+        action="store_true",
+        help="--storage is a directory every node sees (a mount the check does not "
+        "recognise, or nodes on one machine)",
+    )
     p.add_argument("--resume", action="store_true", help="finish the experiment --name")
-    p.add_argument("--extend", metavar="NAME", help="add --num-samples trials to experiment NAME; TPE "
-                   "learns from all of its earlier trials")
-    p.add_argument("--optuna-storage", metavar="URL", help="SQLAlchemy URL of the database that records "
-                   "the Optuna study (default: optuna.db inside the experiment)")
-    p.add_argument("--cpus-per-trial", type=cpus_per_trial_flag, default=1.0,
-                   help="CPUs per trial, >= 0.2; 0.1 of it holds the Tune trial actor (default 1)")
-    p.add_argument("--gpus-per-trial", type=nonnegative_float,
-                   help="GPUs per trial, fractions share a GPU (default: 1 if the cluster has GPUs, else 0)")
+    p.add_argument(
+        "--extend",
+        metavar="NAME",
+        help="add --num-samples trials to experiment NAME; TPE learns from all of its earlier trials",
+    )
+    p.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="SQLAlchemy URL of the database that records "
+        "the Optuna study (default: optuna.db inside the experiment)",
+    )
+    p.add_argument(
+        "--cpus-per-trial",
+        type=cpus_per_trial_flag,
+        default=1.0,
+        help="CPUs per trial, >= 0.2; 0.1 of it holds the Tune trial actor (default 1)",
+    )
+    p.add_argument(
+        "--gpus-per-trial",
+        type=nonnegative_float,
+        help="GPUs per trial, fractions share a GPU (default: 1 if the cluster has GPUs, else 0)",
+    )
     p.add_argument("--eval-csv", type=Path, help="evaluation CSV (default: the canonical 50k set)")
-    p.add_argument("--smoke", action="store_true", help="shrink the space to a few tiny trials (--scale smoke)")
-    p.add_argument("--scale", choices=PRESETS, help="shrink model, epochs and trials coherently: laptop "
-                   "(any shipped space within about an hour on 2 CPUs) or smoke (--smoke)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate from a few "
-                   "epochs timed here; train no trial, start no Ray")
-    p.add_argument("--track", type=_tracker, action="append", metavar="mlflow[=URI]|wandb",
-                   help="also log every trial to MLflow (default store: $MLFLOW_TRACKING_URI, else "
-                        "mlflow.db in the experiment) or W&B (project: the experiment's name, or "
-                        "$WANDB_PROJECT); repeatable. TensorBoard files are always written")
+    p.add_argument(
+        "--smoke", action="store_true", help="shrink the space to a few tiny trials (--scale smoke)"
+    )
+    p.add_argument(
+        "--scale",
+        choices=PRESETS,
+        help="shrink model, epochs and trials coherently: laptop "
+        "(any shipped space within about an hour on 2 CPUs) or smoke (--smoke)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and a time estimate from a few epochs timed here; train no trial, start no Ray",
+    )
+    p.add_argument(
+        "--track",
+        type=_tracker,
+        action="append",
+        metavar="mlflow[=URI]|wandb",
+        help="also log every trial to MLflow (default store: $MLFLOW_TRACKING_URI, else "
+        "mlflow.db in the experiment) or W&B (project: the experiment's name, or "
+        "$WANDB_PROJECT); repeatable. TensorBoard files are always written",
+    )
     return p
-
-
 
 
 def _tracker(text: str):
@@ -85,8 +143,9 @@ def _tracker(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path: str,
-                 test_seeds: Sequence[int]) -> int:
+def print_report(
+    grid_summaries: list[dict[str, Any]], *, max_epochs: int, path: str, test_seeds: Sequence[int]
+) -> int:
     """The best trial on the terminal; returns the exit status (1 if no trial reported)."""
     trials = ranked(grid_summaries, max_epochs=max_epochs)
     errored = [t for t in trials if t["error"]]
@@ -99,8 +158,10 @@ def print_report(grid_summaries: list[dict[str, Any]], *, max_epochs: int, path:
         return 1
     best = trials[0]
     m = best["metrics"]
-    print(f"Best trial {best['trial_id']}: {m['traj_total_violations']}/{m['traj_total_steps']} "
-          f"held-out violations at epoch {m['epoch']} (objective {m['objective']:.4f})")
+    print(
+        f"Best trial {best['trial_id']}: {m['traj_total_violations']}/{m['traj_total_steps']} "
+        f"held-out violations at epoch {m['epoch']} (objective {m['objective']:.4f})"
+    )
     for key, value in sorted(best["config"].items()):
         print(f"  {key} = {value}")
     print(format_report(m, test_seeds))
@@ -128,8 +189,10 @@ def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
         return given, preset
     own_preset = next((p for p in PRESETS if own.name.endswith(f"-{p}")), None)
     if given is not None and _searched(given.scaled(own_preset)) != _searched(own):
-        raise UsageError(f"--space {args.space}: experiment {experiment_dir.name} was started with "
-                         f"space {own.name!r}, which searches other settings; drop --space to resume it")
+        raise UsageError(
+            f"--space {args.space}: experiment {experiment_dir.name} was started with "
+            f"space {own.name!r}, which searches other settings; drop --space to resume it"
+        )
     return own, None
 
 
@@ -149,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replicate = replicate_argv(sys.argv[1:] if argv is None else argv)
     if replicate is not None:
         from collatz_ray.replicate import main as replicate_main
+
         return replicate_main(replicate)
     args = parser().parse_args(argv)
     # Experiments, checkpoints and the files of the Ray processes started here are the
@@ -166,7 +230,7 @@ def replicate_argv(argv: Sequence[str]) -> list[str] | None:
     words = list(argv)
     for i, word in enumerate(words):
         if word == "--replicate-top" or word.startswith("--replicate-top="):
-            return [*words[:i], word.replace("--replicate-top", "--top", 1), *words[i + 1:]]
+            return [*words[:i], word.replace("--replicate-top", "--top", 1), *words[i + 1 :]]
     return None
 
 
@@ -186,40 +250,76 @@ def _search(args) -> int:
         if extend:
             args.num_samples = _saved_num_samples(saved, storage, args.name) + extend
     elif args.name and experiment_exists(storage, args.name):
-        raise UsageError(f"--name {args.name}: an experiment of that name exists under {storage}; "
-                         f"finish it with --resume --name {args.name}, or choose another --name")
+        raise UsageError(
+            f"--name {args.name}: an experiment of that name exists under {storage}; "
+            f"finish it with --resume --name {args.name}, or choose another --name"
+        )
     space, preset = _space(args, saved, Path(storage) / (args.name or ""))
-    sizing = size_search(space, preset=preset, experiment=args.name or "",
-                         saved_budget=None if saved is None else saved.get("budget") or {},
-                         flags={key: getattr(args, key) for key in
-                                ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "num_samples")})
+    sizing = size_search(
+        space,
+        preset=preset,
+        experiment=args.name or "",
+        saved_budget=None if saved is None else saved.get("budget") or {},
+        flags={
+            key: getattr(args, key)
+            for key in ("epochs", "eval_interval", "grace_epochs", "reduction_factor", "num_samples")
+        },
+    )
     space = sizing.space
     check_storage(storage, creating=not args.resume, dry_run=args.dry_run)
     name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    args.track = chosen_trackers(args.track, saved=saved, settings_file=Path(storage, name, SETTINGS_FILE),
-                                 experiment=name, storage=storage)
+    args.track = chosen_trackers(
+        args.track,
+        saved=saved,
+        settings_file=Path(storage, name, SETTINGS_FILE),
+        experiment=name,
+        storage=storage,
+    )
     eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
     if eval_csv:
         from collatz_ray.trainer.evalset import load_evalset
+
         load_evalset(eval_csv)  # refuse a bad file before any trial starts
     if args.dry_run:
         path = join(storage, args.name or f"{space.name}-<start time>")
-        print(dry_run(sizing, address=args.address, cpus_per_trial=args.cpus_per_trial,
-                      gpus_per_trial=args.gpus_per_trial, saved_gpus=(saved or {}).get("gpus_per_trial"),
-                      max_concurrent=args.max_concurrent, eval_csv=eval_csv, resume=args.resume,
-                      path=path))
+        print(
+            dry_run(
+                sizing,
+                address=args.address,
+                cpus_per_trial=args.cpus_per_trial,
+                gpus_per_trial=args.gpus_per_trial,
+                saved_gpus=(saved or {}).get("gpus_per_trial"),
+                max_concurrent=args.max_concurrent,
+                eval_csv=eval_csv,
+                resume=args.resume,
+                path=path,
+            )
+        )
         print(describe(args.track, path=path))
         return 0
 
     with experiment_lock(storage, name):
         if not args.resume and experiment_exists(storage, name):  # made while this one was checking
             raise UsageError(f"--name {name}: an experiment of that name exists under {storage}")
-        study = resolve_study(given=args.optuna_storage, saved=saved, experiment_dir=join(storage, name),
-                              name=name, remote="://" in storage)
+        study = resolve_study(
+            given=args.optuna_storage,
+            saved=saved,
+            experiment_dir=join(storage, name),
+            name=name,
+            remote="://" in storage,
+        )
         if study is not None and not study.in_experiment:
             check_study(study, resuming=args.resume)
-        return _start(args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
-                      study=study, extend=extend)
+        return _start(
+            args,
+            sizing=sizing,
+            saved=saved,
+            storage=storage,
+            name=name,
+            eval_csv=eval_csv,
+            study=study,
+            extend=extend,
+        )
 
 
 def _extension(args) -> int:
@@ -232,8 +332,10 @@ def _extension(args) -> int:
         raise UsageError(f"--extend {args.extend}: give --num-samples, the number of trials to add")
     for flag in ("epochs", "eval_interval", "grace_epochs", "reduction_factor"):
         if getattr(args, flag) is not None:
-            raise UsageError(f"--extend {args.extend}: --{flag.replace('_', '-')} cannot change: new trials "
-                             "run at the experiment's budget, so that all of them compare")
+            raise UsageError(
+                f"--extend {args.extend}: --{flag.replace('_', '-')} cannot change: new trials "
+                "run at the experiment's budget, so that all of them compare"
+            )
     args.resume, args.name = True, args.extend
     extra, args.num_samples = args.num_samples, None
     return extra
@@ -242,8 +344,10 @@ def _extension(args) -> int:
 def _saved_num_samples(saved: dict[str, Any], storage: str, name: str) -> int:
     value = (saved.get("budget") or {}).get("num_samples")
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UsageError(f"{join(storage, name, SETTINGS_FILE)}: budget.num_samples: expected an integer "
-                         f">= 1, got {str(value)[:40]!r}")
+        raise UsageError(
+            f"{join(storage, name, SETTINGS_FILE)}: budget.num_samples: expected an integer "
+            f">= 1, got {str(value)[:40]!r}"
+        )
     return value
 
 
@@ -251,38 +355,75 @@ def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None
     """Everything the user typed is checked: start or join Ray, run, and shut down."""
     from collatz_ray.search.ray.session import on_ray
 
-    return on_ray(args.address, lambda resources: _run(
-        args, sizing=sizing, saved=saved, storage=storage, name=name, eval_csv=eval_csv,
-        resources=resources, study=study, extend=extend),
-        tool="tune", path=join(storage, name),
-        resume=f"python -m collatz_ray.tune --resume --name {name} --storage {storage}")
+    return on_ray(
+        args.address,
+        lambda resources: _run(
+            args,
+            sizing=sizing,
+            saved=saved,
+            storage=storage,
+            name=name,
+            eval_csv=eval_csv,
+            resources=resources,
+            study=study,
+            extend=extend,
+        ),
+        tool="tune",
+        path=join(storage, name),
+        resume=f"python -m collatz_ray.tune --resume --name {name} --storage {storage}",
+    )
 
 
-def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
-         resources: dict[str, float], study, extend: int) -> int:
+def _run(
+    args,
+    *,
+    sizing,
+    saved,
+    storage: str,
+    name: str,
+    eval_csv: str | None,
+    resources: dict[str, float],
+    study,
+    extend: int,
+) -> int:
     """On the cluster: size the trials, then run or resume the search and report."""
     from collatz_ray.search.ray import cluster, tuner
     from collatz_ray.search.ray.status import legend
 
     space = sizing.space
     if args.address is not None:
-        check_storage(storage, creating=False, nodes=cluster.alive_node_count(),
-                      declared_shared=args.shared_storage)
-    share = trial_resources(resources, cpus_per_trial=args.cpus_per_trial,
-                            gpus_per_trial=args.gpus_per_trial, saved_gpus=(saved or {}).get("gpus_per_trial"))
+        check_storage(
+            storage, creating=False, nodes=cluster.alive_node_count(), declared_shared=args.shared_storage
+        )
+    share = trial_resources(
+        resources,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        saved_gpus=(saved or {}).get("gpus_per_trial"),
+    )
     settings = SearchSettings(
-        space=space, storage=storage, experiment=name, cpus_per_trial=share.cpus,
-        gpus_per_trial=share.gpus, seed=(saved or {}).get("seed", args.seed),
-        max_concurrent=args.max_concurrent or share.fits, eval_csv=eval_csv,
-        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)), study=study,
-        track=args.track)
+        space=space,
+        storage=storage,
+        experiment=name,
+        cpus_per_trial=share.cpus,
+        gpus_per_trial=share.gpus,
+        seed=(saved or {}).get("seed", args.seed),
+        max_concurrent=args.max_concurrent or share.fits,
+        eval_csv=eval_csv,
+        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)),
+        study=study,
+        track=args.track,
+    )
     if args.resume and not tuner.can_restore(settings):
         raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
     if extend:
         save_settings(settings)  # the new total of trials, for the summaries
     b = space.budget
-    print(plan_line(sizing, concurrency=settings.max_concurrent, cpus=share.cpus, gpus=share.gpus,
-                    path=settings.path))
+    print(
+        plan_line(
+            sizing, concurrency=settings.max_concurrent, cpus=share.cpus, gpus=share.gpus, path=settings.path
+        )
+    )
     print(f"Dashboard: {cluster.dashboard_shown()}")
     if study is not None:
         print(f"Optuna study: optuna-dashboard {study.shown}")
@@ -295,8 +436,12 @@ def _run(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None,
         # last on stderr after Ray's own log lines.
         print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
         return 1
-    return print_report(tuner.trial_summaries(grid), max_epochs=b.epochs, path=settings.path,
-                        test_seeds=space.trial_config({}).test_seeds)
+    return print_report(
+        tuner.trial_summaries(grid),
+        max_epochs=b.epochs,
+        path=settings.path,
+        test_seeds=space.trial_config({}).test_seeds,
+    )
 
 
 if __name__ == "__main__":

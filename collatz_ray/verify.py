@@ -2,7 +2,8 @@
 V(T n) >= V(n) (a non-finite V counts as one).
 
     python -m collatz_ray.verify --checkpoint results/runs/run7 --range 3..2**32 --out scan.json
-    python -m collatz_ray.verify --checkpoint model.pth --lookahead 100 --layers 128,128,128 --random 256:100000 --random 1024:10000
+    python -m collatz_ray.verify --checkpoint model.pth --lookahead 100 --layers 128,128,128 \
+        --random 256:100000 --random 1024:10000
 
 `--range A..B` scans every odd n with A <= n < B (A >= 2: T(1) = 1 ties by definition);
 the ends are integers or sums of powers such as 2**40+2**20. `--random BITS:COUNT` draws
@@ -24,8 +25,9 @@ import argparse
 import json
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, integer_expression, number, positive_int
 from collatz_ray._progress import ProgressBar
@@ -46,24 +48,46 @@ MAX_CHUNKS = 1_000_000
 
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m collatz_ray.verify", description=__doc__)
-    p.add_argument("--checkpoint", type=Path, required=True,
-                   help="run or exported-trial directory, checkpoint directory, state.pt, or a seed-format model.pth")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="run or exported-trial directory, checkpoint directory, state.pt, or a seed-format model.pth",
+    )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--range", metavar="A..B", help="every odd n with A <= n < B, e.g. 3..2**32")
-    what.add_argument("--random", metavar="BITS:COUNT", action="append",
-                      help="COUNT random odd numbers of BITS bits (repeatable)")
+    what.add_argument(
+        "--random",
+        metavar="BITS:COUNT",
+        action="append",
+        help="COUNT random odd numbers of BITS bits (repeatable)",
+    )
     # Not `seed`: that name is a TrainConfig field, which flag_overrides would collect.
     p.add_argument("--seed", dest="sample_seed", type=int, help="seed of --random (default 0)")
-    p.add_argument("--chunk", type=_chunk_size, default=None, metavar="N",
-                   help="numbers per chunk, the unit of progress and of Ray tasks (default 2**20)")
-    p.add_argument("--first", type=positive_int, default=None, metavar="K",
-                   help="counterexamples listed, the first in scan order (default 10)")
+    p.add_argument(
+        "--chunk",
+        type=_chunk_size,
+        default=None,
+        metavar="N",
+        help="numbers per chunk, the unit of progress and of Ray tasks (default 2**20)",
+    )
+    p.add_argument(
+        "--first",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="counterexamples listed, the first in scan order (default 10)",
+    )
     p.add_argument("--out", type=Path, help="write the JSON report here; progress goes to OUT.progress")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--address", help="run the chunks on this Ray cluster (auto or host:port)")
-    p.add_argument("--bank", type=Path, metavar="EXPERIMENT",
-                   help="append the counterexamples listed to this experiment's counterexamples.jsonl "
-                        "(or to this .jsonl file)")
+    p.add_argument(
+        "--bank",
+        type=Path,
+        metavar="EXPERIMENT",
+        help="append the counterexamples listed to this experiment's counterexamples.jsonl "
+        "(or to this .jsonl file)",
+    )
     add_config_flags(p, names=MODEL_FLAGS)
     return p
 
@@ -80,8 +104,9 @@ def parse_range(text: str) -> tuple[int, int]:
     except ValueError:
         raise UsageError(f"--range {text}: expected A..B with integers or powers, e.g. 3..2**32") from None
     if start < 2:
-        raise UsageError(f"--range {text}: starts below 2; n = 1 is excluded (T(1) = 1 always ties), "
-                         "start at 3")
+        raise UsageError(
+            f"--range {text}: starts below 2; n = 1 is excluded (T(1) = 1 always ties), start at 3"
+        )
     if stop <= (start | 1):
         raise UsageError(f"--range {text}: holds no odd n (A <= n < B)")
     if stop.bit_length() > MAX_BITS:
@@ -117,8 +142,10 @@ def build_scan(args: argparse.Namespace):
     else:
         scan = Scan(random=parse_random(args.random), seed=args.sample_seed or 0, chunk=chunk)
     if -(-scan.count // chunk) > MAX_CHUNKS:
-        raise UsageError(f"--chunk {chunk}: about 2**{scan.count.bit_length() - 1} numbers would make more "
-                         f"than {MAX_CHUNKS:,} chunks; scan a smaller range or give a larger --chunk")
+        raise UsageError(
+            f"--chunk {chunk}: about 2**{scan.count.bit_length() - 1} numbers would make more "
+            f"than {MAX_CHUNKS:,} chunks; scan a smaller range or give a larger --chunk"
+        )
     return scan
 
 
@@ -131,8 +158,9 @@ def bank_target(path: Path) -> Path:
         return path / BANK_FILE
     if path.suffix == ".jsonl" and path.parent.is_dir():
         return path
-    raise UsageError(f"--bank {path}: expected an experiment directory, or a .jsonl file in an "
-                     "existing directory")
+    raise UsageError(
+        f"--bank {path}: expected an experiment directory, or a .jsonl file in an existing directory"
+    )
 
 
 @exit_on_usage_error
@@ -140,20 +168,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     scan = build_scan(args)
     bank = None if args.bank is None else bank_target(args.bank)
+    from collatz_ray.syracuse.features import FeatureSpec
     from collatz_ray.trainer.evalset import file_sha256
     from collatz_ray.trainer.loading import load_model
     from collatz_ray.trainer.loop import resolve_device
     from collatz_ray.trainer.verify import DEFAULT_KEEP, Progress
-    from collatz_ray.syracuse.features import FeatureSpec
 
     keep = args.first or DEFAULT_KEEP
     loaded = load_model(args.checkpoint, overrides=flag_overrides(args))
     config = loaded.config
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
-    model_shape = {"layers": list(config.hidden_layers), "lookahead": config.lookahead,
-                   "k_only": config.k_only, "k_shifted": config.k_shifted}
-    identity = {"checkpoint_sha256": file_sha256(loaded.file), "model": model_shape,
-                "scan": scan.describe(), "first": keep}
+    model_shape = {
+        "layers": list(config.hidden_layers),
+        "lookahead": config.lookahead,
+        "k_only": config.k_only,
+        "k_shifted": config.k_shifted,
+    }
+    identity = {
+        "checkpoint_sha256": file_sha256(loaded.file),
+        "model": model_shape,
+        "scan": scan.describe(),
+        "first": keep,
+    }
     if args.out is not None and args.out.is_dir():
         raise UsageError(f"--out {args.out}: a directory; name the report file")
     if args.out is not None and not args.out.parent.is_dir():
@@ -173,20 +209,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from collatz_ray.trainer.verify import scan_locally
 
-        results = scan_locally(loaded.model, spec, scan, pending, keep=keep,
-                               device=resolve_device(config.device))
+        results = scan_locally(
+            loaded.model, spec, scan, pending, keep=keep, device=resolve_device(config.device)
+        )
     for result in results:
         progress.record(result)
         scanned += result["numbers"]
         seconds = time.perf_counter() - start
-        bar.show(len(progress.done), f"chunk {len(progress.done)}/{len(chunks)} "
-                                     f"{scanned / seconds if seconds > 0 else 0.0:,.0f} n/s")
+        bar.show(
+            len(progress.done),
+            f"chunk {len(progress.done)}/{len(chunks)} {scanned / seconds if seconds > 0 else 0.0:,.0f} n/s",
+        )
     bar.clear()
     seconds = time.perf_counter() - start
-    report = {"checkpoint": str(loaded.file), **identity, "complete": len(progress.done) == len(chunks),
-              "chunks": len(chunks), "chunks_done": len(progress.done),
-              **progress.summary.to_json(), "numbers_this_run": scanned, "seconds_this_run": seconds,
-              "numbers_per_second": scanned / seconds if scanned and seconds > 0 else None}
+    report = {
+        "checkpoint": str(loaded.file),
+        **identity,
+        "complete": len(progress.done) == len(chunks),
+        "chunks": len(chunks),
+        "chunks_done": len(progress.done),
+        **progress.summary.to_json(),
+        "numbers_this_run": scanned,
+        "seconds_this_run": seconds,
+        "numbers_per_second": scanned / seconds if scanned and seconds > 0 else None,
+    }
     refused = None
     if bank is not None:
         try:
@@ -211,12 +257,21 @@ def add_to_bank(bank: Path, report: dict[str, Any], loaded: LoadedModel) -> dict
     sha256 = report["checkpoint_sha256"]
     there = banking.recorded(bank, source="verify", sha256=sha256)
     trial = trial_of(loaded.file, experiment=bank.parent)
-    records = [banking.new_record(int(e["n"]), margin=e["margin"], source="verify", trial=trial,
-                                  epoch=loaded.epoch, sha256=sha256)
-               for e in report["counterexamples"] if int(e["n"]) not in there]
+    records = [
+        banking.new_record(
+            int(e["n"]), margin=e["margin"], source="verify", trial=trial, epoch=loaded.epoch, sha256=sha256
+        )
+        for e in report["counterexamples"]
+        if int(e["n"]) not in there
+    ]
     banking.append_records(bank, records)
-    return {"file": str(bank), "added": len(records), "already": len(report["counterexamples"]) - len(records),
-            "trial": trial, "epoch": loaded.epoch}
+    return {
+        "file": str(bank),
+        "added": len(records),
+        "already": len(report["counterexamples"]) - len(records),
+        "trial": trial,
+        "epoch": loaded.epoch,
+    }
 
 
 _TRIAL_ID = re.compile(r"[\w-]{1,64}")
@@ -248,25 +303,39 @@ def trial_of(file: Path, *, experiment: Path) -> str | None:
 def render(report: dict[str, Any], *, scan_text: str) -> str:
     bad, total = report["violations"], report["numbers"]
     rate = report["numbers_per_second"]
-    lines = [f"checkpoint {report['checkpoint']} (sha256 {report['checkpoint_sha256'][:16]}...)",
-             f"scanned    {total:,} odd n ({scan_text}), chunks {report['chunks_done']}/{report['chunks']}"
-             + ("" if report["complete"] else " (incomplete)"),
-             f"violations {bad:,} with V(T n) >= V(n) or V not finite"
-             + (f" ({bad / total:.3g} of those scanned)" if total else ""),
-             f"rate       {rate:,.0f} n/s ({report['numbers_this_run']:,} in {report['seconds_this_run']:.1f} s)"
-             if rate else "rate       - (nothing left to scan: the progress file says every chunk is done)"]
+    lines = [
+        f"checkpoint {report['checkpoint']} (sha256 {report['checkpoint_sha256'][:16]}...)",
+        f"scanned    {total:,} odd n ({scan_text}), chunks {report['chunks_done']}/{report['chunks']}"
+        + ("" if report["complete"] else " (incomplete)"),
+        f"violations {bad:,} with V(T n) >= V(n) or V not finite"
+        + (f" ({bad / total:.3g} of those scanned)" if total else ""),
+        f"rate       {rate:,.0f} n/s ({report['numbers_this_run']:,} in {report['seconds_this_run']:.1f} s)"
+        if rate
+        else "rate       - (nothing left to scan: the progress file says every chunk is done)",
+    ]
     if report["counterexamples"]:
-        lines += ["", f"first {len(report['counterexamples'])} counterexamples:",
-                  f"{'n':>24} {'T(n)':>24} {'V(n)':>12} {'V(T n)':>12} {'margin':>12}"]
-        lines += [f"{short_decimal(e['n']):>24} {short_decimal(e['t']):>24} {_num(e['v_n'])} {_num(e['v_t'])} {_num(e['margin'])}"
-                  for e in report["counterexamples"]]
+        lines += [
+            "",
+            f"first {len(report['counterexamples'])} counterexamples:",
+            f"{'n':>24} {'T(n)':>24} {'V(n)':>12} {'V(T n)':>12} {'margin':>12}",
+        ]
+        lines += [
+            f"{short_decimal(e['n']):>24} {short_decimal(e['t']):>24} "
+            f"{_num(e['v_n'])} {_num(e['v_t'])} {_num(e['margin'])}"
+            for e in report["counterexamples"]
+        ]
     lines += ["", f"{'bits':>6} {'numbers':>14} {'violations':>12} {'density':>10}"]
-    lines += [f"{b['bits']:>6} {b['numbers']:>14,} {b['violations']:>12,} {b['density']:>10.3g}"
-              for b in report["buckets"]]
+    lines += [
+        f"{b['bits']:>6} {b['numbers']:>14,} {b['violations']:>12,} {b['density']:>10.3g}"
+        for b in report["buckets"]
+    ]
     if "bank" in report:
         banked = report["bank"]
-        lines += ["", f"banked {banked['added']} new counterexamples in {banked['file']}"
-                      + (f" ({banked['already']} there already)" if banked["already"] else "")]
+        lines += [
+            "",
+            f"banked {banked['added']} new counterexamples in {banked['file']}"
+            + (f" ({banked['already']} there already)" if banked["already"] else ""),
+        ]
     return "\n".join(lines)
 
 

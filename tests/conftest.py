@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from clitools import installed_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +36,11 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     # Real searches first: they are the long poles, so they should not start last.
-    items.sort(key=lambda item: 0 if "/e2e/" in str(item.path) or "smoke_experiment" in
-               getattr(item, "fixturenames", ()) else 1)
+    items.sort(
+        key=lambda item: (
+            0 if "/e2e/" in str(item.path) or "smoke_experiment" in getattr(item, "fixturenames", ()) else 1
+        )
+    )
 
 
 def pytest_unconfigure(config):
@@ -89,21 +91,53 @@ def installed_python(tmp_path_factory) -> Path:
 
     def make(root: Path) -> None:
         wheels = root / "wheels"
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                        "--wheel-dir", str(wheels), str(REPO)], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--wheel-dir",
+                str(wheels),
+                str(REPO),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         venv = root / "venv"
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-        site = subprocess.run([str(venv / "bin" / "python"), "-c",
-                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              check=True, capture_output=True, text=True).stdout.strip()
+        site = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         # A plain path line: the dependencies, but not this checkout's editable-install hook.
         Path(site, "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
         (wheel,) = wheels.glob("collatz_ray-*.whl")
         # --ignore-installed: the dependencies' site-packages holds this checkout's
         # editable install under the same version, which pip would otherwise take as there.
-        subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                        "--quiet", "--no-deps", "--ignore-installed", str(wheel)], check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(venv / "bin" / "python"),
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--ignore-installed",
+                str(wheel),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
 
     return once_per_session(tmp_path_factory, "installed", make) / "venv" / "bin" / "python"
 
@@ -121,11 +155,31 @@ def smoke_experiment(tmp_path_factory, eval_csv, installed_python) -> Path:
         elsewhere.mkdir()
         # RAY_ADDRESS=local: a fresh embedded Ray even when /tmp/ray/ray_current_cluster
         # names a `ray start` cluster (another test's, maybe dead), which ray.init() would join.
-        proc = subprocess.run([str(installed_python), "-m", "collatz_ray.tune", "--space", "lookahead", "--smoke",
-                               "--storage", str(storage), "--name", "smoke",
-                               "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2"],
-                              capture_output=True, text=True, timeout=900, cwd=elsewhere,
-                              env=installed_env(RAY_ADDRESS="local"))
+        proc = subprocess.run(
+            [
+                str(installed_python),
+                "-m",
+                "collatz_ray.tune",
+                "--space",
+                "lookahead",
+                "--smoke",
+                "--storage",
+                str(storage),
+                "--name",
+                "smoke",
+                "--eval-csv",
+                str(eval_csv),
+                "--seed",
+                "0",
+                "--max-concurrent",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=elsewhere,
+            env=installed_env(RAY_ADDRESS="local"),
+        )
         assert proc.returncode == 0, f"smoke search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         (storage / "tune.out").write_text(proc.stdout)  # what the user saw, for tests of it
 

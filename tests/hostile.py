@@ -36,8 +36,18 @@ def hostile_checkpoint(directory: Path, marker: Path, *, with_checksum: bool = F
     """A checkpoint directory whose state.pt runs code if loaded with weights_only=False;
     with_checksum: and a checksum.json that matches it (an attacker can write both)."""
     directory.mkdir(parents=True)
-    data = torch_bytes({"format": 1, "config": {}, "epoch": 10, "model": {}, "optimizer": {},
-                        "scheduler": {}, "sampler": {}, "torch_rng": MakesMarker(marker)})
+    data = torch_bytes(
+        {
+            "format": 1,
+            "config": {},
+            "epoch": 10,
+            "model": {},
+            "optimizer": {},
+            "scheduler": {},
+            "sampler": {},
+            "torch_rng": MakesMarker(marker),
+        }
+    )
     (directory / "state.pt").write_bytes(data)
     if with_checksum:
         digest = hashlib.sha256(data).hexdigest()
@@ -49,13 +59,15 @@ def corrupt(file: Path) -> None:
     """200 bytes overwritten in the middle, as a bad disk or a torn copy would."""
     data = bytearray(file.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 200] = bytes(200)
+    data[middle : middle + 200] = bytes(200)
     file.write_bytes(bytes(data))
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
     """Every file under `directory` by relative path, with its bytes."""
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
 
 
 def broken_model(kind: str, layers: tuple[int, ...] = (8, 8)):

@@ -40,32 +40,52 @@ class LocalCluster:
         return f"127.0.0.1:{self.port}"
 
     def _start(self, args: list[str]) -> None:
-        proc = subprocess.Popen([RAY, "start", *args, "--disable-usage-stats"], env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [RAY, "start", *args, "--disable-usage-stats"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.groups.append(proc.pid)
         out, _ = proc.communicate(timeout=180)
         if proc.returncode != 0:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{out[-2000:]}")
 
     def start_head(self, *, num_cpus: int, resources: dict[str, float] | None = None) -> None:
-        args = ["--head", f"--port={self.port}", f"--dashboard-port={free_port()}",
-                "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}"]
+        args = [
+            "--head",
+            f"--port={self.port}",
+            f"--dashboard-port={free_port()}",
+            "--dashboard-host=127.0.0.1",
+            "--node-ip-address=127.0.0.1",
+            f"--num-cpus={num_cpus}",
+        ]
         if resources:
             args.append(f"--resources={json.dumps(resources)}")
         self._start(args)
 
     def add_node(self, *, num_cpus: int, resources: dict[str, float]) -> None:
-        self._start([f"--address={self.address}", f"--num-cpus={num_cpus}",
-                     f"--resources={json.dumps(resources)}"])
+        self._start(
+            [f"--address={self.address}", f"--num-cpus={num_cpus}", f"--resources={json.dumps(resources)}"]
+        )
 
     def node_ids_with(self, resource: str) -> set[str]:
         """Ids of the alive nodes that have `resource`, asked of the cluster itself."""
-        code = ("import json, ray\n"
-                f"ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False)\n"
-                f"print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and {resource!r} in n['Resources']]))\n")
-        proc = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
-                              timeout=180, check=True)
+        code = (
+            "import json, ray\n"
+            f"ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False)\n"
+            f"print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and {resource!r} in n['Resources']]))\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
+        )
         return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
     def stop(self) -> None:

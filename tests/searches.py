@@ -35,8 +35,9 @@ def wait_for(predicate, *, timeout: float, what: str, every: float = 0.5, alive=
         if value:
             return value
         if alive is not None and not alive.running():
-            raise AssertionError(f"the search exited (status {alive.proc.returncode}) before {what}\n"
-                                 f"{alive.stderr()[-3000:]}")
+            raise AssertionError(
+                f"the search exited (status {alive.proc.returncode}) before {what}\n{alive.stderr()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
@@ -55,8 +56,11 @@ def _proc_table() -> dict[int, tuple[int, int, str]]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[19]),
-                                  cmdline.replace(b"\0", b" ").decode(errors="replace").strip())
+        table[int(entry.name)] = (
+            int(fields[1]),
+            int(fields[19]),
+            cmdline.replace(b"\0", b" ").decode(errors="replace").strip(),
+        )
     return table
 
 
@@ -79,8 +83,8 @@ class SessionProcesses:
     def __init__(self, root: int, marker: str) -> None:
         self.root = root
         self.needle = f"\0{MARK}={marker}\0".encode()
-        self.known: dict[int, int] = {}          # pid -> start time
-        self.titles: dict[int, set[str]] = {}    # pid -> command lines seen
+        self.known: dict[int, int] = {}  # pid -> start time
+        self.titles: dict[int, set[str]] = {}  # pid -> command lines seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, daemon=True)
@@ -108,8 +112,11 @@ class SessionProcesses:
                     found.add(pid)
                     stack.extend(children.get(pid, ()))
             # So is any process that still carries the driver's environment marker.
-            found.update(pid for pid in table if pid not in found and pid not in self.known
-                         and _has_marker(pid, self.needle))
+            found.update(
+                pid
+                for pid in table
+                if pid not in found and pid not in self.known and _has_marker(pid, self.needle)
+            )
             for pid in found:
                 self.known[pid] = table[pid][1]
                 if table[pid][2]:
@@ -120,8 +127,11 @@ class SessionProcesses:
         """Our live processes: pid -> command line."""
         table = self.poll()
         with self._lock:
-            return {pid: table[pid][2] for pid, start in self.known.items()
-                    if pid in table and table[pid][1] == start}
+            return {
+                pid: table[pid][2]
+                for pid, start in self.known.items()
+                if pid in table and table[pid][1] == start
+            }
 
     def with_title(self, text: str) -> set[int]:
         with self._lock:
@@ -147,17 +157,28 @@ class SessionProcesses:
 class Search:
     """One `python -m collatz_ray.tune` (or `command`) subprocess and its Ray session."""
 
-    def __init__(self, workdir: Path, label: str, *args: str, command: list[str] = TUNE,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        label: str,
+        *args: str,
+        command: list[str] = TUNE,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.label = label
         self.marker = uuid.uuid4().hex
         self.out_path = workdir / f"{label}.stdout"
         self.err_path = workdir / f"{label}.stderr"
         self.started = time.monotonic()
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([*command, *args], stdout=out, stderr=err, cwd=workdir,
-                                         env={**os.environ, **(env or {}), MARK: self.marker},
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [*command, *args],
+                stdout=out,
+                stderr=err,
+                cwd=workdir,
+                env={**os.environ, **(env or {}), MARK: self.marker},
+                start_new_session=True,
+            )
         self.session = SessionProcesses(self.proc.pid, self.marker)
 
     def running(self) -> bool:
@@ -168,8 +189,9 @@ class Search:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.cleanup()
-            raise AssertionError(f"{self.label}: the search did not end within {timeout:.0f} s\n"
-                                 f"{self.stderr()[-3000:]}") from None
+            raise AssertionError(
+                f"{self.label}: the search did not end within {timeout:.0f} s\n{self.stderr()[-3000:]}"
+            ) from None
 
     def sigkill_driver(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -196,10 +218,12 @@ class Search:
 def write_space(path: Path, *, budget: dict, parameters: dict, fixed: dict | None = None) -> Path:
     """A space file based on search_spaces/smoke.yaml (its tiny fixed model)."""
     smoke = yaml.safe_load(SMOKE_SPACE.read_text())
-    data = {"description": f"reliability test space {path.stem}",
-            "budget": {**smoke["budget"], **budget},
-            "fixed": {**smoke["fixed"], **(fixed or {})},
-            "parameters": parameters}
+    data = {
+        "description": f"reliability test space {path.stem}",
+        "budget": {**smoke["budget"], **budget},
+        "fixed": {**smoke["fixed"], **(fixed or {})},
+        "parameters": parameters,
+    }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -223,13 +247,18 @@ def read_reports(result_json: Path, *, partial_ok: bool = False) -> list[dict]:
 
 
 def trial_dirs(experiment: Path) -> dict[str, Path]:
-    return {d.name.removeprefix("collatz_trial_"): d
-            for d in sorted(experiment.glob("collatz_trial_*")) if d.is_dir()}
+    return {
+        d.name.removeprefix("collatz_trial_"): d
+        for d in sorted(experiment.glob("collatz_trial_*"))
+        if d.is_dir()
+    }
 
 
 def epochs_by_trial(experiment: Path, *, partial_ok: bool = False) -> dict[str, list[int]]:
-    return {tid: [r["epoch"] for r in read_reports(d / "result.json", partial_ok=partial_ok)]
-            for tid, d in trial_dirs(experiment).items()}
+    return {
+        tid: [r["epoch"] for r in read_reports(d / "result.json", partial_ok=partial_ok)]
+        for tid, d in trial_dirs(experiment).items()
+    }
 
 
 def trial_states(experiment: Path) -> dict[str, str]:
@@ -267,8 +296,14 @@ def worker_reports(experiment: Path) -> dict[str, list[dict]]:
     return out
 
 
-def freeze_a_trial_in_flight(search: Search, experiment: Path, *, epochs: int, after_a_finished_one: bool = False,
-                             reports_at_least: int = 0) -> tuple[str, int] | None:
+def freeze_a_trial_in_flight(
+    search: Search,
+    experiment: Path,
+    *,
+    epochs: int,
+    after_a_finished_one: bool = False,
+    reports_at_least: int = 0,
+) -> tuple[str, int] | None:
     """SIGSTOP the process of a trial that has reported (a checkpoint is in storage) and
     not reached `epochs`, so that the search is surely still running while a test
     signals it, however fast the machine. (trial id, its pid), or None while there is no
@@ -282,16 +317,18 @@ def freeze_a_trial_in_flight(search: Search, experiment: Path, *, epochs: int, a
     for tid, reports in everyone.items():
         if not reports or reports[-1]["epoch"] >= epochs:
             continue
-        if after_a_finished_one and not any(r and r[-1]["epoch"] == epochs for t, r in everyone.items() if t != tid):
-            continue                    # the first trial: it must be allowed to finish
+        if after_a_finished_one and not any(
+            r and r[-1]["epoch"] == epochs for t, r in everyone.items() if t != tid
+        ):
+            continue  # the first trial: it must be allowed to finish
         pid = reports[-1]["worker_pid"]
         if pid not in search.session.alive():
-            continue                    # its worker is gone: the trial is ending
+            continue  # its worker is gone: the trial is ending
         os.kill(pid, signal.SIGSTOP)
         now = worker_reports(experiment).get(tid) or []  # [] while a checkpoint is half copied
         if not now or now[-1]["epoch"] < epochs:
             return tid, pid
-        os.kill(pid, signal.SIGCONT)    # it finished in between: try the next one
+        os.kill(pid, signal.SIGCONT)  # it finished in between: try the next one
     return None
 
 

@@ -16,11 +16,13 @@ from collatz_ray._lock import hold_lock
 from collatz_ray.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
-HOLDER = ("import sys, time\n"
-          "from collatz_ray._lock import hold_lock\n"
-          "with hold_lock(sys.argv[1], what='the thing'):\n"
-          "    print('held', flush=True)\n"
-          "    time.sleep(60)\n")
+HOLDER = (
+    "import sys, time\n"
+    "from collatz_ray._lock import hold_lock\n"
+    "with hold_lock(sys.argv[1], what='the thing'):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(60)\n"
+)
 
 
 @pytest.fixture
@@ -29,8 +31,12 @@ def other_process(tmp_path):
     started = []
 
     def start(lock: Path) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(lock)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         started.append(proc)
         assert proc.stdout.readline().strip() == "held"
         return proc
@@ -50,8 +56,9 @@ def test_a_held_lock_refuses_others_naming_the_holder(tmp_path, other_process):
         with hold_lock(lock, what=f"run directory {tmp_path}"):
             pass
     message = str(info.value)
-    assert message.startswith(f"run directory {tmp_path} is in use by pid {holder.pid} "
-                              f"on host {socket.gethostname()} (started ")
+    assert message.startswith(
+        f"run directory {tmp_path} is in use by pid {holder.pid} on host {socket.gethostname()} (started "
+    )
     assert "\n" not in message and lock.exists()
 
 

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hostile import billion_laughs
 
 from collatz_ray._yaml import MAX_BYTES, MAX_DEPTH, load_yaml
 from collatz_ray.errors import UsageError
-from hostile import billion_laughs
 
 
 def refused(path: Path, *fragments: str) -> str:

@@ -97,34 +97,53 @@ def measure(trials: int) -> dict[str, Any]:
         write_evalset(Path(eval_csv), samples=500, seed=1, max_bits=64)
         cluster.connect(None)
         try:
-            plain_walls, plain_total, plain_cpu = _timed(lambda: probe.run_plain_trials(
-                storage=tmp, experiment="plain", num_samples=trials, cpus=1.0))
-            settings = SearchSettings(space=space, storage=tmp, experiment="ours", cpus_per_trial=1.0,
-                                      gpus_per_trial=0.0, seed=0, max_concurrent=1, eval_csv=eval_csv)
+            plain_walls, plain_total, plain_cpu = _timed(
+                lambda: probe.run_plain_trials(storage=tmp, experiment="plain", num_samples=trials, cpus=1.0)
+            )
+            settings = SearchSettings(
+                space=space,
+                storage=tmp,
+                experiment="ours",
+                cpus_per_trial=1.0,
+                gpus_per_trial=0.0,
+                seed=0,
+                max_concurrent=1,
+                eval_csv=eval_csv,
+            )
             clock = probe.TrialClock()
-            grid, ours_total, ours_cpu = _timed(lambda: tuner.run(settings, num_samples=trials,
-                                                                  callbacks=[clock], verbose=0))
+            grid, ours_total, ours_cpu = _timed(
+                lambda: tuner.run(settings, num_samples=trials, callbacks=[clock], verbose=0)
+            )
             figures = probe.report_figures(grid)
         finally:
             cluster.shutdown()
         alone = trainer_alone_seconds(eval_csv, trials)
-    per_cpu = {k: (None if cpu is None else cpu / trials) for k, cpu in (("plain", plain_cpu), ("ours", ours_cpu))}
+    per_cpu = {
+        k: (None if cpu is None else cpu / trials) for k, cpu in (("plain", plain_cpu), ("ours", ours_cpu))
+    }
     return {
-        "trials": trials, "load_average_1min": load,
-        "plain_wall_best": min(plain_walls), "plain_wall_median": statistics.median(plain_walls),
-        "ours_wall_best": min(clock.walls), "ours_wall_median": statistics.median(clock.walls),
+        "trials": trials,
+        "load_average_1min": load,
+        "plain_wall_best": min(plain_walls),
+        "plain_wall_median": statistics.median(plain_walls),
+        "ours_wall_best": min(clock.walls),
+        "ours_wall_median": statistics.median(clock.walls),
         "ratio_median": statistics.median(clock.walls) / statistics.median(plain_walls),
         "ratio_best": min(clock.walls) / min(plain_walls),
-        "trainer_alone_best": min(alone), "trainer_alone_median": statistics.median(alone),
-        "ray_beyond_plain_and_trainer_median": (statistics.median(clock.walls) - statistics.median(plain_walls)
-                                                - statistics.median(alone)),
+        "trainer_alone_best": min(alone),
+        "trainer_alone_median": statistics.median(alone),
+        "ray_beyond_plain_and_trainer_median": (
+            statistics.median(clock.walls) - statistics.median(plain_walls) - statistics.median(alone)
+        ),
         "plain_search_seconds_per_trial": plain_total / trials,
         "ours_search_seconds_per_trial": ours_total / trials,
-        "plain_cpu_seconds_per_trial": per_cpu["plain"], "ours_cpu_seconds_per_trial": per_cpu["ours"],
+        "plain_cpu_seconds_per_trial": per_cpu["plain"],
+        "ours_cpu_seconds_per_trial": per_cpu["ours"],
         "ours_time_to_first_report": statistics.median(f["time_to_first_report"] for f in figures),
         "ours_trainer_seconds_to_first_report": statistics.median(f["trainer_seconds"] for f in figures),
         "ours_report_overhead_median": statistics.median(f["report_overhead"] for f in figures),
-        "target_ratio": TARGET_RATIO, "target_report_seconds": TARGET_REPORT_S,
+        "target_ratio": TARGET_RATIO,
+        "target_report_seconds": TARGET_REPORT_S,
     }
 
 
@@ -136,20 +155,22 @@ def render(figures: dict[str, Any]) -> str:
         return "met" if ok else "MISSED"
 
     ratio, report = figures["ratio_median"], figures["ours_report_overhead_median"]
-    return "\n".join([
-        f"{figures['trials']} trials of each kind, one at a time; load average {figures['load_average_1min']:.2f}",
-        f"plain Tune trial, wall per trial:     best {figures['plain_wall_best']:6.2f} s, "
-        f"median {figures['plain_wall_median']:6.2f} s; machine CPU {cpu('plain_cpu_seconds_per_trial')} per trial",
-        f"collatz trial, wall per trial:        best {figures['ours_wall_best']:6.2f} s, "
-        f"median {figures['ours_wall_median']:6.2f} s; machine CPU {cpu('ours_cpu_seconds_per_trial')} per trial",
-        f"  ratio to plain:                     {ratio:.2f}x median, {figures['ratio_best']:.2f}x best "
-        f"(target <= {TARGET_RATIO:g}x: {verdict(ratio <= TARGET_RATIO)})",
-        f"  the same training without Ray:      best {figures['trainer_alone_best']:6.2f} s, median "
-        f"{figures['trainer_alone_median']:6.2f} s (a fresh Python process: import torch, train, evaluate)",
-        f"  left for Ray beyond a plain trial:  {figures['ray_beyond_plain_and_trainer_median']:6.2f} s per trial "
-        "(median: collatz - plain - training alone)",
-        f"  start to first report:              {figures['ours_time_to_first_report']:6.2f} s "
-        f"(the trainer itself {figures['ours_trainer_seconds_to_first_report']:.2f} s; median)",
-        f"  per report beyond training:         {report:6.3f} s median "
-        f"(target <= {TARGET_REPORT_S:g} s: {verdict(report <= TARGET_REPORT_S)})",
-    ])
+    return "\n".join(
+        [
+            f"{figures['trials']} trials of each kind, one at a time; load average {figures['load_average_1min']:.2f}",
+            f"plain Tune trial, wall per trial:     best {figures['plain_wall_best']:6.2f} s, "
+            f"median {figures['plain_wall_median']:6.2f} s; machine CPU {cpu('plain_cpu_seconds_per_trial')} per trial",
+            f"collatz trial, wall per trial:        best {figures['ours_wall_best']:6.2f} s, "
+            f"median {figures['ours_wall_median']:6.2f} s; machine CPU {cpu('ours_cpu_seconds_per_trial')} per trial",
+            f"  ratio to plain:                     {ratio:.2f}x median, {figures['ratio_best']:.2f}x best "
+            f"(target <= {TARGET_RATIO:g}x: {verdict(ratio <= TARGET_RATIO)})",
+            f"  the same training without Ray:      best {figures['trainer_alone_best']:6.2f} s, median "
+            f"{figures['trainer_alone_median']:6.2f} s (a fresh Python process: import torch, train, evaluate)",
+            f"  left for Ray beyond a plain trial:  {figures['ray_beyond_plain_and_trainer_median']:6.2f} s per trial "
+            "(median: collatz - plain - training alone)",
+            f"  start to first report:              {figures['ours_time_to_first_report']:6.2f} s "
+            f"(the trainer itself {figures['ours_trainer_seconds_to_first_report']:.2f} s; median)",
+            f"  per report beyond training:         {report:6.3f} s median "
+            f"(target <= {TARGET_REPORT_S:g} s: {verdict(report <= TARGET_REPORT_S)})",
+        ]
+    )

@@ -38,13 +38,15 @@ import os
 import platform
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from collatz_ray.syracuse import arith, features, limbs
+from collatz_ray.syracuse.features import FeatureSpec, features_of_limbs, reference_row
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import (
     HARD_WEIGHT_DECAY,
@@ -56,11 +58,18 @@ from collatz_ray.trainer.data import (
     BatchSampler,
     odd_walk,
 )
-from collatz_ray.syracuse.features import FeatureSpec, features_of_limbs, reference_row
 from collatz_ray.trainer.evalset import EvalSet, ensure_default_evalset, load_evalset
-from collatz_ray.trainer.evaluation import (Population, Trajectories, clear_feature_caches, evaluate,
-                                            population_features, population_metrics, predict,
-                                            trajectory_features, trajectory_metrics)
+from collatz_ray.trainer.evaluation import (
+    Population,
+    Trajectories,
+    clear_feature_caches,
+    evaluate,
+    population_features,
+    population_metrics,
+    predict,
+    trajectory_features,
+    trajectory_metrics,
+)
 from collatz_ray.trainer.loop import CHUNK_ROWS, chunk_end
 from collatz_ray.trainer.loss import lyapunov_loss
 from collatz_ray.trainer.model import LyapunovMLP, build_model
@@ -97,10 +106,28 @@ class Sizes:
     verify_naive: int  # odd numbers the naive scan is timed on (scaled per number)
 
 
-FULL = Sizes(features_fast=65536, features_naive=3000, train_epochs=256, train_naive_epochs=4,
-             eval_rows=None, repeats=3, min_seconds=1.0, verify_fast=1 << 20, verify_naive=20000)
-QUICK = Sizes(features_fast=16384, features_naive=500, train_epochs=64, train_naive_epochs=1,
-              eval_rows=10000, repeats=2, min_seconds=0.2, verify_fast=1 << 16, verify_naive=2000)
+FULL = Sizes(
+    features_fast=65536,
+    features_naive=3000,
+    train_epochs=256,
+    train_naive_epochs=4,
+    eval_rows=None,
+    repeats=3,
+    min_seconds=1.0,
+    verify_fast=1 << 20,
+    verify_naive=20000,
+)
+QUICK = Sizes(
+    features_fast=16384,
+    features_naive=500,
+    train_epochs=64,
+    train_naive_epochs=1,
+    eval_rows=10000,
+    repeats=2,
+    min_seconds=0.2,
+    verify_fast=1 << 16,
+    verify_naive=2000,
+)
 
 
 class CheckFailed(AssertionError):
@@ -120,21 +147,46 @@ class Report:
         if not ok:
             raise CheckFailed(f"equality check {name!r} failed: {detail}")
 
-    def row(self, name: str, unit: str, naive: float | None, fast: float, ratio: float | None,
-            target: str, met: bool | None) -> None:
-        self.table.append({"benchmark": name, "unit": unit, "naive": naive, "fast": fast,
-                           "ratio": ratio, "target": target, "met": met})
+    def row(
+        self,
+        name: str,
+        unit: str,
+        naive: float | None,
+        fast: float,
+        ratio: float | None,
+        target: str,
+        met: bool | None,
+    ) -> None:
+        self.table.append(
+            {
+                "benchmark": name,
+                "unit": unit,
+                "naive": naive,
+                "fast": fast,
+                "ratio": ratio,
+                "target": target,
+                "met": met,
+            }
+        )
 
 
 # -- timing helpers ----------------------------------------------------------------------------
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def best_time(fn: Callable[[], Any], *, repeats: int, device: torch.device, warmup: int = 1,
-              min_seconds: float = 0.0, max_repeats: int = 30) -> float:
+def best_time(
+    fn: Callable[[], Any],
+    *,
+    repeats: int,
+    device: torch.device,
+    warmup: int = 1,
+    min_seconds: float = 0.0,
+    max_repeats: int = 30,
+) -> float:
     """Best wall time of fn after `warmup` untimed calls: at least `repeats` calls, more
     (up to max_repeats) until they add up to min_seconds, so that short calls on a
     shared, noisy machine get enough tries to find a quiet moment."""
@@ -170,6 +222,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
 
 # -- naive building blocks -----------------------------------------------------------------------
 
+
 def naive_rows(values: Sequence[int], lookahead: int, offset: int = 0) -> list[list[float]]:
     """Feature rows of T^offset(n) for each n, one integer at a time."""
     if offset == 0:
@@ -187,8 +240,9 @@ def training_values(sampler: BatchSampler, count: int, first_epoch: int = 10**6)
     out: list[int] = []
     epoch = first_epoch
     while len(out) < count:
-        drawn, _ = sampler._draw_values(epoch, sampler.config.batch_size,
-                                        sampler.config.hard_ratio, STREAM_TRAIN)
+        drawn, _ = sampler._draw_values(
+            epoch, sampler.config.batch_size, sampler.config.hard_ratio, STREAM_TRAIN
+        )
         out.extend(limbs.to_ints(drawn))
         epoch += 1
     return out[:count]
@@ -200,6 +254,7 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # -- 1. features ----------------------------------------------------------------------------------
 
+
 def bench_features(report: Report, sizes: Sizes, device: torch.device, sampler: BatchSampler) -> None:
     rng = random.Random(1234)
     spec = FeatureSpec(LOOKAHEAD)
@@ -209,47 +264,72 @@ def bench_features(report: Report, sizes: Sizes, device: torch.device, sampler: 
     }
     out: dict[str, Any] = {}
     for name, values in dists.items():
-        sample = values[:sizes.features_naive]
+        sample = values[: sizes.features_naive]
         # Honesty first: the fast rows equal the per-integer rows on the naive sample.
         fast_rows = features.extract(sample, LOOKAHEAD, device=device)
         ref = torch.tensor(naive_rows(sample, LOOKAHEAD), dtype=torch.float32)
         diff = _max_diff(fast_rows, ref)
         k_equal = bool(torch.equal(fast_rows[:, 6:].cpu(), ref[:, 6:]))
-        report.check(f"features_{name}", diff <= ROW_ATOL and k_equal,
-                     f"{len(sample)} rows, max |fast - naive| = {diff:.3g}, k columns equal: {k_equal}")
+        report.check(
+            f"features_{name}",
+            diff <= ROW_ATOL and k_equal,
+            f"{len(sample)} rows, max |fast - naive| = {diff:.3g}, k columns equal: {k_equal}",
+        )
 
         n_limbs = limbs.from_ints(values, device=device)
-        t_naive = best_time(lambda: naive_rows(sample, LOOKAHEAD), repeats=sizes.repeats,
-                            device=device, warmup=0)
-        t_extract = best_time(lambda: features.extract(values, LOOKAHEAD, device=device),
-                              repeats=sizes.repeats, device=device, min_seconds=sizes.min_seconds)
-        t_limbs = best_time(lambda: features_of_limbs(n_limbs, spec), repeats=sizes.repeats,
-                            device=device, min_seconds=sizes.min_seconds)
+        t_naive = best_time(
+            lambda: naive_rows(sample, LOOKAHEAD), repeats=sizes.repeats, device=device, warmup=0
+        )
+        t_extract = best_time(
+            lambda: features.extract(values, LOOKAHEAD, device=device),
+            repeats=sizes.repeats,
+            device=device,
+            min_seconds=sizes.min_seconds,
+        )
+        t_limbs = best_time(
+            lambda: features_of_limbs(n_limbs, spec),
+            repeats=sizes.repeats,
+            device=device,
+            min_seconds=sizes.min_seconds,
+        )
         naive_rate = len(sample) / t_naive
         extract_rate = len(values) / t_extract
         limbs_rate = len(values) / t_limbs
         out[name] = {
-            "naive_numbers_per_s": naive_rate, "naive_sample": len(sample),
-            "extract_numbers_per_s": extract_rate, "limbs_numbers_per_s": limbs_rate,
+            "naive_numbers_per_s": naive_rate,
+            "naive_sample": len(sample),
+            "extract_numbers_per_s": extract_rate,
+            "limbs_numbers_per_s": limbs_rate,
             "fast_batch": len(values),
-            "extract_ratio": extract_rate / naive_rate, "limbs_ratio": limbs_rate / naive_rate,
+            "extract_ratio": extract_rate / naive_rate,
+            "limbs_ratio": limbs_rate / naive_rate,
         }
         for label, rate in (("extract", extract_rate), ("features_of_limbs", limbs_rate)):
             ratio = rate / naive_rate
-            report.row(f"features L={LOOKAHEAD} {name}: {label}", "numbers/s", naive_rate, rate,
-                       ratio, f">= {TARGET_FEATURES:g}x", ratio >= TARGET_FEATURES)
+            report.row(
+                f"features L={LOOKAHEAD} {name}: {label}",
+                "numbers/s",
+                naive_rate,
+                rate,
+                ratio,
+                f">= {TARGET_FEATURES:g}x",
+                ratio >= TARGET_FEATURES,
+            )
     report.figures["features"] = out
     report.notes.append(
         f"features: fast timed on batches of {sizes.features_fast} numbers; naive timed on the "
         f"first {sizes.features_naive} of them (throughput per number). extract starts from "
-        "Python ints like the naive loop; features_of_limbs from ready limbs.")
+        "Python ints like the naive loop; features_of_limbs from ready limbs."
+    )
 
 
 # -- 2. one training epoch ---------------------------------------------------------------------------
 
+
 def _train_config(device: torch.device) -> TrainConfig:
-    return TrainConfig(layers=LAYERS, lookahead=LOOKAHEAD, batch_size=BATCH, max_bits=MAX_BITS,
-                       device=device.type)
+    return TrainConfig(
+        layers=LAYERS, lookahead=LOOKAHEAD, batch_size=BATCH, max_bits=MAX_BITS, device=device.type
+    )
 
 
 class NaiveSampler:
@@ -279,9 +359,14 @@ class NaiveSampler:
         return values, is_hard
 
 
-def naive_batch(values: Sequence[int], is_hard: Sequence[bool], config: TrainConfig,
-                device: torch.device, offsets: Sequence[int],
-                timings: dict[int, float] | None = None) -> Batch:
+def naive_batch(
+    values: Sequence[int],
+    is_hard: Sequence[bool],
+    config: TrainConfig,
+    device: torch.device,
+    offsets: Sequence[int],
+    timings: dict[int, float] | None = None,
+) -> Batch:
     """Rows of T^j(n) for each offset j (offset 0 first), weights, ln n and drift, per
     integer, as a Batch."""
     L = config.lookahead
@@ -304,12 +389,14 @@ def naive_batch(values: Sequence[int], is_hard: Sequence[bool], config: TrainCon
         else:
             weight.append(RANDOM_WEIGHT_GROWTH if grows else RANDOM_WEIGHT_DECAY)
         ln_n.append(math.log(v))
-    batch = Batch(rows=rows,
-                  ln_n=torch.tensor(ln_n, dtype=torch.float32, device=device),
-                  drift=torch.tensor(drift_column, dtype=torch.float32, device=device),
-                  weight=torch.tensor(weight, dtype=torch.float32, device=device),
-                  is_hard=torch.tensor(is_hard, dtype=torch.bool, device=device),
-                  values=torch.empty((0, 1), dtype=torch.int64))
+    batch = Batch(
+        rows=rows,
+        ln_n=torch.tensor(ln_n, dtype=torch.float32, device=device),
+        drift=torch.tensor(drift_column, dtype=torch.float32, device=device),
+        weight=torch.tensor(weight, dtype=torch.float32, device=device),
+        is_hard=torch.tensor(is_hard, dtype=torch.bool, device=device),
+        values=torch.empty((0, 1), dtype=torch.int64),
+    )
     if timings is not None:
         timings["rest"] = timings.get("rest", 0.0) + time.perf_counter() - start
     return batch
@@ -324,7 +411,8 @@ class Stepper:
         self.model = build_model(config).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience)
+            self.optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
+        )
         self.model.train()
 
     def __call__(self, batch: Batch, epoch: int) -> float:
@@ -337,8 +425,9 @@ class Stepper:
         return value
 
 
-def fast_epochs(sampler: BatchSampler, stepper: Stepper, first: int, count: int,
-                device: torch.device) -> tuple[float, float]:
+def fast_epochs(
+    sampler: BatchSampler, stepper: Stepper, first: int, count: int, device: torch.device
+) -> tuple[float, float]:
     """`count` epochs the way `training.train` runs them: (data seconds, step seconds)."""
     config = sampler.config
     data = step = 0.0
@@ -378,12 +467,20 @@ def bench_training(report: Report, sizes: Sizes, device: torch.device) -> None:
     with torch.no_grad():
         loss_fast = float(lyapunov_loss(probe.model, fast, 7, config))
         loss_naive = float(lyapunov_loss(probe.model, naive, 7, config))
-    ok = (max(diffs.values()) <= ROW_ATOL and weight_equal and ln_diff <= 1e-5 and drift_diff <= 1e-5
-          and math.isclose(loss_fast, loss_naive, rel_tol=1e-5, abs_tol=1e-7))
-    report.check("training_batch", ok,
-                 f"{len(values)} rows: max row diff per offset {dict((j, float(f'{d:.3g}')) for j, d in diffs.items())}, "
-                 f"weights equal {weight_equal}, |ln n| diff {ln_diff:.3g}, |drift| diff {drift_diff:.3g}, "
-                 f"loss {loss_fast:.7g} vs {loss_naive:.7g}")
+    ok = (
+        max(diffs.values()) <= ROW_ATOL
+        and weight_equal
+        and ln_diff <= 1e-5
+        and drift_diff <= 1e-5
+        and math.isclose(loss_fast, loss_naive, rel_tol=1e-5, abs_tol=1e-7)
+    )
+    report.check(
+        "training_batch",
+        ok,
+        f"{len(values)} rows: max row diff per offset {dict((j, float(f'{d:.3g}')) for j, d in diffs.items())}, "
+        f"weights equal {weight_equal}, |ln n| diff {ln_diff:.3g}, |drift| diff {drift_diff:.3g}, "
+        f"loss {loss_fast:.7g} vs {loss_naive:.7g}",
+    )
 
     # Fast: chunks of CHUNK_ROWS rows as the trainer draws them. One untimed chunk warms up.
     chunk = max(1, CHUNK_ROWS // config.batch_size)
@@ -428,61 +525,100 @@ def bench_training(report: Report, sizes: Sizes, device: torch.device) -> None:
     naive_eps_all = 1.0 / (naive_data_all + step_used)
     ratio = fast_eps / naive_eps
     report.figures["training"] = {
-        "fast_epochs_per_s": fast_eps, "fast_epochs_timed": sizes.train_epochs,
+        "fast_epochs_per_s": fast_eps,
+        "fast_epochs_timed": sizes.train_epochs,
         "fast_data_s_per_epoch": data / sizes.train_epochs,
         "fast_step_s_per_epoch": step / sizes.train_epochs,
         "fast_data_share": share,
-        "naive_epochs_per_s": naive_eps, "naive_epochs_timed": e,
-        "naive_data_s_per_epoch": naive_data, "naive_step_s_per_epoch": naive_step / e,
+        "naive_epochs_per_s": naive_eps,
+        "naive_epochs_timed": e,
+        "naive_data_s_per_epoch": naive_data,
+        "naive_step_s_per_epoch": naive_step / e,
         "naive_step_s_used": step_used,
         "ratio": ratio,
         "naive_all_offsets_epochs_per_s": naive_eps_all,
         "ratio_all_offsets": fast_eps / naive_eps_all,
     }
-    report.row("train epoch (n, T n rows)", "epochs/s", naive_eps, fast_eps, ratio,
-               f">= {TARGET_TRAINING:g}x", ratio >= TARGET_TRAINING)
-    report.row("train epoch, naive as original (n,T,T4,T8)", "epochs/s", naive_eps_all, fast_eps,
-               fast_eps / naive_eps_all, "(info)", None)
-    report.row("fast epoch: data-prep share", "share", None, share, None,
-               f"<= {TARGET_DATA_SHARE:.0%}", share <= TARGET_DATA_SHARE)
+    report.row(
+        "train epoch (n, T n rows)",
+        "epochs/s",
+        naive_eps,
+        fast_eps,
+        ratio,
+        f">= {TARGET_TRAINING:g}x",
+        ratio >= TARGET_TRAINING,
+    )
+    report.row(
+        "train epoch, naive as original (n,T,T4,T8)",
+        "epochs/s",
+        naive_eps_all,
+        fast_eps,
+        fast_eps / naive_eps_all,
+        "(info)",
+        None,
+    )
+    report.row(
+        "fast epoch: data-prep share",
+        "share",
+        None,
+        share,
+        None,
+        f"<= {TARGET_DATA_SHARE:.0%}",
+        share <= TARGET_DATA_SHARE,
+    )
     report.notes.append(
         f"training: batch {BATCH}, layers {','.join(map(str, LAYERS))}, L={LOOKAHEAD}, T1 only; fast = "
         f"best of {sizes.repeats} runs of {sizes.train_epochs} epochs drawn in chunks of {chunk} epochs "
         f"(data {data / sizes.train_epochs * 1e3:.2f} ms + step {step / sizes.train_epochs * 1e3:.2f} ms "
         f"per epoch); naive timed over {e} epoch(s): data {naive_data * 1e3:.0f} ms per epoch "
         f"({naive_data_all * 1e3:.0f} ms with T^4/T^8 rows), step measured {naive_step / e * 1e3:.2f} ms, "
-        f"counted as {step_used * 1e3:.2f} ms (the lower of the two sides' step times).")
+        f"counted as {step_used * 1e3:.2f} ms (the lower of the two sides' step times)."
+    )
 
 
 # -- 3. evaluation ------------------------------------------------------------------------------------
 
+
 def naive_trajectory_features(seeds: tuple[int, ...], spec: FeatureSpec, device: str) -> Trajectories:
     """evaluation.trajectory_features, one integer at a time and without a cache."""
     values = tuple(tuple(arith.trajectory(s)) for s in seeds)
-    rows = [reference_row(v, spec.lookahead, k_only=spec.k_only, k_shifted=spec.k_shifted)
-            for traj in values for v in traj]
-    return Trajectories(seeds=seeds, values=values,
-                        features=torch.tensor(rows, dtype=torch.float32, device=device))
+    rows = [
+        reference_row(v, spec.lookahead, k_only=spec.k_only, k_shifted=spec.k_shifted)
+        for traj in values
+        for v in traj
+    ]
+    return Trajectories(
+        seeds=seeds, values=values, features=torch.tensor(rows, dtype=torch.float32, device=device)
+    )
 
 
 def naive_population_features(evalset: EvalSet, spec: FeatureSpec, device: str) -> Population:
     """evaluation.population_features, one integer at a time: rows of every CSV n and t1."""
+
     def rows(values: Sequence[int]) -> torch.Tensor:
-        return torch.tensor([reference_row(v, spec.lookahead, k_only=spec.k_only,
-                                           k_shifted=spec.k_shifted) for v in values],
-                            dtype=torch.float32, device=device)
+        return torch.tensor(
+            [reference_row(v, spec.lookahead, k_only=spec.k_only, k_shifted=spec.k_shifted) for v in values],
+            dtype=torch.float32,
+            device=device,
+        )
 
-    return Population(rows_n=rows(evalset.n), rows_t1=rows(evalset.t1),
-                      is_growth=np.asarray(evalset.is_growth, dtype=bool),
-                      weight=np.asarray(evalset.w_expansion, dtype=np.float64))
+    return Population(
+        rows_n=rows(evalset.n),
+        rows_t1=rows(evalset.t1),
+        is_growth=np.asarray(evalset.is_growth, dtype=bool),
+        weight=np.asarray(evalset.w_expansion, dtype=np.float64),
+    )
 
 
-def naive_evaluate(model: LyapunovMLP, spec: FeatureSpec, seeds: Sequence[int], evalset: EvalSet,
-                   device: torch.device) -> dict[str, Any]:
+def naive_evaluate(
+    model: LyapunovMLP, spec: FeatureSpec, seeds: Sequence[int], evalset: EvalSet, device: torch.device
+) -> dict[str, Any]:
     """Per-integer rows of every trajectory value, CSV n and t1; then the same forward
     and metric arithmetic as `evaluation.evaluate`, so only the features differ."""
-    return {**trajectory_metrics(model, naive_trajectory_features(tuple(seeds), spec, str(device))),
-            **population_metrics(model, naive_population_features(evalset, spec, str(device)))}
+    return {
+        **trajectory_metrics(model, naive_trajectory_features(tuple(seeds), spec, str(device))),
+        **population_metrics(model, naive_population_features(evalset, spec, str(device))),
+    }
 
 
 def _metrics_equal(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
@@ -523,51 +659,85 @@ def bench_evaluation(report: Report, sizes: Sizes, device: torch.device) -> None
     t_naive = time.perf_counter() - start
     # Feature rows first (the metrics share their code), then every metric.
     sample = min(len(evalset), 2000)
-    part = EvalSet(evalset.path, evalset.n[:sample], evalset.t1[:sample],
-                   evalset.is_growth[:sample], evalset.w_expansion[:sample])
+    part = EvalSet(
+        evalset.path,
+        evalset.n[:sample],
+        evalset.t1[:sample],
+        evalset.is_growth[:sample],
+        evalset.w_expansion[:sample],
+    )
     fast_pop = population_features(evalset, spec, str(device))
     naive_pop = naive_population_features(part, spec, str(device))
     fast_traj = trajectory_features(tuple(seeds), spec, str(device))
     naive_traj = naive_trajectory_features(tuple(seeds), spec, str(device))
-    row_diff = max(_max_diff(fast_pop.rows_n[:sample], naive_pop.rows_n),
-                   _max_diff(fast_pop.rows_t1[:sample], naive_pop.rows_t1),
-                   _max_diff(fast_traj.features, naive_traj.features))
+    row_diff = max(
+        _max_diff(fast_pop.rows_n[:sample], naive_pop.rows_n),
+        _max_diff(fast_pop.rows_t1[:sample], naive_pop.rows_t1),
+        _max_diff(fast_traj.features, naive_traj.features),
+    )
     ok, detail = _metrics_equal(fast_metrics, naive_metrics)
-    report.check("evaluation_metrics", ok and row_diff <= ROW_ATOL,
-                 f"{len(evalset)} CSV rows + {len(seeds)} trajectories: {detail}; max row diff "
-                 f"{row_diff:.3g} (all trajectory rows, first {sample} CSV n and t1 rows)")
+    report.check(
+        "evaluation_metrics",
+        ok and row_diff <= ROW_ATOL,
+        f"{len(evalset)} CSV rows + {len(seeds)} trajectories: {detail}; max row diff "
+        f"{row_diff:.3g} (all trajectory rows, first {sample} CSV n and t1 rows)",
+    )
 
-    t_cold = best_time(fast_cold, repeats=sizes.repeats, device=device, warmup=0,
-                       min_seconds=sizes.min_seconds)
+    t_cold = best_time(
+        fast_cold, repeats=sizes.repeats, device=device, warmup=0, min_seconds=sizes.min_seconds
+    )
     fast_warm()
-    t_warm = best_time(fast_warm, repeats=sizes.repeats, device=device, warmup=0,
-                       min_seconds=sizes.min_seconds)
+    t_warm = best_time(
+        fast_warm, repeats=sizes.repeats, device=device, warmup=0, min_seconds=sizes.min_seconds
+    )
     clear_feature_caches()
     report.figures["evaluation"] = {
-        "csv_rows": len(evalset), "naive_s": t_naive, "fast_cold_s": t_cold, "fast_warm_s": t_warm,
-        "ratio": t_naive / t_cold, "ratio_warm": t_naive / t_warm,
+        "csv_rows": len(evalset),
+        "naive_s": t_naive,
+        "fast_cold_s": t_cold,
+        "fast_warm_s": t_warm,
+        "ratio": t_naive / t_cold,
+        "ratio_warm": t_naive / t_warm,
     }
     # Seconds per evaluation, shown as evaluations/s so that bigger is better everywhere.
-    report.row(f"evaluation ({len(evalset)} rows): first call", "evals/s", 1 / t_naive, 1 / t_cold,
-               t_naive / t_cold, f">= {TARGET_EVALUATION:g}x", t_naive / t_cold >= TARGET_EVALUATION)
-    report.row("evaluation: warm repeat (cached features)", "evals/s", 1 / t_naive, 1 / t_warm,
-               t_naive / t_warm, "(info)", None)
+    report.row(
+        f"evaluation ({len(evalset)} rows): first call",
+        "evals/s",
+        1 / t_naive,
+        1 / t_cold,
+        t_naive / t_cold,
+        f">= {TARGET_EVALUATION:g}x",
+        t_naive / t_cold >= TARGET_EVALUATION,
+    )
+    report.row(
+        "evaluation: warm repeat (cached features)",
+        "evals/s",
+        1 / t_naive,
+        1 / t_warm,
+        t_naive / t_warm,
+        "(info)",
+        None,
+    )
     report.notes.append(
         f"evaluation: naive {t_naive:.2f} s (timed once, the whole set), fast first call "
         f"{t_cold:.3f} s (caches cleared before each call), warm {t_warm:.3f} s; fast sides "
         f"are the best of at least {sizes.repeats} calls (more for short calls, up to {sizes.min_seconds:g} s)."
-        + ("" if evalset is full else f" --quick uses the CSV's first {len(evalset)} rows."))
+        + ("" if evalset is full else f" --quick uses the CSV's first {len(evalset)} rows.")
+    )
 
 
 # -- 4. the counterexample scan --------------------------------------------------------------------
 
-def naive_scan(model: LyapunovMLP, lookahead: int, values: Sequence[int],
-               device: torch.device) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
+
+def naive_scan(
+    model: LyapunovMLP, lookahead: int, values: Sequence[int], device: torch.device
+) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
     """verify.scan_chunk one integer at a time: rows of n and of T(n) from Python ints,
     then the same batched forward. (margins, violation mask, bits -> [numbers, violations])."""
     rows_n = torch.tensor([reference_row(n, lookahead) for n in values], dtype=torch.float32, device=device)
-    rows_t = torch.tensor([reference_row(arith.syracuse(n), lookahead) for n in values],
-                          dtype=torch.float32, device=device)
+    rows_t = torch.tensor(
+        [reference_row(arith.syracuse(n), lookahead) for n in values], dtype=torch.float32, device=device
+    )
     v_n, v_t = predict(model, rows_n), predict(model, rows_t)
     with np.errstate(invalid="ignore"):
         margin = v_n - v_t
@@ -588,40 +758,65 @@ def bench_verify(report: Report, sizes: Sizes, device: torch.device) -> None:
     sample = [VERIFY_START + 2 * i for i in range(sizes.verify_naive)]
 
     # Honesty first: on the naive sample, the same violations, counts and margins.
-    fast = scan_chunk(model, spec, ("range", VERIFY_START, len(sample)), index=0, seed=0,
-                      keep=len(sample), device=device)
+    fast = scan_chunk(
+        model, spec, ("range", VERIFY_START, len(sample)), index=0, seed=0, keep=len(sample), device=device
+    )
     margin, bad, buckets = naive_scan(model, LOOKAHEAD, sample, device)
     fast_margin = np.array([e["margin"] for e in fast["examples"]], dtype=np.float64)
-    same = (fast["violations"] == int(bad.sum()) and fast["buckets"] == buckets
-            and [int(e["n"]) for e in fast["examples"]] == [n for n, b in zip(sample, bad) if b]
-            and np.allclose(fast_margin, margin[bad], rtol=0, atol=1e-6))
-    report.check("verify_scan", same,
-                 f"{len(sample)} odd n from {VERIFY_START}: {fast['violations']} vs {int(bad.sum())} "
-                 f"violations, buckets {'equal' if fast['buckets'] == buckets else 'differ'}")
+    same = (
+        fast["violations"] == int(bad.sum())
+        and fast["buckets"] == buckets
+        and [int(e["n"]) for e in fast["examples"]] == [n for n, b in zip(sample, bad) if b]
+        and np.allclose(fast_margin, margin[bad], rtol=0, atol=1e-6)
+    )
+    report.check(
+        "verify_scan",
+        same,
+        f"{len(sample)} odd n from {VERIFY_START}: {fast['violations']} vs {int(bad.sum())} "
+        f"violations, buckets {'equal' if fast['buckets'] == buckets else 'differ'}",
+    )
 
-    t_fast = best_time(lambda: scan_chunk(model, spec, chunk, index=0, seed=0, keep=10, device=device),
-                       repeats=sizes.repeats, device=device, min_seconds=sizes.min_seconds)
-    t_naive = best_time(lambda: naive_scan(model, LOOKAHEAD, sample, device), repeats=1,
-                        device=device, warmup=0)
+    t_fast = best_time(
+        lambda: scan_chunk(model, spec, chunk, index=0, seed=0, keep=10, device=device),
+        repeats=sizes.repeats,
+        device=device,
+        min_seconds=sizes.min_seconds,
+    )
+    t_naive = best_time(
+        lambda: naive_scan(model, LOOKAHEAD, sample, device), repeats=1, device=device, warmup=0
+    )
     fast_rate, naive_rate = sizes.verify_fast / t_fast, len(sample) / t_naive
     ratio = fast_rate / naive_rate
     report.figures["verify"] = {
-        "fast_numbers_per_s": fast_rate, "fast_numbers": sizes.verify_fast,
-        "naive_numbers_per_s": naive_rate, "naive_numbers": len(sample), "ratio": ratio,
+        "fast_numbers_per_s": fast_rate,
+        "fast_numbers": sizes.verify_fast,
+        "naive_numbers_per_s": naive_rate,
+        "naive_numbers": len(sample),
+        "ratio": ratio,
         "layers": list(VERIFY_LAYERS),
-        "lookahead": LOOKAHEAD, "first_n": VERIFY_START,
+        "lookahead": LOOKAHEAD,
+        "first_n": VERIFY_START,
         "projected_hours_all_odd_below_2_32": (2**31 - 1) / fast_rate / 3600,
     }
-    report.row(f"verify scan L={LOOKAHEAD}, layers {','.join(map(str, VERIFY_LAYERS))}", "numbers/s",
-               naive_rate, fast_rate, ratio, f">= {TARGET_VERIFY:g}x", ratio >= TARGET_VERIFY)
+    report.row(
+        f"verify scan L={LOOKAHEAD}, layers {','.join(map(str, VERIFY_LAYERS))}",
+        "numbers/s",
+        naive_rate,
+        fast_rate,
+        ratio,
+        f">= {TARGET_VERIFY:g}x",
+        ratio >= TARGET_VERIFY,
+    )
     report.notes.append(
         f"verify: {sizes.verify_fast} consecutive odd n from 2^31+1 in one scan_chunk (best of at least "
         f"{sizes.repeats}), naive timed once on the first {len(sample)}. At {fast_rate:,.0f} n/s on this "
         f"machine every odd n < 2^32 takes {(2**31 - 1) / fast_rate / 3600:.1f} h with this model "
-        "(a larger model adds its forward passes to both sides).")
+        "(a larger model adds its forward passes to both sides)."
+    )
 
 
 # -- output ----------------------------------------------------------------------------------------
+
 
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
@@ -637,20 +832,33 @@ def _fmt(value: float | None, unit: str) -> str:
 
 def render(report: Report) -> str:
     m = report.machine
-    lines = [f"machine: {m['cpu_count']} CPUs ({m['affinity_cpus']} usable), torch {m['torch']} "
-             f"({m['torch_threads']} threads), device {m['device']}"
-             + (f" [{m['gpu']}]" if "gpu" in m else "")
-             + f", python {m['python']}, load average {', '.join(f'{x:.2f}' for x in m['load_average'] or [])}"]
+    lines = [
+        f"machine: {m['cpu_count']} CPUs ({m['affinity_cpus']} usable), torch {m['torch']} "
+        f"({m['torch_threads']} threads), device {m['device']}"
+        + (f" [{m['gpu']}]" if "gpu" in m else "")
+        + f", python {m['python']}, load average {', '.join(f'{x:.2f}' for x in m['load_average'] or [])}"
+    ]
     header = ("benchmark", "unit", "naive", "fast", "ratio", "target", "met?")
-    body = [(r["benchmark"], r["unit"], _fmt(r["naive"], r["unit"]), _fmt(r["fast"], r["unit"]),
-             "-" if r["ratio"] is None else f"{r['ratio']:.1f}x", r["target"],
-             "-" if r["met"] is None else ("yes" if r["met"] else "NO")) for r in report.table]
+    body = [
+        (
+            r["benchmark"],
+            r["unit"],
+            _fmt(r["naive"], r["unit"]),
+            _fmt(r["fast"], r["unit"]),
+            "-" if r["ratio"] is None else f"{r['ratio']:.1f}x",
+            r["target"],
+            "-" if r["met"] is None else ("yes" if r["met"] else "NO"),
+        )
+        for r in report.table
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     fmt = " | ".join(f"{{:<{w}}}" if i in (0, 1, 5) else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines += ["", fmt.format(*header), "-+-".join("-" * w for w in widths)]
     lines += [fmt.format(*row) for row in body]
     lines += ["", "equality checks (naive == fast before timing):"]
-    lines += [f"  {name}: {'ok' if c['passed'] else 'FAILED'} ({c['detail']})" for name, c in report.checks.items()]
+    lines += [
+        f"  {name}: {'ok' if c['passed'] else 'FAILED'} ({c['detail']})" for name, c in report.checks.items()
+    ]
     lines += ["", "notes:"] + [f"  {n}" for n in report.notes]
     return "\n".join(lines)
 
@@ -668,9 +876,13 @@ def to_json(report: Report) -> dict[str, Any]:
             "verify": f["verify"]["ratio"],
         },
         "data_share": f["training"]["fast_data_share"],
-        "targets": {"features": TARGET_FEATURES, "training": TARGET_TRAINING,
-                    "data_share_max": TARGET_DATA_SHARE, "evaluation": TARGET_EVALUATION,
-                    "verify": TARGET_VERIFY},
+        "targets": {
+            "features": TARGET_FEATURES,
+            "training": TARGET_TRAINING,
+            "data_share_max": TARGET_DATA_SHARE,
+            "evaluation": TARGET_EVALUATION,
+            "verify": TARGET_VERIFY,
+        },
         "table": report.table,
         "figures": f,
         "notes": report.notes,
@@ -690,14 +902,20 @@ def set_threads(count: int) -> None:
 BENCHMARKS = ("features", "training", "evaluation", "verify")
 
 
-def run_benchmarks(*, quick: bool, device: torch.device, only: Sequence[str] = BENCHMARKS,
-                   say: Callable[[str], None] = lambda _line: None) -> Report:
+def run_benchmarks(
+    *,
+    quick: bool,
+    device: torch.device,
+    only: Sequence[str] = BENCHMARKS,
+    say: Callable[[str], None] = lambda _line: None,
+) -> Report:
     """Run the chosen benchmarks; raises CheckFailed if a naive and a fast path disagree."""
     sizes = QUICK if quick else FULL
     report = Report(machine=machine_info(device))
     steps = {
-        "features": lambda: bench_features(report, sizes, device,
-                                           BatchSampler(_train_config(device), device=device)),
+        "features": lambda: bench_features(
+            report, sizes, device, BatchSampler(_train_config(device), device=device)
+        ),
         "training": lambda: bench_training(report, sizes, device),
         "evaluation": lambda: bench_evaluation(report, sizes, device),
         "verify": lambda: bench_verify(report, sizes, device),
@@ -713,14 +931,22 @@ def run_benchmarks(*, quick: bool, device: torch.device, only: Sequence[str] = B
     report.machine["torch_threads_end"] = torch.get_num_threads()
     report.machine["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report.figures["benchmark_wall_s"] = wall
-    report.notes.append("wall time per benchmark: " + ", ".join(f"{k} {v:.1f} s" for k, v in wall.items())
-                        + ". Load average at the end: "
-                        + ", ".join(f"{x:.2f}" for x in report.machine["load_average_end"] or [])
-                        + " (a busy machine slows the fast side most: it uses every thread).")
+    report.notes.append(
+        "wall time per benchmark: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in wall.items())
+        + ". Load average at the end: "
+        + ", ".join(f"{x:.2f}" for x in report.machine["load_average_end"] or [])
+        + " (a busy machine slows the fast side most: it uses every thread)."
+    )
     return report
 
 
 def partial_json(report: Report) -> dict[str, Any]:
     """The JSON of a run of some benchmarks only: no overall ratios."""
-    return {"machine": report.machine, "checks_passed": all(c["passed"] for c in report.checks.values()),
-            "checks": report.checks, "table": report.table, "figures": report.figures}
+    return {
+        "machine": report.machine,
+        "checks_passed": all(c["passed"] for c in report.checks.values()),
+        "checks": report.checks,
+        "table": report.table,
+        "figures": report.figures,
+    }

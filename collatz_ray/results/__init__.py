@@ -9,18 +9,45 @@
 
 from collatz_ray._lazy import lazy_exports
 
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "Experiment": "read", "Trial": "read", "load_experiment": "read", "newest_experiment": "read",
-    "best_trial": "report", "ranked_trials": "report", "experiment_document": "report",
-    "render_text": "report", "render_markdown": "report",
-    "to_json": "formats", "to_csv": "formats",
-    "export_best": "export",
-    "Importances": "importance", "parameter_importances": "importance",
-    "replication": "replicates",
-    "best_trajectories": "trajectories", "BestTrajectories": "trajectories",
-})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Experiment": "read",
+        "Trial": "read",
+        "load_experiment": "read",
+        "newest_experiment": "read",
+        "best_trial": "report",
+        "ranked_trials": "report",
+        "experiment_document": "report",
+        "render_text": "report",
+        "render_markdown": "report",
+        "to_json": "formats",
+        "to_csv": "formats",
+        "export_best": "export",
+        "Importances": "importance",
+        "parameter_importances": "importance",
+        "replication": "replicates",
+        "best_trajectories": "trajectories",
+        "BestTrajectories": "trajectories",
+    },
+)
 
-__all__ = ["BestTrajectories", "Experiment", "Importances", "Trial", "best_trajectories", "best_trial",
-           "experiment_document", "export_best", "load_experiment", "newest_experiment",
-           "parameter_importances", "ranked_trials", "render_markdown", "render_text", "replication",
-           "to_csv", "to_json"]
+__all__ = [
+    "BestTrajectories",
+    "Experiment",
+    "Importances",
+    "Trial",
+    "best_trajectories",
+    "best_trial",
+    "experiment_document",
+    "export_best",
+    "load_experiment",
+    "newest_experiment",
+    "parameter_importances",
+    "ranked_trials",
+    "render_markdown",
+    "render_text",
+    "replication",
+    "to_csv",
+    "to_json",
+]

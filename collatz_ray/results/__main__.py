@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, positive_int
 from collatz_ray.errors import UsageError
@@ -35,16 +35,28 @@ DEFAULT_ROOT = Path("results")
 
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m collatz_ray.results", description=__doc__)
-    p.add_argument("experiments", nargs="*", type=Path, metavar="EXPERIMENT",
-                   help="experiment directories, each summarised and compared with the "
-                        f"others (default: the newest under ./{DEFAULT_ROOT}/)")
-    p.add_argument("--format", choices=FORMATS, default="table",
-                   help="table (terminal), md (markdown), json or csv (one row per trial)")
+    p.add_argument(
+        "experiments",
+        nargs="*",
+        type=Path,
+        metavar="EXPERIMENT",
+        help="experiment directories, each summarised and compared with the "
+        f"others (default: the newest under ./{DEFAULT_ROOT}/)",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (terminal), md (markdown), json or csv (one row per trial)",
+    )
     p.add_argument("--top", type=positive_int, default=20, help="trials listed (default 20)")
-    p.add_argument("--plot", action="store_true",
-                   help="write PNG charts into each experiment directory")
-    p.add_argument("--export-best", type=Path, metavar="DIR",
-                   help="write the (first) experiment's best trial as a run directory")
+    p.add_argument("--plot", action="store_true", help="write PNG charts into each experiment directory")
+    p.add_argument(
+        "--export-best",
+        type=Path,
+        metavar="DIR",
+        help="write the (first) experiment's best trial as a run directory",
+    )
     return p
 
 
@@ -55,7 +67,7 @@ def _say(line: str) -> None:
 
 
 def _others(exps: Sequence[Experiment], i: int) -> list[Experiment]:
-    return [*exps[:i], *exps[i + 1:]]
+    return [*exps[:i], *exps[i + 1 :]]
 
 
 def _write_summary(exp: Experiment, markdown: str) -> None:

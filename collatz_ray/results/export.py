@@ -15,16 +15,16 @@ existing tool takes it as it is:
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
-from collatz_ray.results.read import Experiment, Trial, trainer_metrics
-from collatz_ray.search.settings import TRAIN_DIR
-from collatz_ray.results.report import best_trial
-from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.errors import UsageError
+from collatz_ray.results.read import Experiment, Trial, trainer_metrics
+from collatz_ray.results.report import best_trial
+from collatz_ray.search.settings import TRAIN_DIR
+from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.text import strict_json
 
 CHECKPOINT_FILES = ("state.pt", "model.pth")
@@ -44,7 +44,9 @@ def export_best(exp: Experiment, out: Path, *, say: Callable[[str], None]) -> No
         raise UsageError(f"--export-best {out}: exists and is not an empty directory")
     # The trial's device is the one its search gave it (cpu on a CPU-only cluster): the
     # exported run takes a GPU wherever it is resumed or re-run, if there is one.
-    config = TrainConfig.from_dict(best.config, source=f"{best.path}/train_config.json").replace(device="auto")
+    config = TrainConfig.from_dict(best.config, source=f"{best.path}/train_config.json").replace(
+        device="auto"
+    )
     source, epoch = newest_checkpoint(exp, best)
     checkpoint = out / "checkpoints" / f"epoch_{epoch:08d}"
     checkpoint.mkdir(parents=True)
@@ -55,17 +57,28 @@ def export_best(exp: Experiment, out: Path, *, say: Callable[[str], None]) -> No
     _say_usage(say, out, checkpoint, config, best, epoch)
 
 
-def _write_records(out: Path, exp: Experiment, trial: Trial, config: TrainConfig, source: Path,
-                   epoch: int) -> None:
+def _write_records(
+    out: Path, exp: Experiment, trial: Trial, config: TrainConfig, source: Path, epoch: int
+) -> None:
     """config.yaml and metrics.jsonl as the trainer writes them, and where it all came from."""
     (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     with (out / "metrics.jsonl").open("w") as f:
         for report in trial.reports:
             if report["epoch"] <= epoch:
                 f.write(strict_json(trainer_metrics(report)) + "\n")
-    (out / "exported_from.json").write_text(strict_json(
-        {"experiment": str(exp.path), "trial_id": trial.trial_id, "params": trial.params,
-         "epoch": epoch, "ending": trial.ending.text, "checkpoint": str(source)}, indent=1))
+    (out / "exported_from.json").write_text(
+        strict_json(
+            {
+                "experiment": str(exp.path),
+                "trial_id": trial.trial_id,
+                "params": trial.params,
+                "epoch": epoch,
+                "ending": trial.ending.text,
+                "checkpoint": str(source),
+            },
+            indent=1,
+        )
+    )
 
 
 def newest_checkpoint(exp: Experiment, trial: Trial) -> tuple[Path, int]:
@@ -83,8 +96,10 @@ def newest_checkpoint(exp: Experiment, trial: Trial) -> tuple[Path, int]:
         for candidate in _checkpoint_candidates(exp, trial, report):
             if all((candidate / name).is_file() for name in CHECKPOINT_FILES):
                 return candidate, report["epoch"]
-    raise UsageError(f"trial {trial.trial_id}: no reported checkpoint found under "
-                     f"{trial.path or exp.path / TRAIN_DIR / trial.trial_id}")
+    raise UsageError(
+        f"trial {trial.trial_id}: no reported checkpoint found under "
+        f"{trial.path or exp.path / TRAIN_DIR / trial.trial_id}"
+    )
 
 
 def _checkpoint_candidates(exp: Experiment, trial: Trial, report: dict) -> list[Path]:
@@ -106,13 +121,20 @@ def _shape_flags(config: TrainConfig) -> str:
     return " ".join(flags)
 
 
-def _say_usage(say: Callable[[str], None], out: Path, checkpoint: Path, config: TrainConfig,
-               trial: Trial, epoch: int) -> None:
-    say(f"exported trial {trial.trial_id} (epoch {epoch}, {trial.ending.text}) to {out}; "
-        "it is a run directory:")
+def _say_usage(
+    say: Callable[[str], None], out: Path, checkpoint: Path, config: TrainConfig, trial: Trial, epoch: int
+) -> None:
+    say(
+        f"exported trial {trial.trial_id} (epoch {epoch}, {trial.ending.text}) to {out}; "
+        "it is a run directory:"
+    )
     say(f"  re-run:    python -m collatz_ray.train --config {out}/config.yaml --out NEW_DIR")
-    say(f"  continue:  python -m collatz_ray.train --resume {out}   (to epoch {config.epochs}; "
-        "--epochs N for more)")
+    say(
+        f"  continue:  python -m collatz_ray.train --resume {out}   (to epoch {config.epochs}; "
+        "--epochs N for more)"
+    )
     say(f"  evaluate:  python -m collatz_ray.evaluate --checkpoint {out}   (scores {checkpoint.name})")
-    say(f"  seed-format weights: python -m collatz_ray.evaluate --checkpoint {out}/model.pth "
-        f"{_shape_flags(config)}")
+    say(
+        f"  seed-format weights: python -m collatz_ray.evaluate --checkpoint {out}/model.pth "
+        f"{_shape_flags(config)}"
+    )

@@ -32,9 +32,10 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.results.read import Experiment, Parameter, Trial, is_number
@@ -95,62 +96,100 @@ def parameter_importances(exp: Experiment) -> Importances:
         if not _scores(trial):
             continue  # no score yet: nothing to check its parameters for
         try:
-            values[trial.trial_id] = (_space_values(trial, space) if space is not None
-                                      else _sampled_values(trial, kinds))
+            values[trial.trial_id] = (
+                _space_values(trial, space) if space is not None else _sampled_values(trial, kinds)
+            )
         except UsageError as err:
             skipped.append(f"{err}; trial left out")
     trials = [t for t in exp.trials if t.trial_id in values]
     epoch, scores, scored_at = _choose_epoch(trials, exp.budget.epochs)
-    common = dict(skipped=skipped, distributions=distributions, scored_at=scored_at, epoch=epoch,
-                  trials=len(scores),
-                  full_budget=epoch is not None and epoch >= (exp.budget.epochs or epoch))
+    common = dict(
+        skipped=skipped,
+        distributions=distributions,
+        scored_at=scored_at,
+        epoch=epoch,
+        trials=len(scores),
+        full_budget=epoch is not None and epoch >= (exp.budget.epochs or epoch),
+    )
     if len(scores) < 2:
-        return _not_enough(f"not enough trials ({_trials(len(scores))})",
-                           f"{_trials(len(scores))} with a score at one epoch; importances "
-                           "compare at least 2", **common)
+        return _not_enough(
+            f"not enough trials ({_trials(len(scores))})",
+            f"{_trials(len(scores))} with a score at one epoch; importances compare at least 2",
+            **common,
+        )
     sampled = {n: [values[t][n] for t in scores if n in values[t]] for n in names}
     not_assessed = {n: _why_not(sampled[n], len(scores)) for n in names}
     not_assessed = {n: why for n, why in not_assessed.items() if why}
     assessed = [n for n in names if n not in not_assessed]
     if len(assessed) < 2:
         what = f"only {assessed[0]} varies" if assessed else "no parameter varies"
-        return _not_enough(f"not enough parameters ({what})",
-                           f"{what} among the {len(scores)} trials: importances compare "
-                           "two or more", not_assessed=not_assessed, **common)
+        return _not_enough(
+            f"not enough parameters ({what})",
+            f"{what} among the {len(scores)} trials: importances compare two or more",
+            not_assessed=not_assessed,
+            **common,
+        )
     ranges = {n: _distribution(n, sampled[n], space, kinds.get(n)) for n in assessed}
-    raw, best = _ped_anova(exp.name, {t: {n: v for n, v in values[t].items() if n in ranges}
-                                      for t in scores}, scores, ranges, assessed)
+    raw, best = _ped_anova(
+        exp.name,
+        {t: {n: v for n, v in values[t].items() if n in ranges} for t in scores},
+        scores,
+        ranges,
+        assessed,
+    )
     total = sum(raw.values())
     if total <= 0:
-        return _not_enough("nothing stands out",
-                           f"the best {best} of the {len(scores)} trials sampled every parameter "
-                           "as all of them did", not_assessed=not_assessed, **common)
+        return _not_enough(
+            "nothing stands out",
+            f"the best {best} of the {len(scores)} trials sampled every parameter as all of them did",
+            not_assessed=not_assessed,
+            **common,
+        )
     order = sorted(assessed, key=lambda n: (-raw[n], assessed.index(n)))  # ties: the space's order
     uncertain = len(scores) < ENOUGH_TRIALS
     return Importances(
         status=UNCERTAIN if uncertain else OK,
         label=f"uncertain ({_trials(len(scores))})" if uncertain else _trials(len(scores)),
-        reason=(f"fewer than {ENOUGH_TRIALS} trials have a score at one epoch: one trial more "
-                "or less can reorder the list") if uncertain else "",
-        best_trials=best, importances={n: raw[n] / total for n in order},
-        sampled_in={n: len(sampled[n]) for n in order}, not_assessed=not_assessed, **common)
+        reason=(
+            f"fewer than {ENOUGH_TRIALS} trials have a score at one epoch: one trial more "
+            "or less can reorder the list"
+        )
+        if uncertain
+        else "",
+        best_trials=best,
+        importances={n: raw[n] / total for n in order},
+        sampled_in={n: len(sampled[n]) for n in order},
+        not_assessed=not_assessed,
+        **common,
+    )
 
 
 def _trials(n: int) -> str:
     return f"{n} trial{'s' * (n != 1)}"
 
 
-def _not_enough(label: str, reason: str, *, not_assessed: dict[str, str] | None = None,
-                **common: Any) -> Importances:
-    return Importances(status=NOT_ENOUGH, label=label, reason=reason, best_trials=0,
-                       importances={}, sampled_in={}, not_assessed=not_assessed or {}, **common)
+def _not_enough(
+    label: str, reason: str, *, not_assessed: dict[str, str] | None = None, **common: Any
+) -> Importances:
+    return Importances(
+        status=NOT_ENOUGH,
+        label=label,
+        reason=reason,
+        best_trials=0,
+        importances={},
+        sampled_in={},
+        not_assessed=not_assessed or {},
+        **common,
+    )
 
 
 # -- the space and each trial's values ---------------------------------------------------------
 def _space(exp: Experiment) -> tuple[SearchSpace | None, str]:
     """The space the experiment ran (its copy, else the file it named), at its scale;
     None, with why, when neither file is there or readable."""
-    saved = {k: v for k, v in exp.settings.items() if k in ("space_name", "space_path") and isinstance(v, str)}
+    saved = {
+        k: v for k, v in exp.settings.items() if k in ("space_name", "space_path") and isinstance(v, str)
+    }
     copy = exp.path / SPACE_COPY
     named = Path(saved["space_path"]) if "space_path" in saved else None
     if not copy.is_file() and not (named is not None and named.is_file()):
@@ -192,8 +231,9 @@ def _space_values(trial: Trial, space: SearchSpace) -> dict[str, Any]:
             continue
         value = getattr(config, p.name)
         if not p.can_take(value):
-            raise UsageError(f"{where}: {p.name} {shown(given[p.name])} is not a value "
-                             f"{space.path.name} samples")
+            raise UsageError(
+                f"{where}: {p.name} {shown(given[p.name])} is not a value {space.path.name} samples"
+            )
         context[p.name] = value
         out[p.name] = value if p.is_range else optuna_choice(value)
     return out
@@ -220,8 +260,11 @@ def _sampled_values(trial: Trial, kinds: dict[str, Parameter]) -> dict[str, Any]
 # -- the score -------------------------------------------------------------------------------
 def _scores(trial: Trial) -> dict[int, float]:
     """Epoch -> the objective the trial reported there (finite ones only)."""
-    return {r["epoch"]: float(r[METRIC]) for r in trial.reports
-            if is_number(r.get(METRIC)) and math.isfinite(r[METRIC])}
+    return {
+        r["epoch"]: float(r[METRIC])
+        for r in trial.reports
+        if is_number(r.get(METRIC)) and math.isfinite(r[METRIC])
+    }
 
 
 def _choose_epoch(trials: list[Trial], budget: int | None) -> tuple[int | None, dict[str, float], str]:
@@ -302,8 +345,13 @@ def best_count(trials: int) -> int:
     return max(1, math.ceil(BEST_SHARE * trials), min(BEST_AT_LEAST, trials // 2))
 
 
-def _ped_anova(name: str, values: dict[str, dict[str, Any]], scores: dict[str, float],
-               ranges: dict[str, Any], assessed: list[str]) -> tuple[dict[str, float], int]:
+def _ped_anova(
+    name: str,
+    values: dict[str, dict[str, Any]],
+    scores: dict[str, float],
+    ranges: dict[str, Any],
+    assessed: list[str],
+) -> tuple[dict[str, float], int]:
     """(unnormalised importances, how many trials counted as the best)."""
     import optuna  # only here: the summaries open without it until there is something to assess
     from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
@@ -313,8 +361,11 @@ def _ped_anova(name: str, values: dict[str, dict[str, Any]], scores: dict[str, f
         study = optuna.create_study(study_name=name, direction="minimize")
         for trial_id, score in scores.items():
             params = values[trial_id]
-            study.add_trial(optuna.trial.create_trial(
-                params=params, distributions={n: ranges[n] for n in params}, value=score))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=params, distributions={n: ranges[n] for n in params}, value=score
+                )
+            )
         # Half a trial below `best`: Optuna rounds quantile * trials up to a count.
         evaluator = PedAnovaImportanceEvaluator(target_quantile=(best - 0.5) / len(scores))
         raw = get_param_importances(study, evaluator=evaluator, params=assessed, normalize=False)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -35,8 +36,12 @@ if TYPE_CHECKING:  # the trainer's module imports torch
 
 DPI = 110
 #: How each way of ending is drawn at a trial's last point.
-END_MARKERS = {"completed": ("o", "completed"), "stopped": ("x", "stopped by ASHA"),
-               "running": (">", "still running"), "errored": ("X", "errored")}
+END_MARKERS = {
+    "completed": ("o", "completed"),
+    "stopped": ("x", "stopped by ASHA"),
+    "running": (">", "still running"),
+    "errored": ("X", "errored"),
+}
 MISSING = "n/a"
 #: Trials named in the epoch chart's legend, best first; the rest are drawn in grey.
 LEGEND_TRIALS = 10
@@ -51,21 +56,24 @@ def write_plots(exp: Experiment) -> list[Path]:
     trials = [t for t in ranked_trials(exp) if "traj_total_violations" in t.metrics]
     if not trials:
         return []
-    colors = {t.trial_id: plt.get_cmap("tab10" if len(trials) <= 10 else "tab20")(i % 20)
-              for i, t in enumerate(trials)}
+    colors = {
+        t.trial_id: plt.get_cmap("tab10" if len(trials) <= 10 else "tab20")(i % 20)
+        for i, t in enumerate(trials)
+    }
     best = best_trial(exp)
     varied = [p for p in exp.parameters if len({fmt(t.params.get(p.name)) for t in trials}) > 1]
     written = [_save(_curves(exp, trials, colors, best), exp.path / "violations_by_epoch.png")]
     if varied:
-        written.append(_save(_by_parameter(exp, trials, varied, colors, best),
-                             exp.path / "violations_by_parameter.png"))
-        written.append(_save(_parallel(exp, trials, varied, best),
-                             exp.path / "parallel_coordinates.png"))
+        written.append(
+            _save(_by_parameter(exp, trials, varied, colors, best), exp.path / "violations_by_parameter.png")
+        )
+        written.append(_save(_parallel(exp, trials, varied, best), exp.path / "parallel_coordinates.png"))
     importances = parameter_importances(exp)
     if importances.importances:  # "not enough" has no numbers to draw; the report says why
         title = f"{exp.name}: which settings matter, {importances.label}"
-        written.append(_save(_importance_bars(importances, title),
-                             exp.path / "parameter_importance.png", title=title))
+        written.append(
+            _save(_importance_bars(importances, title), exp.path / "parameter_importance.png", title=title)
+        )
     return written
 
 
@@ -81,8 +89,10 @@ def _steps(trials: list[Trial]) -> Any:
 
 
 def _ending_legend() -> list[Line2D]:
-    return [Line2D([], [], color="0.3", marker=m, linestyle="none", markersize=8, label=label)
-            for m, label in END_MARKERS.values()]
+    return [
+        Line2D([], [], color="0.3", marker=m, linestyle="none", markersize=8, label=label)
+        for m, label in END_MARKERS.values()
+    ]
 
 
 def _marker(trial: Trial) -> str:
@@ -96,8 +106,15 @@ def _curves(exp: Experiment, trials: list[Trial], colors: dict, best: Trial | No
     for rung in exp.budget.rungs():
         ax.axvline(rung, color="0.75", linestyle=":", zorder=0)
         # At the bottom: the stopped trials' x marks sit high, at the rungs.
-        ax.annotate(f"ASHA rung {rung}", (rung, 0), xycoords=("data", "axes fraction"),
-                    xytext=(3, 4), textcoords="offset points", fontsize=8, color="0.4")
+        ax.annotate(
+            f"ASHA rung {rung}",
+            (rung, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 4),
+            textcoords="offset points",
+            fontsize=8,
+            color="0.4",
+        )
     for rank, t in enumerate(trials):
         history = t.history()
         is_best = best is not None and t.trial_id == best.trial_id
@@ -105,13 +122,26 @@ def _curves(exp: Experiment, trials: list[Trial], colors: dict, best: Trial | No
         labelled = rank < LEGEND_TRIALS
         color = colors[t.trial_id] if labelled else "0.7"
         label = f"{t.trial_id}{' (best)' if is_best else ''}: {t.ending.text}" if labelled else None
-        ax.plot(history["epoch"], history["traj_total_violations"], color=color,
-                linewidth=3 if is_best else 1.4, alpha=1 if is_best else 0.8, label=label,
-                zorder=3 if is_best else 2)
+        ax.plot(
+            history["epoch"],
+            history["traj_total_violations"],
+            color=color,
+            linewidth=3 if is_best else 1.4,
+            alpha=1 if is_best else 0.8,
+            label=label,
+            zorder=3 if is_best else 2,
+        )
         marker = _marker(t)
-        ax.plot(history["epoch"].iloc[-1], history["traj_total_violations"].iloc[-1],
-                marker=marker, markersize=11 if marker == "x" else 8, markeredgewidth=2.5,
-                color=color, linestyle="none", zorder=4)
+        ax.plot(
+            history["epoch"].iloc[-1],
+            history["traj_total_violations"].iloc[-1],
+            marker=marker,
+            markersize=11 if marker == "x" else 8,
+            markeredgewidth=2.5,
+            color=color,
+            linestyle="none",
+            zorder=4,
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"held-out trajectory violations (of {_steps(trials)} steps)")
     ax.set_title(f"{exp.name}: held-out violations by epoch, one line per trial")
@@ -121,21 +151,36 @@ def _curves(exp: Experiment, trials: list[Trial], colors: dict, best: Trial | No
     hidden = len(trials) - LEGEND_TRIALS
     title = f"trial (best first; {hidden} more in grey)" if hidden > 0 else "trial (best first)"
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.91, 0.89), fontsize=8,
-               title=title, title_fontsize=9)
-    fig.legend(handles=_ending_legend(), loc="lower left", bbox_to_anchor=(0.91, 0.11),
-               fontsize=8, title="last point", title_fontsize=9)
+    fig.legend(
+        handles,
+        labels,
+        loc="upper left",
+        bbox_to_anchor=(0.91, 0.89),
+        fontsize=8,
+        title=title,
+        title_fontsize=9,
+    )
+    fig.legend(
+        handles=_ending_legend(),
+        loc="lower left",
+        bbox_to_anchor=(0.91, 0.11),
+        fontsize=8,
+        title="last point",
+        title_fontsize=9,
+    )
     fig.subplots_adjust(right=0.9)
     return fig
 
 
 # -- final violations against each parameter ---------------------------------------------
-def _by_parameter(exp: Experiment, trials: list[Trial], params: list[Parameter], colors: dict,
-                  best: Trial | None) -> plt.Figure:
+def _by_parameter(
+    exp: Experiment, trials: list[Trial], params: list[Parameter], colors: dict, best: Trial | None
+) -> plt.Figure:
     cols = min(3, len(params))
     rows = math.ceil(len(params) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows + 0.8), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.6 * cols, 3.4 * rows + 0.8), squeeze=False, layout="constrained"
+    )
     violations = {t.trial_id: t.metrics["traj_total_violations"] for t in trials}
     for ax, param in zip(axes.flat, params):
         values = [t.params.get(param.name) for t in trials]
@@ -146,23 +191,51 @@ def _by_parameter(exp: Experiment, trials: list[Trial], params: list[Parameter],
             shown = list(zip(trials, _strip(ax, values, list(violations.values()))))
         for t, x in shown:
             marker = _marker(t)
-            ax.plot(x, violations[t.trial_id], marker=marker, color=colors[t.trial_id],
-                    markersize=8, markeredgewidth=2, linestyle="none", zorder=3)
+            ax.plot(
+                x,
+                violations[t.trial_id],
+                marker=marker,
+                color=colors[t.trial_id],
+                markersize=8,
+                markeredgewidth=2,
+                linestyle="none",
+                zorder=3,
+            )
             if best is not None and t.trial_id == best.trial_id:
-                ax.plot(x, violations[t.trial_id], marker="o", markersize=16, markerfacecolor="none",
-                        markeredgecolor="black", linestyle="none", zorder=4)
+                ax.plot(
+                    x,
+                    violations[t.trial_id],
+                    marker="o",
+                    markersize=16,
+                    markerfacecolor="none",
+                    markeredgecolor="black",
+                    linestyle="none",
+                    zorder=4,
+                )
         left_out = len(trials) - len(shown)
-        ax.set_xlabel(param.name + (" (log scale)" if ax.get_xscale() == "log" else "")
-                      + (f" ({left_out} trials without it)" if left_out else ""))
+        ax.set_xlabel(
+            param.name
+            + (" (log scale)" if ax.get_xscale() == "log" else "")
+            + (f" ({left_out} trials without it)" if left_out else "")
+        )
         ax.set_ylabel("final violations")
         ax.grid(True, alpha=0.3)
-    for ax in list(axes.flat)[len(params):]:
+    for ax in list(axes.flat)[len(params) :]:
         ax.set_visible(False)
-    handles = _ending_legend() + [Line2D([], [], marker="o", markersize=12, markerfacecolor="none",
-                                         markeredgecolor="black", linestyle="none", label="best")]
+    handles = _ending_legend() + [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            markersize=12,
+            markerfacecolor="none",
+            markeredgecolor="black",
+            linestyle="none",
+            label="best",
+        )
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
-    fig.suptitle(f"{exp.name}: final held-out violations by searched parameter "
-                 f"(of {_steps(trials)} steps)")
+    fig.suptitle(f"{exp.name}: final held-out violations by searched parameter (of {_steps(trials)} steps)")
     return fig
 
 
@@ -208,9 +281,16 @@ def _strip(ax: plt.Axes, values: list[Any], violations: list[int]) -> list[float
     order = _categories(values)
     position = {label: i for i, label in enumerate(order)}
     groups = [[y for v, y in zip(values, violations) if fmt(v) == label] for label in order]
-    ax.boxplot(groups, positions=range(len(order)), widths=0.5, showfliers=False,
-               medianprops={"color": "0.2"}, boxprops={"color": "0.6"},
-               whiskerprops={"color": "0.6"}, capprops={"color": "0.6"})
+    ax.boxplot(
+        groups,
+        positions=range(len(order)),
+        widths=0.5,
+        showfliers=False,
+        medianprops={"color": "0.2"},
+        boxprops={"color": "0.6"},
+        whiskerprops={"color": "0.6"},
+        capprops={"color": "0.6"},
+    )
     ax.set_xticks(range(len(order)), [MISSING if lab == "-" else lab for lab in order])
     # Trials sharing a value spread symmetrically around it, the same way every run.
     counts = {label: sum(fmt(v) == label for v in values) for label in order}
@@ -225,8 +305,9 @@ def _strip(ax: plt.Axes, values: list[Any], violations: list[int]) -> list[float
 
 
 # -- parallel coordinates ----------------------------------------------------------------
-def _parallel(exp: Experiment, trials: list[Trial], params: list[Parameter],
-              best: Trial | None) -> plt.Figure:
+def _parallel(
+    exp: Experiment, trials: list[Trial], params: list[Parameter], best: Trial | None
+) -> plt.Figure:
     violations = [t.metrics["traj_total_violations"] for t in trials]
     axes_data = [_axis(p.name, [t.params.get(p.name) for t in trials], p) for p in params]
     axes_data.append(_axis("violations", violations, Parameter("violations", numeric=True)))
@@ -237,18 +318,37 @@ def _parallel(exp: Experiment, trials: list[Trial], params: list[Parameter],
     for i, t in enumerate(trials):
         ys = [positions[i] for _, positions, _ in axes_data]
         is_best = best is not None and t.trial_id == best.trial_id
-        ax.plot(range(len(axes_data)), ys, color=cmap(norm(violations[i])), marker="o", markersize=4,
-                linewidth=3.2 if is_best else 1.5, alpha=0.95 if is_best else 0.75,
-                zorder=3 if is_best else 2)
-    for x, (name, _, ticks) in enumerate(axes_data):
+        ax.plot(
+            range(len(axes_data)),
+            ys,
+            color=cmap(norm(violations[i])),
+            marker="o",
+            markersize=4,
+            linewidth=3.2 if is_best else 1.5,
+            alpha=0.95 if is_best else 0.75,
+            zorder=3 if is_best else 2,
+        )
+    for x, (_, _, ticks) in enumerate(axes_data):
         ax.axvline(x, color="0.3", linewidth=1, zorder=1)
         for y, label in ticks:
-            ax.annotate(label, (x, y), xytext=(4, 0), textcoords="offset points", fontsize=8,
-                        va="center", color="0.15",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
+            ax.annotate(
+                label,
+                (x, y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                fontsize=8,
+                va="center",
+                color="0.15",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7},
+            )
     tilt = 30 if len(axes_data) > 8 else 0
-    ax.set_xticks(range(len(axes_data)), [name for name, _, _ in axes_data], fontsize=9,
-                  rotation=tilt, ha="right" if tilt else "center")
+    ax.set_xticks(
+        range(len(axes_data)),
+        [name for name, _, _ in axes_data],
+        fontsize=9,
+        rotation=tilt,
+        ha="right" if tilt else "center",
+    )
     ax.set_yticks([])
     ax.set_xlim(-0.3, len(axes_data) - 0.4)
     ax.set_ylim(MISSING_POSITION - 0.08, 1.08)
@@ -256,8 +356,11 @@ def _parallel(exp: Experiment, trials: list[Trial], params: list[Parameter],
         ax.spines[side].set_visible(False)
     bar = fig.colorbar(plt.cm.ScalarMappable(cmap=cmap, norm=norm), ax=ax, pad=0.02)
     bar.set_label("final held-out violations")
-    ax.set_title(f"{exp.name}: searched parameters and final violations\n"
-                 "one line per trial, coloured by violations (thick: best)", fontsize=11)
+    ax.set_title(
+        f"{exp.name}: searched parameters and final violations\n"
+        "one line per trial, coloured by violations (thick: best)",
+        fontsize=11,
+    )
     return fig
 
 
@@ -305,9 +408,10 @@ def _importance_bars(imp: Importances, title: str) -> plt.Figure:
     ax.bar_label(bars, labels=[f"{s:.2f}" for s in shares], padding=3, fontsize=9)
     ax.set_xlim(0, max(1.0, max(shares) * 1.15))
     ax.set_xlabel(f"importance (PED-ANOVA, shares summing to 1), scored at epoch {imp.epoch}")
-    ax.set_yticks(range(len(names)),
-                  [f"{n} ({imp.sampled_in[n]}/{imp.trials})" if imp.sampled_in[n] < imp.trials else n
-                   for n in names])
+    ax.set_yticks(
+        range(len(names)),
+        [f"{n} ({imp.sampled_in[n]}/{imp.trials})" if imp.sampled_in[n] < imp.trials else n for n in names],
+    )
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(title, fontsize=11)
     return fig
@@ -345,16 +449,26 @@ def _trajectory_figure(exp: Experiment, best: BestTrajectories, name: str, headl
     trajectories = best.sets[name]
     # The log's seeds one per row, full width; the large ones one column per bit length,
     # so a column shares its scale of steps.
-    columns = ([trajectories] if name == "log" else
-               [[t for t in trajectories if t.seed.bit_length() == bits]
-                for bits in sorted({t.seed.bit_length() for t in trajectories})])
+    columns = (
+        [trajectories]
+        if name == "log"
+        else [
+            [t for t in trajectories if t.seed.bit_length() == bits]
+            for bits in sorted({t.seed.bit_length() for t in trajectories})
+        ]
+    )
     rows = max(map(len, columns))
     # Thousands of steps: a ring per violation would bury the line, so each panel gets a
     # strip under it with a tick per violation.
     strips = any(len(t.values) - 1 > RINGS_UP_TO for t in trajectories)
-    fig, axes = plt.subplots(rows * (1 + strips), len(columns), squeeze=False, layout="constrained",
-                             height_ratios=[1, STRIP_HEIGHT] * rows if strips else None,
-                             figsize=(11 if len(columns) == 1 else 5.4 * len(columns), 2.1 * rows + 1.4))
+    fig, axes = plt.subplots(
+        rows * (1 + strips),
+        len(columns),
+        squeeze=False,
+        layout="constrained",
+        height_ratios=[1, STRIP_HEIGHT] * rows if strips else None,
+        figsize=(11 if len(columns) == 1 else 5.4 * len(columns), 2.1 * rows + 1.4),
+    )
     for column, ax_column in zip(columns, axes.T):
         panels = ax_column[::2] if strips else ax_column
         for i, ax in enumerate(panels):
@@ -367,14 +481,17 @@ def _trajectory_figure(exp: Experiment, best: BestTrajectories, name: str, headl
                         hidden.set_visible(False)
         bottom = ax_column[(2 if strips else 1) * len(column) - 1]
         bottom.set_xlabel("step i (from x_i to x_(i+1))")
-    for ax in (axes[::2, 0] if strips else axes[:, 0]):
+    for ax in axes[::2, 0] if strips else axes[:, 0]:
         ax.set_ylabel("V(x_i)")
     growth = sum(int((t.violation & t.growth).sum()) for t in trajectories)
     decay = sum(int((t.violation & ~t.growth).sum()) for t in trajectories)
-    trial = textwrap.fill(f"{exp.name}, best trial {best.trial.trial_id} at epoch {best.epoch}: "
-                          f"{_config_summary(best)}", width=110 if len(columns) == 1 else 160)
-    fig.suptitle(f"{trial}\nV along {headline} ({growth} on growth steps, {decay} on decay steps)",
-                 fontsize=11)
+    trial = textwrap.fill(
+        f"{exp.name}, best trial {best.trial.trial_id} at epoch {best.epoch}: {_config_summary(best)}",
+        width=110 if len(columns) == 1 else 160,
+    )
+    fig.suptitle(
+        f"{trial}\nV along {headline} ({growth} on growth steps, {decay} on decay steps)", fontsize=11
+    )
     fig.legend(handles=_trajectory_legend(strips=strips), loc="outside lower center", ncol=3, fontsize=9)
     return fig
 
@@ -390,8 +507,17 @@ def _trajectory_panel(ax: plt.Axes, t: SeedTrajectory, strip: plt.Axes | None) -
     bad = np.nonzero(t.violation)[0]
     if strip is None:
         middle = (t.v[bad] + t.v[bad + 1]) / 2  # not finite where V is not: left out
-        ax.plot(bad + 0.5, middle, linestyle="none", marker="o", markersize=5, markerfacecolor="none",
-                markeredgecolor=VIOLATION_COLOR, markeredgewidth=1.3, zorder=3)
+        ax.plot(
+            bad + 0.5,
+            middle,
+            linestyle="none",
+            marker="o",
+            markersize=5,
+            markerfacecolor="none",
+            markeredgecolor=VIOLATION_COLOR,
+            markeredgewidth=1.3,
+            zorder=3,
+        )
     else:
         # Growth steps' violations in the upper row, decay steps' in the lower.
         growth = t.growth[bad]
@@ -409,8 +535,11 @@ def _trajectory_panel(ax: plt.Axes, t: SeedTrajectory, strip: plt.Axes | None) -
         ax.set_ylim(float(finite.min()) - pad, float(finite.max()) + pad)
     ax.grid(True, alpha=0.3)
     on_growth = int((t.violation & t.growth).sum())
-    ax.set_title(f"seed {_seed_text(t.seed)}: {len(bad)} of {steps} steps violate "
-                 f"({on_growth} growth, {len(bad) - on_growth} decay)", fontsize=9)
+    ax.set_title(
+        f"seed {_seed_text(t.seed)}: {len(bad)} of {steps} steps violate "
+        f"({on_growth} growth, {len(bad) - on_growth} decay)",
+        fontsize=9,
+    )
 
 
 def _seed_text(seed: int) -> str:
@@ -427,11 +556,31 @@ def _config_summary(best: BestTrajectories) -> str:
 
 
 def _trajectory_legend(*, strips: bool) -> list[Line2D]:
-    violation = (Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", markersize=7,
-                        markeredgecolor=VIOLATION_COLOR, markeredgewidth=1.5,
-                        label="violation: V(x_(i+1)) ≥ V(x_i)") if not strips else
-                 Line2D([], [], linestyle="none", marker="|", markersize=10, color=VIOLATION_COLOR,
-                        label="violation: V(x_(i+1)) ≥ V(x_i) (a tick under its step, by the step's kind)"))
-    return [Line2D([], [], color=GROWTH_COLOR, linewidth=2, label="growth step: x_(i+1) > x_i (k = 1)"),
-            Line2D([], [], color=DECAY_COLOR, linewidth=2, label="decay step: x_(i+1) < x_i (k ≥ 2)"),
-            violation]
+    violation = (
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="none",
+            markersize=7,
+            markeredgecolor=VIOLATION_COLOR,
+            markeredgewidth=1.5,
+            label="violation: V(x_(i+1)) ≥ V(x_i)",
+        )
+        if not strips
+        else Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="|",
+            markersize=10,
+            color=VIOLATION_COLOR,
+            label="violation: V(x_(i+1)) ≥ V(x_i) (a tick under its step, by the step's kind)",
+        )
+    )
+    return [
+        Line2D([], [], color=GROWTH_COLOR, linewidth=2, label="growth step: x_(i+1) > x_i (k = 1)"),
+        Line2D([], [], color=DECAY_COLOR, linewidth=2, label="decay step: x_(i+1) < x_i (k ≥ 2)"),
+        violation,
+    ]

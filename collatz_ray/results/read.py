@@ -1,15 +1,15 @@
 """Reading a Ray Tune experiment directory with json and pandas, without Ray.
 
-Ray keeps everything a summary needs in plain files (see docs/ray-notes.md,
-"Experiments on disk"): one JSON line per report in each trial's result.json, the sampled
-parameters in params.json, trial statuses in experiment_state-*.json; the search adds
-the trainer's full config (train_config.json), the search's budget
-(collatz_search.json) and the counterexample bank (counterexamples.jsonl). Reading the files directly works while a search is still running,
-after it was killed, and on a laptop that never joined the cluster. The price is files
-caught mid-write: a half-written last line or a state file being replaced is skipped
-with a note, never an error. So is a report whose values the summaries cannot use (an
-epoch that is a list, a string or null; a count that is not an integer): a damaged file
-costs that report, not the summary.
+Ray keeps everything a summary needs in plain files (see docs/ray-notes.md, "Experiments on
+disk"): one JSON line per report in each trial's result.json, the sampled parameters in
+params.json, trial statuses in experiment_state-*.json; the search adds the trainer's full
+config (train_config.json), the search's budget (collatz_search.json) and the counterexample
+bank (counterexamples.jsonl). Reading the files directly works while a search is still
+running, after it was killed, and on a laptop that never joined the cluster. The price is
+files caught mid-write: a half-written last line or a state file being replaced is skipped
+with a note, never an error. So is a report whose values the summaries cannot use (an epoch
+that is a list, a string or null; a count that is not an integer): a damaged file costs that
+report, not the summary.
 """
 
 from __future__ import annotations
@@ -31,19 +31,41 @@ from collatz_ray.trainer.bank import BANK_FILE, Bank, read_bank
 
 STATE_GLOB = "experiment_state-*.json"
 #: Keys Tune adds to every report; the rest are the trainer's metrics.
-TUNE_KEYS = frozenset({
-    "timestamp", "checkpoint_dir_name", "checkpoint_path", "done", "training_iteration",
-    "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
-    "config", "time_since_restore", "iterations_since_restore"})
+TUNE_KEYS = frozenset(
+    {
+        "timestamp",
+        "checkpoint_dir_name",
+        "checkpoint_path",
+        "done",
+        "training_iteration",
+        "trial_id",
+        "date",
+        "time_this_iter_s",
+        "time_total_s",
+        "pid",
+        "hostname",
+        "node_ip",
+        "config",
+        "time_since_restore",
+        "iterations_since_restore",
+    }
+)
 
 
 #: Report values the summaries compute with, by what each must be. The learning curve's
 #: columns must be there; the others may be absent or null.
-REQUIRED_NUMBERS = ("loss", "pass_rate", "weighted_pass_rate", "growth_pass_rate",
-                    "growth_weighted_pass_rate")
+REQUIRED_NUMBERS = (
+    "loss",
+    "pass_rate",
+    "weighted_pass_rate",
+    "growth_pass_rate",
+    "growth_weighted_pass_rate",
+)
 REQUIRED_COUNTS = ("traj_total_violations", "traj_total_steps")
-COUNTS = re.compile(r"traj_(\d+_violations|\d+_length|growth_violations|growth_steps|decay_violations|"
-                    r"decay_steps|nonfinite)|n_total|n_growth|n_nonfinite")
+COUNTS = re.compile(
+    r"traj_(\d+_violations|\d+_length|growth_violations|growth_steps|decay_violations|"
+    r"decay_steps|nonfinite)|n_total|n_growth|n_nonfinite"
+)
 NUMBERS = re.compile(r"objective|(growth_)?margin_\w+|traj_\d+_worst|traj_violation_rate")
 STEP_LISTS = re.compile(r"traj_\d+_violation_steps")
 
@@ -63,8 +85,9 @@ class Budget:
     reduction_factor: int | None = None
 
     def rungs(self) -> list[int]:
-        return asha_rungs(epochs=self.epochs, grace_epochs=self.grace_epochs,
-                          reduction_factor=self.reduction_factor)
+        return asha_rungs(
+            epochs=self.epochs, grace_epochs=self.grace_epochs, reduction_factor=self.reduction_factor
+        )
 
 
 @dataclass(frozen=True)
@@ -136,13 +159,19 @@ class Experiment:
 
 # -- finding experiments ---------------------------------------------------------------
 def _trial_dirs(path: Path) -> list[Path]:
-    return sorted(d for d in path.iterdir() if d.is_dir() and d.name != TRAIN_DIR
-                  and ((d / "params.json").exists() or (d / "result.json").exists()))
+    return sorted(
+        d
+        for d in path.iterdir()
+        if d.is_dir()
+        and d.name != TRAIN_DIR
+        and ((d / "params.json").exists() or (d / "result.json").exists())
+    )
 
 
 def is_experiment(path: Path) -> bool:
-    return path.is_dir() and ((path / SETTINGS_FILE).exists() or any(path.glob(STATE_GLOB))
-                              or bool(_trial_dirs(path)))
+    return path.is_dir() and (
+        (path / SETTINGS_FILE).exists() or any(path.glob(STATE_GLOB)) or bool(_trial_dirs(path))
+    )
 
 
 def newest_experiment(root: Path) -> Path:
@@ -151,8 +180,7 @@ def newest_experiment(root: Path) -> Path:
     file (experiment_state-<YYYY-MM-DD_HH-MM-SS>.json), never by a modification time,
     which reading an experiment changes (results writes summary.md into it)."""
     if not root.is_dir():
-        raise UsageError(f"no experiment named and no {root}/ directory here; "
-                         "name an experiment directory")
+        raise UsageError(f"no experiment named and no {root}/ directory here; name an experiment directory")
     found = [d for d in root.iterdir() if is_experiment(d)]
     if not found:
         raise UsageError(f"no experiment under {root}/; name an experiment directory")
@@ -172,23 +200,26 @@ def load_experiment(path: Path) -> Experiment:
     if not is_experiment(path):
         inside = [d.name for d in sorted(path.iterdir()) if is_experiment(d)] if path.is_dir() else []
         hint = f"; it holds experiments: {', '.join(inside[:5])}" if inside else ""
-        raise UsageError(f"{path}: not a Ray Tune experiment (no trial folders, "
-                         f"{STATE_GLOB} or {SETTINGS_FILE}){hint}")
+        raise UsageError(
+            f"{path}: not a Ray Tune experiment (no trial folders, {STATE_GLOB} or {SETTINGS_FILE}){hint}"
+        )
     notes: list[str] = []
     settings = _read_json(path / SETTINGS_FILE, notes) or {}
     states, state_time = _read_state(path, notes)
     trials = [_read_trial(d, states, notes) for d in _trial_dirs(path)]
     seen = {t.trial_id for t in trials}
     # Trials Tune created but has not started write no folder yet.
-    trials += [Trial(trial_id, None, state.get("config") or {}, None, [], state["status"], None)
-               for trial_id, state in states.items() if trial_id not in seen]
+    trials += [
+        Trial(trial_id, None, state.get("config") or {}, None, [], state["status"], None)
+        for trial_id, state in states.items()
+        if trial_id not in seen
+    ]
     budget = _budget(settings, trials)
     for trial in trials:
         trial.ending = _ending(trial, budget)
     bank = read_bank(path, strict=False) if (path / BANK_FILE).exists() else None
     notes += bank.notes if bank is not None else []
-    return Experiment(path, settings, budget, _parameters(settings, trials), trials,
-                      state_time, notes, bank)
+    return Experiment(path, settings, budget, _parameters(settings, trials), trials, state_time, notes, bank)
 
 
 def _read_json(path: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -222,9 +253,11 @@ def _read_state(path: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]]
     try:
         for trial_json, _run_metadata in data["trial_data"]:
             trial = json.loads(trial_json)
-            states[trial["trial_id"]] = {"status": trial["status"],
-                                         "dir": trial.get("relative_logdir"),
-                                         "config": trial.get("config")}
+            states[trial["trial_id"]] = {
+                "status": trial["status"],
+                "dir": trial.get("relative_logdir"),
+                "config": trial.get("config"),
+            }
     except (TypeError, KeyError, ValueError):
         if data is not None:
             notes.append(f"{files[-1]}: trial statuses not in the expected form; inferred instead")
@@ -287,8 +320,15 @@ def _read_trial(folder: Path, states: dict[str, dict[str, Any]], notes: list[str
     params = _read_json(folder / "params.json", notes) or state.get("config") or {}
     error_file = folder / "error.txt"
     error = error_line(error_file.read_text(errors="replace")) if error_file.exists() else None
-    trial = Trial(trial_id, folder, params, _read_json(folder / TRIAL_CONFIG_FILE, notes),
-                  reports, state.get("status") or "", error)
+    trial = Trial(
+        trial_id,
+        folder,
+        params,
+        _read_json(folder / TRIAL_CONFIG_FILE, notes),
+        reports,
+        state.get("status") or "",
+        error,
+    )
     trial.status = _status(trial)
     if trial.status == "TERMINATED" and trial.error is not None:
         trial.recovered_from, trial.error = trial.error, None
@@ -322,10 +362,10 @@ def _status(trial: Trial) -> str:
 def _budget(settings: dict[str, Any], trials: list[Trial]) -> Budget:
     saved = settings.get("budget") or {}
     # Without collatz_search.json, the trials' own epoch setting is the budget.
-    epochs = saved.get("epochs") or max((t.config.get("epochs", 0) for t in trials if t.config),
-                                        default=None)
-    return Budget(epochs or None, saved.get("eval_interval"), saved.get("grace_epochs"),
-                  saved.get("reduction_factor"))
+    epochs = saved.get("epochs") or max((t.config.get("epochs", 0) for t in trials if t.config), default=None)
+    return Budget(
+        epochs or None, saved.get("eval_interval"), saved.get("grace_epochs"), saved.get("reduction_factor")
+    )
 
 
 def _ending(trial: Trial, budget: Budget) -> Ending:
@@ -355,8 +395,7 @@ def _parameters(settings: dict[str, Any], trials: list[Trial]) -> list[Parameter
     names = list(from_space)
     for trial in trials:
         names += [n for n in trial.params if n not in names]
-    return [from_space.get(n) or _guess_parameter(n, [t.params.get(n) for t in trials])
-            for n in names]
+    return [from_space.get(n) or _guess_parameter(n, [t.params.get(n) for t in trials]) for n in names]
 
 
 def is_number(value: Any) -> bool:
@@ -372,8 +411,10 @@ def _space_parameters(space_path: str | None) -> dict[str, Parameter]:
         space = load_space(space_path)
     except (UsageError, OSError):
         return {}  # moved or edited since: guess from the values instead
-    return {p.name: Parameter(p.name, numeric=p.is_range, log=p.distribution == "log_uniform")
-            for p in space.parameters}
+    return {
+        p.name: Parameter(p.name, numeric=p.is_range, log=p.distribution == "log_uniform")
+        for p in space.parameters
+    }
 
 
 def _guess_parameter(name: str, values: list[Any]) -> Parameter:

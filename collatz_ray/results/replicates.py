@@ -25,9 +25,13 @@ from collatz_ray.search.settings import SETTINGS_FILE
 
 #: The metrics summarised, with their labels, in the order shown (those no finished
 #: trial reported are left out). Counts first, then pass rates (percent).
-METRICS = (("traj_total_violations", "violations"), ("traj_unseen_violations", "unseen violations"),
-           ("traj_big_violations", "large-number violations"), ("pass_rate", "pass %"),
-           ("growth_weighted_pass_rate", "growth-weighted pass %"))
+METRICS = (
+    ("traj_total_violations", "violations"),
+    ("traj_unseen_violations", "unseen violations"),
+    ("traj_big_violations", "large-number violations"),
+    ("pass_rate", "pass %"),
+    ("growth_weighted_pass_rate", "growth-weighted pass %"),
+)
 PERCENTS = frozenset({"pass_rate", "growth_weighted_pass_rate"})
 
 
@@ -69,13 +73,17 @@ class Replication:
             return "Fewer than two configurations: no lead to judge."
         best, runner_up = self.configurations[:2]
         if self.lead is None:
-            return (f"Lead not judged yet: both of the two best configurations need 2 finished seeds "
-                    f"(they have {len(best.finished)} and {len(runner_up.finished)}).")
+            return (
+                f"Lead not judged yet: both of the two best configurations need 2 finished seeds "
+                f"(they have {len(best.finished)} and {len(runner_up.finished)})."
+            )
         word = dict(METRICS)[self.count_key]
         noise = "larger than seed noise" if self.lead.beyond_noise else "within seed noise"
-        return (f"Lead of {best.configuration.label} over {runner_up.configuration.label}: "
-                f"{self.lead.difference:.1f} ± {self.lead.half_width:.1f} {word} "
-                f"({CONFIDENCE:.0%} CI of the difference of means, Welch's t): {noise}.")
+        return (
+            f"Lead of {best.configuration.label} over {runner_up.configuration.label}: "
+            f"{self.lead.difference:.1f} ± {self.lead.half_width:.1f} {word} "
+            f"({CONFIDENCE:.0%} CI of the difference of means, Welch's t): {noise}."
+        )
 
 
 def replication(exp: Experiment) -> Replication | None:
@@ -102,12 +110,20 @@ def replication(exp: Experiment) -> Replication | None:
         groups[key].trials.append(trial)
     count_key = OBJECTIVES.get(exp.settings.get("objective"), OBJECTIVES[DEFAULT_OBJECTIVE])
     for group in groups.values():
-        group.spreads = {key: spread(group.values(key), bounds=bounds(key)) for key, _ in _ordered(count_key)
-                         if group.values(key)}
+        group.spreads = {
+            key: spread(group.values(key), bounds=bounds(key))
+            for key, _ in _ordered(count_key)
+            if group.values(key)
+        }
     ranked = sorted(groups.values(), key=lambda g: _rank(g, count_key))
     judged = lead(ranked[0].values(count_key), ranked[1].values(count_key)) if len(ranked) > 1 else None
-    seeds = plan.seeds if plan is not None else tuple(sorted({t.params.get(SEED_KEY) for t in exp.trials
-                                                              if isinstance(t.params.get(SEED_KEY), int)}))
+    seeds = (
+        plan.seeds
+        if plan is not None
+        else tuple(
+            sorted({t.params.get(SEED_KEY) for t in exp.trials if isinstance(t.params.get(SEED_KEY), int)})
+        )
+    )
     return Replication(seeds, plan.source if plan else None, count_key, ranked, judged)
 
 
@@ -151,41 +167,75 @@ def table_rows(rep: Replication) -> list[list[str]]:
         if not group.spreads:
             rows.append(first + ["-", done, "-", "-", "-", "-"])
         for key, s in group.spreads.items():
-            rows.append(first + [dict(METRICS)[key], done, number(s.mean, key),
-                                 "-" if s.std is None else number(s.std, key), extremes(s, key),
-                                 "-" if s.ci is None else f"{number(s.ci[0], key)}..{number(s.ci[1], key)}"])
+            rows.append(
+                first
+                + [
+                    dict(METRICS)[key],
+                    done,
+                    number(s.mean, key),
+                    "-" if s.std is None else number(s.std, key),
+                    extremes(s, key),
+                    "-" if s.ci is None else f"{number(s.ci[0], key)}..{number(s.ci[1], key)}",
+                ]
+            )
             first = ["", "", ""]
     return rows
 
 
-HEADERS = ["#", "configuration", "source trials", "metric", "seeds", "mean", "sd", "min..max",
-           f"{CONFIDENCE:.0%} CI"]
+HEADERS = [
+    "#",
+    "configuration",
+    "source trials",
+    "metric",
+    "seeds",
+    "mean",
+    "sd",
+    "min..max",
+    f"{CONFIDENCE:.0%} CI",
+]
 
 
 def description(rep: Replication, exp: Experiment) -> str:
     source = f" from {rep.source}" if rep.source else ""
     seeds = ", ".join(map(str, rep.seeds))
-    return (f"{len(rep.configurations)} configuration{'s' * (len(rep.configurations) != 1)}{source}, "
-            f"each trained with seeds {seeds} to the full budget ({exp.budget.epochs} epochs). "
-            f"Best first by mean {dict(METRICS)[rep.count_key]}; the CI is the t-interval of the mean "
-            "over the finished seeds, cut to the metric's range.")
+    return (
+        f"{len(rep.configurations)} configuration{'s' * (len(rep.configurations) != 1)}{source}, "
+        f"each trained with seeds {seeds} to the full budget ({exp.budget.epochs} epochs). "
+        f"Best first by mean {dict(METRICS)[rep.count_key]}; the CI is the t-interval of the mean "
+        "over the finished seeds, cut to the metric's range."
+    )
 
 
 def record(rep: Replication) -> dict[str, Any]:
     """The replication as plain data (the JSON form)."""
     best_two = rep.configurations[:2]
     return {
-        "seeds": list(rep.seeds), "source": rep.source, "ranked_by": rep.count_key,
+        "seeds": list(rep.seeds),
+        "source": rep.source,
+        "ranked_by": rep.count_key,
         "confidence": CONFIDENCE,
-        "configurations": [{
-            "rank": rank, "label": g.configuration.label, "params": g.configuration.params,
-            "source_trials": list(g.configuration.source_trials),
-            "trials": [t.trial_id for t in g.trials], "finished": len(g.finished),
-            "metrics": {key: {**dataclasses.asdict(s), "ci": None if s.ci is None else list(s.ci)}
-                        for key, s in g.spreads.items()}}
-            for rank, g in enumerate(rep.configurations, 1)],
-        "lead": None if rep.lead is None else {
-            "best": best_two[0].configuration.label, "next": best_two[1].configuration.label,
-            **dataclasses.asdict(rep.lead), "beyond_noise": rep.lead.beyond_noise},
+        "configurations": [
+            {
+                "rank": rank,
+                "label": g.configuration.label,
+                "params": g.configuration.params,
+                "source_trials": list(g.configuration.source_trials),
+                "trials": [t.trial_id for t in g.trials],
+                "finished": len(g.finished),
+                "metrics": {
+                    key: {**dataclasses.asdict(s), "ci": None if s.ci is None else list(s.ci)}
+                    for key, s in g.spreads.items()
+                },
+            }
+            for rank, g in enumerate(rep.configurations, 1)
+        ],
+        "lead": None
+        if rep.lead is None
+        else {
+            "best": best_two[0].configuration.label,
+            "next": best_two[1].configuration.label,
+            **dataclasses.asdict(rep.lead),
+            "beyond_noise": rep.lead.beyond_noise,
+        },
         "verdict": rep.verdict,
     }

@@ -12,18 +12,19 @@ import math
 import re
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
+from collatz_ray.errors import UsageError
 from collatz_ray.results import replicates
 from collatz_ray.results.importance import OK, Importances, parameter_importances
 from collatz_ray.results.read import Experiment, Parameter, Trial, is_number
+from collatz_ray.search.objective import ranked
 from collatz_ray.trainer.bank import SOURCES, Bank, Entry, distinct
 from collatz_ray.trainer.config import TrainConfig
-from collatz_ray.errors import UsageError
-from collatz_ray.search.objective import ranked
 from collatz_ray.trainer.text import LOG_COLUMNS, format_log_header, format_log_line, short_decimal
 
 #: The published runs (docs/method.md) (violations of the 429 held-out steps, percents).
@@ -90,9 +91,11 @@ def _is_number(cell: str) -> bool:
 
 
 def _right_aligned(table: Table) -> list[bool]:
-    return [all(_is_number(row[i]) for row in table.rows if row[i] not in ("", "-"))
-            and any(row[i] not in ("", "-") for row in table.rows)
-            for i in range(len(table.headers))]
+    return [
+        all(_is_number(row[i]) for row in table.rows if row[i] not in ("", "-"))
+        and any(row[i] not in ("", "-") for row in table.rows)
+        for i in range(len(table.headers))
+    ]
 
 
 def _text_table(table: Table) -> list[str]:
@@ -102,8 +105,7 @@ def _text_table(table: Table) -> list[str]:
     right = _right_aligned(table)
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if r else c.ljust(w)
-                         for c, w, r in zip(cells, widths, right)).rstrip()
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
 
     return [line(table.headers), line(["-" * w for w in widths])] + [line(r) for r in table.rows]
 
@@ -183,8 +185,7 @@ def experiment_document(exp: Experiment, others: Sequence[Experiment], *, top: i
     sections = [_overview(exp, best)]
     sections += [s for s in [replication_section(exp)] if s is not None]
     if best is not None:
-        sections += [_best_config(best), _trajectories(best), _population(best),
-                     _learning_curve(best)]
+        sections += [_best_config(best), _trajectories(best), _population(best), _learning_curve(best)]
     sections += [_trials_table(exp, top)]
     sections += [s for s in (_errors(exp), _dependence(exp)) if s.blocks]
     if best is not None:
@@ -202,22 +203,31 @@ def _overview(exp: Experiment, best: Trial | None) -> Section:
     space = exp.settings.get("space_name")
     if space:
         lines.append(f"- Space: {space} ({exp.settings.get('space_path')})")
-    lines.append(f"- Budget: {fmt(b.epochs)} epochs, evaluation every {fmt(b.eval_interval)}, "
-                 f"ASHA grace {fmt(b.grace_epochs)} and factor {fmt(b.reduction_factor)} "
-                 f"(rungs at {', '.join(map(str, b.rungs())) or 'none'})")
-    lines.append(f"- Trials: {len(exp.trials)} ("
-                 + ", ".join(f"{n} {kind}" for kind, n in ending_counts(exp).items()) + ")")
+    lines.append(
+        f"- Budget: {fmt(b.epochs)} epochs, evaluation every {fmt(b.eval_interval)}, "
+        f"ASHA grace {fmt(b.grace_epochs)} and factor {fmt(b.reduction_factor)} "
+        f"(rungs at {', '.join(map(str, b.rungs())) or 'none'})"
+    )
+    lines.append(
+        f"- Trials: {len(exp.trials)} ("
+        + ", ".join(f"{n} {kind}" for kind, n in ending_counts(exp).items())
+        + ")"
+    )
     if exp.state_time is not None:
         # The age tells a live search from one whose driver died: Tune saves every ~10 s.
         minutes = (time.time() - exp.state_time) / 60
-        lines.append("- Tune's last saved state: "
-                     + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(exp.state_time))
-                     + f" ({minutes:.0f} min ago)")
+        lines.append(
+            "- Tune's last saved state: "
+            + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(exp.state_time))
+            + f" ({minutes:.0f} min ago)"
+        )
     if best is None:
         lines.append("- No trial has reported a result yet.")
     else:
-        lines.append(f"- Best trial: {best.trial_id}, {_violations(best.metrics)} held-out "
-                     f"violations at epoch {best.epoch}, {best.ending.text}")
+        lines.append(
+            f"- Best trial: {best.trial_id}, {_violations(best.metrics)} held-out "
+            f"violations at epoch {best.epoch}, {best.ending.text}"
+        )
     return Section("Overview", ["\n".join(lines)])
 
 
@@ -226,8 +236,14 @@ def replication_section(exp: Experiment) -> Section | None:
     rep = replicates.replication(exp)
     if rep is None:
         return None
-    return Section("Seed replicates", [replicates.description(rep, exp),
-                                       Table(replicates.HEADERS, replicates.table_rows(rep)), rep.verdict])
+    return Section(
+        "Seed replicates",
+        [
+            replicates.description(rep, exp),
+            Table(replicates.HEADERS, replicates.table_rows(rep)),
+            rep.verdict,
+        ],
+    )
 
 
 def _best_config(best: Trial) -> Section:
@@ -235,12 +251,14 @@ def _best_config(best: Trial) -> Section:
     defaults = TrainConfig().to_dict()
     blocks: list[str | Table] = [
         f"Trial {best.trial_id}: {best.ending.text}, {best.epoch} epochs reached. "
-        "Settings that differ from the trainer's defaults:"]
+        "Settings that differ from the trainer's defaults:"
+    ]
     if problem:
         blocks.append(f"(config not shown: {problem}; sampled: {params_text(best)})")
     else:
-        blocks.append(Table(["setting", "value", "default"],
-                            [[k, fmt(v), fmt(defaults[k])] for k, v in diff.items()]))
+        blocks.append(
+            Table(["setting", "value", "default"], [[k, fmt(v), fmt(defaults[k])] for k, v in diff.items()])
+        )
     return Section(f"Best trial {best.trial_id}", blocks)
 
 
@@ -262,28 +280,45 @@ def _trajectories(best: Trial) -> Section:
         thirds = _thirds(m.get(f"traj_{seed}_violation_steps"), length)
         worst = m.get(f"traj_{seed}_worst")
         violations = m[f"traj_{seed}_violations"]
-        rows.append([str(seed), str(violations), str(length),
-                     "none" if worst is None else f"{worst:.5f}",
-                     "yes" if violations == 0 else "no"]
-                    + ([str(c) for c in thirds] if thirds else ["-"] * 3))
+        rows.append(
+            [
+                str(seed),
+                str(violations),
+                str(length),
+                "none" if worst is None else f"{worst:.5f}",
+                "yes" if violations == 0 else "no",
+            ]
+            + ([str(c) for c in thirds] if thirds else ["-"] * 3)
+        )
         totals = [a + b for a, b in zip(totals, thirds or [0, 0, 0])]
     solved = sum(r[4] == "yes" for r in rows)
-    rows.append(["total", str(m.get("traj_total_violations", "-")), str(m.get("traj_total_steps", "-")),
-                 "", f"{solved}/{len(rows)}"] + [str(c) for c in totals])
-    table = Table(["seed", "violations", "steps", "worst margin", "solved",
-                   "1st third", "2nd third", "3rd third"], rows)
+    rows.append(
+        [
+            "total",
+            str(m.get("traj_total_violations", "-")),
+            str(m.get("traj_total_steps", "-")),
+            "",
+            f"{solved}/{len(rows)}",
+        ]
+        + [str(c) for c in totals]
+    )
+    table = Table(
+        ["seed", "violations", "steps", "worst margin", "solved", "1st third", "2nd third", "3rd third"], rows
+    )
     blocks: list[str | Table] = [table, _where(m)]
     if "traj_unseen_steps" in m:
-        blocks += [_heldout(m), "Unseen steps start at a value on no training seed's walk; "
-                   "the large seeds (256 to 1024 bits) lie far beyond training's 125 bits "
-                   "(docs/method.md §8). The log's count mixes both with trained pairs."]
+        blocks += [
+            _heldout(m),
+            "Unseen steps start at a value on no training seed's walk; "
+            "the large seeds (256 to 1024 bits) lie far beyond training's 125 bits "
+            "(docs/method.md §8). The log's count mixes both with trained pairs.",
+        ]
     return Section(f"Held-out trajectories at epoch {best.epoch}", blocks)
 
 
 def _heldout(m: dict[str, Any]) -> Table:
     """The log's count beside the unseen steps and the large-number trajectories."""
-    buckets = sorted(int(k.split("_")[2]) for k in m
-                     if re.fullmatch(r"traj_big_\d+_steps", k))
+    buckets = sorted(int(k.split("_")[2]) for k in m if re.fullmatch(r"traj_big_\d+_steps", k))
     sets = [("the log's held-out steps", "traj_total"), ("unseen steps", "traj_unseen")]
     sets += [(f"{b}-bit seeds", f"traj_big_{b}") for b in buckets] + [("large numbers, all", "traj_big")]
     rows = []
@@ -301,20 +336,39 @@ def _where(m: dict[str, Any]) -> str:
             return "-"
         return f"{bad} of {steps} ({100 * bad / steps:.1f}%)"
 
-    return (f"Where the violations sit: growth steps (T(x) > x) {share('growth')}, "
-            f"decay steps {share('decay')}. A solved seed has no violation.")
+    return (
+        f"Where the violations sit: growth steps (T(x) > x) {share('growth')}, "
+        f"decay steps {share('decay')}. A solved seed has no violation."
+    )
 
 
 def _population(best: Trial) -> Section:
     m = best.metrics
-    rates = Table(["pass %", "weighted %", "growth %", "growth weighted %", "rows", "growth rows"],
-                  [[_pct(m.get("pass_rate")), _pct(m.get("weighted_pass_rate")),
-                    _pct(m.get("growth_pass_rate")), _pct(m.get("growth_weighted_pass_rate")),
-                    fmt(m.get("n_total")), fmt(m.get("n_growth"))]])
-    keys = ("margin_mean", "margin_median", "margin_min", "margin_5pct",
-            "growth_margin_mean", "growth_margin_min")
-    margins = Table(["margin mean", "median", "min", "5th pct", "growth mean", "growth min"],
-                    [[_margin(m.get(k)) for k in keys]])
+    rates = Table(
+        ["pass %", "weighted %", "growth %", "growth weighted %", "rows", "growth rows"],
+        [
+            [
+                _pct(m.get("pass_rate")),
+                _pct(m.get("weighted_pass_rate")),
+                _pct(m.get("growth_pass_rate")),
+                _pct(m.get("growth_weighted_pass_rate")),
+                fmt(m.get("n_total")),
+                fmt(m.get("n_growth")),
+            ]
+        ],
+    )
+    keys = (
+        "margin_mean",
+        "margin_median",
+        "margin_min",
+        "margin_5pct",
+        "growth_margin_mean",
+        "growth_margin_min",
+    )
+    margins = Table(
+        ["margin mean", "median", "min", "5th pct", "growth mean", "growth min"],
+        [[_margin(m.get(k)) for k in keys]],
+    )
     return Section("Population metrics (evaluation set)", [rates, margins])
 
 
@@ -332,29 +386,58 @@ def _learning_curve(best: Trial) -> Section:
 #: Columns of the held-out counts beside the log's, when the trials measured them.
 HELDOUT_COLUMNS = (("unseen", "traj_unseen"), ("big", "traj_big"))
 #: How the ranking note names each kind of objective (search/objective.py).
-OBJECTIVE_WORDS = {"log": "violations of the log's held-out steps",
-                   "unseen": "violations of the unseen held-out steps",
-                   "big": "violations along the large-number trajectories"}
+OBJECTIVE_WORDS = {
+    "log": "violations of the log's held-out steps",
+    "unseen": "violations of the unseen held-out steps",
+    "big": "violations along the large-number trajectories",
+}
 
 
 def _trials_table(exp: Experiment, top: int) -> Section:
     names = [p.name for p in exp.parameters]
     trials = ranked_trials(exp)
-    extra = [(title, key) for title, key in HELDOUT_COLUMNS
-             if any(f"{key}_violations" in t.metrics for t in trials)]
-    rows = [[str(i), t.trial_id, t.ending.text, fmt(t.epoch)]
-            + [fmt(t.params.get(n)) for n in names]
-            + [_violations(t.metrics)] + [_violations(t.metrics, key) for _, key in extra]
-            + [_pct(t.metrics.get("pass_rate")),
-               _pct(t.metrics.get("growth_weighted_pass_rate")), _objective(t.metrics)]
-            for i, t in enumerate(trials[:top], 1)]
-    table = Table(["#", "trial", "ending", "epoch", *names, "violations",
-                   *(title for title, _ in extra), "pass %", "grwtd %", "objective"], rows)
+    extra = [
+        (title, key)
+        for title, key in HELDOUT_COLUMNS
+        if any(f"{key}_violations" in t.metrics for t in trials)
+    ]
+    rows = [
+        [str(i), t.trial_id, t.ending.text, fmt(t.epoch)]
+        + [fmt(t.params.get(n)) for n in names]
+        + [_violations(t.metrics)]
+        + [_violations(t.metrics, key) for _, key in extra]
+        + [
+            _pct(t.metrics.get("pass_rate")),
+            _pct(t.metrics.get("growth_weighted_pass_rate")),
+            _objective(t.metrics),
+        ]
+        for i, t in enumerate(trials[:top], 1)
+    ]
+    table = Table(
+        [
+            "#",
+            "trial",
+            "ending",
+            "epoch",
+            *names,
+            "violations",
+            *(title for title, _ in extra),
+            "pass %",
+            "grwtd %",
+            "objective",
+        ],
+        rows,
+    )
     shown = f"top {top} of {len(trials)}" if len(trials) > top else f"all {len(trials)}"
     kind = exp.settings.get("objective", "log")
-    return Section(f"Trials, best first ({shown})",
-                   [table, "Ranking: trials that reached the full budget first, then by "
-                           f"objective ({OBJECTIVE_WORDS.get(kind, kind)} plus a margin tie-break)."])
+    return Section(
+        f"Trials, best first ({shown})",
+        [
+            table,
+            "Ranking: trials that reached the full budget first, then by "
+            f"objective ({OBJECTIVE_WORDS.get(kind, kind)} plus a margin tie-break).",
+        ],
+    )
 
 
 def _objective(metrics: dict[str, Any]) -> str:
@@ -364,9 +447,16 @@ def _objective(metrics: dict[str, Any]) -> str:
 
 def _errors(exp: Experiment) -> Section:
     """Trials that failed, and finished trials that were restarted after a failure."""
-    rows = [[t.trial_id, t.status.lower(), fmt(t.epoch),
-             t.error if t.error is not None else f"restarted after: {t.recovered_from}"]
-            for t in exp.trials if t.error is not None or t.recovered_from is not None]
+    rows = [
+        [
+            t.trial_id,
+            t.status.lower(),
+            fmt(t.epoch),
+            t.error if t.error is not None else f"restarted after: {t.recovered_from}",
+        ]
+        for t in exp.trials
+        if t.error is not None or t.recovered_from is not None
+    ]
     table = Table(["trial", "status", "epoch", "error"], rows)
     return Section("Trials with errors", [table] if rows else [])
 
@@ -376,16 +466,28 @@ def bank_summary(bank: Bank) -> dict[str, Any]:
     """What the summary says of a bank (its JSON form too): records, distinct numbers,
     the distinct numbers each source found, and the worst BANK_SHOWN."""
     entries = distinct(bank.records)
-    return {"file": str(bank.file), "records": len(bank.records), "distinct": len(entries),
-            "by_source": {source: sum(source in e.sources for e in entries) for source in SOURCES},
-            "worst": [_entry_record(e) for e in entries[:BANK_SHOWN]]}
+    return {
+        "file": str(bank.file),
+        "records": len(bank.records),
+        "distinct": len(entries),
+        "by_source": {source: sum(source in e.sources for e in entries) for source in SOURCES},
+        "worst": [_entry_record(e) for e in entries[:BANK_SHOWN]],
+    }
 
 
 def _entry_record(entry: Entry) -> dict[str, Any]:
     w = entry.worst
-    return {"n": str(w.n), "bits": w.n.bit_length(), "margin": w.margin, "source": w.source,
-            "trial": w.trial, "epoch": w.epoch, "sha256": w.sha256, "times": entry.times,
-            "sources": list(entry.sources)}
+    return {
+        "n": str(w.n),
+        "bits": w.n.bit_length(),
+        "margin": w.margin,
+        "source": w.source,
+        "trial": w.trial,
+        "epoch": w.epoch,
+        "sha256": w.sha256,
+        "times": entry.times,
+        "sources": list(entry.sources),
+    }
 
 
 def _bank(exp: Experiment) -> Section:
@@ -395,16 +497,28 @@ def _bank(exp: Experiment) -> Section:
     found = ", ".join(f"{source} {count}" for source, count in summary["by_source"].items())
     blocks: list[str | Table] = [
         f"{summary['file']}: {summary['records']} records of {summary['distinct']} distinct odd n with "
-        f"V(T n) >= V(n) (distinct numbers found by {found})."]
+        f"V(T n) >= V(n) (distinct numbers found by {found})."
+    ]
     if summary["worst"]:
-        rows = [[short_decimal(e["n"]), str(e["bits"]), "not finite" if e["margin"] is None else f"{e['margin']:.5f}",
-                 e["source"], fmt(e["trial"]), fmt(e["epoch"]), fmt(e["sha256"] and e["sha256"][:12]),
-                 str(e["times"])]
-                for e in summary["worst"]]
-        blocks += [Table(["n", "bits", "margin", "source", "trial", "epoch", "checkpoint", "times"], rows),
-                   f"The worst {len(rows)} by margin V(n) - V(T n), each with the record of its worst "
-                   "margin and how many distinct sightings recorded it. Later searches train on the "
-                   f"bank with `fixed: {{hard_seed_bank: {exp.path}}}` (docs/spaces.md)."]
+        rows = [
+            [
+                short_decimal(e["n"]),
+                str(e["bits"]),
+                "not finite" if e["margin"] is None else f"{e['margin']:.5f}",
+                e["source"],
+                fmt(e["trial"]),
+                fmt(e["epoch"]),
+                fmt(e["sha256"] and e["sha256"][:12]),
+                str(e["times"]),
+            ]
+            for e in summary["worst"]
+        ]
+        blocks += [
+            Table(["n", "bits", "margin", "source", "trial", "epoch", "checkpoint", "times"], rows),
+            f"The worst {len(rows)} by margin V(n) - V(T n), each with the record of its worst "
+            "margin and how many distinct sightings recorded it. Later searches train on the "
+            f"bank with `fixed: {{hard_seed_bank: {exp.path}}}` (docs/spaces.md).",
+        ]
     return Section("Counterexample bank", blocks)
 
 
@@ -419,8 +533,10 @@ def _dependence(exp: Experiment) -> Section:
             continue  # one value (or a constant): nothing to compare
         blocks.append(_dependence_table(param, values, violations))
     if blocks:
-        blocks.insert(0, "Final held-out violations per value (ASHA-stopped trials count "
-                         "with the fewer epochs they ran).")
+        blocks.insert(
+            0,
+            "Final held-out violations per value (ASHA-stopped trials count with the fewer epochs they ran).",
+        )
     return Section("How violations depend on each searched parameter", blocks)
 
 
@@ -461,9 +577,15 @@ def _importance(exp: Experiment, imp: Importances) -> Section:
     if imp.status != OK:
         blocks.append(f"{imp.label[0].upper()}{imp.label[1:]}: {imp.reason}.")
     if imp.importances:
-        blocks.append(Table(["parameter", "importance", "sampled in"],
-                            [[name, f"{share:.2f}", f"{imp.sampled_in[name]}/{imp.trials}"]
-                             for name, share in imp.importances.items()]))
+        blocks.append(
+            Table(
+                ["parameter", "importance", "sampled in"],
+                [
+                    [name, f"{share:.2f}", f"{imp.sampled_in[name]}/{imp.trials}"]
+                    for name, share in imp.importances.items()
+                ],
+            )
+        )
         kind = exp.settings.get("objective", "log")
         blocks.append(
             f"Each of the {imp.trials} trials is scored by its objective "
@@ -471,7 +593,8 @@ def _importance(exp: Experiment, imp: Importances) -> Section:
             "would otherwise be judged on fewer epochs. PED-ANOVA (Optuna) compares where the "
             f"best {imp.best_trials} trials sampled each parameter with where all of them did; "
             "the importances are shares that sum to 1. A conditional parameter counts within "
-            f"the trials that sampled it. Parameter ranges: {imp.distributions}.")
+            f"the trials that sampled it. Parameter ranges: {imp.distributions}."
+        )
     blocks += [f"Not assessed: {name} ({why})." for name, why in imp.not_assessed.items()]
     blocks += [f"Left out: {line}." for line in imp.skipped]
     return Section("Which settings matter (parameter importance)", blocks)
@@ -479,10 +602,14 @@ def _importance(exp: Experiment, imp: Importances) -> Section:
 
 # -- comparisons -----------------------------------------------------------------------------
 def _comparison(exps: Sequence[Experiment]) -> Section:
-    rows = [[f"run {run}", change,
-             f"{v}/{PUBLISHED_STEPS}", f"{p:.2f}", f"{g:.2f}"] for run, change, v, p, g in PUBLISHED]
-    notes = [f"Published runs: {PUBLISHED_EPOCHS} epochs each, the log's 9-layer stack, "
-             f"curriculum from 0 seeds, the canonical {CANONICAL_ROWS}-row evaluation set."]
+    rows = [
+        [f"run {run}", change, f"{v}/{PUBLISHED_STEPS}", f"{p:.2f}", f"{g:.2f}"]
+        for run, change, v, p, g in PUBLISHED
+    ]
+    notes = [
+        f"Published runs: {PUBLISHED_EPOCHS} epochs each, the log's 9-layer stack, "
+        f"curriculum from 0 seeds, the canonical {CANONICAL_ROWS}-row evaluation set."
+    ]
     for i, exp in enumerate(exps):
         best = best_trial(exp)
         label = exp.name + (" (this)" if i == 0 and len(exps) > 1 else "")
@@ -490,12 +617,20 @@ def _comparison(exps: Sequence[Experiment]) -> Section:
             rows.append([label, "no result yet", "-", "-", "-"])
             continue
         m = best.metrics
-        rows.append([label, f"best {best.trial_id}: {params_text(best)} ({best.epoch} epochs)",
-                     _violations(m), _pct(m.get("pass_rate")), _pct(m.get("growth_weighted_pass_rate"))])
+        rows.append(
+            [
+                label,
+                f"best {best.trial_id}: {params_text(best)} ({best.epoch} epochs)",
+                _violations(m),
+                _pct(m.get("pass_rate")),
+                _pct(m.get("growth_weighted_pass_rate")),
+            ]
+        )
         if m.get("n_total") not in (None, CANONICAL_ROWS):
-            notes.append(f"{exp.name}'s pass rates come from a {m['n_total']}-row evaluation set, "
-                         f"not the canonical {CANONICAL_ROWS}: they do not compare.")
-    table = Table(["run", "change", f"violations /{PUBLISHED_STEPS}", "pass %",
-                   "growth-weighted %"], rows)
+            notes.append(
+                f"{exp.name}'s pass rates come from a {m['n_total']}-row evaluation set, "
+                f"not the canonical {CANONICAL_ROWS}: they do not compare."
+            )
+    table = Table(["run", "change", f"violations /{PUBLISHED_STEPS}", "pass %", "growth-weighted %"], rows)
     title = "Compared with the published log" + (" and the other experiments" if len(exps) > 1 else "")
     return Section(title, [table, *notes])

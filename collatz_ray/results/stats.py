@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 #: The confidence of every interval shown.
 CONFIDENCE = 0.95
@@ -34,8 +34,12 @@ class Spread:
     ci: tuple[float, float] | None
 
 
-def spread(values: Sequence[float], *, confidence: float = CONFIDENCE,
-           bounds: tuple[float, float] = (-math.inf, math.inf)) -> Spread:
+def spread(
+    values: Sequence[float],
+    *,
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> Spread:
     """Mean, sample standard deviation, min..max and the t-interval of the mean, cut to
     the values the metric can take (`bounds`: a count is never below 0, a percentage
     never above 100), which a wide interval of a few seeds would otherwise cross."""
@@ -76,7 +80,7 @@ def lead(best: Sequence[float], runner_up: Sequence[float], *, confidence: float
     se2 = sum(shares)
     if se2 == 0:  # both constant: the difference is exact
         return Lead(difference, 0.0, None)
-    df = se2 ** 2 / sum(s ** 2 / (len(v) - 1) for s, v in zip(shares, (best, runner_up)))
+    df = se2**2 / sum(s**2 / (len(v) - 1) for s, v in zip(shares, (best, runner_up)))
     return Lead(difference, t_quantile(0.5 + confidence / 2, df) * math.sqrt(se2), df)
 
 
@@ -108,8 +112,9 @@ def incomplete_beta(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1:
         return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     if x < (a + 1) / (a + b + 2):
         return front * _beta_fraction(a, b, x) / a
     return 1 - front * _beta_fraction(b, a, 1 - x) / b
@@ -125,8 +130,10 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
     c, d = 1.0, 1 / guarded(1 - (a + b) * x / (a + 1))
     result = d
     for m in range(1, 1000):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1 / guarded(1 + numerator * d)
             c = guarded(1 + numerator / c)
             result *= d * c

@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from collatz_ray.trainer.evaluation import SeedTrajectory
 
 #: The held-out sets drawn, by trainer.heldout's names: (title, the metrics' key prefix).
-SETS = {"log": ("the log's held-out trajectories", "traj_total"),
-        "big": ("the large-number trajectories", "traj_big")}
+SETS = {
+    "log": ("the log's held-out trajectories", "traj_total"),
+    "big": ("the large-number trajectories", "traj_big"),
+}
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,10 @@ class BestTrajectories:
     def violations(self, name: str) -> tuple[int, int]:
         """(violations, steps) of a set, as computed here."""
         trajectories = self.sets[name]
-        return (sum(int(t.violation.sum()) for t in trajectories),
-                sum(len(t.values) - 1 for t in trajectories))
+        return (
+            sum(int(t.violation.sum()) for t in trajectories),
+            sum(len(t.values) - 1 for t in trajectories),
+        )
 
 
 def best_trajectories(exp: Experiment) -> BestTrajectories:

@@ -105,24 +105,27 @@ def local_resources() -> dict[str, float]:
     """This machine as an embedded Ray sees it: {"CPU": n, "GPU": m}."""
     import torch
 
-    return {"CPU": float(local_cpus()), "GPU": float(torch.cuda.device_count() if torch.cuda.is_available() else 0)}
+    return {
+        "CPU": float(local_cpus()),
+        "GPU": float(torch.cuda.device_count() if torch.cuda.is_available() else 0),
+    }
 
 
-def calibrate(space: SearchSpace, *, threads: int, device: str, eval_rows: int,
-              seconds: float | None = None) -> Calibration:
+def calibrate(
+    space: SearchSpace, *, threads: int, device: str, eval_rows: int, seconds: float | None = None
+) -> Calibration:
     """Time the costliest config of `space`: a warm-up run (compiles, allocates), a
     2-epoch run and a longer one; an epoch costs the difference over the extra epochs,
     so the per-run costs (building the model, the final evaluation, the checkpoint)
     cancel out. The longer run grows until it trains about `seconds`."""
     import torch
 
+    from collatz_ray.syracuse.arith import trajectory
     from collatz_ray.syracuse.features import FeatureSpec
     from collatz_ray.trainer.evalset import load_evalset, write_evalset
     from collatz_ray.trainer.evaluation import evaluate
     from collatz_ray.trainer.loop import train
     from collatz_ray.trainer.model import build_model
-
-    from collatz_ray.syracuse.arith import trajectory
 
     target = CALIBRATION_SECONDS if seconds is None else seconds
     started = time.monotonic()
@@ -153,7 +156,11 @@ def calibrate(space: SearchSpace, *, threads: int, device: str, eval_rows: int,
             while True:
                 took = run(epochs)
                 epoch_s = per_epoch(took[0], short[0], epochs)
-                if took[0] - short[0] >= target / 2 or epochs >= limit or time.monotonic() - started > 3 * target:
+                if (
+                    took[0] - short[0] >= target / 2
+                    or epochs >= limit
+                    or time.monotonic() - started > 3 * target
+                ):
                     break
                 epochs = min(limit, max(2 * epochs, 2 + int(target / max(epoch_s, 1e-5))))
             epoch_cpu_s = per_epoch(took[1], short[1], epochs)
@@ -170,6 +177,16 @@ def calibrate(space: SearchSpace, *, threads: int, device: str, eval_rows: int,
     finally:
         torch.set_num_threads(saved_threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return Calibration(config=config, epoch_s=epoch_s, epoch_cpu_s=epoch_cpu_s, epochs=epochs, eval_s=eval_s, eval_rows=eval_rows,
-                       device=device, threads=threads, seconds=time.monotonic() - started, load=load,
-                       cpus=local_cpus())
+    return Calibration(
+        config=config,
+        epoch_s=epoch_s,
+        epoch_cpu_s=epoch_cpu_s,
+        epochs=epochs,
+        eval_s=eval_s,
+        eval_rows=eval_rows,
+        device=device,
+        threads=threads,
+        seconds=time.monotonic() - started,
+        load=load,
+        cpus=local_cpus(),
+    )

@@ -26,7 +26,7 @@ def failure_reason(message: str, *, fallback: str = "unknown failure") -> str:
     for name in TRAINER_ERRORS:
         for line in reversed(lines):
             if name + ":" in line:
-                return line[line.index(name):][:MAX_REASON_CHARS]
+                return line[line.index(name) :][:MAX_REASON_CHARS]
     errors = [line for line in lines if "Error:" in line or "Exception:" in line]
     return (errors[-1] if errors else lines[0] if lines else fallback)[:MAX_REASON_CHARS]
 
@@ -41,14 +41,14 @@ def error_line(text: str) -> str:
     """
     lines = [_ANSI.sub("", ln).rstrip() for ln in text.splitlines() if ln.strip()]
     starts = [i for i, ln in enumerate(lines) if ln.startswith("Failure # ")]
-    body = lines[starts[-1] + 1:] if starts else lines
+    body = lines[starts[-1] + 1 :] if starts else lines
     if not body:
         return "(error.txt holds no message)"
     found = [i for i, ln in enumerate(body) if _EXCEPTION.match(ln)]
     if not found:
         return body[0].strip()[:MAX_ERROR_CHARS]
     message = [body[found[-1]]]
-    message += itertools.takewhile(lambda ln: not ln[0].isspace(), body[found[-1] + 1:])
+    message += itertools.takewhile(lambda ln: not ln[0].isspace(), body[found[-1] + 1 :])
     return " ".join(message)[:MAX_ERROR_CHARS]
 
 

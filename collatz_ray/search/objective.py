@@ -14,7 +14,8 @@ group, lower score wins.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 METRIC = "objective"
 MODE = "min"
@@ -23,8 +24,11 @@ TIME_ATTR = "epoch"
 
 
 #: The violation count each kind of objective minimises.
-OBJECTIVES = {"log": "traj_total_violations", "unseen": "traj_unseen_violations",
-              "big": "traj_big_violations"}
+OBJECTIVES = {
+    "log": "traj_total_violations",
+    "unseen": "traj_unseen_violations",
+    "big": "traj_big_violations",
+}
 DEFAULT_OBJECTIVE = "log"
 
 

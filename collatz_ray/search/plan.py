@@ -17,18 +17,32 @@ import dataclasses
 import math
 import re
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from collatz_ray.errors import UsageError
-from collatz_ray.search.spaces import BUDGET_KEYS, PRESETS, Budget, Origin, SearchSpace, build_budget, scaled_budget
+from collatz_ray.search.spaces import (
+    BUDGET_KEYS,
+    PRESETS,
+    Budget,
+    Origin,
+    SearchSpace,
+    build_budget,
+    scaled_budget,
+)
 
 if TYPE_CHECKING:
     from collatz_ray.search.calibrate import Calibration
 
 #: The flag that sets each budget key.
-BUDGET_FLAGS = {"epochs": "--epochs", "eval_interval": "--eval-interval", "grace_epochs": "--grace-epochs",
-                "reduction_factor": "--reduction-factor", "num_samples": "--num-samples"}
+BUDGET_FLAGS = {
+    "epochs": "--epochs",
+    "eval_interval": "--eval-interval",
+    "grace_epochs": "--grace-epochs",
+    "reduction_factor": "--reduction-factor",
+    "num_samples": "--num-samples",
+}
 #: Budget keys a resumed search keeps from its experiment whatever the flags say: its
 #: trials' checkpoints were made at that evaluation interval (the trainer resumes a run
 #: only with its own settings but epochs), and Tune restores its scheduler as saved.
@@ -67,8 +81,14 @@ class Sizing:
         return self.space.budget
 
 
-def size_search(space: SearchSpace, *, flags: Mapping[str, int | None], preset: str | None = None,
-                saved_budget: Mapping[str, Any] | None = None, experiment: str = "") -> Sizing:
+def size_search(
+    space: SearchSpace,
+    *,
+    flags: Mapping[str, int | None],
+    preset: str | None = None,
+    saved_budget: Mapping[str, Any] | None = None,
+    experiment: str = "",
+) -> Sizing:
     """The budget a search runs with, checked, its errors naming their sources.
 
     A new search (or a resume whose settings were not saved, which must repeat the
@@ -98,8 +118,11 @@ def size_search(space: SearchSpace, *, flags: Mapping[str, int | None], preset: 
     if "epochs" in flags and flags["epochs"] != values["epochs"]:
         keep = [key for key in ("eval_interval", "grace_epochs") if key in flags]
         scaled = scaled_budget(base.budget, epochs=flags["epochs"], keep=keep)
-        by_epochs = [(key, values[key], scaled[key]) for key in ("eval_interval", "grace_epochs")
-                     if key not in keep and scaled[key] != values[key]]
+        by_epochs = [
+            (key, values[key], scaled[key])
+            for key in ("eval_interval", "grace_epochs")
+            if key not in keep and scaled[key] != values[key]
+        ]
         if by_epochs:
             notes.append(f"{_listed(by_epochs)} scaled with --epochs {flags['epochs']}")
         for key, _, value in by_epochs:
@@ -112,15 +135,18 @@ def size_search(space: SearchSpace, *, flags: Mapping[str, int | None], preset: 
     return Sizing(dataclasses.replace(base, budget=budget), space, preset, tuple(notes))
 
 
-def _resumed(space: SearchSpace, flags: Mapping[str, int], saved: Mapping[str, Any],
-             experiment: str) -> Sizing:
+def _resumed(
+    space: SearchSpace, flags: Mapping[str, int], saved: Mapping[str, Any], experiment: str
+) -> Sizing:
     values = {key: saved.get(key, getattr(space.budget, key)) for key in BUDGET_KEYS}
     origins = {key: Origin("saved", experiment) for key in BUDGET_KEYS}
     for key in RESUME_KEEPS:
         if key in flags and flags[key] != values[key]:
-            raise UsageError(f"{BUDGET_FLAGS[key]} {flags[key]}: experiment {experiment} runs with "
-                             f"{key} {values[key]}, which a resumed search keeps (its trials' "
-                             f"checkpoints and Tune's scheduler were made with it)")
+            raise UsageError(
+                f"{BUDGET_FLAGS[key]} {flags[key]}: experiment {experiment} runs with "
+                f"{key} {values[key]}, which a resumed search keeps (its trials' "
+                f"checkpoints and Tune's scheduler were made with it)"
+            )
     before = dict(values)
     for key, value in flags.items():
         values[key] = value
@@ -134,8 +160,11 @@ def _resumed(space: SearchSpace, flags: Mapping[str, int], saved: Mapping[str, A
 
 
 def _changes(before: Budget, after: Budget) -> list[tuple[str, int, int]]:
-    return [(key, getattr(before, key), getattr(after, key)) for key in BUDGET_KEYS
-            if getattr(before, key) != getattr(after, key)]
+    return [
+        (key, getattr(before, key), getattr(after, key))
+        for key in BUDGET_KEYS
+        if getattr(before, key) != getattr(after, key)
+    ]
 
 
 def _listed(changes: list[tuple[str, int, int]]) -> str:
@@ -149,8 +178,9 @@ def _listed(changes: list[tuple[str, int, int]]) -> str:
 def judged_at(budget: Budget) -> list[int]:
     """The epochs at which trials are judged: ASHA acts on the first report at or past a
     rung, and reports come every eval_interval (and at the end)."""
-    return [min(budget.epochs, -(-rung // budget.eval_interval) * budget.eval_interval)
-            for rung in budget.rungs()]
+    return [
+        min(budget.epochs, -(-rung // budget.eval_interval) * budget.eval_interval) for rung in budget.rungs()
+    ]
 
 
 def promoted(arrivals: float, reduction_factor: int) -> float:
@@ -198,8 +228,9 @@ class Estimate:
         return self.start_s + self.epochs_per_trial * self.epoch_s + self.reports_per_trial * self.report_s
 
 
-def estimate(budget: Budget, *, epoch_s: float, eval_s: float, concurrency: int,
-             embedded: bool = True) -> Estimate:
+def estimate(
+    budget: Budget, *, epoch_s: float, eval_s: float, concurrency: int, embedded: bool = True
+) -> Estimate:
     """Wall time of a search whose every epoch takes `epoch_s` and every evaluation
     `eval_s`: trials x (start + expected epochs x epoch_s + expected reports x (report
     + eval_s)) / trials at once, plus starting Ray. Assumes ASHA's expected stops
@@ -209,13 +240,23 @@ def estimate(budget: Budget, *, epoch_s: float, eval_s: float, concurrency: int,
     previous = 0
     for end, count in stages(budget):
         epochs += count * (end - previous)
-        reports += count * (math.ceil(end / budget.eval_interval) - math.ceil(previous / budget.eval_interval))
+        reports += count * (
+            math.ceil(end / budget.eval_interval) - math.ceil(previous / budget.eval_interval)
+        )
         previous = end
     trials = budget.num_samples
     at_once = max(1, min(concurrency, trials))
     report_s = REPORT_S + eval_s
-    per_trial = Estimate(0.0, at_once, epochs / trials, reports / trials, epoch_s, report_s,
-                         TRIAL_START_S, RAY_START_S if embedded else 0.0)
+    per_trial = Estimate(
+        0.0,
+        at_once,
+        epochs / trials,
+        reports / trials,
+        epoch_s,
+        report_s,
+        TRIAL_START_S,
+        RAY_START_S if embedded else 0.0,
+    )
     seconds = per_trial.fixed_s + trials * per_trial.trial_s / at_once
     return dataclasses.replace(per_trial, seconds=seconds)
 
@@ -228,11 +269,14 @@ def plan_line(sizing: Sizing, *, concurrency: int, cpus: float, gpus: float, pat
     the terminal's 120 columns), then where it lands."""
     b = sizing.budget
     settings = f"  eval every {b.eval_interval}, ASHA grace {b.grace_epochs}, factor {b.reduction_factor}"
-    return "\n".join([
-        f"Search '{sizing.space.name}': {b.num_samples} trials x {b.epochs} epochs, "
-        f"{concurrency} at once, {cpus:g} CPU + {gpus:g} GPU each",
-        *textwrap.wrap("; ".join([settings, *sizing.notes]), width=120, subsequent_indent="    "),
-        f"Experiment: {path}"])
+    return "\n".join(
+        [
+            f"Search '{sizing.space.name}': {b.num_samples} trials x {b.epochs} epochs, "
+            f"{concurrency} at once, {cpus:g} CPU + {gpus:g} GPU each",
+            *textwrap.wrap("; ".join([settings, *sizing.notes]), width=120, subsequent_indent="    "),
+            f"Experiment: {path}",
+        ]
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -279,17 +323,27 @@ def _domain(p) -> str:
 def _condition(when: Any) -> str:
     """A parameter's condition (name -> allowed values, as pairs or a mapping) as a person
     reads it: `linear is false`, `a is 1 or 2`."""
-    return " and ".join(f"{name} is {' or '.join(_word(v) for v in values)}"
-                        for name, values in dict(when).items())
+    return " and ".join(
+        f"{name} is {' or '.join(_word(v) for v in values)}" for name, values in dict(when).items()
+    )
 
 
 def _word(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(_plain(value))
 
 
-def dry_run(sizing: Sizing, *, address: str | None, cpus_per_trial: float, gpus_per_trial: float | None,
-            saved_gpus: float | None, max_concurrent: int | None, path: str, eval_csv: str | None,
-            resume: bool = False) -> str:
+def dry_run(
+    sizing: Sizing,
+    *,
+    address: str | None,
+    cpus_per_trial: float,
+    gpus_per_trial: float | None,
+    saved_gpus: float | None,
+    max_concurrent: int | None,
+    path: str,
+    eval_csv: str | None,
+    resume: bool = False,
+) -> str:
     """The plan of a search, without starting Ray or training a trial: trials, rungs,
     resources, where results go, and a time estimate from a few epochs timed here.
     With `address` the cluster is not contacted (joining it means starting a Ray
@@ -305,8 +359,10 @@ def dry_run(sizing: Sizing, *, address: str | None, cpus_per_trial: float, gpus_
     lines = ["Dry run: the plan of this search; nothing trained, Ray not started."]
     source = f"{space.path}" + (f", {preset_flag(sizing.preset)}" if sizing.preset else "")
     lines.append(f"Search '{space.name}' ({source})" + (" resumed" if resume else ""))
-    lines.append(f"  trials:     {b.num_samples}, each at most {b.epochs} epochs, evaluated every "
-                 f"{b.eval_interval} ({b.evaluations} evaluations)")
+    lines.append(
+        f"  trials:     {b.num_samples}, each at most {b.epochs} epochs, evaluated every "
+        f"{b.eval_interval} ({b.evaluations} evaluations)"
+    )
     for note in sizing.notes:
         lines.append(f"  budget:     {note}")
     for change in preset_changes(sizing):
@@ -315,32 +371,50 @@ def dry_run(sizing: Sizing, *, address: str | None, cpus_per_trial: float, gpus_
     if rungs:
         where = ", ".join(str(r) if r == j else f"{r} (judged at {j})" for r, j in zip(rungs, judged))
         flow = " -> ".join(f"{count:.3g}" for _, count in stages(b))
-        lines.append(f"  ASHA:       grace {b.grace_epochs}, reduction factor {b.reduction_factor}: rungs at "
-                     f"epochs {where}, then the end at {b.epochs}")
+        lines.append(
+            f"  ASHA:       grace {b.grace_epochs}, reduction factor {b.reduction_factor}: rungs at "
+            f"epochs {where}, then the end at {b.epochs}"
+        )
         lines.append(f"              trials expected to reach each stage: {flow} (results in random order)")
     else:
-        lines.append(f"  ASHA:       grace {b.grace_epochs} >= epochs: no rung, every trial runs {b.epochs} epochs")
+        lines.append(
+            f"  ASHA:       grace {b.grace_epochs} >= epochs: no rung, every trial runs {b.epochs} epochs"
+        )
 
     if address is None:
         local = calibrate.local_resources()
-        res = trial_resources(local, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                              saved_gpus=saved_gpus)
+        res = trial_resources(
+            local, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, saved_gpus=saved_gpus
+        )
         at_once = max_concurrent or res.fits
         gpu_text = f" and {local['GPU']:g} GPUs" if local.get("GPU") else ""
-        lines.append(f"  per trial:  {res.cpus:g} CPU + {res.gpus:g} GPU ({res.threads} torch thread"
-                     f"{'s' if res.threads > 1 else ''})")
-        lines.append(f"  at once:    {at_once}" + (" (--max-concurrent)" if max_concurrent else
-                                                    f" (this machine's {local['CPU']:g} CPUs{gpu_text}, "
-                                                    f"as an embedded Ray counts them)"))
+        lines.append(
+            f"  per trial:  {res.cpus:g} CPU + {res.gpus:g} GPU ({res.threads} torch thread"
+            f"{'s' if res.threads > 1 else ''})"
+        )
+        lines.append(
+            f"  at once:    {at_once}"
+            + (
+                " (--max-concurrent)"
+                if max_concurrent
+                else f" (this machine's {local['CPU']:g} CPUs{gpu_text}, as an embedded Ray counts them)"
+            )
+        )
         device, threads = ("cuda" if res.gpus > 0 else "cpu"), res.threads
     else:
         gpus = gpus_per_trial if gpus_per_trial is not None else saved_gpus
         gpu_text = f"{gpus:g}" if gpus is not None else "1 if the cluster has GPUs, else 0"
         at_once = max_concurrent
         lines.append(f"  per trial:  {cpus_per_trial:g} CPU + {gpu_text} GPU")
-        lines.append("  at once:    " + (f"{max_concurrent} (--max-concurrent)" if max_concurrent else
-                                          f"what the cluster at {address} fits, counted when the search "
-                                          "joins it (a dry run does not contact the cluster)"))
+        lines.append(
+            "  at once:    "
+            + (
+                f"{max_concurrent} (--max-concurrent)"
+                if max_concurrent
+                else f"what the cluster at {address} fits, counted when the search "
+                "joins it (a dry run does not contact the cluster)"
+            )
+        )
         # Timed on this machine: on its GPU if trials would get GPUs and it has one.
         on_gpu = (gpus or 0) > 0 and calibrate.local_resources().get("GPU", 0) > 0
         device, threads = ("cuda" if on_gpu else "cpu"), max(1, round(cpus_per_trial))
@@ -348,14 +422,26 @@ def dry_run(sizing: Sizing, *, address: str | None, cpus_per_trial: float, gpus_
 
     cal = calibrate.calibrate(space, threads=threads, device=device, eval_rows=eval_rows)
     concurrency = at_once or 1
-    est = estimate(b, epoch_s=cal.epoch_s, eval_s=cal.eval_s, concurrency=concurrency, embedded=address is None)
+    est = estimate(
+        b, epoch_s=cal.epoch_s, eval_s=cal.eval_s, concurrency=concurrency, embedded=address is None
+    )
     # On a busy machine the wall clock measures the other users too; a trial's CPU time
     # says what it costs on cores of its own.
     busy = device == "cpu" and cal.load is not None and cal.load > cal.cpus
-    idle = (estimate(b, epoch_s=min(cal.epoch_s, cal.epoch_cpu_s), eval_s=cal.eval_s, concurrency=concurrency,
-                     embedded=address is None) if busy else None)
-    lines += _time_lines(est, idle, cal, b, address=address, known_concurrency=at_once is not None,
-                         resume=resume)
+    idle = (
+        estimate(
+            b,
+            epoch_s=min(cal.epoch_s, cal.epoch_cpu_s),
+            eval_s=cal.eval_s,
+            concurrency=concurrency,
+            embedded=address is None,
+        )
+        if busy
+        else None
+    )
+    lines += _time_lines(
+        est, idle, cal, b, address=address, known_concurrency=at_once is not None, resume=resume
+    )
     return "\n".join(wrapped_line for line in lines for wrapped_line in _fitted(line))
 
 
@@ -369,23 +455,40 @@ def _fitted(line: str) -> list[str]:
     text after the line's label ("  time:       ..."). A path, which has no space to
     break at, keeps its length."""
     label = _LABEL.match(line)
-    if len(line) <= PLAN_WIDTH or " " not in line[label.end() if label else 0:].strip():
+    if len(line) <= PLAN_WIDTH or " " not in line[label.end() if label else 0 :].strip():
         return [line]
     indent = " " * (label.end() if label else 4)
-    return textwrap.wrap(line, width=PLAN_WIDTH, subsequent_indent=indent, break_long_words=False,
-                         break_on_hyphens=False, drop_whitespace=True)
+    return textwrap.wrap(
+        line,
+        width=PLAN_WIDTH,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+        drop_whitespace=True,
+    )
 
 
 def _seconds(seconds: float) -> str:
     return f"{seconds * 1000:.2g} ms" if seconds < 0.1 else f"{seconds:.2f} s"
 
 
-def _time_lines(est: Estimate, idle: Estimate | None, cal: Calibration, b: Budget, *, address: str | None,
-                known_concurrency: bool, resume: bool) -> list[str]:
+def _time_lines(
+    est: Estimate,
+    idle: Estimate | None,
+    cal: Calibration,
+    b: Budget,
+    *,
+    address: str | None,
+    known_concurrency: bool,
+    resume: bool,
+) -> list[str]:
     config = cal.config
     layers = "linear" if config.linear else "x".join(map(str, config.layers))
-    what = (f"lookahead {config.lookahead}, layers {layers}, batch {config.batch_size}"
-            + (", T4" if config.use_t4 else "") + (", T8" if config.use_t8 else ""))
+    what = (
+        f"lookahead {config.lookahead}, layers {layers}, batch {config.batch_size}"
+        + (", T4" if config.use_t4 else "")
+        + (", T8" if config.use_t8 else "")
+    )
     headline = est if idle is None else idle
     total = f"about {_duration(headline.seconds)}"
     if not known_concurrency:
@@ -399,16 +502,21 @@ def _time_lines(est: Estimate, idle: Estimate | None, cal: Calibration, b: Budge
         + (f" + {headline.fixed_s:.0f} s to start Ray" if headline.fixed_s else ""),
         f"  calibrated: {cal.epochs} epochs of the costliest config the space samples ({what}) on this "
         f"machine's {cal.device.upper()}, {cal.threads} thread{'s' if cal.threads > 1 else ''}: "
-        f"{_seconds(cal.epoch_s)} per epoch" + (f" ({_seconds(cal.epoch_cpu_s)} of CPU time)" if idle else "")
+        f"{_seconds(cal.epoch_s)} per epoch"
+        + (f" ({_seconds(cal.epoch_cpu_s)} of CPU time)" if idle else "")
         + f"; an evaluation of {cal.eval_rows} rows {_seconds(cal.eval_s)}; took {cal.seconds:.0f} s",
         "  assumes:    every trial costs what that config costs (cheaper ones finish sooner), ASHA's "
         f"expected stops, {headline.start_s:.0f} s to start a trial and {REPORT_S:g} s per report "
         "(docs/search.md), and trials that do not slow each other down",
     ]
     if idle is not None:
-        lines.append(f"  note:       this machine was busy while timing (load {cal.load:.1f} on {cal.cpus} CPUs)")
+        lines.append(
+            f"  note:       this machine was busy while timing (load {cal.load:.1f} on {cal.cpus} CPUs)"
+        )
     if address is not None:
         lines.append("  note:       timed on this machine, not on the cluster's nodes (GPUs there change it)")
     if resume:
-        lines.append("  note:       for the whole experiment; what its finished trials already did is not subtracted")
+        lines.append(
+            "  note:       for the whole experiment; what its finished trials already did is not subtracted"
+        )
     return lines

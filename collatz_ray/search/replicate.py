@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.trainer.config import TrainConfig
@@ -75,13 +76,18 @@ class ReplicatePlan:
         return [{**c.params, SEED_KEY: seed} for c in self.configurations for seed in self.seeds]
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "seeds": list(self.seeds),
-                "configurations": [{"params": c.params, "source_trials": list(c.source_trials)}
-                                   for c in self.configurations]}
+        return {
+            "source": self.source,
+            "seeds": list(self.seeds),
+            "configurations": [
+                {"params": c.params, "source_trials": list(c.source_trials)} for c in self.configurations
+            ],
+        }
 
     @classmethod
     def from_json(cls, data: Any, *, where: str) -> ReplicatePlan:
         """The plan saved in an experiment's settings, checked: a damaged one is one line."""
+
         def bad(what: str) -> UsageError:
             return UsageError(f"{where}: replicate: {what}")
 
@@ -99,10 +105,14 @@ class ReplicatePlan:
             params = config.get("params") if isinstance(config, dict) else None
             trials = config.get("source_trials", []) if isinstance(config, dict) else None
             if not (isinstance(params, dict) and SEED_KEY not in params):
-                raise bad(f"configurations[{i}].params: expected a mapping of settings without "
-                          f"{SEED_KEY}, got {shown(params)}")
+                raise bad(
+                    f"configurations[{i}].params: expected a mapping of settings without "
+                    f"{SEED_KEY}, got {shown(params)}"
+                )
             if not (isinstance(trials, list) and all(isinstance(t, str) for t in trials)):
-                raise bad(f"configurations[{i}].source_trials: expected a list of trial ids, got {shown(trials)}")
+                raise bad(
+                    f"configurations[{i}].source_trials: expected a list of trial ids, got {shown(trials)}"
+                )
             out.append(Configuration(params, tuple(trials)))
         return cls(tuple(out), tuple(seeds), source)
 
@@ -114,8 +124,9 @@ def params_key(params: Mapping[str, Any]) -> str:
 
 def check_seed_count(count: int) -> int:
     if count < MIN_SEEDS:
-        raise UsageError(f"--seeds {count}: expected at least {MIN_SEEDS}; "
-                         "one seed has no spread to compare a lead with")
+        raise UsageError(
+            f"--seeds {count}: expected at least {MIN_SEEDS}; one seed has no spread to compare a lead with"
+        )
     return count
 
 
@@ -137,15 +148,20 @@ def top_configurations(ranked: Sequence[Any], *, top: int, experiment: str) -> t
     for trial in ranked:
         by_key.setdefault(params_key(_without_seed(trial.params)), []).append(trial)
     if top > len(by_key):
-        raise UsageError(f"--top {top}: experiment {experiment} has {len(ranked)} finished "
-                         f"trial{'s' * (len(ranked) != 1)} ({len(by_key)} distinct "
-                         f"configuration{'s' * (len(by_key) != 1)})")
-    return tuple(Configuration(_without_seed(trials[0].params), tuple(t.trial_id for t in trials))
-                 for trials in list(by_key.values())[:top])
+        raise UsageError(
+            f"--top {top}: experiment {experiment} has {len(ranked)} finished "
+            f"trial{'s' * (len(ranked) != 1)} ({len(by_key)} distinct "
+            f"configuration{'s' * (len(by_key) != 1)})"
+        )
+    return tuple(
+        Configuration(_without_seed(trials[0].params), tuple(t.trial_id for t in trials))
+        for trials in list(by_key.values())[:top]
+    )
 
 
-def plan_from_experiment(ranked: Sequence[Any], space: SearchSpace, *, top: int, seeds: int,
-                         source: str) -> ReplicatePlan:
+def plan_from_experiment(
+    ranked: Sequence[Any], space: SearchSpace, *, top: int, seeds: int, source: str
+) -> ReplicatePlan:
     """Replicate the top `top` configurations of the experiment at `source` with `seeds`
     seeds none of its trials trained with. `ranked` is its trials best first, as
     results.report.ranked_trials gives them (results.read.Trial); those that finished
@@ -166,8 +182,9 @@ def plan_from_experiment(ranked: Sequence[Any], space: SearchSpace, *, top: int,
     return ReplicatePlan(configurations, new_seeds(used, seeds), source)
 
 
-def given_plan(space: SearchSpace, configs: Sequence[Mapping[str, Any]], *, seeds: int,
-               where: Sequence[str]) -> ReplicatePlan:
+def given_plan(
+    space: SearchSpace, configs: Sequence[Mapping[str, Any]], *, seeds: int, where: Sequence[str]
+) -> ReplicatePlan:
     """Replicate configurations given outright (settings over `space`'s fixed ones),
     each checked as the trainer checks it; `where[i]` names configs[i] in errors. The
     seeds avoid the one each configuration trains with by default."""
@@ -212,9 +229,11 @@ def _check_same(trial: Any, config: dict[str, Any], source: str) -> None:
     for key, value in config.items():
         recorded = trial.config.get(key, value)
         if key not in OWN_SETTINGS and recorded != value:
-            raise UsageError(f"{source}: trial {trial.trial_id} trained with {key}={shown(recorded)}, "
-                             f"but the experiment's space now gives {shown(value)} (space.yaml edited?); "
-                             "its replicates would train something else")
+            raise UsageError(
+                f"{source}: trial {trial.trial_id} trained with {key}={shown(recorded)}, "
+                f"but the experiment's space now gives {shown(value)} (space.yaml edited?); "
+                "its replicates would train something else"
+            )
 
 
 def _without_seed(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,7 @@ from collatz_ray.errors import UsageError
 MIN_CPUS_PER_TRIAL = 0.1
 
 
-def fitting_concurrency(resources: dict[str, float], *, cpus_per_trial: float,
-                        gpus_per_trial: float) -> int:
+def fitting_concurrency(resources: dict[str, float], *, cpus_per_trial: float, gpus_per_trial: float) -> int:
     """How many trials fit at once in a cluster with these total `resources`."""
     limits = [math.floor((resources.get("CPU", 0) + 1e-9) / cpus_per_trial)]
     if gpus_per_trial > 0:
@@ -49,8 +48,13 @@ class TrialResources:
         return max(1, round(self.cpus))
 
 
-def trial_resources(resources: dict[str, float], *, cpus_per_trial: float, gpus_per_trial: float | None,
-                    saved_gpus: float | None = None) -> TrialResources:
+def trial_resources(
+    resources: dict[str, float],
+    *,
+    cpus_per_trial: float,
+    gpus_per_trial: float | None,
+    saved_gpus: float | None = None,
+) -> TrialResources:
     """Each trial's share of a cluster with these total `resources`, refused in one line
     when the cluster cannot hold one trial. GPUs default to the resumed experiment's
     (`saved_gpus`), else one per trial when the cluster has GPUs."""
@@ -60,8 +64,9 @@ def trial_resources(resources: dict[str, float], *, cpus_per_trial: float, gpus_
     if gpus > 0 and resources.get("GPU", 0) <= 0:
         raise UsageError(f"--gpus-per-trial {gpus:g}: the cluster has no GPUs")
     if cpus_per_trial > resources.get("CPU", 0) + 1e-9:
-        raise UsageError(f"--cpus-per-trial {cpus_per_trial:g}: the cluster has only "
-                         f"{resources.get('CPU', 0):g} CPUs")
+        raise UsageError(
+            f"--cpus-per-trial {cpus_per_trial:g}: the cluster has only {resources.get('CPU', 0):g} CPUs"
+        )
     fits = fitting_concurrency(resources, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus)
     return TrialResources(cpus_per_trial, gpus, fits)
 

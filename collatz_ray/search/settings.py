@@ -68,16 +68,23 @@ class SearchSettings:
     track: tuple[Tracker, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"space_path": str(self.space.path), "space_name": self.space.name,
-                "objective": self.space.objective,
-                "budget": dataclasses.asdict(self.space.budget),
-                "storage": self.storage, "experiment": self.experiment,
-                "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
-                "seed": self.seed, "max_concurrent": self.max_concurrent,
-                "eval_csv": self.eval_csv, "start_timeout_s": self.start_timeout_s,
-                **({"study": self.study.to_json()} if self.study is not None else {}),
-                **({"replicate": self.replicate.to_json()} if self.replicate else {}),
-                "track": [str(tracker) for tracker in self.track]}
+        return {
+            "space_path": str(self.space.path),
+            "space_name": self.space.name,
+            "objective": self.space.objective,
+            "budget": dataclasses.asdict(self.space.budget),
+            "storage": self.storage,
+            "experiment": self.experiment,
+            "cpus_per_trial": self.cpus_per_trial,
+            "gpus_per_trial": self.gpus_per_trial,
+            "seed": self.seed,
+            "max_concurrent": self.max_concurrent,
+            "eval_csv": self.eval_csv,
+            "start_timeout_s": self.start_timeout_s,
+            **({"study": self.study.to_json()} if self.study is not None else {}),
+            **({"replicate": self.replicate.to_json()} if self.replicate else {}),
+            "track": [str(tracker) for tracker in self.track],
+        }
 
     @property
     def path(self) -> str:
@@ -150,8 +157,13 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 #: Keys of collatz_search.json a resume relies on, with the type each must have.
-_SAVED_TYPES = {"space_name": str, "budget": dict, "seed": int, "cpus_per_trial": (int, float),
-                "gpus_per_trial": (int, float)}
+_SAVED_TYPES = {
+    "space_name": str,
+    "budget": dict,
+    "seed": int,
+    "cpus_per_trial": (int, float),
+    "gpus_per_trial": (int, float),
+}
 
 
 def load_settings_json(storage: str, experiment: str) -> dict[str, Any] | None:
@@ -168,12 +180,16 @@ def load_settings_json(storage: str, experiment: str) -> dict[str, Any] | None:
     except ValueError:
         saved = None
     if not isinstance(saved, dict):
-        raise UsageError(f"{path}: not a collatz-ray settings file (damaged or truncated); "
-                         "the experiment's trials are untouched")
+        raise UsageError(
+            f"{path}: not a collatz-ray settings file (damaged or truncated); "
+            "the experiment's trials are untouched"
+        )
     for key, kind in _SAVED_TYPES.items():
         if key in saved and not isinstance(saved[key], kind):
-            raise UsageError(f"{path}: {key}: expected {getattr(kind, '__name__', 'a number')}, "
-                             f"got {str(saved[key])[:60]!r}")
+            raise UsageError(
+                f"{path}: {key}: expected {getattr(kind, '__name__', 'a number')}, "
+                f"got {str(saved[key])[:60]!r}"
+            )
     return saved
 
 
@@ -195,8 +211,10 @@ def experiment_space(saved: dict[str, Any], experiment_dir: Path) -> SearchSpace
     elif base_name in available_spaces():
         space = load_space(base_name)
     else:
-        raise UsageError(f"{experiment_dir / SETTINGS_FILE}: space_path {saved.get('space_path')} is gone "
-                         f"and no shipped space is named {base_name!r}; pass --space with the "
-                         "experiment's space file")
+        raise UsageError(
+            f"{experiment_dir / SETTINGS_FILE}: space_path {saved.get('space_path')} is gone "
+            f"and no shipped space is named {base_name!r}; pass --space with the "
+            "experiment's space file"
+        )
     space = dataclasses.replace(space, name=base_name or space.name)
     return space.scaled(preset)

@@ -19,15 +19,16 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from collatz_ray._yaml import load_yaml
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
+from collatz_ray.search.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from collatz_ray.trainer.bank import read_bank
 from collatz_ray.trainer.config import MAX_INT, TrainConfig, coerce
-from collatz_ray.search.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
 
 def _shipped_spaces_dir() -> Path:
@@ -88,8 +89,13 @@ _DEFAULTS = TrainConfig()
 #: random start-up trials, then 14 guided ones). Left-out eval_interval and
 #: grace_epochs follow the file's epochs the way --epochs scales them: a file with
 #: `epochs: 10000` alone is evaluated every 500 and first judged at 2000.
-DEFAULT_BUDGET = {"epochs": _DEFAULTS.epochs, "eval_interval": _DEFAULTS.eval_interval,
-                  "grace_epochs": _DEFAULTS.epochs // 5, "reduction_factor": 3, "num_samples": 24}
+DEFAULT_BUDGET = {
+    "epochs": _DEFAULTS.epochs,
+    "eval_interval": _DEFAULTS.eval_interval,
+    "grace_epochs": _DEFAULTS.epochs // 5,
+    "reduction_factor": 3,
+    "num_samples": 24,
+}
 
 
 def _base_type(name: str) -> type:
@@ -103,7 +109,7 @@ def _base_type(name: str) -> type:
 def _fail(path: Path, where: str, what: str) -> UsageError:
     # `where` is a key path such as parameters.<name>, and a name is whatever the file held.
     if len(where) > 2 * SHOWN_CHARS:
-        where = where[:2 * SHOWN_CHARS - 3] + "..."
+        where = where[: 2 * SHOWN_CHARS - 3] + "..."
     return UsageError(f"{path}: {where}: {what}")
 
 
@@ -149,20 +155,24 @@ class Budget:
             if value > MAX_INT:
                 raise UsageError(f"budget.{key}: expected at most {MAX_INT}, got {shown(value)}")
         if self.eval_interval > self.epochs:
-            raise UsageError(f"budget.eval_interval: expected at most epochs ({self.epochs}), "
-                             f"got {self.eval_interval}")
+            raise UsageError(
+                f"budget.eval_interval: expected at most epochs ({self.epochs}), got {self.eval_interval}"
+            )
         if self.grace_epochs > self.epochs:
-            raise UsageError(f"budget.grace_epochs: expected at most epochs ({self.epochs}), "
-                             f"got {self.grace_epochs}")
+            raise UsageError(
+                f"budget.grace_epochs: expected at most epochs ({self.epochs}), got {self.grace_epochs}"
+            )
         if self.reduction_factor < 2:
-            raise UsageError(f"budget.reduction_factor: expected an integer >= 2, "
-                             f"got {self.reduction_factor}")
+            raise UsageError(
+                f"budget.reduction_factor: expected an integer >= 2, got {self.reduction_factor}"
+            )
 
     def rungs(self) -> list[int]:
         """ASHA's milestones below the full run (Ray also keeps one at `epochs` when a
         power lands there, which stops nothing)."""
-        return asha_rungs(epochs=self.epochs, grace_epochs=self.grace_epochs,
-                          reduction_factor=self.reduction_factor)
+        return asha_rungs(
+            epochs=self.epochs, grace_epochs=self.grace_epochs, reduction_factor=self.reduction_factor
+        )
 
     @property
     def evaluations(self) -> int:
@@ -209,13 +219,16 @@ class Origin:
             return f"the default {key}"
         if self.kind == "scaled":
             return f"the {key} scaled with {self.where}"
-        return key if subject.kind == "file" and subject.where == self.where else f"budget.{key} of {self.where}"
+        return (
+            key if subject.kind == "file" and subject.where == self.where else f"budget.{key} of {self.where}"
+        )
 
 
 def build_budget(values: Mapping[str, int], origins: Mapping[str, Origin]) -> Budget:
     """A Budget of `values` whose errors name where each value came from:
     `--eval-interval 5000: expected at most --epochs (3000)`, or, from a file,
     `x.yaml: budget.grace_epochs: expected at most epochs (1000), got 2000`."""
+
     def refuse(key: str, what: str) -> UsageError:
         origin = origins[key]
         return UsageError(f"{origin.subject(key, values[key])}: {what}{origin.got(values[key])}")
@@ -247,8 +260,11 @@ def scaled_budget(budget: Budget, *, epochs: int, keep: typing.Container[str] = 
         values["eval_interval"] = min(epochs, max(1, round(interval * factor)))
     if "grace_epochs" not in keep:
         on_evaluation = "eval_interval" not in keep and budget.grace_epochs % interval == 0
-        grace = (budget.grace_epochs // interval * values["eval_interval"] if on_evaluation
-                 else max(1, round(budget.grace_epochs * factor)))
+        grace = (
+            budget.grace_epochs // interval * values["eval_interval"]
+            if on_evaluation
+            else max(1, round(budget.grace_epochs * factor))
+        )
         values["grace_epochs"] = min(epochs, grace)
     return values
 
@@ -351,8 +367,9 @@ class SearchSpace:
         base = self._fixed_config()
         for p in self.parameters:
             for key, value in p.bounds():
-                TrainConfig.from_dict({p.name: value}, source=f"{self.path}: parameters.{p.name}.{key}",
-                                      base=base)
+                TrainConfig.from_dict(
+                    {p.name: value}, source=f"{self.path}: parameters.{p.name}.{key}", base=base
+                )
 
     # -- sampling -------------------------------------------------------------------
     def suggest(self, trial: Any) -> dict[str, Any]:
@@ -374,8 +391,12 @@ class SearchSpace:
         """The TrainConfig of one trial: fixed settings, the budget's epochs and
         eval_interval, then the sampled `params`. `source` names where `params` came
         from in an error line (default: this space's trial)."""
-        values = {**self.fixed, "epochs": self.budget.epochs,
-                  "eval_interval": self.budget.eval_interval, **params}
+        values = {
+            **self.fixed,
+            "epochs": self.budget.epochs,
+            "eval_interval": self.budget.eval_interval,
+            **params,
+        }
         return TrainConfig.from_dict(values, source=source or f"{self.path}: trial")
 
     # -- variants -------------------------------------------------------------------
@@ -384,7 +405,9 @@ class SearchSpace:
         given: nothing is scaled (collatz_ray.search.plan sizes a search from flags)."""
         for key in overrides:
             if key not in BUDGET_KEYS:
-                raise _fail(self.path, f"budget.{key}", f"unknown budget key{_did_you_mean(key, BUDGET_KEYS)}")
+                raise _fail(
+                    self.path, f"budget.{key}", f"unknown budget key{_did_you_mean(key, BUDGET_KEYS)}"
+                )
         values = dataclasses.asdict(self.budget) | {k: v for k, v in overrides.items() if v is not None}
         budget = build_budget(values, self.budget_origins())
         return dataclasses.replace(self, budget=budget)
@@ -392,8 +415,10 @@ class SearchSpace:
     def budget_origins(self) -> dict[str, Origin]:
         """Where each budget value of this space came from: its file, or the loader's
         default for a key the file left out."""
-        return {key: Origin("default" if key in self.budget_defaults else "file", str(self.path))
-                for key in BUDGET_KEYS}
+        return {
+            key: Origin("default" if key in self.budget_defaults else "file", str(self.path))
+            for key in BUDGET_KEYS
+        }
 
     def smoke(self) -> SearchSpace:
         """The same question at toy scale, to check a whole search end to end on a CPU.
@@ -406,11 +431,13 @@ class SearchSpace:
         kept: it is cheap at this size.
         """
         caps = SMOKE_BUDGET_MAX
-        budget = Budget(epochs=min(self.budget.epochs, caps["epochs"]),
-                        eval_interval=min(self.budget.eval_interval, caps["eval_interval"]),
-                        grace_epochs=min(self.budget.grace_epochs, caps["grace_epochs"]),
-                        reduction_factor=2,
-                        num_samples=min(self.budget.num_samples, caps["num_samples"]))
+        budget = Budget(
+            epochs=min(self.budget.epochs, caps["epochs"]),
+            eval_interval=min(self.budget.eval_interval, caps["eval_interval"]),
+            grace_epochs=min(self.budget.grace_epochs, caps["grace_epochs"]),
+            reduction_factor=2,
+            num_samples=min(self.budget.num_samples, caps["num_samples"]),
+        )
         factor = budget.epochs / self.budget.epochs
         rules = _rules(factor, SCHEDULE_FIELDS, SMOKE_CAPS, _smoke_stacks(self._stacks()))
         return self._shrunk("smoke", budget, rules)
@@ -460,10 +487,16 @@ class SearchSpace:
             if name not in searched and rule(current) != current:
                 fixed[name] = rule(current)
         parameters = tuple(_shrink(p, rules) for p in self.parameters)
-        return SearchSpace(name=f"{self.name}-{preset}", path=self.path,
-                           description=f"[{preset}] {self.description}", budget=budget,
-                           fixed=fixed, parameters=parameters, budget_defaults=self.budget_defaults,
-                           objective=self.objective)
+        return SearchSpace(
+            name=f"{self.name}-{preset}",
+            path=self.path,
+            description=f"[{preset}] {self.description}",
+            budget=budget,
+            fixed=fixed,
+            parameters=parameters,
+            budget_defaults=self.budget_defaults,
+            objective=self.objective,
+        )
 
     # -- checks ---------------------------------------------------------------------
     def _check_conditions(self) -> None:
@@ -478,17 +511,28 @@ class SearchSpace:
                     raise _fail(self.path, clause, "a parameter cannot be conditional on itself")
                 if key in self.fixed:
                     if self.fixed[key] not in accepted:
-                        raise _fail(self.path, clause, f"can never hold: fixed.{key} is "
-                                    f"{shown(_plain(self.fixed[key]))}, not one of {shown([_plain(a) for a in accepted])}")
+                        raise _fail(
+                            self.path,
+                            clause,
+                            f"can never hold: fixed.{key} is "
+                            f"{shown(_plain(self.fixed[key]))}, not one of {shown([_plain(a) for a in accepted])}",
+                        )
                 elif key in searched:
                     if not any(searched[key].can_take(a) for a in accepted):
-                        raise _fail(self.path, clause, f"can never hold: parameters.{key} never takes "
-                                    f"{shown([_plain(a) for a in accepted])}")
+                        raise _fail(
+                            self.path,
+                            clause,
+                            f"can never hold: parameters.{key} never takes "
+                            f"{shown([_plain(a) for a in accepted])}",
+                        )
                 else:
                     close = difflib.get_close_matches(key, [*self.fixed, *searched], n=1)
                     hint = f"did you mean {close[0]!r}?" if close else "add it under fixed or parameters"
-                    raise _fail(self.path, clause, f"{shown(key)} is neither a parameter nor a fixed key "
-                                f"of this space; {hint}")
+                    raise _fail(
+                        self.path,
+                        clause,
+                        f"{shown(key)} is neither a parameter nor a fixed key of this space; {hint}",
+                    )
 
     def _dependency_order(self) -> tuple[Parameter, ...]:
         searched = {p.name for p in self.parameters}
@@ -496,12 +540,12 @@ class SearchSpace:
         pending = list(self.parameters)
         while pending:
             done = {p.name for p in placed}
-            ready = next((p for p in pending
-                          if all(k in done or k not in searched for k, _ in p.when)), None)
+            ready = next((p for p in pending if all(k in done or k not in searched for k, _ in p.when)), None)
             if ready is None:
                 names = ", ".join(p.name for p in pending)
-                raise _fail(self.path, f"parameters.{pending[0].name}.when",
-                            f"circular conditions among {names}")
+                raise _fail(
+                    self.path, f"parameters.{pending[0].name}.when", f"circular conditions among {names}"
+                )
             pending.remove(ready)
             placed.append(ready)
         return tuple(placed)
@@ -514,8 +558,14 @@ class SearchSpace:
         if not _is_valid(values):
             # A cross-field rule (mine_pool >= mine_count) involves two keys: blame the
             # first one without which the rest is valid.
-            where = next((f"fixed.{key}" for key in self.fixed
-                          if _is_valid({k: v for k, v in values.items() if k != key})), "fixed")
+            where = next(
+                (
+                    f"fixed.{key}"
+                    for key in self.fixed
+                    if _is_valid({k: v for k, v in values.items() if k != key})
+                ),
+                "fixed",
+            )
         return TrainConfig.from_dict(values, source=f"{self.path}: {where}")
 
 
@@ -527,8 +577,12 @@ def _is_valid(values: Mapping[str, Any]) -> bool:
     return True
 
 
-def _rules(factor: float, scaled: typing.Iterable[str], caps: Mapping[str, int],
-           stacks: Mapping[tuple[int, ...], tuple[int, ...]]) -> dict[str, Callable[[Any], Any]]:
+def _rules(
+    factor: float,
+    scaled: typing.Iterable[str],
+    caps: Mapping[str, int],
+    stacks: Mapping[tuple[int, ...], tuple[int, ...]],
+) -> dict[str, Callable[[Any], Any]]:
     """How a preset maps each setting it changes: epoch counts in `scaled` by `factor`,
     sizes in `caps` capped, layer stacks through `stacks` (others kept)."""
 
@@ -556,8 +610,10 @@ def _laptop_stacks(stacks: typing.Iterable[tuple[int, ...]]) -> dict[tuple[int, 
     stacks = list(dict.fromkeys(stacks))
     divisor = LAPTOP_WIDTH_DIVISOR
     while True:
-        mapped = {s: tuple(w if w <= LAPTOP_MIN_WIDTH else max(LAPTOP_MIN_WIDTH, w // divisor) for w in s)
-                  for s in stacks}
+        mapped = {
+            s: tuple(w if w <= LAPTOP_MIN_WIDTH else max(LAPTOP_MIN_WIDTH, w // divisor) for w in s)
+            for s in stacks
+        }
         if divisor == 1 or len(set(mapped.values())) == len(mapped):
             return mapped
         divisor //= 2
@@ -576,8 +632,10 @@ def _tiny_stack(index: int) -> tuple[int, ...]:
 def _shrink(p: Parameter, rules: Mapping[str, Callable[[Any], Any]]) -> Parameter:
     """`p` with smoke() rules applied to its values and to the values its `when`
     accepts (so conditions on shrunk settings still hold)."""
-    when = tuple((key, tuple(rules[key](a) for a in accepted) if key in rules else accepted)
-                 for key, accepted in p.when)
+    when = tuple(
+        (key, tuple(rules[key](a) for a in accepted) if key in rules else accepted)
+        for key, accepted in p.when
+    )
     rule = rules.get(p.name)
     if rule is None:
         return dataclasses.replace(p, when=when)
@@ -607,8 +665,9 @@ def load_space(name_or_path: str | Path, *, spaces_dir: str | Path | None = None
     path = _locate(name_or_path, spaces_dir)
     data = load_yaml(path)
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}, "
-                         f"got {type(data).__name__}")
+        raise UsageError(
+            f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}, got {type(data).__name__}"
+        )
     return _parse(data, path)
 
 
@@ -623,7 +682,9 @@ def _locate(name_or_path: str | Path, spaces_dir: str | Path | None) -> Path:
     path = directory / f"{text}.yaml"
     if not path.is_file():
         names = available_spaces(spaces_dir=directory)
-        raise UsageError(f"{path}: unknown search space {shown(text)}; available: {', '.join(names) or 'none'}")
+        raise UsageError(
+            f"{path}: unknown search space {shown(text)}; available: {', '.join(names) or 'none'}"
+        )
     return path
 
 
@@ -639,18 +700,27 @@ def _parse(data: Mapping[Any, Any], path: Path) -> SearchSpace:
         raise _fail(path, "fixed", f"expected a mapping of trainer settings to values, got {shown(fixed)}")
     parameters = data.get("parameters")
     if not isinstance(parameters, dict) or not parameters:
-        raise _fail(path, "parameters", "expected a non-empty mapping of trainer settings to "
-                    f"distributions, got {shown(parameters)}")
+        raise _fail(
+            path,
+            "parameters",
+            f"expected a non-empty mapping of trainer settings to distributions, got {shown(parameters)}",
+        )
     budget, left_out = _parse_budget(data.get("budget"), path)
     objective = data.get("objective", DEFAULT_OBJECTIVE)
     if not isinstance(objective, str) or objective not in OBJECTIVES:
-        raise _fail(path, "objective", f"unknown objective {shown(objective)}{_did_you_mean(objective, OBJECTIVES)}")
-    return SearchSpace(name=path.stem, path=path, description=description.strip(), budget=budget,
-                       objective=objective,
-                       fixed={key: _parse_fixed(key, value, path) for key, value in fixed.items()},
-                       parameters=tuple(_parse_parameter(name, spec, path)
-                                        for name, spec in parameters.items()),
-                       budget_defaults=left_out)
+        raise _fail(
+            path, "objective", f"unknown objective {shown(objective)}{_did_you_mean(objective, OBJECTIVES)}"
+        )
+    return SearchSpace(
+        name=path.stem,
+        path=path,
+        description=description.strip(),
+        budget=budget,
+        objective=objective,
+        fixed={key: _parse_fixed(key, value, path) for key, value in fixed.items()},
+        parameters=tuple(_parse_parameter(name, spec, path) for name, spec in parameters.items()),
+        budget_defaults=left_out,
+    )
 
 
 def _parse_fixed(key: Any, value: Any, path: Path) -> Any:
@@ -680,11 +750,15 @@ def _parse_budget(data: Any, path: Path) -> tuple[Budget, tuple[str, ...]]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise _fail(path, "budget", f"expected a mapping with some of {', '.join(BUDGET_KEYS)}, got {shown(data)}")
+        raise _fail(
+            path, "budget", f"expected a mapping with some of {', '.join(BUDGET_KEYS)}, got {shown(data)}"
+        )
     for key in data:
         if key not in BUDGET_KEYS:
             raise _fail(path, f"budget.{key}", f"unknown budget key{_did_you_mean(key, BUDGET_KEYS)}")
-    given = {key: coerce(f"budget.{key}", data[key], int, source=str(path)) for key in BUDGET_KEYS if key in data}
+    given = {
+        key: coerce(f"budget.{key}", data[key], int, source=str(path)) for key in BUDGET_KEYS if key in data
+    }
     defaults = dict(DEFAULT_BUDGET)
     if "epochs" in given and given["epochs"] >= 1:
         # Left-out eval_interval and grace_epochs follow the file's epochs, as --epochs
@@ -708,18 +782,32 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
     where = f"parameters.{name}"
     _check_setting(name, where, path)
     if not isinstance(spec, dict):
-        raise _fail(path, where, "expected a mapping: {values: [...]}, {value: ...} or "
-                    f"{{distribution: ..., min: ..., max: ...}}, got {shown(spec)}")
+        raise _fail(
+            path,
+            where,
+            "expected a mapping: {values: [...]}, {value: ...} or "
+            f"{{distribution: ..., min: ..., max: ...}}, got {shown(spec)}",
+        )
     for key in spec:
         if key not in PARAMETER_KEYS:
             raise _fail(path, f"{where}.{key}", f"unknown key{_did_you_mean(key, PARAMETER_KEYS)}")
     when = _parse_when(spec.get("when"), f"{where}.when", path)
-    forms = [form for form, keys in (("values", ("values",)), ("value", ("value",)),
-                                     ("range", ("min", "max", "distribution", "step")))
-             if any(k in spec for k in keys)]
+    forms = [
+        form
+        for form, keys in (
+            ("values", ("values",)),
+            ("value", ("value",)),
+            ("range", ("min", "max", "distribution", "step")),
+        )
+        if any(k in spec for k in keys)
+    ]
     if len(forms) != 1:
-        raise _fail(path, where, "expected exactly one of values (categorical), value (constant) "
-                    f"or min/max (a range), got keys {shown(', '.join(map(str, spec)))}")
+        raise _fail(
+            path,
+            where,
+            "expected exactly one of values (categorical), value (constant) "
+            f"or min/max (a range), got keys {shown(', '.join(map(str, spec)))}",
+        )
 
     def value_of(key: str, raw: Any) -> Any:
         return _setting(name, raw, f"{where}.{key}", path)
@@ -733,23 +821,34 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
         choices = [value_of(f"values[{i}]", v) for i, v in enumerate(raw)]
         for i, choice in enumerate(choices):
             if choice in choices[:i]:
-                raise _fail(path, f"{where}.values[{i}]",
-                            f"duplicate of values[{choices.index(choice)}] ({shown(_plain(choice))})")
+                raise _fail(
+                    path,
+                    f"{where}.values[{i}]",
+                    f"duplicate of values[{choices.index(choice)}] ({shown(_plain(choice))})",
+                )
         return Parameter(name, "categorical", choices=tuple(choices), when=when)
     return _parse_range(name, spec, where, when, path)
 
 
-def _parse_range(name: str, spec: Mapping[str, Any], where: str,
-                 when: tuple[tuple[str, tuple], ...], path: Path) -> Parameter:
+def _parse_range(
+    name: str, spec: Mapping[str, Any], where: str, when: tuple[tuple[str, tuple], ...], path: Path
+) -> Parameter:
     kind = _base_type(name)
     if kind not in (int, float):
-        raise _fail(path, where, f"a range needs a numeric setting, and {name} takes "
-                    f"{'a list' if kind is tuple else kind.__name__}: use values")
+        raise _fail(
+            path,
+            where,
+            f"a range needs a numeric setting, and {name} takes "
+            f"{'a list' if kind is tuple else kind.__name__}: use values",
+        )
     default = "int_uniform" if kind is int else "uniform"
     distribution = spec.get("distribution", default)
     if distribution not in DISTRIBUTIONS:
-        raise _fail(path, f"{where}.distribution", f"unknown distribution {shown(distribution)}"
-                    f"{_did_you_mean(distribution, DISTRIBUTIONS)}")
+        raise _fail(
+            path,
+            f"{where}.distribution",
+            f"unknown distribution {shown(distribution)}{_did_you_mean(distribution, DISTRIBUTIONS)}",
+        )
     if distribution == "uniform" and kind is int:
         raise _fail(path, f"{where}.distribution", f"{name} takes integers: use int_uniform or log_uniform")
     if distribution == "int_uniform" and kind is float:
@@ -769,8 +868,11 @@ def _parse_range(name: str, spec: Mapping[str, Any], where: str,
             raise _fail(path, f"{where}.step", f"step goes with int_uniform only, not {distribution}")
         step = coerce(f"{where}.step", spec["step"], int, source=str(path))
         if step < 1 or (high - low) % step:
-            raise _fail(path, f"{where}.step", f"expected an integer >= 1 that divides max - min "
-                        f"({shown(high - low)}), got {shown(step)}")
+            raise _fail(
+                path,
+                f"{where}.step",
+                f"expected an integer >= 1 that divides max - min ({shown(high - low)}), got {shown(step)}",
+            )
     return Parameter(name, distribution, low=low, high=high, step=step, when=when)
 
 
@@ -778,8 +880,11 @@ def _parse_when(spec: Any, where: str, path: Path) -> tuple[tuple[str, tuple], .
     if spec is None:
         return ()
     if not isinstance(spec, dict) or not spec:
-        raise _fail(path, where, f"expected a mapping of settings to values, e.g. "
-                    f"{{mine_negatives: true}}, got {shown(spec)}")
+        raise _fail(
+            path,
+            where,
+            f"expected a mapping of settings to values, e.g. {{mine_negatives: true}}, got {shown(spec)}",
+        )
     clauses = []
     for key, accepted in spec.items():
         clause = f"{where}.{key}"
@@ -787,7 +892,8 @@ def _parse_when(spec: Any, where: str, path: Path) -> tuple[tuple[str, tuple], .
         # A list means any of its items, except for a list-valued setting (layers),
         # where only a list of lists does.
         listed = isinstance(accepted, list) and (
-            _base_type(key) is not tuple or (accepted and all(isinstance(a, list) for a in accepted)))
+            _base_type(key) is not tuple or (accepted and all(isinstance(a, list) for a in accepted))
+        )
         options = accepted if listed else [accepted]
         if not options:
             raise _fail(path, clause, "expected a value or a non-empty list of values")

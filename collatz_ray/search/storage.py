@@ -30,8 +30,10 @@ def resolve_storage(storage: str) -> str:
         if scheme == "file":
             storage = rest
         elif scheme.lower() not in REMOTE_SCHEMES:
-            raise UsageError(f"--storage {storage}: unknown scheme {scheme[:20]!r}; expected a local "
-                             f"directory or one of {', '.join(s + '://' for s in REMOTE_SCHEMES)}")
+            raise UsageError(
+                f"--storage {storage}: unknown scheme {scheme[:20]!r}; expected a local "
+                f"directory or one of {', '.join(s + '://' for s in REMOTE_SCHEMES)}"
+            )
         else:
             return storage
     try:
@@ -43,14 +45,32 @@ def resolve_storage(storage: str) -> str:
 def check_name(name: str) -> str:
     """An experiment name: one path component made of letters, digits, '.', '_', '-'."""
     if not _NAME.fullmatch(name) or name in (".", ".."):
-        raise UsageError(f"--name {name[:60]!r}: expected one directory name of letters, digits, "
-                         "'.', '_' and '-' (not a path), starting with a letter or digit")
+        raise UsageError(
+            f"--name {name[:60]!r}: expected one directory name of letters, digits, "
+            "'.', '_' and '-' (not a path), starting with a letter or digit"
+        )
     return name
 
+
 #: Filesystem types (from /proc/mounts) that several machines can share.
-SHARED_FS_TYPES = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs",
-                   "beegfs", "efs", "9p", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs",
-                   "fuse.sshfs", "fuse.ceph")
+SHARED_FS_TYPES = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "lustre",
+    "gpfs",
+    "ceph",
+    "glusterfs",
+    "beegfs",
+    "efs",
+    "9p",
+    "fuse.s3fs",
+    "fuse.gcsfuse",
+    "fuse.juicefs",
+    "fuse.sshfs",
+    "fuse.ceph",
+)
 
 
 def filesystem_type(path: Path) -> str:
@@ -71,8 +91,9 @@ def filesystem_type(path: Path) -> str:
     return kind
 
 
-def check_storage(storage: str, *, creating: bool, nodes: int = 1,
-                  declared_shared: bool = False, dry_run: bool = False) -> None:
+def check_storage(
+    storage: str, *, creating: bool, nodes: int = 1, declared_shared: bool = False, dry_run: bool = False
+) -> None:
     """Refuse, in one line, storage that cannot hold this experiment. `declared_shared`
     is the user's word (--shared-storage) that every node sees this directory. With
     `dry_run` nothing is created: a directory still to be made must be makeable."""
@@ -83,7 +104,8 @@ def check_storage(storage: str, *, creating: bool, nodes: int = 1,
         raise UsageError(
             f"--storage {storage}: a local directory on a {nodes}-node cluster; trials on other "
             "nodes cannot reach it. Use s3://bucket/prefix or a shared mount (NFS, EFS, ...), or "
-            "--shared-storage if every node does see it")
+            "--shared-storage if every node does see it"
+        )
     if creating and dry_run:
         existing = next((p for p in (path, *path.parents) if p.exists()), None)
         if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
@@ -124,5 +146,7 @@ def storage_write_problem(path: str) -> str | None:
 
 
 def storage_failure_line(storage: str, experiment: str, path: str, problem: str) -> str:
-    return (f"--storage {storage}: cannot write to experiment {experiment} "
-            f"({problem}); the search stopped. Trials already written are kept in {path}")
+    return (
+        f"--storage {storage}: cannot write to experiment {experiment} "
+        f"({problem}); the search stopped. Trials already written are kept in {path}"
+    )

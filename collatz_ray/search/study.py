@@ -62,15 +62,18 @@ def hide_password(url: str) -> str:
     return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
-def resolve_study(*, given: str | None, saved: dict[str, Any] | None, experiment_dir: str,
-                  name: str, remote: bool) -> StudyStorage | None:
+def resolve_study(
+    *, given: str | None, saved: dict[str, Any] | None, experiment_dir: str, name: str, remote: bool
+) -> StudyStorage | None:
     """The study database of a search: --optuna-storage, else what the experiment
     recorded, else the default file in the experiment. None for an experiment from
     before studies were recorded (its TPE state lives in Tune's own pickles)."""
     if saved is not None and "study" not in saved:
         if given:
-            raise UsageError(f"--optuna-storage: experiment {name} was started before studies were "
-                             "recorded in a database; resume it without --optuna-storage")
+            raise UsageError(
+                f"--optuna-storage: experiment {name} was started before studies were "
+                "recorded in a database; resume it without --optuna-storage"
+            )
         return None
     record = (saved or {}).get("study") or {}
     if saved is not None and not isinstance(record, dict):
@@ -83,16 +86,22 @@ def resolve_study(*, given: str | None, saved: dict[str, Any] | None, experiment
         raise UsageError(f"{experiment_dir}: collatz_search.json: study.study_name: expected a name")
     if given is not None:
         if not given.strip():
-            raise UsageError("--optuna-storage: expected an SQLAlchemy URL such as "
-                             "sqlite:///path/study.db or postgresql://user@host/db")
+            raise UsageError(
+                "--optuna-storage: expected an SQLAlchemy URL such as "
+                "sqlite:///path/study.db or postgresql://user@host/db"
+            )
         if saved is not None and hide_password(given) != (recorded or "(the experiment's own optuna.db)"):
-            raise UsageError(f"--optuna-storage {hide_password(given)}: experiment {name} records its study "
-                             f"in {recorded or 'its own optuna.db'}; resume it with that database")
+            raise UsageError(
+                f"--optuna-storage {hide_password(given)}: experiment {name} records its study "
+                f"in {recorded or 'its own optuna.db'}; resume it with that database"
+            )
         return StudyStorage(url=given, study_name=study_name)
     if recorded is not None:
         if HIDDEN in recorded:
-            raise UsageError(f"experiment {name} records its study in {recorded}: pass that URL again "
-                             "with --optuna-storage (passwords are not saved), or use ~/.pgpass")
+            raise UsageError(
+                f"experiment {name} records its study in {recorded}: pass that URL again "
+                "with --optuna-storage (passwords are not saved), or use ~/.pgpass"
+            )
         return StudyStorage(url=recorded, study_name=study_name)
     if remote:
         # An SQLite file cannot live in s3:// and the like: keep it on the driver's disk.
@@ -123,11 +132,14 @@ def open_storage(url: str):
         dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
         extra = _DRIVER_EXTRAS.get(dialect)
         hint = f"; pip install 'collatz-ray[{extra}]'" if extra else ""
-        raise UsageError(f"--optuna-storage {hide_password(url)}: its database driver is not installed "
-                         f"({err.name or err}){hint}") from None
+        raise UsageError(
+            f"--optuna-storage {hide_password(url)}: its database driver is not installed "
+            f"({err.name or err}){hint}"
+        ) from None
     except Exception as err:  # SQLAlchemy's and Optuna's errors: a bad URL, no server, a lock
-        raise UsageError(f"--optuna-storage {hide_password(url)}: cannot open the study database "
-                         f"({_reason(err)})") from None
+        raise UsageError(
+            f"--optuna-storage {hide_password(url)}: cannot open the study database ({_reason(err)})"
+        ) from None
 
 
 def check_study(storage: StudyStorage, *, resuming: bool) -> None:
@@ -139,16 +151,22 @@ def check_study(storage: StudyStorage, *, resuming: bool) -> None:
     try:
         names = {s.study_name for s in optuna.study.get_all_study_summaries(rdb, include_best_trial=False)}
     except Exception as err:
-        raise UsageError(f"--optuna-storage {storage.shown}: cannot read its studies ({_reason(err)})") from None
+        raise UsageError(
+            f"--optuna-storage {storage.shown}: cannot read its studies ({_reason(err)})"
+        ) from None
     finally:
         rdb.remove_session()
         rdb.engine.dispose()
     if not resuming and storage.study_name in names:
-        raise UsageError(f"--optuna-storage {storage.shown}: it already holds a study named "
-                         f"{storage.study_name!r}; choose another --name, or --resume that experiment")
+        raise UsageError(
+            f"--optuna-storage {storage.shown}: it already holds a study named "
+            f"{storage.study_name!r}; choose another --name, or --resume that experiment"
+        )
     if resuming and storage.study_name not in names and not storage.in_experiment:
-        raise UsageError(f"--optuna-storage {storage.shown}: no study named {storage.study_name!r} there; "
-                         "the experiment recorded its study in another database")
+        raise UsageError(
+            f"--optuna-storage {storage.shown}: no study named {storage.study_name!r} there; "
+            "the experiment recorded its study in another database"
+        )
 
 
 def _reason(err: BaseException) -> str:

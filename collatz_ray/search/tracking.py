@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from collatz_ray.errors import UsageError, shown
 
@@ -48,16 +49,26 @@ def parse_tracker(text: str) -> Tracker:
     if kind not in KINDS:
         raise UsageError(f"expected mlflow, mlflow=URI or wandb, got {shown(text)}")
     if kind == "wandb" and equals:
-        raise UsageError(f"wandb takes no value, got {shown(text)} (the W&B project is the search's "
-                         "name, or $WANDB_PROJECT; WANDB_MODE=offline keeps runs on this machine)")
+        raise UsageError(
+            f"wandb takes no value, got {shown(text)} (the W&B project is the search's "
+            "name, or $WANDB_PROJECT; WANDB_MODE=offline keeps runs on this machine)"
+        )
     if equals and not value.strip():
-        raise UsageError(f"expected a tracking URI after 'mlflow=', got {shown(text)} (plain "
-                         "--track mlflow keeps an MLflow store inside the experiment)")
+        raise UsageError(
+            f"expected a tracking URI after 'mlflow=', got {shown(text)} (plain "
+            "--track mlflow keeps an MLflow store inside the experiment)"
+        )
     return Tracker(kind, value.strip() if equals else None)
 
 
-def chosen_trackers(given: Sequence[Tracker] | None, *, saved: dict[str, Any] | None,
-                    settings_file: Path, experiment: str, storage: str) -> tuple[Tracker, ...]:
+def chosen_trackers(
+    given: Sequence[Tracker] | None,
+    *,
+    saved: dict[str, Any] | None,
+    settings_file: Path,
+    experiment: str,
+    storage: str,
+) -> tuple[Tracker, ...]:
     """The trackers a search logs to: `given` (the --track flags) for a new search; on
     --resume the experiment's own, which --track may repeat but not change. Each is
     checked: its package installed, somewhere to log to, W&B able to log in."""
@@ -68,13 +79,16 @@ def chosen_trackers(given: Sequence[Tracker] | None, *, saved: dict[str, Any] | 
         trackers = _saved_trackers(saved, settings_file)
         if given and given != trackers:
             started = " ".join(f"--track {t}" for t in trackers) or "no --track"
-            raise UsageError(f"--track {' '.join(map(str, given))}: experiment {experiment} was started with "
-                             f"{started}, which Tune's saved state keeps; drop --track to resume it")
+            raise UsageError(
+                f"--track {' '.join(map(str, given))}: experiment {experiment} was started with "
+                f"{started}, which Tune's saved state keeps; drop --track to resume it"
+            )
     kinds = [t.kind for t in trackers]
     for kind in KINDS:
         if kinds.count(kind) > 1:
-            raise UsageError(f"--track {kind} is given {kinds.count(kind)} times: one {kind} "
-                             "tracker per search")
+            raise UsageError(
+                f"--track {kind} is given {kinds.count(kind)} times: one {kind} tracker per search"
+            )
     for tracker in trackers:
         _check(tracker, storage=storage)
     return trackers
@@ -93,11 +107,15 @@ def _saved_trackers(saved: dict[str, Any], settings_file: Path) -> tuple[Tracker
 def _check(tracker: Tracker, *, storage: str) -> None:
     package = "mlflow" if tracker.kind == "mlflow" else "wandb"
     if importlib.util.find_spec(package) is None:
-        raise UsageError(f"--track {tracker}: the {package} package is not installed; "
-                         f"pip install 'collatz-ray[{EXTRAS[tracker.kind]}]'")
+        raise UsageError(
+            f"--track {tracker}: the {package} package is not installed; "
+            f"pip install 'collatz-ray[{EXTRAS[tracker.kind]}]'"
+        )
     if tracker.kind == "mlflow" and mlflow_uri(tracker) is None and "://" in storage:
-        raise UsageError(f"--track mlflow: the experiment is on {storage}, where no MLflow store can be "
-                         "kept; give --track mlflow=URI (a tracking server) or set MLFLOW_TRACKING_URI")
+        raise UsageError(
+            f"--track mlflow: the experiment is on {storage}, where no MLflow store can be "
+            "kept; give --track mlflow=URI (a tracking server) or set MLFLOW_TRACKING_URI"
+        )
     if tracker.kind == "wandb" and os.environ.get("WANDB_MODE") not in WANDB_LOCAL_MODES:
         _check_wandb_login()
 
@@ -114,8 +132,10 @@ def _check_wandb_login() -> None:
     except Exception:  # noqa: BLE001 - a damaged W&B settings file is no login either
         logged_in = False
     if not logged_in:
-        raise UsageError("--track wandb: W&B has no API key; set WANDB_API_KEY, run `wandb login`, "
-                         "or set WANDB_MODE=offline to keep runs on this machine")
+        raise UsageError(
+            "--track wandb: W&B has no API key; set WANDB_API_KEY, run `wandb login`, "
+            "or set WANDB_MODE=offline to keep runs on this machine"
+        )
 
 
 def mlflow_uri(tracker: Tracker) -> str | None:

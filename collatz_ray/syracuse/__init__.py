@@ -7,11 +7,33 @@ features.py turns integers into the model's feature rows.
 
 from collatz_ray._lazy import lazy_exports
 
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "syracuse": "arith", "syracuse_power": "arith", "trajectory": "arith", "k_sequence": "arith",
-    "drift": "arith", "v2": "arith", "HARD_SEEDS": "arith", "DEFAULT_TEST_SEEDS": "arith",
-    "FeatureSpec": "features", "extract": "features", "reference_row": "features",
-})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "syracuse": "arith",
+        "syracuse_power": "arith",
+        "trajectory": "arith",
+        "k_sequence": "arith",
+        "drift": "arith",
+        "v2": "arith",
+        "HARD_SEEDS": "arith",
+        "DEFAULT_TEST_SEEDS": "arith",
+        "FeatureSpec": "features",
+        "extract": "features",
+        "reference_row": "features",
+    },
+)
 
-__all__ = ["DEFAULT_TEST_SEEDS", "FeatureSpec", "HARD_SEEDS", "drift", "extract", "k_sequence",
-           "reference_row", "syracuse", "syracuse_power", "trajectory", "v2"]
+__all__ = [
+    "DEFAULT_TEST_SEEDS",
+    "FeatureSpec",
+    "HARD_SEEDS",
+    "drift",
+    "extract",
+    "k_sequence",
+    "reference_row",
+    "syracuse",
+    "syracuse_power",
+    "trajectory",
+    "v2",
+]

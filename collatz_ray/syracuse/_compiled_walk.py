@@ -28,8 +28,7 @@ LIMB_MASK = (1 << LIMB_BITS) - 1
 numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 
-def k_sequences(c: np.ndarray, length: int, table: np.ndarray, block_bits: int,
-                out: np.ndarray) -> None:
+def k_sequences(c: np.ndarray, length: int, table: np.ndarray, block_bits: int, out: np.ndarray) -> None:
     """Run the kernel on as many threads as torch may use (a Ray trial given one CPU
     sets torch to one thread, and numba must not take every core), and leave torch's
     setting as it found it."""
@@ -42,8 +41,9 @@ def k_sequences(c: np.ndarray, length: int, table: np.ndarray, block_bits: int,
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def k_sequences_kernel(c: np.ndarray, length: int, table: np.ndarray, block_bits: int,
-                       out: np.ndarray) -> None:
+def k_sequences_kernel(
+    c: np.ndarray, length: int, table: np.ndarray, block_bits: int, out: np.ndarray
+) -> None:
     """Fill out[row, :length] with row's k-sequence; `c` (int64 limbs, with headroom for
     the growth of `length` steps) is consumed in place."""
     rows, width = c.shape
@@ -83,8 +83,7 @@ def k_sequences_kernel(c: np.ndarray, length: int, table: np.ndarray, block_bits
 
 
 @njit(cache=True, error_model="numpy")
-def _generic_step(limb: np.ndarray, top: int, out: np.ndarray, row: int, pos: int,
-                  length: int) -> None:
+def _generic_step(limb: np.ndarray, top: int, out: np.ndarray, row: int, pos: int, length: int) -> None:
     """x = 3c + 1, k = v2(x), c = x >> k, for any k (the table's blind spot, k >= B)."""
     width = limb.shape[0]
     carry = 1

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
+from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs as L_
 from collatz_ray.syracuse.arith import LOG2_3, k_sequence
-from collatz_ray.errors import UsageError
 
 K_CLIP = 10
 LOG10_2 = math.log10(2)
@@ -59,8 +59,14 @@ class OffsetFeatures:
     first_k: torch.Tensor  # (N,) int64: k_1 of n; T(n) > n exactly when it is 1 (odd n > 1)
 
 
-def extract(values: Sequence[int], lookahead: int, *, k_only: bool = False,
-            k_shifted: bool = False, device: torch.device | str = "cpu") -> torch.Tensor:
+def extract(
+    values: Sequence[int],
+    lookahead: int,
+    *,
+    k_only: bool = False,
+    k_shifted: bool = False,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Feature rows for Python ints >= 1, in input order: (N, d) float32 on `device`."""
     if not isinstance(lookahead, int) or isinstance(lookahead, bool) or lookahead < 1:
         raise UsageError(f"lookahead must be an integer >= 1, got {lookahead!r}")
@@ -86,8 +92,7 @@ def _as_int(value: object, index: int) -> int:
         raise UsageError(f"values[{index}] must be an integer >= 1, got {value!r}") from None
 
 
-def features_of_limbs(n: torch.Tensor, spec: FeatureSpec, *,
-                      offsets: Sequence[int] = (0,)) -> OffsetFeatures:
+def features_of_limbs(n: torch.Tensor, spec: FeatureSpec, *, offsets: Sequence[int] = (0,)) -> OffsetFeatures:
     """Rows of T^j(n) for j in `offsets` from one k-sequence of length L + max(offsets).
 
     Offsets other than 0 require odd n (every training and evaluation number is odd);
@@ -99,13 +104,13 @@ def features_of_limbs(n: torch.Tensor, spec: FeatureSpec, *,
     clipped = ks.clamp_max(K_CLIP)
     log2_n = L_.log2(n)
     # int32 sums: torch's int16 -> int64 reduction is an order of magnitude slower.
-    window_sums = {j: ks[:, j:j + L].sum(dim=1, dtype=torch.int32) for j in set(offsets) | {0}}
+    window_sums = {j: ks[:, j : j + L].sum(dim=1, dtype=torch.int32) for j in set(offsets) | {0}}
     drift_n = L * LOG2_3 - window_sums[0].to(torch.float64)
 
     rows: dict[int, torch.Tensor] = {}
     if spec.k_only:
         for j in offsets:
-            rows[j] = _k_columns(clipped[:, j:j + L], spec, out=None)
+            rows[j] = _k_columns(clipped[:, j : j + L], spec, out=None)
     else:
         prefix = torch.nn.functional.pad(ks[:, :reach].to(torch.int64).cumsum(dim=1), (1, 0))
         log2_c, mod81_c = _offset_values(n, log2_n, prefix, sorted(set(offsets)))
@@ -119,10 +124,11 @@ def features_of_limbs(n: torch.Tensor, spec: FeatureSpec, *,
             row[:, 3] = (m81 % 27) / 26
             row[:, 4] = m81 / 80
             row[:, 5] = drift / 10
-            _k_columns(clipped[:, j:j + L], spec, out=row[:, 6:])
+            _k_columns(clipped[:, j : j + L], spec, out=row[:, 6:])
             rows[j] = row
-    return OffsetFeatures(rows=rows, ln_n=log2_n * math.log(2), drift=drift_n,
-                          first_k=ks[:, 0].to(torch.int64))
+    return OffsetFeatures(
+        rows=rows, ln_n=log2_n * math.log(2), drift=drift_n, first_k=ks[:, 0].to(torch.int64)
+    )
 
 
 def _k_columns(clipped: torch.Tensor, spec: FeatureSpec, *, out: torch.Tensor | None) -> torch.Tensor:
@@ -135,8 +141,9 @@ def _k_columns(clipped: torch.Tensor, spec: FeatureSpec, *, out: torch.Tensor | 
     return out.div_(K_CLIP)
 
 
-def _offset_values(n: torch.Tensor, log2_n: torch.Tensor, prefix: torch.Tensor,
-                   offsets: list[int]) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+def _offset_values(
+    n: torch.Tensor, log2_n: torch.Tensor, prefix: torch.Tensor, offsets: list[int]
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """log2 T^j(n) (float64) and T^j(n) mod 81 (int64) from n and the prefix sums S_j
     (prefix[:, j] = S_j for j up to max(offsets))."""
     device = n.device
@@ -160,8 +167,7 @@ def _offset_values(n: torch.Tensor, log2_n: torch.Tensor, prefix: torch.Tensor,
     return log2s, mods
 
 
-def reference_row(n: int, lookahead: int, *, k_only: bool = False,
-                  k_shifted: bool = False) -> list[float]:
+def reference_row(n: int, lookahead: int, *, k_only: bool = False, k_shifted: bool = False) -> list[float]:
     """One feature row the plain way, integer by integer: the readable definition that
     tests check the vectorised path against and the benchmark's naive baseline."""
     ks = k_sequence(n, lookahead)
@@ -169,6 +175,5 @@ def reference_row(n: int, lookahead: int, *, k_only: bool = False,
     if k_only:
         return kcols
     drift = lookahead * LOG2_3 - sum(ks)
-    head = [math.log10(max(1, n)) / 40, (n % 3) / 2, (n % 9) / 8, (n % 27) / 26,
-            (n % 81) / 80, drift / 10]
+    head = [math.log10(max(1, n)) / 40, (n % 3) / 2, (n % 9) / 8, (n % 27) / 26, (n % 81) / 80, drift / 10]
     return head + kcols

@@ -20,7 +20,7 @@ whose very first k is >= B (3l+1 = 0 mod 2^B) takes one exact generic step inste
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ _MAX_TABLE_STEPS = 15
 _NIBBLES = 15
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _block_table_numpy(bits: int) -> np.ndarray:
     """Per residue l < 2^B: (steps m, multiplier 3^m 2^(B-S), remainder r_m, k's packed
     as 4-bit nibbles, first k first). Every k inside a table step is below B <= 16."""
@@ -78,8 +78,9 @@ def width_for(bits: int, steps: int) -> int:
     return (bits + int(steps * _GROWTH_PER_STEP) + 2 + BLOCK_BITS) // LIMB_BITS + 2
 
 
-def from_ints(values: Sequence[int], *, width: int | None = None,
-              device: torch.device | str = "cpu") -> torch.Tensor:
+def from_ints(
+    values: Sequence[int], *, width: int | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Python ints >= 0 -> (N, W) limb tensor (W from the largest value unless given)."""
     if width is None:
         top = max(values).bit_length() if len(values) else 1
@@ -106,7 +107,7 @@ def to_ints(limbs: torch.Tensor) -> list[int]:
     """(N, W) limb tensor (normalised) -> Python ints."""
     raw = limbs.to("cpu", torch.int64).numpy().astype("<u4").tobytes()
     step = 4 * limbs.shape[1]
-    return [int.from_bytes(raw[i:i + step], "little") for i in range(0, len(raw), step)]
+    return [int.from_bytes(raw[i : i + step], "little") for i in range(0, len(raw), step)]
 
 
 def pad(limbs: torch.Tensor, width: int) -> torch.Tensor:
@@ -136,8 +137,9 @@ def log2(limbs: torch.Tensor) -> torch.Tensor:
     hi = limbs.gather(1, top[:, None]).squeeze(1).to(torch.float64)
     mid = limbs.gather(1, (top - 1)[:, None]).squeeze(1).to(torch.float64)
     below = (top - 2).clamp_min(0)
-    lo = torch.where(top >= 2, limbs.gather(1, below[:, None]).squeeze(1).to(torch.float64),
-                     torch.zeros_like(hi))
+    lo = torch.where(
+        top >= 2, limbs.gather(1, below[:, None]).squeeze(1).to(torch.float64), torch.zeros_like(hi)
+    )
     scale = float(1 << LIMB_BITS)
     mantissa = (hi * scale + mid) + lo / scale
     return torch.log2(mantissa) + (top - 1).to(torch.float64) * LIMB_BITS
@@ -146,8 +148,9 @@ def log2(limbs: torch.Tensor) -> torch.Tensor:
 def residue(limbs: torch.Tensor, modulus: int) -> torch.Tensor:
     """Every row mod a small modulus (< 2^20), exactly."""
     width = limbs.shape[1]
-    weights = torch.tensor([pow(2, LIMB_BITS * j, modulus) for j in range(width)],
-                           dtype=torch.int64, device=limbs.device)
+    weights = torch.tensor(
+        [pow(2, LIMB_BITS * j, modulus) for j in range(width)], dtype=torch.int64, device=limbs.device
+    )
     return ((limbs % modulus) * weights).sum(dim=1) % modulus
 
 

@@ -47,9 +47,10 @@ import math
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.syracuse.arith import DECIMAL_MAX_BITS
@@ -63,8 +64,10 @@ MAX_BANK_BYTES = 64 * 2**20
 _MAX_DIGITS = len(str(2**DECIMAL_MAX_BITS))
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: What every record line must be, for the one line that refuses a damaged one.
-EXPECTED = (f"one JSON object a line with n an odd decimal from 3 to {DECIMAL_MAX_BITS} bits, "
-            f"margin a number or null, source {' or '.join(SOURCES)}")
+EXPECTED = (
+    f"one JSON object a line with n an odd decimal from 3 to {DECIMAL_MAX_BITS} bits, "
+    f"margin a number or null, source {' or '.join(SOURCES)}"
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,15 @@ class Record:
     time: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"n": str(self.n), "margin": self.margin, "source": self.source, "trial": self.trial,
-                "epoch": self.epoch, "sha256": self.sha256, "time": self.time}
+        return {
+            "n": str(self.n),
+            "margin": self.margin,
+            "source": self.source,
+            "trial": self.trial,
+            "epoch": self.epoch,
+            "sha256": self.sha256,
+            "time": self.time,
+        }
 
     @property
     def sighting(self) -> tuple:
@@ -93,16 +103,30 @@ def bankable(n: int) -> bool:
     return n >= 3 and n & 1 == 1 and n.bit_length() <= DECIMAL_MAX_BITS
 
 
-def new_record(n: int, *, margin: float | None, source: str, trial: str | None = None,
-               epoch: int | None = None, sha256: str | None = None) -> Record:
+def new_record(
+    n: int,
+    *,
+    margin: float | None,
+    source: str,
+    trial: str | None = None,
+    epoch: int | None = None,
+    sha256: str | None = None,
+) -> Record:
     """A record stamped with the current time (UTC); a non-finite margin becomes null."""
     if not bankable(n):
         raise ValueError(f"not a bankable counterexample: a number of {n.bit_length()} bits")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
     finite = margin is not None and math.isfinite(margin)
-    return Record(n, float(margin) if finite else None, source, trial, epoch, sha256,
-                  time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return Record(
+        n,
+        float(margin) if finite else None,
+        source,
+        trial,
+        epoch,
+        sha256,
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
 
 
 def bank_file(path: str | Path) -> Path:
@@ -127,9 +151,11 @@ def append_records(path: Path, records: Sequence[Record]) -> None:
         _end_the_last_line(fd)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     except OSError as err:
-        raise UsageError(f"{path}: cannot append to the counterexample bank ({err.strerror or err})") from None
+        raise UsageError(
+            f"{path}: cannot append to the counterexample bank ({err.strerror or err})"
+        ) from None
     finally:
         os.close(fd)  # releases the lock
 
@@ -182,15 +208,19 @@ def read_bank(path: str | Path, *, strict: bool) -> Bank:
     try:
         size = file.stat().st_size
     except FileNotFoundError:
-        return problem(f"no counterexample bank here; expected an experiment directory holding "
-                       f"{BANK_FILE}, or such a file")
+        return problem(
+            f"no counterexample bank here; expected an experiment directory holding "
+            f"{BANK_FILE}, or such a file"
+        )
     except OSError as err:
         return problem(f"cannot be read ({err.strerror or err})")
     if not file.is_file():
         return problem(f"not a file; expected an experiment directory holding {BANK_FILE}, or such a file")
     if size > MAX_BANK_BYTES:
-        return problem(f"{size:,} bytes, more than the {MAX_BANK_BYTES:,} a counterexample bank may "
-                       "hold; start a new one")
+        return problem(
+            f"{size:,} bytes, more than the {MAX_BANK_BYTES:,} a counterexample bank may "
+            "hold; start a new one"
+        )
     try:
         data = file.read_bytes()
     except OSError as err:
@@ -229,8 +259,9 @@ def _parse(line: str) -> tuple[Record | None, str]:
     if not bankable(n):
         return None, f"n is {shown(text)}"
     margin = data.get("margin")
-    if margin is not None and not (isinstance(margin, (int, float)) and not isinstance(margin, bool)
-                                   and math.isfinite(margin)):
+    if margin is not None and not (
+        isinstance(margin, (int, float)) and not isinstance(margin, bool) and math.isfinite(margin)
+    ):
         return None, f"margin is {shown(margin)}"
     if data.get("source") not in SOURCES:
         return None, f"source is {shown(data.get('source'))}"
@@ -243,8 +274,9 @@ def _parse(line: str) -> tuple[Record | None, str]:
     trial, stamp = data.get("trial"), data.get("time")
     if not all(v is None or isinstance(v, str) for v in (trial, stamp)):
         return None, "trial or time is not text"
-    return Record(n, None if margin is None else float(margin), data["source"], trial, epoch,
-                  sha256, stamp), ""
+    return Record(
+        n, None if margin is None else float(margin), data["source"], trial, epoch, sha256, stamp
+    ), ""
 
 
 # -- merging --------------------------------------------------------------------------------------
@@ -275,8 +307,10 @@ def distinct(records: Iterable[Record]) -> list[Entry]:
         if record.n not in worst or _badness(record) < _badness(worst[record.n]):
             worst[record.n] = record
         sightings.setdefault(record.n, set()).add(record.sighting)
-    entries = [Entry(worst[n], len(seen), tuple(s for s in SOURCES if any(x[0] == s for x in seen)))
-               for n, seen in sightings.items()]
+    entries = [
+        Entry(worst[n], len(seen), tuple(s for s in SOURCES if any(x[0] == s for x in seen)))
+        for n, seen in sightings.items()
+    ]
     return sorted(entries, key=lambda e: _badness(e.worst))
 
 

@@ -34,8 +34,10 @@ import json
 import os
 import pickle
 import shutil
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ContextManager, Iterator
+from typing import Any
 
 import torch
 
@@ -59,7 +61,8 @@ STATE_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "sampler", "
 
 # -- the run directory -------------------------------------------------------------------
 
-def run_lock(run_dir: Path) -> ContextManager[None]:
+
+def run_lock(run_dir: Path) -> AbstractContextManager[None]:
     """Held by whoever works in `run_dir`: a second process is refused, naming the first."""
     return hold_lock(Path(run_dir) / LOCK_FILE, what=f"run directory {run_dir}")
 
@@ -110,6 +113,7 @@ def torch_bytes(obj: Any) -> bytes:
 
 # -- checkpoints: finding and checking --------------------------------------------------
 
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest checkpoint directory, intact or not."""
     found = sorted((Path(run_dir) / "checkpoints").glob("epoch_*/state.pt"))
@@ -154,8 +158,11 @@ def _checksums(checkpoint: Path) -> dict[str, str] | str | None:
     except (OSError, ValueError):
         return f"{path}: unreadable (corrupted?)"
     digests = data.get("sha256") if isinstance(data, dict) else None
-    if not (isinstance(digests, dict) and digests and all(
-            isinstance(k, str) and "/" not in k and isinstance(v, str) for k, v in digests.items())):
+    if not (
+        isinstance(digests, dict)
+        and digests
+        and all(isinstance(k, str) and "/" not in k and isinstance(v, str) for k, v in digests.items())
+    ):
         return f"{path}: not file names with their sha256 (corrupted?)"
     return digests
 
@@ -182,12 +189,14 @@ def _read_verified(file: Path) -> bytes:
 
 def _previous_intact(checkpoint: Path) -> str:
     """Which older checkpoint beside this one a user can fall back to, in words."""
-    older = sorted(p.parent for p in checkpoint.parent.glob("*/state.pt")
-                   if p.parent.name < checkpoint.name)
+    older = sorted(p.parent for p in checkpoint.parent.glob("*/state.pt") if p.parent.name < checkpoint.name)
     for candidate in reversed(older):
         if checkpoint_problem(candidate) is None:
-            resume = (f"; train --resume {checkpoint.parent.parent} falls back to it"
-                      if checkpoint.parent.name == "checkpoints" else "")
+            resume = (
+                f"; train --resume {checkpoint.parent.parent} falls back to it"
+                if checkpoint.parent.name == "checkpoints"
+                else ""
+            )
             return f"the previous checkpoint {candidate} is intact{resume}"
     return "no earlier checkpoint beside it is intact"
 
@@ -198,14 +207,17 @@ def _load(file: Path, data: bytes, what: str) -> Any:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights_only" in str(err) or "Weights only" in str(err):
-            raise UsageError(f"{file}: refused: it holds more than tensors and plain data (a pickled "
-                             "object, which could run code when loaded); it was not loaded") from None
+            raise UsageError(
+                f"{file}: refused: it holds more than tensors and plain data (a pickled "
+                "object, which could run code when loaded); it was not loaded"
+            ) from None
         raise UsageError(f"{file}: not {what} (UnpicklingError: {shown(str(err))})") from None
     except Exception as err:  # a truncated or foreign file: say so in one line
         raise UsageError(f"{file}: not {what} ({type(err).__name__}: {shown(str(err))})") from None
 
 
 # -- checkpoints: reading -----------------------------------------------------------------
+
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """The state of a checkpoint directory (or its state.pt), verified and checked."""
@@ -218,8 +230,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UsageError(f"{state_file}: not a collatz-ray checkpoint (format {CHECKPOINT_FORMAT})")
     missing = [key for key in STATE_KEYS if key not in state]
     if missing or not isinstance(state["config"], dict) or not _is_epoch(state["epoch"]):
-        raise UsageError(f"{state_file}: not a complete collatz-ray checkpoint "
-                         f"({'missing ' + ', '.join(missing) if missing else 'bad config or epoch'})")
+        raise UsageError(
+            f"{state_file}: not a complete collatz-ray checkpoint "
+            f"({'missing ' + ', '.join(missing) if missing else 'bad config or epoch'})"
+        )
     return state
 
 
@@ -227,15 +241,18 @@ def _is_epoch(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def read_weights(path: Path, *, flag: str = "--checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+def read_weights(
+    path: Path, *, flag: str = "--checkpoint"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     """(weights, saved config) of a checkpoint directory or state.pt, or (weights, None)
     of a seed-format state_dict such as the published experiment's model.pth."""
     weights, config, _epoch = read_model_file(path, flag=flag)
     return weights, config
 
 
-def read_model_file(path: Path, *, flag: str = "--checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any] | None,
-                                                                         int | None]:
+def read_model_file(
+    path: Path, *, flag: str = "--checkpoint"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, int | None]:
     """read_weights, and the epoch a checkpoint was saved at (None for a state_dict)."""
     path = Path(path)
     if path.is_dir():
@@ -258,8 +275,10 @@ def seed_format(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 # -- checkpoints and metrics: writing -------------------------------------------------------
 
-def save_checkpoint(run_dir: Path, state: dict[str, Any], model: torch.nn.Module, *, epoch: int,
-                    metrics: dict[str, Any]) -> Path:
+
+def save_checkpoint(
+    run_dir: Path, state: dict[str, Any], model: torch.nn.Module, *, epoch: int, metrics: dict[str, Any]
+) -> Path:
     """Record one evaluation: `state` (plus the format tag), the seed-format weights and
     their checksums as the checkpoint of `epoch`, and `metrics` as a line of
     metrics.jsonl, in the order the module docstring gives. Keeps the newest
@@ -270,7 +289,10 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], model: torch.nn.Module
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     digests = {}
-    for name, obj in (("state.pt", {"format": CHECKPOINT_FORMAT, **state}), ("model.pth", seed_format(model))):
+    for name, obj in (
+        ("state.pt", {"format": CHECKPOINT_FORMAT, **state}),
+        ("model.pth", seed_format(model)),
+    ):
         data = torch_bytes(obj)
         _write_synced(partial / name, data)
         digests[name] = hashlib.sha256(data).hexdigest()
@@ -315,8 +337,10 @@ def truncate_metrics(path: Path, *, after_epoch: int) -> None:
         if epoch is None:
             if number == len(lines):  # the one a crash can cut short
                 continue
-            raise UsageError(f"{path}: line {number} is not an evaluation (damaged?); "
-                             f"expected one JSON object with an epoch per line")
+            raise UsageError(
+                f"{path}: line {number} is not an evaluation (damaged?); "
+                f"expected one JSON object with an epoch per line"
+            )
         if epoch <= after_epoch:
             kept.append(line)
     write_atomically(path, "".join(line + "\n" for line in kept).encode())
@@ -340,5 +364,6 @@ def restoring(checkpoint: Path) -> Iterator[None]:
     except UsageError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
-        raise UsageError(f"{checkpoint}: the saved state does not fit this run "
-                         f"({type(err).__name__}: {shown(str(err))})") from None
+        raise UsageError(
+            f"{checkpoint}: the saved state does not fit this run ({type(err).__name__}: {shown(str(err))})"
+        ) from None

@@ -13,9 +13,10 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from collatz_ray._yaml import load_yaml
 from collatz_ray.errors import UsageError, shown
@@ -76,8 +77,13 @@ class TrainConfig:
     mine_interval: int = field(default=5000, metadata=_doc("epochs between mining rounds"))
     mine_count: int = field(default=50, metadata=_doc("numbers kept per mining round"))
     mine_pool: int = field(default=5000, metadata=_doc("numbers scored per mining round"))
-    hard_seed_bank: str | None = field(default=None, metadata=_doc(
-        "counterexample bank (an experiment directory or its counterexamples.jsonl) whose numbers join the hard pool"))
+    hard_seed_bank: str | None = field(
+        default=None,
+        metadata=_doc(
+            "counterexample bank (an experiment directory or its counterexamples.jsonl) whose numbers "
+            "join the hard pool"
+        ),
+    )
     hard_seed_bank_count: int = field(default=100, metadata=_doc("banked numbers used, worst margin first"))
     # Run
     epochs: int = field(default=100_000, metadata=_doc("training epochs"))
@@ -91,8 +97,9 @@ class TrainConfig:
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], *, source: str = "config",
-                  base: "TrainConfig | None" = None) -> "TrainConfig":
+    def from_dict(
+        cls, values: Mapping[str, Any], *, source: str = "config", base: TrainConfig | None = None
+    ) -> TrainConfig:
         """Build from a mapping of field names to values, each coerced and checked.
 
         `source` names where the values came from (a file, a flag set) in error lines.
@@ -110,7 +117,7 @@ class TrainConfig:
             raise UsageError(f"{source}: {err}") from None
 
     @classmethod
-    def from_yaml(cls, path: str | Path, *, base: "TrainConfig | None" = None) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path, *, base: TrainConfig | None = None) -> TrainConfig:
         path = Path(path)
         data = load_yaml(path)
         if data is None:
@@ -123,10 +130,10 @@ class TrainConfig:
         """Plain YAML/JSON-friendly values (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_dict(changes, source="override", base=self)
 
-    def diff(self, other: "TrainConfig | None" = None) -> dict[str, Any]:
+    def diff(self, other: TrainConfig | None = None) -> dict[str, Any]:
         """Fields that differ from `other` (default: the method's defaults)."""
         other = other or TrainConfig()
         mine, theirs = self.to_dict(), other.to_dict()
@@ -157,8 +164,9 @@ def field_type(name: str) -> Any:
 
 def _resolve(annotation: Any) -> Any:
     if isinstance(annotation, str):  # postponed annotations
-        return eval(annotation, {**vars(typing), "tuple": tuple, "int": int, "float": float,
-                                 "str": str, "bool": bool})
+        return eval(
+            annotation, {**vars(typing), "tuple": tuple, "int": int, "float": float, "str": str, "bool": bool}
+        )
     return annotation
 
 
@@ -246,8 +254,10 @@ def _validate(c: TrainConfig) -> None:
     need(c.lookahead >= 1, f"lookahead must be >= 1, got {shown(c.lookahead)}")
     need(c.linear or len(c.layers) > 0, "layers must name at least one hidden width unless linear is set")
     need(all(w >= 1 for w in c.layers), f"layers must be positive widths, got {shown(list(c.layers))}")
-    need(c.target_type in TARGET_TYPES,
-         f"target_type must be one of {', '.join(TARGET_TYPES)}, got {shown(c.target_type)}")
+    need(
+        c.target_type in TARGET_TYPES,
+        f"target_type must be one of {', '.join(TARGET_TYPES)}, got {shown(c.target_type)}",
+    )
     need(c.use_t1 or c.use_t4 or c.use_t8, "at least one of use_t1, use_t4, use_t8 must be on")
     need(math.isfinite(c.lr) and c.lr > 0, f"lr must be a positive number, got {shown(c.lr)}")
     need(0 < c.lr_factor < 1, f"lr_factor must be in (0, 1), got {shown(c.lr_factor)}")
@@ -258,25 +268,38 @@ def _validate(c: TrainConfig) -> None:
     need(c.decay_len >= 1, f"decay_len must be >= 1, got {shown(c.decay_len)}")
     need(0 <= c.min_anchor <= 1, f"min_anchor must be in [0, 1], got {shown(c.min_anchor)}")
     need(c.batch_size >= 1, f"batch_size must be >= 1, got {shown(c.batch_size)}")
-    need(6 <= c.max_bits <= MAX_BITS, f"max_bits must be from 6 (random bit lengths run from 2 to "
-         f"max_bits-4) to {MAX_BITS} (the largest integers the arithmetic takes), got {shown(c.max_bits)}")
+    need(
+        6 <= c.max_bits <= MAX_BITS,
+        f"max_bits must be from 6 (random bit lengths run from 2 to "
+        f"max_bits-4) to {MAX_BITS} (the largest integers the arithmetic takes), got {shown(c.max_bits)}",
+    )
     need(0 <= c.hard_ratio <= 1, f"hard_ratio must be in [0, 1], got {shown(c.hard_ratio)}")
-    need(c.num_hard_seeds is None or c.num_hard_seeds >= 1,
-         f"num_hard_seeds must be >= 1, got {shown(c.num_hard_seeds)}")
+    need(
+        c.num_hard_seeds is None or c.num_hard_seeds >= 1,
+        f"num_hard_seeds must be >= 1, got {shown(c.num_hard_seeds)}",
+    )
     # Held-out trajectories are featurised like any number: below 2^MAX_BITS.
-    need(len(c.test_seeds) >= 1 and all(1 <= s and s.bit_length() <= MAX_BITS for s in c.test_seeds),
-         f"test_seeds must be integers from 1 to 2^{MAX_BITS}-1, got {shown(list(c.test_seeds))}")
+    need(
+        len(c.test_seeds) >= 1 and all(1 <= s and s.bit_length() <= MAX_BITS for s in c.test_seeds),
+        f"test_seeds must be integers from 1 to 2^{MAX_BITS}-1, got {shown(list(c.test_seeds))}",
+    )
     need(c.start_seeds >= 0, f"start_seeds must be >= 0, got {shown(c.start_seeds)}")
     need(c.ramp_len >= 1, f"ramp_len must be >= 1, got {shown(c.ramp_len)}")
     need(c.mine_start is None or c.mine_start >= 1, f"mine_start must be >= 1, got {shown(c.mine_start)}")
     need(c.mine_interval >= 1, f"mine_interval must be >= 1, got {shown(c.mine_interval)}")
     need(c.mine_count >= 1, f"mine_count must be >= 1, got {shown(c.mine_count)}")
-    need(c.mine_pool >= c.mine_count,
-         f"mine_pool must be >= mine_count ({shown(c.mine_count)}), got {shown(c.mine_pool)}")
-    need(c.hard_seed_bank is None or c.hard_seed_bank.strip() != "",
-         "hard_seed_bank must name an experiment directory or a counterexamples.jsonl file, got ''")
-    need(1 <= c.hard_seed_bank_count <= MAX_BANK_SEEDS,
-         f"hard_seed_bank_count must be from 1 to {MAX_BANK_SEEDS}, got {shown(c.hard_seed_bank_count)}")
+    need(
+        c.mine_pool >= c.mine_count,
+        f"mine_pool must be >= mine_count ({shown(c.mine_count)}), got {shown(c.mine_pool)}",
+    )
+    need(
+        c.hard_seed_bank is None or c.hard_seed_bank.strip() != "",
+        "hard_seed_bank must name an experiment directory or a counterexamples.jsonl file, got ''",
+    )
+    need(
+        1 <= c.hard_seed_bank_count <= MAX_BANK_SEEDS,
+        f"hard_seed_bank_count must be from 1 to {MAX_BANK_SEEDS}, got {shown(c.hard_seed_bank_count)}",
+    )
     need(c.epochs >= 1, f"epochs must be >= 1, got {shown(c.epochs)}")
     need(c.eval_interval >= 1, f"eval_interval must be >= 1, got {shown(c.eval_interval)}")
     need(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {shown(c.device)}")
@@ -286,14 +309,19 @@ def _validate(c: TrainConfig) -> None:
             continue  # bounded above
         value = getattr(c, name)
         values = value if isinstance(value, tuple) else (value,)
-        need(all(not isinstance(v, int) or v <= MAX_INT for v in values),
-             f"{name} must be at most {MAX_INT}, got {shown(value)}")
+        need(
+            all(not isinstance(v, int) or v <= MAX_INT for v in values),
+            f"{name} must be at most {MAX_INT}, got {shown(value)}",
+        )
 
 
 # -- command-line flags ---------------------------------------------------------------
 #: Where the original experiment's flag differs from `--field-name`.
-FLAG_ALIASES = {"mine_negatives": ("--mine-negatives", "--mine"), "use_t4": ("--use-t4", "--t4"),
-                "use_t8": ("--use-t8", "--t8")}
+FLAG_ALIASES = {
+    "mine_negatives": ("--mine-negatives", "--mine"),
+    "use_t4": ("--use-t4", "--t4"),
+    "use_t8": ("--use-t8", "--t8"),
+}
 
 
 def add_config_flags(parser, *, names: tuple[str, ...] | None = None) -> None:
@@ -310,11 +338,15 @@ def add_config_flags(parser, *, names: tuple[str, ...] | None = None) -> None:
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         help_text = f"{f.metadata.get('help', '')} (default: {shown})"
         if annotation is bool:
-            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(
+                *flags,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
         else:
-            parser.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar="V",
-                                help=help_text)
+            parser.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar="V", help=help_text)
 
 
 def flag_overrides(args) -> dict[str, Any]:

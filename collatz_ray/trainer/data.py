@@ -12,16 +12,17 @@ only event that changes the pool.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.arith import HARD_SEEDS, syracuse, trajectory
-from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.syracuse.features import FeatureSpec, features_of_limbs
+from collatz_ray.trainer.config import TrainConfig
 
 HARD_WEIGHT_GROWTH, HARD_WEIGHT_DECAY = 20.0, 2.0
 RANDOM_WEIGHT_GROWTH, RANDOM_WEIGHT_DECAY = 10.0, 1.0
@@ -47,18 +48,22 @@ class Batch:
     def __len__(self) -> int:
         return self.ln_n.shape[0]
 
-    def slice(self, start: int, stop: int) -> "Batch":
-        return Batch(rows={j: r[start:stop] for j, r in self.rows.items()},
-                     ln_n=self.ln_n[start:stop], drift=self.drift[start:stop],
-                     weight=self.weight[start:stop], is_hard=self.is_hard[start:stop],
-                     values=self.values[start:stop])
+    def slice(self, start: int, stop: int) -> Batch:
+        return Batch(
+            rows={j: r[start:stop] for j, r in self.rows.items()},
+            ln_n=self.ln_n[start:stop],
+            drift=self.drift[start:stop],
+            weight=self.weight[start:stop],
+            is_hard=self.is_hard[start:stop],
+            values=self.values[start:stop],
+        )
 
 
 def training_seeds(config: TrainConfig) -> list[int]:
     """Hard seeds minus the test seeds (a test trajectory is never trained on)."""
     held_out = set(config.test_seeds)
     seeds = [s for s in HARD_SEEDS if s not in held_out]
-    return seeds[:config.num_hard_seeds] if config.num_hard_seeds is not None else seeds
+    return seeds[: config.num_hard_seeds] if config.num_hard_seeds is not None else seeds
 
 
 def odd_walk(start: int) -> list[int]:
@@ -86,8 +91,9 @@ class BatchSampler:
         self.config = config
         self.device = device
         self.spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
-        self.offsets = tuple(j for j, on in ((1, config.use_t1), (4, config.use_t4),
-                                             (8, config.use_t8)) if on)
+        self.offsets = tuple(
+            j for j, on in ((1, config.use_t1), (4, config.use_t4), (8, config.use_t8)) if on
+        )
         self.seeds = training_seeds(config)
         if not self.seeds:
             raise ValueError("no training seeds left after removing the test seeds")
@@ -100,8 +106,10 @@ class BatchSampler:
     def state_dict(self) -> dict[str, Any]:
         # Hex strings: pickle writes an integer past 2040 bits in a form that
         # torch.load(weights_only=True) refuses (and str() stops at 4300 digits).
-        return {"mined": [format(v, "x") for v in self.mined],
-                "banked": [format(v, "x") for v in self.banked]}
+        return {
+            "mined": [format(v, "x") for v in self.mined],
+            "banked": [format(v, "x") for v in self.banked],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Through add_mined, so a pool saved before it held distinct numbers loads as the
@@ -117,7 +125,7 @@ class BatchSampler:
         value of a held-out trajectory (a test trajectory is never trained on directly).
         Read once, when a run starts: a resumed run keeps the numbers it started with."""
         skip = set(self.seeds) | held_out_values(self.config)
-        self.banked = [v for v in dict.fromkeys(ranked) if v not in skip][:self.config.hard_seed_bank_count]
+        self.banked = [v for v in dict.fromkeys(ranked) if v not in skip][: self.config.hard_seed_bank_count]
 
     def add_mined(self, values: Sequence[int]) -> None:
         """Append newly mined numbers; the pool keeps the newest MINED_KEEP distinct ones.
@@ -152,23 +160,25 @@ class BatchSampler:
         return [merged.slice(i * size, (i + 1) * size) for i in range(len(epochs))]
 
     def draw_mining_pool(self, epoch: int) -> Batch:
-        return self._featurise([self._draw_values(epoch, self.config.mine_pool,
-                                                  MINING_HARD_RATIO, STREAM_MINE)])
+        return self._featurise(
+            [self._draw_values(epoch, self.config.mine_pool, MINING_HARD_RATIO, STREAM_MINE)]
+        )
 
     def _walk(self, start: int) -> list[int]:
         if start not in self._walks:
             self._walks[start] = odd_walk(start)
         return self._walks[start]
 
-    def _draw_values(self, epoch: int, size: int, hard_ratio: float,
-                     stream: int) -> tuple[torch.Tensor, int]:
+    def _draw_values(self, epoch: int, size: int, hard_ratio: float, stream: int) -> tuple[torch.Tensor, int]:
         """(limbs of the epoch's numbers, hard first; number of hard rows)."""
         rng = np.random.default_rng([self.config.seed, epoch, stream])
         hard_count = int(size * hard_ratio)
         hard = self._hard_values(rng, hard_count, epoch)
         random_limbs = self._random_limbs(rng, size - hard_count)
         width = max(self._random_width, -(-max((v.bit_length() for v in hard), default=1) // 32))
-        hard_limbs = limbs.from_ints(hard, width=width) if hard else torch.empty((0, width), dtype=torch.int64)
+        hard_limbs = (
+            limbs.from_ints(hard, width=width) if hard else torch.empty((0, width), dtype=torch.int64)
+        )
         return torch.cat([hard_limbs, limbs.pad(random_limbs, width)]), hard_count
 
     def _hard_values(self, rng: np.random.Generator, count: int, epoch: int) -> list[int]:
@@ -210,6 +220,11 @@ class BatchSampler:
             torch.where(grows, HARD_WEIGHT_GROWTH, HARD_WEIGHT_DECAY),
             torch.where(grows, RANDOM_WEIGHT_GROWTH, RANDOM_WEIGHT_DECAY),
         ).to(torch.float32)
-        return Batch(rows=feats.rows, ln_n=feats.ln_n.to(torch.float32),
-                     drift=feats.drift.to(torch.float32), weight=weight, is_hard=is_hard,
-                     values=values)
+        return Batch(
+            rows=feats.rows,
+            ln_n=feats.ln_n.to(torch.float32),
+            drift=feats.drift.to(torch.float32),
+            weight=weight,
+            is_hard=is_hard,
+            values=values,
+        )

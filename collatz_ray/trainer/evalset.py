@@ -19,9 +19,10 @@ import math
 import os
 import random
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -48,6 +49,7 @@ CACHE_ENV = "COLLATZ_RAY_CACHE"
 
 
 # -- generation ---------------------------------------------------------------------------
+
 
 def sample_values(*, samples: int, seed: int, max_bits: int) -> list[int]:
     """The method's N distinct odd numbers, in draw order.
@@ -106,8 +108,14 @@ def evalset_rows(*, samples: int, seed: int, max_bits: int) -> Iterator[tuple[in
         yield v, t1, int(t1 > v), sigma, peak, f"{w:.4f}"
 
 
-def write_evalset(path: str | Path, *, samples: int = CANONICAL_SAMPLES, seed: int = CANONICAL_SEED,
-                  max_bits: int = CANONICAL_MAX_BITS, expected_sha256: str | None = None) -> str:
+def write_evalset(
+    path: str | Path,
+    *,
+    samples: int = CANONICAL_SAMPLES,
+    seed: int = CANONICAL_SEED,
+    max_bits: int = CANONICAL_MAX_BITS,
+    expected_sha256: str | None = None,
+) -> str:
     """Generate the CSV at `path` atomically and return its sha256.
 
     The rows go to a temporary file beside `path`, which replaces `path` only once it is
@@ -138,8 +146,9 @@ def _check_generation_args(*, samples: int, max_bits: int) -> None:
     # would make the draw loop forever.
     available = (1 << (max_bits - 1)) - 1
     if samples > available:
-        raise UsageError(f"samples must be <= {available} (the odd numbers of 2 to {max_bits} bits), "
-                         f"got {samples}")
+        raise UsageError(
+            f"samples must be <= {available} (the odd numbers of 2 to {max_bits} bits), got {samples}"
+        )
 
 
 def _atomic_write(path: Path, write: Callable[[TextIO], None], *, expected_sha256: str | None) -> str:
@@ -159,8 +168,10 @@ def _atomic_write(path: Path, write: Callable[[TextIO], None], *, expected_sha25
             os.fsync(handle.fileno())
         digest = file_sha256(tmp)
         if expected_sha256 is not None and digest != expected_sha256:
-            raise RuntimeError(f"{path}: generated sha256 {digest} differs from the expected "
-                               f"{expected_sha256}; the generator no longer follows docs/method.md")
+            raise RuntimeError(
+                f"{path}: generated sha256 {digest} differs from the expected "
+                f"{expected_sha256}; the generator no longer follows docs/method.md"
+            )
         os.replace(tmp, path)
     except BaseException:  # KeyboardInterrupt too: never leave the temporary file behind
         tmp.unlink(missing_ok=True)
@@ -174,8 +185,10 @@ def file_sha256(path: str | Path) -> str:
 
 # -- the canonical file in the cache -------------------------------------------------------
 
-def default_evalset_path(*, samples: int = CANONICAL_SAMPLES, seed: int = CANONICAL_SEED,
-                         max_bits: int = CANONICAL_MAX_BITS) -> Path:
+
+def default_evalset_path(
+    *, samples: int = CANONICAL_SAMPLES, seed: int = CANONICAL_SEED, max_bits: int = CANONICAL_MAX_BITS
+) -> Path:
     """Cache location: $COLLATZ_RAY_CACHE, else ~/.cache/collatz_ray; the name encodes
     the parameters so differently made files never collide."""
     root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "collatz_ray"
@@ -198,6 +211,7 @@ def ensure_default_evalset() -> Path:
 
 
 # -- loading -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class EvalSet:
@@ -256,8 +270,10 @@ def _parse(path: Path, reader) -> EvalSet:
     header = [name.strip() for name in header]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
-        raise UsageError(f"{path}: line 1: missing column(s) {','.join(missing)}; expected a header "
-                         f"with {','.join(REQUIRED_COLUMNS)}, got {shown(','.join(header))}")
+        raise UsageError(
+            f"{path}: line 1: missing column(s) {','.join(missing)}; expected a header "
+            f"with {','.join(REQUIRED_COLUMNS)}, got {shown(','.join(header))}"
+        )
     i_n, i_t1, i_g, i_w = (header.index(name) for name in REQUIRED_COLUMNS)
     width = len(header)
 
@@ -312,5 +328,6 @@ def _parse(path: Path, reader) -> EvalSet:
 
 
 def _field_error(path: Path, line: int, index: int, name: str, expected: str, raw: str) -> UsageError:
-    return UsageError(f"{path}: line {line}, column {index + 1} ({name}): expected {expected}, "
-                      f"got {shown(raw)}")
+    return UsageError(
+        f"{path}: line {line}, column {index + 1} ({name}): expected {expected}, got {shown(raw)}"
+    )

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.arith import trajectory
-from collatz_ray.trainer.evalset import EvalSet
 from collatz_ray.syracuse.features import FeatureSpec, features_of_limbs
+from collatz_ray.trainer.evalset import EvalSet
 from collatz_ray.trainer.model import LyapunovMLP
 
 #: Rows per forward pass: bounds activation memory of the 4.4M-parameter stack.
@@ -64,8 +65,12 @@ def population_features(evalset: EvalSet, spec: FeatureSpec, device: str) -> Pop
     # Every CSV value is odd and > 1 and its t1 was checked to be T(n) when loaded, so
     # offset 1 of n's k-sequence gives t1's row.
     feats = features_of_limbs(limbs.from_ints(evalset.n, device=device), spec, offsets=(0, 1))
-    return Population(feats.rows[0], feats.rows[1], np.asarray(evalset.is_growth, dtype=bool),
-                       np.asarray(evalset.w_expansion, dtype=np.float64))
+    return Population(
+        feats.rows[0],
+        feats.rows[1],
+        np.asarray(evalset.is_growth, dtype=bool),
+        np.asarray(evalset.w_expansion, dtype=np.float64),
+    )
 
 
 @torch.no_grad()
@@ -73,7 +78,7 @@ def predict(model: LyapunovMLP, rows: torch.Tensor) -> np.ndarray:
     """V of every row as float64 numpy, in chunks."""
     was_training = model.training
     model.eval()
-    out = [model(rows[i:i + EVAL_CHUNK]).double().cpu() for i in range(0, rows.shape[0], EVAL_CHUNK)]
+    out = [model(rows[i : i + EVAL_CHUNK]).double().cpu() for i in range(0, rows.shape[0], EVAL_CHUNK)]
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.empty(0)
 
@@ -103,7 +108,7 @@ def seed_trajectories(model: LyapunovMLP, traj: Trajectories) -> list[SeedTrajec
     v_all = predict(model, traj.features)
     out, start = [], 0
     for seed, values in zip(traj.seeds, traj.values):
-        v = v_all[start:start + len(values)]
+        v = v_all[start : start + len(values)]
         start += len(values)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: a violation
             bad = ~((v[:-1] - v[1:]) > 0)
@@ -178,13 +183,21 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def evaluate(model: LyapunovMLP, spec: FeatureSpec, *, test_seeds: Sequence[int],
-             evalset: EvalSet, device: torch.device) -> dict[str, Any]:
+def evaluate(
+    model: LyapunovMLP,
+    spec: FeatureSpec,
+    *,
+    test_seeds: Sequence[int],
+    evalset: EvalSet,
+    device: torch.device,
+) -> dict[str, Any]:
     """All the method's metrics as one flat dict."""
     # inf - inf is NaN, counted above: numpy need not warn about it.
     with np.errstate(invalid="ignore", over="ignore"):
-        return {**trajectory_metrics(model, trajectory_features(tuple(test_seeds), spec, str(device))),
-                **population_metrics(model, population_features(evalset, spec, str(device)))}
+        return {
+            **trajectory_metrics(model, trajectory_features(tuple(test_seeds), spec, str(device))),
+            **population_metrics(model, population_features(evalset, spec, str(device))),
+        }
 
 
 def clear_feature_caches() -> None:

@@ -32,8 +32,12 @@ from collatz_ray.syracuse.arith import trajectory
 from collatz_ray.syracuse.features import FeatureSpec
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import odd_walk, training_seeds
-from collatz_ray.trainer.evaluation import (SeedTrajectory, seed_trajectories, trajectory_features,
-                                           trajectory_metrics)
+from collatz_ray.trainer.evaluation import (
+    SeedTrajectory,
+    seed_trajectories,
+    trajectory_features,
+    trajectory_metrics,
+)
 from collatz_ray.trainer.model import LyapunovMLP
 
 BIG_BITS = (256, 512, 1024)
@@ -48,8 +52,9 @@ def big_seeds_text() -> str:
     getrandbits(bits) from one random.Random(429), top bit and bit 0 set (so each has
     exactly that many bits and is odd); decimal, one per line."""
     rng = random.Random(BIG_RANDOM_SEED)
-    seeds = [rng.getrandbits(bits) | 1 << (bits - 1) | 1
-             for bits in BIG_BITS for _ in range(BIG_SEEDS_PER_BITS)]
+    seeds = [
+        rng.getrandbits(bits) | 1 << (bits - 1) | 1 for bits in BIG_BITS for _ in range(BIG_SEEDS_PER_BITS)
+    ]
     return "".join(f"{s}\n" for s in seeds)
 
 
@@ -58,8 +63,10 @@ def big_seeds() -> tuple[int, ...]:
     text = big_seeds_text()
     digest = hashlib.sha256(text.encode()).hexdigest()
     if digest != BIG_SEEDS_SHA256:
-        raise RuntimeError(f"the large-number seeds changed (sha256 {digest}, pinned "
-                           f"{BIG_SEEDS_SHA256}): their metrics would not compare")
+        raise RuntimeError(
+            f"the large-number seeds changed (sha256 {digest}, pinned "
+            f"{BIG_SEEDS_SHA256}): their metrics would not compare"
+        )
     return tuple(int(line) for line in text.splitlines())
 
 
@@ -68,18 +75,20 @@ def unseen_steps(test_seeds: tuple[int, ...], train_seeds: tuple[int, ...]) -> d
     """Per test seed, the indices i of the steps x_i -> x_(i+1) whose start x_i lies on
     no training seed's walk."""
     seen = set().union(*(odd_walk(s) for s in train_seeds))
-    return {s: frozenset(i for i, x in enumerate(trajectory(s)[:-1]) if x not in seen)
-            for s in test_seeds}
+    return {s: frozenset(i for i, x in enumerate(trajectory(s)[:-1]) if x not in seen) for s in test_seeds}
 
 
 def unseen_metrics(metrics: dict[str, Any], config: TrainConfig) -> dict[str, int]:
     """traj_unseen_violations / traj_unseen_steps from the trajectory metrics' violation
     steps."""
     unseen = unseen_steps(tuple(config.test_seeds), tuple(training_seeds(config)))
-    violations = sum(len(unseen[s].intersection(metrics[f"traj_{s}_violation_steps"]))
-                     for s in config.test_seeds)
-    return {"traj_unseen_violations": violations,
-            "traj_unseen_steps": sum(len(steps) for steps in unseen.values())}
+    violations = sum(
+        len(unseen[s].intersection(metrics[f"traj_{s}_violation_steps"])) for s in config.test_seeds
+    )
+    return {
+        "traj_unseen_violations": violations,
+        "traj_unseen_steps": sum(len(steps) for steps in unseen.values()),
+    }
 
 
 def big_metrics(model: LyapunovMLP, spec: FeatureSpec, *, device: torch.device) -> dict[str, int]:
@@ -96,18 +105,22 @@ def big_metrics(model: LyapunovMLP, spec: FeatureSpec, *, device: torch.device) 
     return out
 
 
-def heldout_metrics(model: LyapunovMLP, config: TrainConfig, metrics: dict[str, Any], *,
-                    device: torch.device) -> dict[str, int]:
+def heldout_metrics(
+    model: LyapunovMLP, config: TrainConfig, metrics: dict[str, Any], *, device: torch.device
+) -> dict[str, int]:
     """The unseen-step and large-number metrics of a model trained (or read) with `config`,
     given the method's metrics of the same evaluation (`evaluation.evaluate`)."""
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
     return {**unseen_metrics(metrics, config), **big_metrics(model, spec, device=device)}
 
 
-def heldout_trajectories(model: LyapunovMLP, config: TrainConfig, *,
-                         device: torch.device) -> dict[str, list[SeedTrajectory]]:
+def heldout_trajectories(
+    model: LyapunovMLP, config: TrainConfig, *, device: torch.device
+) -> dict[str, list[SeedTrajectory]]:
     """V step by step along the log's held-out trajectories ("log": the config's test
     seeds) and the large seeds' ("big"), the sets whose violations the metrics count."""
     spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
-    return {name: seed_trajectories(model, trajectory_features(tuple(seeds), spec, str(device)))
-            for name, seeds in (("log", config.test_seeds), ("big", big_seeds()))}
+    return {
+        name: seed_trajectories(model, trajectory_features(tuple(seeds), spec, str(device)))
+        for name, seeds in (("log", config.test_seeds), ("big", big_seeds()))
+    }

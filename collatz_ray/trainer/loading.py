@@ -15,9 +15,10 @@ Flags given explicitly (`overrides`, TrainConfig field names) win over a saved c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.checkpoints import latest_checkpoint, read_model_file
@@ -69,6 +70,7 @@ def _weights_file(path: Path, *, flag: str) -> tuple[Path, Path | None]:
         config = path / "config.yaml"
         return path / "model.pth", config if config.is_file() else None
     if (path / "checkpoints").is_dir():
-        raise UsageError(f"{flag} {path}: the run has no finished checkpoint yet "
-                         f"(nothing under {path / 'checkpoints'})")
+        raise UsageError(
+            f"{flag} {path}: the run has no finished checkpoint yet (nothing under {path / 'checkpoints'})"
+        )
     raise UsageError(f"{flag} {path}: a directory without state.pt, model.pth or checkpoints/")

@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import yaml
@@ -28,10 +29,21 @@ from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.features import FeatureSpec
 from collatz_ray.trainer.bank import ranked_numbers
-from collatz_ray.trainer.checkpoints import (METRICS_FILE, clear_run, holds_run, latest_checkpoint,
-                                            load_checkpoint, remove_partial_checkpoints, restoring,
-                                            run_lock, save_checkpoint, seed_format, torch_bytes,
-                                            truncate_metrics, write_atomically)
+from collatz_ray.trainer.checkpoints import (
+    METRICS_FILE,
+    clear_run,
+    holds_run,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    restoring,
+    run_lock,
+    save_checkpoint,
+    seed_format,
+    torch_bytes,
+    truncate_metrics,
+    write_atomically,
+)
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler
 from collatz_ray.trainer.evalset import ensure_default_evalset, file_sha256, load_evalset
@@ -61,9 +73,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None, overwrite: bool = False,
-          on_evaluation: EvaluationHook | None = None, on_mined: MiningHook | None = None,
-          verbose: bool = True) -> dict[str, Any]:
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: Path,
+    resume_from: Path | None = None,
+    overwrite: bool = False,
+    on_evaluation: EvaluationHook | None = None,
+    on_mined: MiningHook | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
     """Train (or continue from `resume_from`) and return the last evaluation's metrics.
 
     The run holds run_dir's lock throughout. A new run refuses a directory that holds
@@ -78,16 +97,32 @@ def train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None = None
     except OSError as err:
         raise UsageError(f"{run_dir}: cannot make the run directory ({err.strerror or err})") from None
     with run_lock(run_dir):
-        return _train(config, run_dir=run_dir, resume_from=resume_from, overwrite=overwrite,
-                      on_evaluation=on_evaluation, on_mined=on_mined, verbose=verbose)
+        return _train(
+            config,
+            run_dir=run_dir,
+            resume_from=resume_from,
+            overwrite=overwrite,
+            on_evaluation=on_evaluation,
+            on_mined=on_mined,
+            verbose=verbose,
+        )
 
 
-def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, overwrite: bool,
-           on_evaluation: EvaluationHook | None, on_mined: MiningHook | None,
-           verbose: bool) -> dict[str, Any]:
+def _train(
+    config: TrainConfig,
+    *,
+    run_dir: Path,
+    resume_from: Path | None,
+    overwrite: bool,
+    on_evaluation: EvaluationHook | None,
+    on_mined: MiningHook | None,
+    verbose: bool,
+) -> dict[str, Any]:
     if resume_from is None and holds_run(run_dir) and not overwrite:
-        raise UsageError(f"{run_dir}: holds a run already; continue it with --resume {run_dir}, "
-                         "or replace it with --overwrite")
+        raise UsageError(
+            f"{run_dir}: holds a run already; continue it with --resume {run_dir}, "
+            "or replace it with --overwrite"
+        )
     state = load_checkpoint(resume_from) if resume_from is not None else None
     if state is not None:
         # A resumed run is the same run: only its epoch budget may change.
@@ -96,10 +131,14 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
         # to float precision rather than bit for bit.
         changed = sorted(saved.replace(epochs=config.epochs, device=config.device).diff(config))
         if changed:
-            raise UsageError(f"{resume_from}: resuming with settings other than the run's own "
-                             f"({', '.join(changed)}); only epochs and device may change")
+            raise UsageError(
+                f"{resume_from}: resuming with settings other than the run's own "
+                f"({', '.join(changed)}); only epochs and device may change"
+            )
         if config.epochs < state["epoch"]:
-            raise UsageError(f"{resume_from}: the run is at epoch {state['epoch']}, past epochs={config.epochs}")
+            raise UsageError(
+                f"{resume_from}: the run is at epoch {state['epoch']}, past epochs={config.epochs}"
+            )
     device = resolve_device(config.device)
     evalset = load_evalset(config.eval_csv or ensure_default_evalset())
     torch.manual_seed(config.seed)
@@ -107,12 +146,14 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
     # Recorded with every evaluation: pass rates compare only on the same evaluation set.
     evalset_sha256 = file_sha256(evalset.path)
     # Read once, when a run starts; a resumed run has the numbers in its checkpoint.
-    banked = (ranked_numbers(config.hard_seed_bank)
-              if state is None and config.hard_seed_bank is not None else None)
+    banked = (
+        ranked_numbers(config.hard_seed_bank) if state is None and config.hard_seed_bank is not None else None
+    )
     model = build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience)
+        optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
+    )
     sampler = BatchSampler(config, device=device)
     start_epoch = 0
     if state is not None:
@@ -180,31 +221,42 @@ def _train(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, over
                 # A finite loss can still come with weights whose V overflows: such a
                 # model is never checkpointed.
                 progress.clear()
-                raise _diverged(f"V is nan or inf at epoch {done} ({metrics['traj_nonfinite']} held-out "
-                                f"trajectory values, {metrics['n_nonfinite']} evaluation margins)",
-                                config, last_good)
+                raise _diverged(
+                    f"V is nan or inf at epoch {done} ({metrics['traj_nonfinite']} held-out "
+                    f"trajectory values, {metrics['n_nonfinite']} evaluation margins)",
+                    config,
+                    last_good,
+                )
             metrics.update(heldout_metrics(model, config, metrics, device=device))
             seconds = time.monotonic() - interval_start
-            metrics.update({
-                "epoch": done,
-                "loss": interval_loss / interval_epochs,
-                "beta": model.beta,
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": time.monotonic() - run_start,
-                "epochs_per_second": interval_epochs / seconds,
-                "samples_per_second": interval_epochs * config.batch_size / seconds,
-                "mined": len(sampler.mined),
-                "eval_set_sha256": evalset_sha256,
-            })
-            last_good = save_checkpoint(run_dir, {
-                "config": config.to_dict(),
-                "epoch": done,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "sampler": sampler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-            }, model, epoch=done, metrics=metrics)
+            metrics.update(
+                {
+                    "epoch": done,
+                    "loss": interval_loss / interval_epochs,
+                    "beta": model.beta,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": time.monotonic() - run_start,
+                    "epochs_per_second": interval_epochs / seconds,
+                    "samples_per_second": interval_epochs * config.batch_size / seconds,
+                    "mined": len(sampler.mined),
+                    "eval_set_sha256": evalset_sha256,
+                }
+            )
+            last_good = save_checkpoint(
+                run_dir,
+                {
+                    "config": config.to_dict(),
+                    "epoch": done,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "sampler": sampler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                },
+                model,
+                epoch=done,
+                metrics=metrics,
+            )
             progress.clear()
             say(format_log_line(metrics))
             if on_evaluation is not None:

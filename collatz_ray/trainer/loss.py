@@ -27,7 +27,7 @@ def anchor_weight(epoch: int, config: TrainConfig) -> float:
     if epoch < config.decay_start:
         return 1.0
     p = min(1.0, (epoch - config.decay_start) / config.decay_len)
-    return config.min_anchor + (1.0 - config.min_anchor) * ANCHOR_DECAY_BASE ** p
+    return config.min_anchor + (1.0 - config.min_anchor) * ANCHOR_DECAY_BASE**p
 
 
 def rank(a: torch.Tensor, b: torch.Tensor, margin: float) -> torch.Tensor:
@@ -53,8 +53,7 @@ def values_at_offsets(model: LyapunovMLP, batch: Batch) -> dict[int, torch.Tenso
     return dict(zip(offsets, v.split(len(batch))))
 
 
-def lyapunov_loss(model: LyapunovMLP, batch: Batch, epoch: int,
-                  config: TrainConfig) -> torch.Tensor:
+def lyapunov_loss(model: LyapunovMLP, batch: Batch, epoch: int, config: TrainConfig) -> torch.Tensor:
     v = values_at_offsets(model, batch)
     v0 = v[0]
     loss = anchor_weight(epoch, config) * torch.mean((v0 - anchor_target(batch, model, config)) ** 2)

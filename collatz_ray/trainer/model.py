@@ -9,7 +9,7 @@ Linear layers at the even indices of `net`. `load_state_dict` on such a file jus
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -59,13 +59,15 @@ def load_weights(model: LyapunovMLP, state: Mapping[str, torch.Tensor], *, sourc
     if missing or unexpected:
         raise UsageError(
             f"{source}: layer keys do not match the model from the flags "
-            f"(missing {shown(missing[:3])}, unexpected {shown(unexpected[:3])}); check --layers/--linear")
+            f"(missing {shown(missing[:3])}, unexpected {shown(unexpected[:3])}); check --layers/--linear"
+        )
     for key, tensor in expected.items():
         got = tuple(state[key].shape)
         if got != tuple(tensor.shape):
             raise UsageError(
                 f"{source}: {key} has shape {shown(list(got))} but the flags give {list(tensor.shape)}; "
-                "check --layers, --lookahead, --linear, --k-only")
+                "check --layers, --lookahead, --linear, --k-only"
+            )
     model.load_state_dict(state)
 
 
@@ -75,6 +77,9 @@ def build_model(config: TrainConfig) -> LyapunovMLP:
     widths = (spec.dim, *config.hidden_layers, 1)
     size = sum((a + 1) * b for a, b in zip(widths, widths[1:])) + 1  # weights, biases, drift_param
     if size > MAX_PARAMETERS:
-        raise UsageError(f"layers {shown(list(config.hidden_layers)) if config.hidden_layers else '(linear)'} at lookahead {config.lookahead} "
-                         f"make a model of {size:.3g} parameters; at most {MAX_PARAMETERS:.3g}")
+        layers = shown(list(config.hidden_layers)) if config.hidden_layers else "(linear)"
+        raise UsageError(
+            f"layers {layers} at lookahead {config.lookahead} "
+            f"make a model of {size:.3g} parameters; at most {MAX_PARAMETERS:.3g}"
+        )
     return LyapunovMLP(spec.dim, config.hidden_layers, beta_init=config.beta_init)

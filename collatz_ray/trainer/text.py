@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 LOG_COLUMNS = ("Epoch", "Loss", "Pass%", "Wtd%", "Growth%", "GrWtd%", "Traj Viol")
 
@@ -41,8 +42,15 @@ def format_log_header() -> str:
 
 def format_log_line(m: dict[str, Any]) -> str:
     return "{:>8} | {:>9.5f} | {:>6.2f} | {:>6.2f} | {:>7.2f} | {:>6.2f} | {:>4}/{:<4}".format(
-        m["epoch"], m["loss"], m["pass_rate"], m["weighted_pass_rate"], m["growth_pass_rate"],
-        m["growth_weighted_pass_rate"], m["traj_total_violations"], m["traj_total_steps"])
+        m["epoch"],
+        m["loss"],
+        m["pass_rate"],
+        m["weighted_pass_rate"],
+        m["growth_pass_rate"],
+        m["growth_weighted_pass_rate"],
+        m["traj_total_violations"],
+        m["traj_total_steps"],
+    )
 
 
 def format_report(metrics: dict[str, Any], seeds: Sequence[int]) -> str:
@@ -52,23 +60,31 @@ def format_report(metrics: dict[str, Any], seeds: Sequence[int]) -> str:
         violations = metrics[f"traj_{s}_violations"]
         worst = "none" if not violations else _number(metrics[f"traj_{s}_worst"])
         lines.append(f"{s:>8} {violations:>10} {metrics[f'traj_{s}_length']:>6} {worst:>13}")
-    lines.append(f"{'total':>8} {metrics['traj_total_violations']:>10} {metrics['traj_total_steps']:>6}"
-                 f"   ({metrics['traj_growth_violations']} on growth steps, "
-                 f"{metrics['traj_decay_violations']} on decay steps)")
+    lines.append(
+        f"{'total':>8} {metrics['traj_total_violations']:>10} {metrics['traj_total_steps']:>6}"
+        f"   ({metrics['traj_growth_violations']} on growth steps, "
+        f"{metrics['traj_decay_violations']} on decay steps)"
+    )
     lines += heldout_lines(metrics)
     lines.append("")
-    lines.append(f"pass {metrics['pass_rate']:.2f}%  weighted {metrics['weighted_pass_rate']:.2f}%  "
-                 f"growth {metrics['growth_pass_rate']:.2f}%  growth weighted "
-                 f"{metrics['growth_weighted_pass_rate']:.2f}%  (n={metrics['n_total']}, "
-                 f"growth {metrics['n_growth']})")
-    lines.append(f"margin mean {_number(metrics['margin_mean'])}  median {_number(metrics['margin_median'])}  "
-                 f"min {_number(metrics['margin_min'])}  5th pct {_number(metrics['margin_5pct'])}  "
-                 f"growth mean {_number(metrics['growth_margin_mean'])}  "
-                 f"growth min {_number(metrics['growth_margin_min'])}")
+    lines.append(
+        f"pass {metrics['pass_rate']:.2f}%  weighted {metrics['weighted_pass_rate']:.2f}%  "
+        f"growth {metrics['growth_pass_rate']:.2f}%  growth weighted "
+        f"{metrics['growth_weighted_pass_rate']:.2f}%  (n={metrics['n_total']}, "
+        f"growth {metrics['n_growth']})"
+    )
+    lines.append(
+        f"margin mean {_number(metrics['margin_mean'])}  median {_number(metrics['margin_median'])}  "
+        f"min {_number(metrics['margin_min'])}  5th pct {_number(metrics['margin_5pct'])}  "
+        f"growth mean {_number(metrics['growth_margin_mean'])}  "
+        f"growth min {_number(metrics['growth_margin_min'])}"
+    )
     nonfinite = metrics.get("traj_nonfinite", 0), metrics.get("n_nonfinite", 0)
     if any(nonfinite):
-        lines.append(f"V is nan or inf at {nonfinite[0]} held-out trajectory values and "
-                     f"{nonfinite[1]} evaluation margins: counted as violations, statistics n/a")
+        lines.append(
+            f"V is nan or inf at {nonfinite[0]} held-out trajectory values and "
+            f"{nonfinite[1]} evaluation margins: counted as violations, statistics n/a"
+        )
     return "\n".join(lines)
 
 
@@ -81,10 +97,16 @@ def heldout_lines(metrics: dict[str, Any]) -> list[str]:
     """The unseen-step and large-number counts (docs/method.md §8), when measured."""
     if "traj_unseen_steps" not in metrics:
         return []  # metrics from before they existed
-    buckets = sorted(int(k.split("_")[2]) for k in metrics
-                     if k.startswith("traj_big_") and k.endswith("_steps") and k != "traj_big_steps")
-    big = ", ".join(f"{b} bits {metrics[f'traj_big_{b}_violations']}/{metrics[f'traj_big_{b}_steps']}"
-                    for b in buckets)
-    return [f"{'unseen':>8} {metrics['traj_unseen_violations']:>10} {metrics['traj_unseen_steps']:>6}"
-            "   (steps from a value on no training walk)",
-            f"large numbers: {metrics['traj_big_violations']}/{metrics['traj_big_steps']} ({big})"]
+    buckets = sorted(
+        int(k.split("_")[2])
+        for k in metrics
+        if k.startswith("traj_big_") and k.endswith("_steps") and k != "traj_big_steps"
+    )
+    big = ", ".join(
+        f"{b} bits {metrics[f'traj_big_{b}_violations']}/{metrics[f'traj_big_{b}_steps']}" for b in buckets
+    )
+    return [
+        f"{'unseen':>8} {metrics['traj_unseen_violations']:>10} {metrics['traj_unseen_steps']:>6}"
+        "   (steps from a value on no training walk)",
+        f"large numbers: {metrics['traj_big_violations']}/{metrics['traj_big_steps']} ({big})",
+    ]

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,10 +68,12 @@ class Scan:
         ("range", first odd n, count) or ("random", bits, count, index within the bits)."""
         if not self.random:
             first, total = self.first_odd, self.count
-            return [("range", first + 2 * i, min(self.chunk, total - i))
-                    for i in range(0, total, self.chunk)]
-        return [("random", bits, min(self.chunk, count - i), i // self.chunk)
-                for bits, count in self.random for i in range(0, count, self.chunk)]
+            return [("range", first + 2 * i, min(self.chunk, total - i)) for i in range(0, total, self.chunk)]
+        return [
+            ("random", bits, min(self.chunk, count - i), i // self.chunk)
+            for bits, count in self.random
+            for i in range(0, count, self.chunk)
+        ]
 
     def describe(self) -> dict[str, Any]:
         """JSON identity of the scan (big bounds as decimal strings)."""
@@ -123,25 +126,44 @@ class Summary:
             bucket[0] += count
             bucket[1] += bad
         merged = self.examples + result["examples"]
-        self.examples = sorted(merged, key=lambda e: (e["chunk"], e["position"]))[:self.keep]
+        self.examples = sorted(merged, key=lambda e: (e["chunk"], e["position"]))[: self.keep]
         self.seconds += result["seconds"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"numbers": self.numbers, "violations": self.violations,
-                "buckets": [{"bits": b, "numbers": n, "violations": v, "density": v / n}
-                            for b, (n, v) in sorted(self.buckets.items())],
-                "counterexamples": self.examples, "scan_seconds": self.seconds}
+        return {
+            "numbers": self.numbers,
+            "violations": self.violations,
+            "buckets": [
+                {"bits": b, "numbers": n, "violations": v, "density": v / n}
+                for b, (n, v) in sorted(self.buckets.items())
+            ],
+            "counterexamples": self.examples,
+            "scan_seconds": self.seconds,
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], *, keep: int) -> "Summary":
-        return cls(keep=keep, numbers=data["numbers"], violations=data["violations"],
-                   buckets={b["bits"]: [b["numbers"], b["violations"]] for b in data["buckets"]},
-                   examples=list(data["counterexamples"]), seconds=data["scan_seconds"])
+    def from_json(cls, data: dict[str, Any], *, keep: int) -> Summary:
+        return cls(
+            keep=keep,
+            numbers=data["numbers"],
+            violations=data["violations"],
+            buckets={b["bits"]: [b["numbers"], b["violations"]] for b in data["buckets"]},
+            examples=list(data["counterexamples"]),
+            seconds=data["scan_seconds"],
+        )
 
 
 @torch.no_grad()
-def scan_chunk(model: LyapunovMLP, spec: FeatureSpec, chunk: tuple, *, index: int, seed: int,
-               keep: int, device: torch.device) -> dict[str, Any]:
+def scan_chunk(
+    model: LyapunovMLP,
+    spec: FeatureSpec,
+    chunk: tuple,
+    *,
+    index: int,
+    seed: int,
+    keep: int,
+    device: torch.device,
+) -> dict[str, Any]:
     """Scan one chunk: how many of its odd n have V(T n) >= V(n) (or a non-finite V),
     per bit length, and its first `keep` such n with V(n), V(T n) and the margin."""
     start = time.perf_counter()
@@ -153,23 +175,37 @@ def scan_chunk(model: LyapunovMLP, spec: FeatureSpec, chunk: tuple, *, index: in
         bits = limbs.bit_lengths(n).cpu().numpy()
         bits_hist = _add_counts(bits_hist, np.bincount(bits))
         bad_hist = _add_counts(bad_hist, np.bincount(bits[bad]))
-        for i in np.nonzero(bad)[0][:keep - len(examples)]:
-            value = limbs.to_ints(n[i:i + 1])[0]
+        for i in np.nonzero(bad)[0][: keep - len(examples)]:
+            value = limbs.to_ints(n[i : i + 1])[0]
             margin = v_n[i] - v_t[i]
-            examples.append({"chunk": index, "position": offset + int(i), "n": str(value),
-                             "t": str(syracuse(value)), "v_n": _finite(v_n[i]), "v_t": _finite(v_t[i]),
-                             "margin": _finite(margin)})
+            examples.append(
+                {
+                    "chunk": index,
+                    "position": offset + int(i),
+                    "n": str(value),
+                    "t": str(syracuse(value)),
+                    "v_n": _finite(v_n[i]),
+                    "v_t": _finite(v_t[i]),
+                    "margin": _finite(margin),
+                }
+            )
     bad_hist = np.pad(bad_hist, (0, max(0, len(bits_hist) - len(bad_hist))))
-    return {"index": index, "numbers": int(n_all.shape[0]), "violations": int(bad_hist.sum()),
-            "buckets": {int(b): [int(bits_hist[b]), int(bad_hist[b])] for b in np.nonzero(bits_hist)[0]},
-            "examples": examples, "seconds": time.perf_counter() - start}
+    return {
+        "index": index,
+        "numbers": int(n_all.shape[0]),
+        "violations": int(bad_hist.sum()),
+        "buckets": {int(b): [int(bits_hist[b]), int(bad_hist[b])] for b in np.nonzero(bits_hist)[0]},
+        "examples": examples,
+        "seconds": time.perf_counter() - start,
+    }
 
 
-def _scored_batches(model: LyapunovMLP, spec: FeatureSpec,
-                    n_all: torch.Tensor) -> Iterator[tuple[int, torch.Tensor, np.ndarray, np.ndarray, np.ndarray]]:
+def _scored_batches(
+    model: LyapunovMLP, spec: FeatureSpec, n_all: torch.Tensor
+) -> Iterator[tuple[int, torch.Tensor, np.ndarray, np.ndarray, np.ndarray]]:
     """(offset, n, V(n), V(T n), violation mask) per SCAN_BATCH numbers."""
     for offset in range(0, n_all.shape[0], SCAN_BATCH):
-        n = n_all[offset:offset + SCAN_BATCH]
+        n = n_all[offset : offset + SCAN_BATCH]
         # Every n is odd and >= 3, so offset 1 of n's k-sequence gives T(n)'s row.
         rows = features_of_limbs(n, spec, offsets=(0, 1)).rows
         v_n, v_t = predict(model, rows[0]), predict(model, rows[1])
@@ -188,8 +224,15 @@ def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def scan_locally(model: LyapunovMLP, spec: FeatureSpec, scan: Scan, chunks: Iterable[tuple[int, tuple]],
-                 *, keep: int, device: torch.device) -> Iterator[dict[str, Any]]:
+def scan_locally(
+    model: LyapunovMLP,
+    spec: FeatureSpec,
+    scan: Scan,
+    chunks: Iterable[tuple[int, tuple]],
+    *,
+    keep: int,
+    device: torch.device,
+) -> Iterator[dict[str, Any]]:
     """Each (index, chunk)'s result, in order, on this machine."""
     model = model.to(device)
     for index, chunk in chunks:
@@ -217,16 +260,23 @@ class Progress:
             if state.get("format") != PROGRESS_FORMAT:
                 raise KeyError("format")
         except (ValueError, KeyError, TypeError):
-            raise UsageError(f"{self.path}: not a progress file of this scan's format; "
-                             "delete it or choose another --out") from None
+            raise UsageError(
+                f"{self.path}: not a progress file of this scan's format; delete it or choose another --out"
+            ) from None
         if saved.get("checkpoint_sha256") != self.identity["checkpoint_sha256"]:
-            raise UsageError(f"{self.path}: the progress of a scan of another checkpoint (sha256 "
-                             f"{str(saved.get('checkpoint_sha256'))[:12]}..., this one "
-                             f"{self.identity['checkpoint_sha256'][:12]}...); delete it or choose another --out")
-        differ = sorted(k for k in self.identity.keys() | saved.keys() if saved.get(k) != self.identity.get(k))
+            raise UsageError(
+                f"{self.path}: the progress of a scan of another checkpoint (sha256 "
+                f"{str(saved.get('checkpoint_sha256'))[:12]}..., this one "
+                f"{self.identity['checkpoint_sha256'][:12]}...); delete it or choose another --out"
+            )
+        differ = sorted(
+            k for k in self.identity.keys() | saved.keys() if saved.get(k) != self.identity.get(k)
+        )
         if differ:
-            raise UsageError(f"{self.path}: the progress of a scan with other settings "
-                             f"({', '.join(differ)}); rerun with the same flags, or delete it")
+            raise UsageError(
+                f"{self.path}: the progress of a scan with other settings "
+                f"({', '.join(differ)}); rerun with the same flags, or delete it"
+            )
         self.done = set(done)
         self.summary = Summary.from_json(summary, keep=keep)
 
@@ -238,8 +288,12 @@ class Progress:
     def save(self) -> None:
         if self.path is None:
             return
-        state = {"format": PROGRESS_FORMAT, "identity": self.identity, "done": sorted(self.done),
-                 "summary": self.summary.to_json()}
+        state = {
+            "format": PROGRESS_FORMAT,
+            "identity": self.identity,
+            "done": sorted(self.done),
+            "summary": self.summary.to_json(),
+        }
         write_atomically(self.path, json.dumps(state))
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from clitools import run_command
+from hostile import billion_laughs
+
 from collatz_ray.errors import SHOWN_CHARS
 from collatz_ray.syracuse.arith import MAX_BITS
 from collatz_ray.syracuse.features import FeatureSpec
 from collatz_ray.trainer.model import LyapunovMLP
-from hostile import billion_laughs
 
 HUGE = "7" * 5000  # past Python's 4300-digit limit for int()
 
@@ -29,38 +29,76 @@ CASES: dict[str, tuple[str, list[str], list[str]]] = {
     "train-yaml-bomb": ("train", ["--config", "{root}/bomb.yaml"], ["bomb.yaml", "aliases expand"]),
     "train-yaml-latin1": ("train", ["--config", "{root}/latin1.yaml"], ["latin1.yaml", "not UTF-8"]),
     "train-yaml-directory": ("train", ["--config", "{root}"], ["is a directory"]),
-    "train-yaml-huge-int": ("train", ["--config", "{root}/huge-int.yaml"], ["huge-int.yaml", "integer too long"]),
+    "train-yaml-huge-int": (
+        "train",
+        ["--config", "{root}/huge-int.yaml"],
+        ["huge-int.yaml", "integer too long"],
+    ),
     "train-test-seeds-huge": ("train", ["--test-seeds", f"27,{HUGE}"], ["test_seeds", "a list of integers"]),
     "train-seed-negative": ("train", ["--seed", "-1"], ["seed", "from 0 to"]),
     "train-seed-huge": ("train", ["--seed", HUGE], ["seed", "an integer"]),
     "train-max-bits": ("train", ["--max-bits", str(MAX_BITS + 1)], ["max_bits", str(MAX_BITS)]),
     "train-epochs-1e400": ("train", ["--epochs", "1e400"], ["epochs"]),
-    "train-model-too-large": ("train", ["--lookahead", "2147483647", "--eval-csv", "{csv}", "--out", "{root}/big"],
-                              ["parameters", "at most"]),
-    "evaluate-model-too-large": ("evaluate", ["--checkpoint", "{root}/model.pth", "--layers", "1073741824,8"],
-                                 ["parameters", "at most"]),
+    "train-model-too-large": (
+        "train",
+        ["--lookahead", "2147483647", "--eval-csv", "{csv}", "--out", "{root}/big"],
+        ["parameters", "at most"],
+    ),
+    "evaluate-model-too-large": (
+        "evaluate",
+        ["--checkpoint", "{root}/model.pth", "--layers", "1073741824,8"],
+        ["parameters", "at most"],
+    ),
     "train-layer-newline": ("train", ["--target-type", "a\nb\x0cc\u2028d"], ["target_type"]),
-    "evaluate-test-seeds-huge": ("evaluate", ["--checkpoint", "{root}/model.pth", "--linear",
-                                              "--test-seeds", HUGE], ["test_seeds"]),
-    "evalset-samples-huge": ("evalset", ["--samples", "10" + "0" * 30, "--out", "{root}/x.csv"],
-                             ["samples must be from 1 to"]),
+    "evaluate-test-seeds-huge": (
+        "evaluate",
+        ["--checkpoint", "{root}/model.pth", "--linear", "--test-seeds", HUGE],
+        ["test_seeds"],
+    ),
+    "evalset-samples-huge": (
+        "evalset",
+        ["--samples", "10" + "0" * 30, "--out", "{root}/x.csv"],
+        ["samples must be from 1 to"],
+    ),
     "evalset-samples-digits": ("evalset", ["--samples", HUGE, "--out", "{root}/x.csv"], ["--samples"]),
     "evalset-max-bits-digits": ("evalset", ["--max-bits", HUGE, "--out", "{root}/x.csv"], ["--max-bits"]),
-    "evalset-max-bits": ("evalset", ["--max-bits", str(MAX_BITS + 1), "--samples", "3", "--out", "{root}/x.csv"],
-                         ["max_bits must be from 2 to"]),
+    "evalset-max-bits": (
+        "evalset",
+        ["--max-bits", str(MAX_BITS + 1), "--samples", "3", "--out", "{root}/x.csv"],
+        ["max_bits must be from 2 to"],
+    ),
     "evalset-seed-negative": ("evalset", ["--seed", "-1", "--out", "{root}/x.csv"], ["--seed", "from 0 to"]),
     "evalset-check-latin1": ("evalset", ["--check", "{root}/latin1.yaml"], ["not UTF-8"]),
-    "tune-space-bomb": ("tune", ["--space", "{root}/bomb.yaml", "--storage", "{root}/store"],
-                        ["bomb.yaml", "aliases expand"]),
-    "tune-space-num-samples-digits": ("tune", ["--space", "{root}/digits.yaml", "--storage", "{root}/store"],
-                                      ["digits.yaml", "integer too long"]),
-    "tune-space-num-samples-huge": ("tune", ["--space", "{root}/big.yaml", "--storage", "{root}/store"],
-                                    ["big.yaml", "budget.num_samples", "at most"]),
-    "tune-space-seed-negative": ("tune", ["--space", "{root}/seed.yaml", "--storage", "{root}/store"],
-                                 ["seed.yaml", "fixed", "seed"]),
-    "tune-num-samples-digits": ("tune", ["--space", "smoke", "--num-samples", HUGE, "--storage", "{root}/store"],
-                                ["--num-samples"]),
-    "tune-seed-digits": ("tune", ["--space", "smoke", "--seed", HUGE, "--storage", "{root}/store"], ["--seed"]),
+    "tune-space-bomb": (
+        "tune",
+        ["--space", "{root}/bomb.yaml", "--storage", "{root}/store"],
+        ["bomb.yaml", "aliases expand"],
+    ),
+    "tune-space-num-samples-digits": (
+        "tune",
+        ["--space", "{root}/digits.yaml", "--storage", "{root}/store"],
+        ["digits.yaml", "integer too long"],
+    ),
+    "tune-space-num-samples-huge": (
+        "tune",
+        ["--space", "{root}/big.yaml", "--storage", "{root}/store"],
+        ["big.yaml", "budget.num_samples", "at most"],
+    ),
+    "tune-space-seed-negative": (
+        "tune",
+        ["--space", "{root}/seed.yaml", "--storage", "{root}/store"],
+        ["seed.yaml", "fixed", "seed"],
+    ),
+    "tune-num-samples-digits": (
+        "tune",
+        ["--space", "smoke", "--num-samples", HUGE, "--storage", "{root}/store"],
+        ["--num-samples"],
+    ),
+    "tune-seed-digits": (
+        "tune",
+        ["--space", "smoke", "--seed", HUGE, "--storage", "{root}/store"],
+        ["--seed"],
+    ),
 }
 
 

@@ -21,7 +21,10 @@ import pytest
 def quick_report() -> dict:
     proc = subprocess.run(
         [sys.executable, "-m", "collatz_ray.bench", "--quick", "--json", "--device", "cpu"],
-        capture_output=True, text=True, timeout=900)  # generous: a loaded CI machine took over 240 s
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # generous: a loaded CI machine took over 240 s
     assert proc.returncode == 0, f"bench failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}"
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"--json must print exactly one JSON object, got:\n{proc.stdout[-2000:]}"
@@ -30,8 +33,13 @@ def quick_report() -> dict:
 
 def test_equality_checks_passed(quick_report: dict) -> None:
     assert quick_report["checks_passed"] is True
-    assert set(quick_report["checks"]) >= {"features_uniform128", "features_training",
-                                           "training_batch", "evaluation_metrics", "verify_scan"}
+    assert set(quick_report["checks"]) >= {
+        "features_uniform128",
+        "features_training",
+        "training_batch",
+        "evaluation_metrics",
+        "verify_scan",
+    }
     assert all(c["passed"] for c in quick_report["checks"].values())
 
 
@@ -60,11 +68,14 @@ def test_failed_equality_check_exits_nonzero(monkeypatch, capsys) -> None:
     from collatz_ray import bench
     from collatz_ray.benchmarks import speed
 
-    monkeypatch.setattr(speed, "naive_rows",
-                        lambda values, lookahead, offset=0: [[0.0] * (6 + lookahead) for _ in values])
-    monkeypatch.setattr(speed, "QUICK", dataclasses.replace(speed.QUICK, features_fast=64,
-                                                            features_naive=16, repeats=1,
-                                                            min_seconds=0.0))
+    monkeypatch.setattr(
+        speed, "naive_rows", lambda values, lookahead, offset=0: [[0.0] * (6 + lookahead) for _ in values]
+    )
+    monkeypatch.setattr(
+        speed,
+        "QUICK",
+        dataclasses.replace(speed.QUICK, features_fast=64, features_naive=16, repeats=1, min_seconds=0.0),
+    )
     assert bench.main(["--quick", "--json", "--only", "features", "--device", "cpu"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["checks_passed"] is False and "features_uniform128" in out["error"]
@@ -74,8 +85,11 @@ def test_the_verify_benchmark_alone_checks_then_beats_the_per_integer_scan(monke
     from collatz_ray import bench
     from collatz_ray.benchmarks import speed
 
-    monkeypatch.setattr(speed, "QUICK", dataclasses.replace(speed.QUICK, verify_fast=8192, verify_naive=300,
-                                                            repeats=1, min_seconds=0.0))
+    monkeypatch.setattr(
+        speed,
+        "QUICK",
+        dataclasses.replace(speed.QUICK, verify_fast=8192, verify_naive=300, repeats=1, min_seconds=0.0),
+    )
     assert bench.main(["--quick", "--json", "--only", "verify", "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["checks"]["verify_scan"]["passed"] is True and list(out["checks"]) == ["verify_scan"]

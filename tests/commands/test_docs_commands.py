@@ -30,16 +30,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from clitools import run_command
+
 from collatz_ray.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 SHELL_LANGS = {"", "bash", "sh", "shell", "console"}
 #: Fenced blocks in these languages show no command.
-NOT_COMMAND_LANGS = {"text": "output, file trees and formulas shown, not typed",
-                     "yaml": "file contents"}
+NOT_COMMAND_LANGS = {"text": "output, file trees and formulas shown, not typed", "yaml": "file contents"}
 
 
 # -- extraction -------------------------------------------------------------------------------
@@ -118,7 +117,7 @@ def _split_top_level(text: str) -> tuple[list[tuple[str, str]], bool]:
             break
         elif text.startswith(("&&", "||"), i):
             segments.append((separator, current))
-            separator, current, i = text[i:i + 2], "", i + 1
+            separator, current, i = text[i : i + 2], "", i + 1
         elif ch in ";|":
             segments.append((separator, current))
             separator, current = ch, ""
@@ -171,28 +170,44 @@ NOT_RUN_HERE: list[tuple[str, str]] = [
     (". .venv/bin/activate", "activates the venv the tests already run in"),
     ("pip install", "installing: CI does it; tests never download"),
     ("python -m pytest", "the test suite itself (.ci/run)"),
-    ("ray up", "starts a cloud cluster"), ("ray exec", "runs on a cloud cluster"),
-    ("ray down", "stops a cloud cluster"), ("ray rsync-down", "copies from a cloud cluster"),
-    ("ray dashboard", "tunnels to a cloud cluster"), ("ray attach", "opens a shell on a cloud cluster"),
-    ("optuna-dashboard", "a server that runs until stopped: tests/e2e/test_study_db.py starts it against a "
-                         "running search and reads its API"),
+    ("ray up", "starts a cloud cluster"),
+    ("ray exec", "runs on a cloud cluster"),
+    ("ray down", "stops a cloud cluster"),
+    ("ray rsync-down", "copies from a cloud cluster"),
+    ("ray dashboard", "tunnels to a cloud cluster"),
+    ("ray attach", "opens a shell on a cloud cluster"),
+    (
+        "optuna-dashboard",
+        "a server that runs until stopped: tests/e2e/test_study_db.py starts it against a "
+        "running search and reads its API",
+    ),
     ("ray start", "starts a Ray node (tests/e2e/test_cluster.py does, under its own control)"),
     ("ray get-auth-token", "writes ~/.ray/auth_token, the user's own token"),
     ("ray job", "submits to or reads a running Ray cluster"),
     ("aws", "needs AWS credentials (JSON policy text included)"),
-    ("kubectl", "needs a Kubernetes cluster"), ("docker", "needs a Docker daemon and registry"),
-    ("eksctl", "needs an EKS cluster"), ("ssh", "needs a remote machine"),
+    ("kubectl", "needs a Kubernetes cluster"),
+    ("docker", "needs a Docker daemon and registry"),
+    ("eksctl", "needs an EKS cluster"),
+    ("ssh", "needs a remote machine"),
     # A whole line that only sets a variable (not `VAR=1 python -m ...`, a command).
-    ("re:^(export\\s+)?[A-Za-z_][A-Za-z0-9_]*=(\\$\\(.*\\)|\"[^\"]*\"|'[^']*'|\\S*)$",
-     "a shell variable for the cloud commands after it"),
+    (
+        "re:^(export\\s+)?[A-Za-z_][A-Za-z0-9_]*=(\\$\\(.*\\)|\"[^\"]*\"|'[^']*'|\\S*)$",
+        "a shell variable for the cloud commands after it",
+    ),
     ("chmod 600 ~/.ray/auth_token", "the user's own token file"),
     ("echo", "prints a value the user pastes into a cluster config"),
     ("sed -i", "fills the user's own values into cluster/k8s/*.yaml"),
     ("grep -n REPLACE_ME", "checks the user's filled-in cluster/k8s/*.yaml"),
-    ("tensorboard --logdir", "a web server: tests/e2e/test_trackers.py runs docs/trackers.md's line on "
-                             "the smoke search and reads the epochs it serves"),
-    ("mlflow ui", "MLflow's web server (the full mlflow package); tests/e2e/test_trackers.py reads "
-                  "the same store with MLflow's client"),
+    (
+        "tensorboard --logdir",
+        "a web server: tests/e2e/test_trackers.py runs docs/trackers.md's line on "
+        "the smoke search and reads the epochs it serves",
+    ),
+    (
+        "mlflow ui",
+        "MLflow's web server (the full mlflow package); tests/e2e/test_trackers.py reads "
+        "the same store with MLflow's client",
+    ),
     ("wandb sync", "uploads to W&B's servers; tests/e2e/test_trackers.py reads the offline runs"),
 ]
 
@@ -211,7 +226,7 @@ def exemption(command: Command) -> str | None:
         if rule.startswith("re:"):
             if re.match(rule[3:], command.text):
                 return reason
-        elif words[:len(rule.split())] == rule.split():
+        elif words[: len(rule.split())] == rule.split():
             return reason
     return None
 
@@ -232,17 +247,22 @@ def split_assignments(words: tuple[str, ...]) -> tuple[dict[str, str], list[str]
 
 # -- placeholders --------------------------------------------------------------------------------
 #: Text the docs use for a name the user picks, replaced before the line is split.
-TEXT_SUBSTITUTIONS = {"<experiment name>": "an-experiment", "s3://bucket/collatz": "storage",
-                      "s3://BUCKET/collatz-ray": "storage"}
+TEXT_SUBSTITUTIONS = {
+    "<experiment name>": "an-experiment",
+    "s3://bucket/collatz": "storage",
+    "s3://BUCKET/collatz-ray": "storage",
+}
 #: Paths in the docs (a whole argument, or the start of one: DIR/config.yaml) and the
 #: fixture made there in the command's working directory. A value of --out or
 #: --export-best is where the command writes, never a fixture.
 PLACEHOLDERS = {
     "DIR": "export",
     "results/runs/run7": "run",
-    "results/A": "experiment", "results/B": "experiment",
+    "results/A": "experiment",
+    "results/B": "experiment",
     "results/lookahead-20261125-101500": "experiment",
-    "results/cluster/an-experiment": "experiment", "results/k8s/an-experiment": "experiment",
+    "results/cluster/an-experiment": "experiment",
+    "results/k8s/an-experiment": "experiment",
     "my.yaml": "train_config",
     "my_space.yaml": "space",
     "model.pth": "seed_model",
@@ -287,8 +307,21 @@ class Fixtures:
         """A tiny run made by `train`: 8 wide, lookahead 12, 20 epochs."""
         if "run" not in self._made:
             run = self.root / "run7"
-            outcome = run_command("train", "--smoke", "--layers", "8", "--lookahead", "12", "--epochs", "20",
-                                  "--eval-csv", self.eval_csv, "--out", run, "--quiet")
+            outcome = run_command(
+                "train",
+                "--smoke",
+                "--layers",
+                "8",
+                "--lookahead",
+                "12",
+                "--epochs",
+                "20",
+                "--eval-csv",
+                self.eval_csv,
+                "--out",
+                run,
+                "--quiet",
+            )
             assert outcome.status == 0, outcome.stderr
             self._made["run"] = run
         return self._made["run"]
@@ -425,10 +458,13 @@ RUNNABLE = _runnable()
 
 
 def test_every_command_line_is_run_or_exempt():
-    unexplained = [f"{c.where}: {c.text}" for c in all_commands()
-                   if exemption(c) is None and tool_of(c) not in SHRINK]
-    assert not unexplained, ("command lines in the docs that this test neither runs nor exempts "
-                             "(add a rule to NOT_RUN_HERE, or a tool to SHRINK):\n" + "\n".join(unexplained))
+    unexplained = [
+        f"{c.where}: {c.text}" for c in all_commands() if exemption(c) is None and tool_of(c) not in SHRINK
+    ]
+    assert not unexplained, (
+        "command lines in the docs that this test neither runs nor exempts "
+        "(add a rule to NOT_RUN_HERE, or a tool to SHRINK):\n" + "\n".join(unexplained)
+    )
     languages = {b.lang for b in all_blocks()} - SHELL_LANGS - set(NOT_COMMAND_LANGS) - {"python"}
     assert not languages, f"code blocks in languages this test does not know: {sorted(languages)}"
     assert len(RUNNABLE) >= 15  # the extraction found the docs' commands at all
@@ -464,26 +500,49 @@ def test_extraction_reads_blocks_as_a_shell_would(tmp_path):
     doc = tmp_path / "sample.md"
     doc.write_text(SAMPLE_DOC)
     blocks = code_blocks(doc)
-    assert [(b.where, b.lang) for b in blocks] == [("sample.md:3", ""), ("sample.md:14", "bash"),
-                                                   ("sample.md:21", "text")]
+    assert [(b.where, b.lang) for b in blocks] == [
+        ("sample.md:3", ""),
+        ("sample.md:14", "bash"),
+        ("sample.md:21", "text"),
+    ]
     found = [(c.where, " ".join(c.text.split()), c.piped_into) for b in blocks[:2] for c in commands(b)]
     assert found == [
         ("sample.md:3", "python -m collatz_ray.train --smoke", ""),
-        ("sample.md:4", "python3 -m venv .venv", ""), ("sample.md:4", ". .venv/bin/activate", ""),
+        ("sample.md:4", "python3 -m venv .venv", ""),
+        ("sample.md:4", ". .venv/bin/activate", ""),
         ("sample.md:4", "pip install -e '.[test]'", ""),
-        ("sample.md:5", 'ray exec cluster/gpu.yaml --tmux "cd ~/collatz-ray && python -m collatz_ray.tune '
-                        '--space lookahead"', ""),
+        (
+            "sample.md:5",
+            'ray exec cluster/gpu.yaml --tmux "cd ~/collatz-ray && python -m collatz_ray.tune '
+            '--space lookahead"',
+            "",
+        ),
         ("sample.md:7", "python -m collatz_ray.results results/A --format json", "jq .best.config_diff"),
         ("sample.md:14", found[6][1], ""),
-        ("sample.md:17", "OIDC=$(aws eks describe-cluster --query 'a.b' --output text | sed 's|^https://||')", ""),
+        (
+            "sample.md:17",
+            "OIDC=$(aws eks describe-cluster --query 'a.b' --output text | sed 's|^https://||')",
+            "",
+        ),
     ]
     assert found[6][1].startswith("aws iam put-role-policy") and found[6][1].endswith('"Allow\\"}]}"')
     assert [exemption(c) is not None for b in blocks[:2] for c in commands(b)] == [
-        False, True, True, True, True, False, True, True]
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
     assert exemption(Command("x", "OMP_NUM_THREADS=1 python -m collatz_ray.train --smoke", "")) is None
     assert exemption(Command("x", "RAY_AUTH_MODE=token ray start --head", "")) is not None
     assert tool_of(Command("x", "WANDB_MODE=offline python -m collatz_ray.tune --smoke", "")) == "tune"
-    assert split_assignments(("WANDB_MODE=offline", "python", "-m")) == ({"WANDB_MODE": "offline"}, ["python", "-m"])
+    assert split_assignments(("WANDB_MODE=offline", "python", "-m")) == (
+        {"WANDB_MODE": "offline"},
+        ["python", "-m"],
+    )
 
 
 def test_commands_inside_exempt_lines_still_parse():
@@ -497,8 +556,8 @@ def test_commands_inside_exempt_lines_still_parse():
             continue
         words = shlex.split(command.text)
         for i, word in enumerate(words):
-            if words[i:i + 2] == ["python", "-m"] and words[i + 2].startswith("collatz_ray."):
-                inner = words[i + 2:]  # `ray job submit -- python -m collatz_ray.tune ...`
+            if words[i : i + 2] == ["python", "-m"] and words[i + 2].startswith("collatz_ray."):
+                inner = words[i + 2 :]  # `ray job submit -- python -m collatz_ray.tune ...`
             elif "python -m collatz_ray." in word:  # `ray exec ... "cd ... && python -m ..."`
                 inner = shlex.split(word.split("python -m ", 1)[1])
             else:
@@ -524,8 +583,9 @@ def fixtures(request, tmp_path_factory) -> Fixtures:
     return Fixtures(request, tmp_path_factory.mktemp("doc_fixtures"))
 
 
-@pytest.mark.parametrize("words", list(RUNNABLE), ids=[" ".join(w).split("python -m collatz_ray.", 1)[1][:80]
-                                                       for w in RUNNABLE])
+@pytest.mark.parametrize(
+    "words", list(RUNNABLE), ids=[" ".join(w).split("python -m collatz_ray.", 1)[1][:80] for w in RUNNABLE]
+)
 def test_documented_command_works(words, fixtures, tmp_path, monkeypatch):
     shown = RUNNABLE[words]
     env, command = split_assignments(words)
@@ -551,8 +611,10 @@ def test_documented_command_works(words, fixtures, tmp_path, monkeypatch):
         _time_each_config_once(monkeypatch)
     outcome = run_command(tool, *args)
     expected = DOCUMENTED_STATUS.get(shown[0].text, 0)
-    assert outcome.status == expected, (f"{where}: python -m collatz_ray.{tool} {' '.join(args)} exited "
-                                        f"{outcome.status}\n{outcome.stdout[-1500:]}\n{outcome.stderr[-1500:]}")
+    assert outcome.status == expected, (
+        f"{where}: python -m collatz_ray.{tool} {' '.join(args)} exited "
+        f"{outcome.status}\n{outcome.stdout[-1500:]}\n{outcome.stderr[-1500:]}"
+    )
     assert "Traceback" not in outcome.stderr, outcome.stderr
     for command in shown:
         _check_pipe(command, outcome.stdout)
@@ -572,8 +634,11 @@ def _time_each_config_once(monkeypatch) -> None:
 
     def once(space, *args, **kwargs):
         # An epoch costs the same whatever the budget (--epochs) around it.
-        key = (calibrate.costliest_config(space).replace(epochs=1, eval_interval=1), args,
-               tuple(sorted(kwargs.items())))
+        key = (
+            calibrate.costliest_config(space).replace(epochs=1, eval_interval=1),
+            args,
+            tuple(sorted(kwargs.items())),
+        )
         if key not in _TIMED:
             _TIMED[key] = real(space, *args, **kwargs)
         return _TIMED[key]
@@ -590,5 +655,7 @@ def _check_pipe(command: Command, stdout: str) -> None:
     if found:
         value = json.loads(stdout)
         for key in found.group(1).strip(".").split("."):
-            assert isinstance(value, dict) and key in value, f"{command.where}: {found.group(1)} not in the output"
+            assert isinstance(value, dict) and key in value, (
+                f"{command.where}: {found.group(1)} not in the output"
+            )
             value = value[key]

@@ -24,29 +24,79 @@ from unittest import mock
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from clitools import Outcome, run_command
 from hostile import billion_laughs, snapshot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 OLD_LAYOUT = Path(__file__).resolve().parents[1] / "data" / "old_layout" / "old-layout"
 TRIAL = "collatz_trial_3a711499"
 #: No accepted or refused input may take longer (the slowest is a real evaluation).
 SECONDS = 5
 
-FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 HUGE = "9" * 5000  # past Python's 4300-digit limit for int()
-NUMBER_TEXTS = ["0", "-1", "1", "2", "3", "7", "12", "1e3", "1e400", "nan", "inf", "-inf", "0x10", "1_0",
-                "²", "", " ", "abc", "3.5", "-0", str(2**31), str(2**32), str(2**63), HUGE, "9" * 4000,
-                "1,2", "27,-3", "a\nb"]
+NUMBER_TEXTS = [
+    "0",
+    "-1",
+    "1",
+    "2",
+    "3",
+    "7",
+    "12",
+    "1e3",
+    "1e400",
+    "nan",
+    "inf",
+    "-inf",
+    "0x10",
+    "1_0",
+    "²",
+    "",
+    " ",
+    "abc",
+    "3.5",
+    "-0",
+    str(2**31),
+    str(2**32),
+    str(2**63),
+    HUGE,
+    "9" * 4000,
+    "1,2",
+    "27,-3",
+    "a\nb",
+]
 #: Flag values: half of them plausible, the rest anything.
-numbers = st.one_of(st.integers(1, 40).map(str), st.one_of(st.sampled_from(NUMBER_TEXTS), st.text(max_size=6)))
+numbers = st.one_of(
+    st.integers(1, 40).map(str), st.one_of(st.sampled_from(NUMBER_TEXTS), st.text(max_size=6))
+)
 
-YAML_VALUES = ["1", "-1", "0", "1e400", HUGE, "[1, [2]]", "{a: 1}", "null", "~", "2024-13-45", "'x'",
-               "!!python/object/apply:os.system ['true']", "&a [*a]", "[" * 40, "yes", "*nope", "\"\\x00\""]
+YAML_VALUES = [
+    "1",
+    "-1",
+    "0",
+    "1e400",
+    HUGE,
+    "[1, [2]]",
+    "{a: 1}",
+    "null",
+    "~",
+    "2024-13-45",
+    "'x'",
+    "!!python/object/apply:os.system ['true']",
+    "&a [*a]",
+    "[" * 40,
+    "yes",
+    "*nope",
+    '"\\x00"',
+]
 
 
 class Accepted(Exception):
@@ -57,8 +107,19 @@ class Accepted(Exception):
 def finished(tmp_path_factory, eval_csv) -> Path:
     """A finished tiny run that commands target; it must come out byte for byte intact."""
     run_dir = tmp_path_factory.mktemp("fuzz") / "run"
-    outcome = run_command("train", "--smoke", "--eval-csv", eval_csv, "--epochs", "20", "--eval-interval", "10",
-                          "--quiet", "--out", run_dir)
+    outcome = run_command(
+        "train",
+        "--smoke",
+        "--eval-csv",
+        eval_csv,
+        "--epochs",
+        "20",
+        "--eval-interval",
+        "10",
+        "--quiet",
+        "--out",
+        run_dir,
+    )
     assert outcome.status == 0, outcome.stderr
     return run_dir
 
@@ -66,6 +127,7 @@ def finished(tmp_path_factory, eval_csv) -> Path:
 @pytest.fixture(scope="module")
 def stubs(finished):
     """train stops at build_model, tune where it would start Ray (stand-ins for collatz_ray.search.ray)."""
+
     def stop(*_args, **_kwargs):
         raise Accepted()
 
@@ -76,8 +138,12 @@ def stubs(finished):
     fake_session.on_ray = stop
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch("collatz_ray.trainer.loop.build_model", stop))
-        stack.enter_context(mock.patch.dict(sys.modules, {"collatz_ray.search.ray": fake_ray,
-                                                          "collatz_ray.search.ray.session": fake_session}))
+        stack.enter_context(
+            mock.patch.dict(
+                sys.modules,
+                {"collatz_ray.search.ray": fake_ray, "collatz_ray.search.ray.session": fake_session},
+            )
+        )
         yield
 
 
@@ -99,10 +165,12 @@ def outcome_of(tool: str, *args: object) -> Outcome | None:
 
 # -- files, cut and mangled ------------------------------------------------------------------
 
+
 @st.composite
 def mangled(draw, text: str, *, yaml_values: bool = False) -> bytes:
     """`text` with some of: a value replaced, cut short, an odd byte, another encoding
     (each about one time in three, so that a good share stays accepted)."""
+
     def sometimes() -> bool:
         return draw(st.integers(0, 2)) == 0
 
@@ -116,18 +184,42 @@ def mangled(draw, text: str, *, yaml_values: bool = False) -> bytes:
     encoding = draw(st.sampled_from(["utf-8-sig", "utf-16", "latin-1"])) if sometimes() else "utf-8"
     data = (text + ("# déjà vu\n" if encoding == "latin-1" else "")).encode(encoding)
     if sometimes():
-        data = data[:draw(st.integers(0, len(data)))]
+        data = data[: draw(st.integers(0, len(data)))]
     if data and sometimes():
         at = draw(st.integers(0, len(data) - 1))
-        data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1:]
+        data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1 :]
     return data
 
 
-CONFIG = yaml.safe_dump({"lookahead": 8, "layers": [8, 8], "epochs": 20, "eval_interval": 10, "seed": 3,
-                         "test_seeds": [27, 97], "lr": 0.001, "batch_size": 64, "max_bits": 40}, sort_keys=False)
-BANK = "".join(json.dumps({"n": n, "margin": m, "source": src, "trial": "t1", "epoch": 10, "sha256": None,
-                           "time": "2026-11-29T15:01:49Z"}) + "\n"
-               for n, m, src in (("1161", -0.02, "mining"), (str(2**90 + 1), None, "verify"), ("97", -0.001, "mining")))
+CONFIG = yaml.safe_dump(
+    {
+        "lookahead": 8,
+        "layers": [8, 8],
+        "epochs": 20,
+        "eval_interval": 10,
+        "seed": 3,
+        "test_seeds": [27, 97],
+        "lr": 0.001,
+        "batch_size": 64,
+        "max_bits": 40,
+    },
+    sort_keys=False,
+)
+BANK = "".join(
+    json.dumps(
+        {
+            "n": n,
+            "margin": m,
+            "source": src,
+            "trial": "t1",
+            "epoch": 10,
+            "sha256": None,
+            "time": "2026-11-29T15:01:49Z",
+        }
+    )
+    + "\n"
+    for n, m, src in (("1161", -0.02, "mining"), (str(2**90 + 1), None, "verify"), ("97", -0.001, "mining"))
+)
 SPACE = """description: fuzz
 budget: {epochs: 40, eval_interval: 20, grace_epochs: 20, reduction_factor: 2, num_samples: 2}
 fixed:
@@ -167,6 +259,7 @@ def flags(draw, names: list[str]) -> list[str]:
 
 # -- the commands ------------------------------------------------------------------------------
 
+
 @FUZZ
 @given(data=st.data())
 def test_train(stubs, finished, eval_csv, csv_text, data):
@@ -178,17 +271,37 @@ def test_train(stubs, finished, eval_csv, csv_text, data):
         if target == "resume":  # the flags --resume takes, and now and then one it refuses
             args = ["--resume", finished, *flags(draw, ["--epochs", "--device", "--lr"])]
         else:
-            args = flags(draw, ["--epochs", "--seed", "--test-seeds", "--max-bits", "--lr", "--layers", "--lookahead",
-                                "--batch-size", "--eval-interval", "--mine-pool", "--device", "--target-type"])
+            args = flags(
+                draw,
+                [
+                    "--epochs",
+                    "--seed",
+                    "--test-seeds",
+                    "--max-bits",
+                    "--lr",
+                    "--layers",
+                    "--lookahead",
+                    "--batch-size",
+                    "--eval-interval",
+                    "--mine-pool",
+                    "--device",
+                    "--target-type",
+                ],
+            )
             if draw(st.booleans()):
-                config = draw(st.one_of(mangled(CONFIG, yaml_values=True), st.just(billion_laughs().encode())))
+                config = draw(
+                    st.one_of(mangled(CONFIG, yaml_values=True), st.just(billion_laughs().encode()))
+                )
                 args += ["--config", write(tmp, "config.yaml", config)]
             if not draw(st.integers(0, 3)):  # a counterexample bank, as written or mangled
                 args += ["--hard-seed-bank", write(tmp, "counterexamples.jsonl", draw(mangled(BANK)))]
             args += ["--eval-csv", csv_choice(draw, csv_text, tmp, eval_csv)]
             args += ["--out", tmp / "run" if target == "new" else finished]
-        args += draw(st.lists(st.sampled_from(["--overwrite", "--smoke", "--quiet", "--mine"]), max_size=2,
-                              unique=True))
+        args += draw(
+            st.lists(
+                st.sampled_from(["--overwrite", "--smoke", "--quiet", "--mine"]), max_size=2, unique=True
+            )
+        )
         outcome_of("train", *args)
     assert snapshot(finished) == before  # refused or stopped before its first write
 
@@ -201,10 +314,16 @@ def test_evaluate(stubs, finished, eval_csv, csv_text, data):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         target = draw(st.sampled_from(["dir", "state", "model", "mangled", "missing"]))
-        path = {"dir": checkpoint, "state": checkpoint / "state.pt", "model": finished / "model.pth",
-                "missing": tmp / "absent.pth"}.get(target)
+        path = {
+            "dir": checkpoint,
+            "state": checkpoint / "state.pt",
+            "model": finished / "model.pth",
+            "missing": tmp / "absent.pth",
+        }.get(target)
         if path is None:
-            path = write(tmp, "state.pt", draw(mangled((checkpoint / "state.pt").read_bytes().decode("latin-1"))))
+            path = write(
+                tmp, "state.pt", draw(mangled((checkpoint / "state.pt").read_bytes().decode("latin-1")))
+            )
         args = ["--checkpoint", path, "--eval-csv", csv_choice(draw, csv_text, tmp, eval_csv)]
         if draw(st.integers(0, 2)) == 0:  # shape flags, which mostly do not fit the weights
             args += flags(draw, ["--lookahead", "--layers"])
@@ -212,8 +331,12 @@ def test_evaluate(stubs, finished, eval_csv, csv_text, data):
         elif target == "model":  # the seed format's shape, not the published one
             args += ["--layers", "32,32"]
         if draw(st.booleans()):
-            args += ["--test-seeds", draw(st.sampled_from(["27", "27,97", "111,703", "0", "-3", "", "x", HUGE,
-                                                           str(2**40), "27,²"]))]
+            args += [
+                "--test-seeds",
+                draw(
+                    st.sampled_from(["27", "27,97", "111,703", "0", "-3", "", "x", HUGE, str(2**40), "27,²"])
+                ),
+            ]
         args += ["--json"] if draw(st.booleans()) else []
         outcome = outcome_of("evaluate", *args)
     if outcome is not None and outcome.status == 0 and "--json" in args:
@@ -231,8 +354,12 @@ def test_evalset(stubs, csv_text, data):
             args += flags(draw, ["--samples"]) if draw(st.integers(0, 4)) == 0 else []
         else:
             # Sizes that are accepted stay small (a real file is written), the rest are refused.
-            samples = draw(st.sampled_from(["0", "-1", "1", "5", "40", "1000001", "1" + "0" * 30, "1e3", HUGE, "x"]))
-            bits = draw(st.sampled_from(["-5", "0", "1", "2", "3", "10", "64", "32001", "1" + "0" * 40, HUGE, "x"]))
+            samples = draw(
+                st.sampled_from(["0", "-1", "1", "5", "40", "1000001", "1" + "0" * 30, "1e3", HUGE, "x"])
+            )
+            bits = draw(
+                st.sampled_from(["-5", "0", "1", "2", "3", "10", "64", "32001", "1" + "0" * 40, HUGE, "x"])
+            )
             args = ["--samples", samples, "--max-bits", bits, "--out", tmp / "out.csv"]
             args += ["--seed", draw(numbers)] if draw(st.booleans()) else []
         outcome_of("evalset", *args)
@@ -246,8 +373,10 @@ def test_tune_before_ray(stubs, eval_csv, csv_text, data):
         tmp = Path(tmp)
         space = draw(st.one_of(mangled(SPACE, yaml_values=True), st.just(billion_laughs().encode())))
         args = ["--space", write(tmp, "space.yaml", space), "--storage", tmp / "store", "--name", "fuzz"]
-        args += flags(draw, ["--num-samples", "--epochs", "--grace-epochs", "--seed", "--cpus-per-trial",
-                             "--max-concurrent"])
+        args += flags(
+            draw,
+            ["--num-samples", "--epochs", "--grace-epochs", "--seed", "--cpus-per-trial", "--max-concurrent"],
+        )
         if draw(st.booleans()):
             args += ["--eval-csv", csv_choice(draw, csv_text, tmp, eval_csv)]
         args += ["--smoke"] if draw(st.booleans()) else []
@@ -272,12 +401,15 @@ def test_results(stubs, data):
             lines[-1] = json.dumps(row)
         result.write_bytes(draw(mangled("\n".join(lines) + "\n")))
         fmt = draw(st.sampled_from(["table", "md", "json", "csv"]))
-        outcome = outcome_of("results", experiment, "--format", fmt, "--top", draw(st.sampled_from(["1", "20"])))
+        outcome = outcome_of(
+            "results", experiment, "--format", fmt, "--top", draw(st.sampled_from(["1", "20"]))
+        )
     if outcome is not None and outcome.status == 0 and fmt == "json":
         json.loads(outcome.stdout, parse_constant=lambda name: pytest.fail(f"bare {name}"))
 
 
 # -- a finished run survives refused commands ------------------------------------------------------
+
 
 def test_refused_commands_leave_a_finished_run_byte_identical(finished, eval_csv, tmp_path):
     before = snapshot(finished)

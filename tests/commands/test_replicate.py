@@ -9,7 +9,6 @@ import json
 import sys
 
 import pytest
-
 from clitools import run_command
 from experiments import replication_experiment, search_experiment, write_trial
 
@@ -34,8 +33,19 @@ def ray_started() -> bool:
 
 
 def test_dry_run_prints_the_plan(storage):
-    outcome = run_command("replicate", "src", "--top", "2", "--seeds", "3", "--storage", storage,
-                          "--name", "follow", "--dry-run")
+    outcome = run_command(
+        "replicate",
+        "src",
+        "--top",
+        "2",
+        "--seeds",
+        "3",
+        "--storage",
+        storage,
+        "--name",
+        "follow",
+        "--dry-run",
+    )
     assert outcome.status == 0, outcome.stderr
     assert outcome.stdout.splitlines() == [
         "Replicate 2 configurations of 'smoke' x 3 seeds (1, 2, 3): 6 trials x 60 epochs, the full "
@@ -43,29 +53,71 @@ def test_dry_run_prints_the_plan(storage):
         "  1. lookahead=20, target_type=split, mine_negatives=True, mine_interval=20 (source trial b1)",
         "  2. lookahead=10, target_type=fixed, mine_negatives=False (source trials a1, a2)",
         f"Source: {storage.resolve() / 'src'}",
-        f"Experiment: {storage.resolve() / 'follow'}"]
+        f"Experiment: {storage.resolve() / 'follow'}",
+    ]
     assert not (storage / "follow").exists() and not ray_started()
 
 
 def test_tune_replicate_top_is_the_same_command(storage):
-    direct = run_command("replicate", storage / "src", "--top", "1", "--seeds", "2", "--name", "f",
-                         "--storage", storage, "--dry-run")
-    via_tune = run_command("tune", "--replicate-top", "1", "--seeds", "2", storage / "src", "--name", "f",
-                           "--storage", storage, "--dry-run")
+    direct = run_command(
+        "replicate",
+        storage / "src",
+        "--top",
+        "1",
+        "--seeds",
+        "2",
+        "--name",
+        "f",
+        "--storage",
+        storage,
+        "--dry-run",
+    )
+    via_tune = run_command(
+        "tune",
+        "--replicate-top",
+        "1",
+        "--seeds",
+        "2",
+        storage / "src",
+        "--name",
+        "f",
+        "--storage",
+        storage,
+        "--dry-run",
+    )
     assert via_tune.status == direct.status == 0, via_tune.stderr
     assert via_tune.stdout == direct.stdout
-    assert run_command("tune", "--replicate-top=9", "--seeds", "2", "src", "--storage", storage).one_error_line(
-        "--top 9: experiment", "has 3 finished trials (2 distinct configurations)")
+    assert run_command(
+        "tune", "--replicate-top=9", "--seeds", "2", "src", "--storage", storage
+    ).one_error_line("--top 9: experiment", "has 3 finished trials (2 distinct configurations)")
 
 
 def test_given_configurations_need_a_space_and_are_planned_over_it(tmp_path):
-    outcome = run_command("replicate", "--space", "smoke", "--config", "lookahead=5",
-                          "--config", "lookahead=20,layers=8,8", "--seeds", "2", "--epochs", "40",
-                          "--storage", tmp_path, "--name", "study", "--dry-run")
+    outcome = run_command(
+        "replicate",
+        "--space",
+        "smoke",
+        "--config",
+        "lookahead=5",
+        "--config",
+        "lookahead=20,layers=8,8",
+        "--seeds",
+        "2",
+        "--epochs",
+        "40",
+        "--storage",
+        tmp_path,
+        "--name",
+        "study",
+        "--dry-run",
+    )
     assert outcome.status == 0, outcome.stderr
     assert outcome.stdout.splitlines()[:3] == [
         "Replicate 2 configurations of 'smoke' x 2 seeds (1, 2): 4 trials x 40 epochs, the full budget, "
-        "no early stopping", "  1. lookahead=5", "  2. lookahead=20, layers=8,8"]
+        "no early stopping",
+        "  1. lookahead=5",
+        "  2. lookahead=20, layers=8,8",
+    ]
 
 
 BAD = [
@@ -84,16 +136,23 @@ BAD = [
     (["--config", "lookahead=5", "--seeds", "2"], ["--config needs --space"]),
     (["--space", "smoke", "--config", "lookahead=0", "--seeds", "2"], ["--config lookahead=0: lookahead"]),
     (["--space", "smoke", "--config", "lookahead", "--seeds", "2"], ["expected KEY=VALUE"]),
-    (["--space", "smoke", "--smoke", "--scale", "laptop", "--config", "lookahead=5", "--seeds", "2"],
-     ["choose one"]),
-    (["src", "--top", "1", "--seeds", "2", "--name", "src"], ["--name src: an experiment of that name exists"]),
+    (
+        ["--space", "smoke", "--smoke", "--scale", "laptop", "--config", "lookahead=5", "--seeds", "2"],
+        ["choose one"],
+    ),
+    (
+        ["src", "--top", "1", "--seeds", "2", "--name", "src"],
+        ["--name src: an experiment of that name exists"],
+    ),
     (["src", "--top", "1", "--seeds", "2", "--name", "../x"], ["--name"]),
     (["src", "--top", "1", "--seeds", "2", "--eval-csv", "/nonexistent.csv"], ["/nonexistent.csv"]),
     (["--resume", "--top", "1"], ["--resume needs --name"]),
     (["--resume", "--name", "src", "--seeds", "2"], ["drop --seeds"]),
     (["--resume", "--name", "gone"], ["--resume --name gone: no experiment of that name"]),
-    (["--resume", "--name", "src"], ["not a replication (no replicate plan)",
-                                     "python -m collatz_ray.tune --resume --name src"]),
+    (
+        ["--resume", "--name", "src"],
+        ["not a replication (no replicate plan)", "python -m collatz_ray.tune --resume --name src"],
+    ),
 ]
 
 
@@ -106,10 +165,12 @@ def test_bad_input_is_one_line_before_ray(storage, args, fragments):
 def test_a_source_without_settings_or_with_damaged_ones_is_refused(storage):
     (storage / "src" / "collatz_search.json").unlink()
     run_command("replicate", "src", "--top", "1", "--seeds", "2", "--storage", storage).one_error_line(
-        "no collatz_search.json, so its space and budget are unknown")
+        "no collatz_search.json, so its space and budget are unknown"
+    )
     (storage / "src" / "collatz_search.json").write_text("{not json")
     run_command("replicate", "src", "--top", "1", "--seeds", "2", "--storage", storage).one_error_line(
-        "collatz_search.json: not a collatz-ray settings file")
+        "collatz_search.json: not a collatz-ray settings file"
+    )
 
 
 def test_a_replication_with_a_damaged_plan_is_not_resumed(storage):
@@ -118,4 +179,5 @@ def test_a_replication_with_a_damaged_plan_is_not_resumed(storage):
     settings["replicate"]["seeds"] = "all"
     (follow / "collatz_search.json").write_text(json.dumps(settings))
     run_command("replicate", "--resume", "--name", "follow", "--storage", storage).one_error_line(
-        "follow/collatz_search.json: replicate: seeds: expected a list of integers")
+        "follow/collatz_search.json: replicate: seeds: expected a list of integers"
+    )

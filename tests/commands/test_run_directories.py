@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from clitools import run_command
-from runs import read_metrics, without_timing
-from collatz_ray.trainer.checkpoints import LOCK_FILE, load_checkpoint
 from hostile import broken_model, corrupt, hostile_checkpoint, snapshot
+from runs import read_metrics, without_timing
+
+from collatz_ray.trainer.checkpoints import LOCK_FILE, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,11 +60,15 @@ def test_resume_passes_over_a_corrupted_checkpoint_and_says_so(finished, tmp_pat
     previous = run_dir / "checkpoints" / "epoch_00000010"
     corrupt(newest / "state.pt")
     run_command("evaluate", "--checkpoint", newest).one_error_line(
-        f"{newest / 'state.pt'}: checksum mismatch (corrupted?)", f"the previous checkpoint {previous} is intact")
+        f"{newest / 'state.pt'}: checksum mismatch (corrupted?)",
+        f"the previous checkpoint {previous} is intact",
+    )
     outcome = run_command("train", "--resume", run_dir, "--quiet")
     assert outcome.status == 0, outcome.stderr
-    assert outcome.stderr.splitlines() == [f"collatz_ray.train: note: {newest / 'state.pt'}: checksum mismatch "
-                                           f"(corrupted?); resuming from {previous}"]
+    assert outcome.stderr.splitlines() == [
+        f"collatz_ray.train: note: {newest / 'state.pt'}: checksum mismatch "
+        f"(corrupted?); resuming from {previous}"
+    ]
     assert metrics(run_dir) == metrics(finished)  # the lost epochs were computed again, the same
 
 
@@ -72,7 +76,8 @@ def test_an_existing_run_is_replaced_only_with_overwrite(finished, tmp_path, eva
     run_dir = Path(shutil.copytree(finished, tmp_path / "run"))
     before = snapshot(run_dir)
     run_command("train", *tiny_run(eval_csv), "--out", run_dir).one_error_line(
-        "holds a run already", f"--resume {run_dir}", "--overwrite")
+        "holds a run already", f"--resume {run_dir}", "--overwrite"
+    )
     run_command("train", "--resume", run_dir, "--overwrite").one_error_line("--overwrite")
     assert snapshot(run_dir) == before
     outcome = run_command("train", *tiny_run(eval_csv), "--epochs", "10", "--out", run_dir, "--overwrite")
@@ -83,18 +88,34 @@ def test_an_existing_run_is_replaced_only_with_overwrite(finished, tmp_path, eva
 
 def test_a_run_still_going_refuses_a_second_train_naming_it(tmp_path, eval_csv):
     run_dir = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, "-m", "collatz_ray.train", *tiny_run(eval_csv), "--epochs", "1000000",
-                              "--eval-interval", "1000000", "--out", str(run_dir)],
-                             env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "collatz_ray.train",
+            *tiny_run(eval_csv),
+            "--epochs",
+            "1000000",
+            "--eval-interval",
+            "1000000",
+            "--out",
+            str(run_dir),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while b'"pid"' not in ((run_dir / LOCK_FILE).read_bytes() if (run_dir / LOCK_FILE).exists() else b""):
             assert first.poll() is None and time.monotonic() < deadline, "the first run never took its lock"
             time.sleep(0.1)
         holder = f"run directory {run_dir} is in use by pid {first.pid} on host {socket.gethostname()}"
-        for args in ([*tiny_run(eval_csv), "--out", run_dir], [*tiny_run(eval_csv), "--out", run_dir, "--overwrite"],
-                     ["--resume", run_dir]):
+        for args in (
+            [*tiny_run(eval_csv), "--out", run_dir],
+            [*tiny_run(eval_csv), "--out", run_dir, "--overwrite"],
+            ["--resume", run_dir],
+        ):
             run_command("train", *args).one_error_line(holder)
     finally:
         first.kill()
@@ -107,11 +128,14 @@ def test_a_run_still_going_refuses_a_second_train_naming_it(tmp_path, eval_csv):
 def test_evaluate_scores_a_model_with_non_finite_v_as_failing_in_valid_json(tmp_path, eval_csv, kind):
     model = broken_model(kind, layers=(8,))
     torch.save(model.state_dict(), tmp_path / "model.pth")
-    outcome = run_command("evaluate", "--checkpoint", tmp_path / "model.pth", "--layers", "8",
-                          "--eval-csv", eval_csv, "--json")
+    outcome = run_command(
+        "evaluate", "--checkpoint", tmp_path / "model.pth", "--layers", "8", "--eval-csv", eval_csv, "--json"
+    )
     assert outcome.status == 0, outcome.stderr
     m = json.loads(outcome.stdout, parse_constant=lambda name: pytest.fail(f"bare {name} in --json"))
     assert m["traj_total_violations"] == 429 and m["pass_rate"] == 0.0
     assert m["margin_mean"] is None and m["margin_5pct"] is None
-    text = run_command("evaluate", "--checkpoint", tmp_path / "model.pth", "--layers", "8", "--eval-csv", eval_csv)
+    text = run_command(
+        "evaluate", "--checkpoint", tmp_path / "model.pth", "--layers", "8", "--eval-csv", eval_csv
+    )
     assert text.status == 0 and "margin mean n/a" in text.stdout

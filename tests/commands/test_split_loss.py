@@ -4,8 +4,8 @@ the split target (docs/method.md §5); with a fixed target nothing changes."""
 from __future__ import annotations
 
 import pytest
-
 from clitools import run_command
+
 from collatz_ray.train import parser, resolve_config
 from collatz_ray.trainer.config import TrainConfig
 
@@ -40,8 +40,21 @@ def test_split_loss_applies_to_an_adaptive_target_from_a_config_file(tmp_path):
 
 def test_a_run_records_the_split_target(tmp_path, eval_csv):
     out = tmp_path / "run"
-    outcome = run_command("train", "--smoke", "--epochs", "2", "--eval-interval", "2",
-                          "--target-type", "adaptive", "--split-loss", "--eval-csv", eval_csv,
-                          "--out", out, "--quiet")
+    outcome = run_command(
+        "train",
+        "--smoke",
+        "--epochs",
+        "2",
+        "--eval-interval",
+        "2",
+        "--target-type",
+        "adaptive",
+        "--split-loss",
+        "--eval-csv",
+        eval_csv,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert outcome.status == 0, outcome.stderr
     assert TrainConfig.from_yaml(out / "config.yaml").target_type == "split"

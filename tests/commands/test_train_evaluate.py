@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from clitools import run_command
 from runs import read_metrics
+
 from collatz_ray.trainer.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,8 +30,14 @@ def _env() -> dict[str, str]:
 
 
 def cli(tool: str, *args, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"collatz_ray.{tool}", *map(str, args)], cwd=cwd,
-                          env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", f"collatz_ray.{tool}", *map(str, args)],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_usage_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -43,7 +49,6 @@ def assert_usage_error(proc: subprocess.CompletedProcess, *fragments: str) -> st
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
-
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +64,14 @@ def smoke_run(tmp_path_factory, eval_csv) -> Path:
 
 # -- train ----------------------------------------------------------------------------------
 
+
 def test_smoke_run_writes_the_run_directory(smoke_run, eval_csv):
-    assert sorted(p.name for p in smoke_run.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl",
-                                                          "model.pth"]
+    assert sorted(p.name for p in smoke_run.iterdir()) == [
+        "checkpoints",
+        "config.yaml",
+        "metrics.jsonl",
+        "model.pth",
+    ]
     config = TrainConfig.from_yaml(smoke_run / "config.yaml")
     assert config.layers == (32, 32) and config.epochs == 300 and config.batch_size == 256
     assert config.eval_csv == str(eval_csv)
@@ -80,15 +90,40 @@ def test_smoke_run_writes_the_run_directory(smoke_run, eval_csv):
 
 def test_config_file_then_flags_take_precedence(tmp_path, eval_csv):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(yaml.safe_dump({"lookahead": 12, "epochs": 20, "eval_interval": 10, "layers": [8],
-                                   "batch_size": 64, "target_type": "adaptive"}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "lookahead": 12,
+                "epochs": 20,
+                "eval_interval": 10,
+                "layers": [8],
+                "batch_size": 64,
+                "target_type": "adaptive",
+            }
+        )
+    )
     out = tmp_path / "run"
-    proc = cli("train", "--smoke", "--config", cfg, "--lookahead", "7", "--epochs", "10",
-               "--eval-csv", eval_csv, "--out", out, cwd=tmp_path)
+    proc = cli(
+        "train",
+        "--smoke",
+        "--config",
+        cfg,
+        "--lookahead",
+        "7",
+        "--epochs",
+        "10",
+        "--eval-csv",
+        eval_csv,
+        "--out",
+        out,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     config = TrainConfig.from_yaml(out / "config.yaml")
     assert config.lookahead == 7 and config.epochs == 10  # flags beat the file
-    assert config.layers == (8,) and config.batch_size == 64 and config.eval_interval == 10  # file beats --smoke
+    assert (
+        config.layers == (8,) and config.batch_size == 64 and config.eval_interval == 10
+    )  # file beats --smoke
     assert config.target_type == "adaptive"
     assert config.decay_start == 50 and config.mine_pool == 512  # --smoke beats the defaults
     assert config.lr == 1e-3  # the method's default beneath them all
@@ -99,8 +134,23 @@ def test_config_file_then_flags_take_precedence(tmp_path, eval_csv):
 
 def test_resume_continues_a_run(tmp_path, eval_csv):
     run = tmp_path / "run"
-    proc = cli("train", "--smoke", "--eval-csv", eval_csv, "--eval-interval", "50", "--mine-interval", "30",
-               "--mine", "--quiet", "--epochs", "100", "--out", run, cwd=tmp_path)
+    proc = cli(
+        "train",
+        "--smoke",
+        "--eval-csv",
+        eval_csv,
+        "--eval-interval",
+        "50",
+        "--mine-interval",
+        "30",
+        "--mine",
+        "--quiet",
+        "--epochs",
+        "100",
+        "--out",
+        run,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     before = read_metrics(run)
     proc = cli("train", "--resume", run, "--epochs", "150", "--quiet", cwd=tmp_path)
@@ -116,12 +166,29 @@ def test_resume_continues_a_run(tmp_path, eval_csv):
 
 def test_resume_without_epochs_finishes_the_run_as_configured(tmp_path, eval_csv):
     run = tmp_path / "run"
-    proc = cli("train", "--smoke", "--eval-csv", eval_csv, "--epochs", "100", "--eval-interval", "50",
-               "--out", run, "--quiet", cwd=tmp_path)
+    proc = cli(
+        "train",
+        "--smoke",
+        "--eval-csv",
+        eval_csv,
+        "--epochs",
+        "100",
+        "--eval-interval",
+        "50",
+        "--out",
+        run,
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     shutil.rmtree(run / "checkpoints" / "epoch_00000100")  # interrupted before its last checkpoint
-    child = subprocess.Popen([sys.executable, "-m", "collatz_ray.train", "--resume", str(run), "--quiet"],
-                             cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "collatz_ray.train", "--resume", str(run), "--quiet"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while child.poll() is None and time.monotonic() < deadline:
@@ -138,8 +205,22 @@ def test_resume_without_epochs_finishes_the_run_as_configured(tmp_path, eval_csv
 
 
 def test_divergence_exits_1_with_one_line(tmp_path, eval_csv):
-    proc = cli("train", "--smoke", "--eval-csv", eval_csv, "--lr", "1e30", "--eval-interval", "1",
-               "--epochs", "5", "--out", tmp_path / "run", "--quiet", cwd=tmp_path)
+    proc = cli(
+        "train",
+        "--smoke",
+        "--eval-csv",
+        eval_csv,
+        "--lr",
+        "1e30",
+        "--eval-interval",
+        "1",
+        "--epochs",
+        "5",
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -149,8 +230,13 @@ def test_divergence_exits_1_with_one_line(tmp_path, eval_csv):
 
 # -- evaluate --------------------------------------------------------------------------------
 
+
 def _metric_view(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k.startswith(("traj_", "pass", "weighted", "growth", "margin", "n_"))}
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith(("traj_", "pass", "weighted", "growth", "margin", "n_"))
+    }
 
 
 def test_evaluate_a_checkpoint_directory_as_json(smoke_run, tmp_path):
@@ -167,18 +253,39 @@ def test_evaluate_a_checkpoint_directory_as_json(smoke_run, tmp_path):
 
 def test_evaluate_a_seed_format_model_with_matching_flags(smoke_run, tmp_path, eval_csv):
     expected = _metric_view(read_metrics(smoke_run)[-1])
-    proc = cli("evaluate", "--checkpoint", smoke_run / "model.pth", "--layers", "32,32", "--lookahead", "10",
-               "--eval-csv", eval_csv, "--json", cwd=tmp_path)
+    proc = cli(
+        "evaluate",
+        "--checkpoint",
+        smoke_run / "model.pth",
+        "--layers",
+        "32,32",
+        "--lookahead",
+        "10",
+        "--eval-csv",
+        eval_csv,
+        "--json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got["checkpoint"] == str(smoke_run / "model.pth") and got["checkpoint_epoch"] is None
     assert _metric_view(got) == expected
-    report = cli("evaluate", "--checkpoint", smoke_run / "model.pth", "--layers", "32,32",
-                 "--eval-csv", eval_csv, cwd=tmp_path)
+    report = cli(
+        "evaluate",
+        "--checkpoint",
+        smoke_run / "model.pth",
+        "--layers",
+        "32,32",
+        "--eval-csv",
+        eval_csv,
+        cwd=tmp_path,
+    )
     assert report.returncode == 0, report.stderr
     assert "total" in report.stdout and " 429" in report.stdout and "626331" in report.stdout
-    assert report.stdout.splitlines()[0] == (f"checkpoint {smoke_run / 'model.pth'}: seed format, no epoch "
-                                             "recorded; shape from the flags: lookahead 10, layers 32,32")
+    assert report.stdout.splitlines()[0] == (
+        f"checkpoint {smoke_run / 'model.pth'}: seed format, no epoch "
+        "recorded; shape from the flags: lookahead 10, layers 32,32"
+    )
     with pytest.raises(json.JSONDecodeError):
         json.loads(report.stdout)
 
@@ -187,8 +294,21 @@ def test_evaluate_a_seed_format_model_with_matching_flags(smoke_run, tmp_path, e
 def tiny_run(tmp_path_factory, eval_csv) -> Path:
     """A run of a shape other than the defaults (8 wide, lookahead 12), made by `train`."""
     run_dir = tmp_path_factory.mktemp("tiny") / "run7"
-    outcome = run_command("train", "--smoke", "--layers", "8", "--lookahead", "12", "--epochs", "20",
-                          "--eval-csv", eval_csv, "--out", run_dir, "--quiet")
+    outcome = run_command(
+        "train",
+        "--smoke",
+        "--layers",
+        "8",
+        "--lookahead",
+        "12",
+        "--epochs",
+        "20",
+        "--eval-csv",
+        eval_csv,
+        "--out",
+        run_dir,
+        "--quiet",
+    )
     assert outcome.status == 0, outcome.stderr
     return run_dir
 
@@ -199,8 +319,10 @@ def test_evaluate_a_run_directory_without_shape_flags(tiny_run, eval_csv):
     report = run_command("evaluate", "--checkpoint", tiny_run)
     assert report.status == 0, report.stderr
     first, *rest = report.stdout.splitlines()
-    assert first == (f"checkpoint {newest}: epoch 20, the newest of run {tiny_run}; "
-                     "its saved config: lookahead 12, layers 8")
+    assert first == (
+        f"checkpoint {newest}: epoch 20, the newest of run {tiny_run}; "
+        "its saved config: lookahead 12, layers 8"
+    )
     assert rest[0].split() == ["seed", "violations", "steps", "worst", "margin"]
     as_json = run_command("evaluate", "--checkpoint", tiny_run, "--json")
     assert as_json.status == 0, as_json.stderr
@@ -208,14 +330,27 @@ def test_evaluate_a_run_directory_without_shape_flags(tiny_run, eval_csv):
     assert got["checkpoint"] == str(newest) and got["checkpoint_epoch"] == 20
     assert _metric_view(got) == _metric_view(read_metrics(tiny_run)[-1])
     # Flags still override the saved config: other held-out seeds, and a shape that cannot fit.
-    fewer = json.loads(run_command("evaluate", "--checkpoint", tiny_run, "--test-seeds", "27", "--json").stdout)
+    fewer = json.loads(
+        run_command("evaluate", "--checkpoint", tiny_run, "--test-seeds", "27", "--json").stdout
+    )
     assert fewer["traj_total_steps"] == 41
     run_command("evaluate", "--checkpoint", tiny_run, "--lookahead", "10").one_error_line("net.0.weight")
     # The run's model.pth alone is seed format: it still needs the shape flags.
-    run_command("evaluate", "--checkpoint", tiny_run / "model.pth", "--eval-csv", eval_csv
-                ).one_error_line("model.pth")
-    seed = run_command("evaluate", "--checkpoint", tiny_run / "model.pth", "--layers", "8", "--lookahead", "12",
-                       "--eval-csv", eval_csv, "--json")
+    run_command("evaluate", "--checkpoint", tiny_run / "model.pth", "--eval-csv", eval_csv).one_error_line(
+        "model.pth"
+    )
+    seed = run_command(
+        "evaluate",
+        "--checkpoint",
+        tiny_run / "model.pth",
+        "--layers",
+        "8",
+        "--lookahead",
+        "12",
+        "--eval-csv",
+        eval_csv,
+        "--json",
+    )
     assert _metric_view(json.loads(seed.stdout)) == _metric_view(got)
 
 
@@ -231,8 +366,9 @@ def test_resume_says_where_it_continues_and_prints_the_header_once(tiny_run, tmp
     # At its own budget: one line, exit 0, nothing rewritten.
     at_budget = run_command("train", "--resume", run)
     assert at_budget.status == 0 and at_budget.stderr == ""
-    assert at_budget.stdout == (f"run {run} is already at epoch 20 of 20: nothing to train; "
-                                "--epochs N (more than 20) continues it\n")
+    assert at_budget.stdout == (
+        f"run {run} is already at epoch 20 of 20: nothing to train; --epochs N (more than 20) continues it\n"
+    )
     assert (run / "metrics.jsonl").read_text() == before
     assert run_command("train", "--resume", run, "--quiet").stdout == ""
     # Extended: where it starts, the log's header once, the new evaluation, the directory.
@@ -248,8 +384,9 @@ def test_resume_says_where_it_continues_and_prints_the_header_once(tiny_run, tmp
     shutil.rmtree(run / "checkpoints" / "epoch_00000030")
     again = run_command("train", "--resume", run)
     assert again.status == 0, again.stderr
-    assert again.stdout.splitlines()[0] == (f"resuming run {run} at epoch 20 of 30 (the run's own epochs; "
-                                            "--epochs N for more) on cpu")
+    assert again.stdout.splitlines()[0] == (
+        f"resuming run {run} at epoch 20 of 30 (the run's own epochs; --epochs N for more) on cpu"
+    )
     assert [m["epoch"] for m in read_metrics(run)] == [20, 30]
 
 
@@ -284,14 +421,26 @@ def test_evaluate_a_checkpoint_from_the_original_experiment(tmp_path, eval_csv):
         state[f"net.{2 * i}.weight"] = layer.weight.detach().clone()
         state[f"net.{2 * i}.bias"] = layer.bias.detach().clone()
     torch.save(state, tmp_path / "model.pth")
-    proc = cli("evaluate", "--checkpoint", tmp_path / "model.pth", "--layers", "12,6", "--lookahead", "20",
-               "--eval-csv", eval_csv, "--json", cwd=tmp_path)
+    proc = cli(
+        "evaluate",
+        "--checkpoint",
+        tmp_path / "model.pth",
+        "--layers",
+        "12,6",
+        "--lookahead",
+        "20",
+        "--eval-csv",
+        eval_csv,
+        "--json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got["traj_total_steps"] == 429 and got["n_total"] == 500
 
 
 # -- bad input: status 2, one line --------------------------------------------------------------
+
 
 def _bad_csvs(eval_csv: Path, root: Path) -> None:
     lines = eval_csv.read_text().splitlines()
@@ -325,36 +474,69 @@ USAGE_ERRORS: dict[str, tuple[str, list[str], list[str]]] = {
     "train-target-type": ("train", SMOKE_TRAIN + ["--target-type", "bogus"], ["target_type", "bogus"]),
     "train-unknown-flag": ("train", SMOKE_TRAIN + ["--no-such-flag"], ["--no-such-flag"]),
     "train-non-integer": ("train", SMOKE_TRAIN + ["--epochs", "many"], ["epochs"]),
-    "train-yaml-malformed": ("train", SMOKE_TRAIN + ["--config", "{root}/malformed.yaml"],
-                             ["malformed.yaml", "not valid YAML"]),
-    "train-yaml-unknown-key": ("train", SMOKE_TRAIN + ["--config", "{root}/unknown-key.yaml"],
-                               ["unknown-key.yaml", "bogus_key"]),
-    "train-yaml-not-a-mapping": ("train", SMOKE_TRAIN + ["--config", "{root}/not-a-mapping.yaml"],
-                                 ["not-a-mapping.yaml", "mapping"]),
-    "train-yaml-bad-value": ("train", SMOKE_TRAIN + ["--config", "{root}/bad-value.yaml"],
-                             ["bad-value.yaml", "lookahead"]),
+    "train-yaml-malformed": (
+        "train",
+        SMOKE_TRAIN + ["--config", "{root}/malformed.yaml"],
+        ["malformed.yaml", "not valid YAML"],
+    ),
+    "train-yaml-unknown-key": (
+        "train",
+        SMOKE_TRAIN + ["--config", "{root}/unknown-key.yaml"],
+        ["unknown-key.yaml", "bogus_key"],
+    ),
+    "train-yaml-not-a-mapping": (
+        "train",
+        SMOKE_TRAIN + ["--config", "{root}/not-a-mapping.yaml"],
+        ["not-a-mapping.yaml", "mapping"],
+    ),
+    "train-yaml-bad-value": (
+        "train",
+        SMOKE_TRAIN + ["--config", "{root}/bad-value.yaml"],
+        ["bad-value.yaml", "lookahead"],
+    ),
     "train-yaml-missing": ("train", SMOKE_TRAIN + ["--config", "{root}/nope.yaml"], ["nope.yaml"]),
-    "train-csv-missing-column": ("train", ["--smoke", "--eval-csv", "{root}/missing-column.csv", "--out",
-                                           "{root}/run_{case}"], ["missing-column.csv", "missing column"]),
-    "train-csv-non-integer-n": ("train", ["--smoke", "--eval-csv", "{root}/non-integer-n.csv", "--out",
-                                          "{root}/run_{case}"], ["non-integer-n.csv", "line 2", "integer"]),
-    "train-csv-t1-not-T": ("train", ["--smoke", "--eval-csv", "{root}/t1-not-T.csv", "--out",
-                                     "{root}/run_{case}"], ["t1-not-T.csv", "line 2", "T(n)"]),
-    "train-csv-missing-file": ("train", ["--smoke", "--eval-csv", "{root}/absent.csv", "--out",
-                                         "{root}/run_{case}"], ["absent.csv"]),
+    "train-csv-missing-column": (
+        "train",
+        ["--smoke", "--eval-csv", "{root}/missing-column.csv", "--out", "{root}/run_{case}"],
+        ["missing-column.csv", "missing column"],
+    ),
+    "train-csv-non-integer-n": (
+        "train",
+        ["--smoke", "--eval-csv", "{root}/non-integer-n.csv", "--out", "{root}/run_{case}"],
+        ["non-integer-n.csv", "line 2", "integer"],
+    ),
+    "train-csv-t1-not-T": (
+        "train",
+        ["--smoke", "--eval-csv", "{root}/t1-not-T.csv", "--out", "{root}/run_{case}"],
+        ["t1-not-T.csv", "line 2", "T(n)"],
+    ),
+    "train-csv-missing-file": (
+        "train",
+        ["--smoke", "--eval-csv", "{root}/absent.csv", "--out", "{root}/run_{case}"],
+        ["absent.csv"],
+    ),
     "train-resume-no-checkpoint": ("train", ["--resume", "{root}/no_ckpt_run"], ["no checkpoint"]),
     "train-resume-missing-dir": ("train", ["--resume", "{root}/absent_run"], ["absent_run"]),
-    "evaluate-csv-missing-column": ("evaluate", ["--checkpoint", CKPT, "--eval-csv", "{root}/missing-column.csv"],
-                                    ["missing-column.csv", "missing column"]),
+    "evaluate-csv-missing-column": (
+        "evaluate",
+        ["--checkpoint", CKPT, "--eval-csv", "{root}/missing-column.csv"],
+        ["missing-column.csv", "missing column"],
+    ),
     "evaluate-missing-checkpoint": ("evaluate", ["--checkpoint", "{root}/nothing.pth"], ["nothing.pth"]),
     "evaluate-empty-dir": ("evaluate", ["--checkpoint", "{root}/empty_dir"], ["empty_dir"]),
     "evaluate-not-a-checkpoint": ("evaluate", ["--checkpoint", "{root}/junk.pth"], ["junk.pth"]),
     "evaluate-no-checkpoint-flag": ("evaluate", [], ["--checkpoint"]),
     # seed format read with the default (published) stack, and checkpoints against flags
-    "evaluate-shape-default-stack": ("evaluate", ["--checkpoint", "{smoke}/model.pth", "--eval-csv", "{csv}"],
-                                     ["--checkpoint", "model.pth"]),
-    "evaluate-shape-lookahead": ("evaluate", ["--checkpoint", CKPT, "--lookahead", "20"],
-                                 ["--checkpoint", "net.0.weight"]),
+    "evaluate-shape-default-stack": (
+        "evaluate",
+        ["--checkpoint", "{smoke}/model.pth", "--eval-csv", "{csv}"],
+        ["--checkpoint", "model.pth"],
+    ),
+    "evaluate-shape-lookahead": (
+        "evaluate",
+        ["--checkpoint", CKPT, "--lookahead", "20"],
+        ["--checkpoint", "net.0.weight"],
+    ),
     "evaluate-shape-linear": ("evaluate", ["--checkpoint", CKPT, "--linear"], ["--checkpoint"]),
     "evalset-zero-samples": ("evalset", ["--samples", "0", "--out", "{root}/zero.csv"], ["samples"]),
 }
@@ -386,14 +568,28 @@ def test_bad_input_exits_2_with_one_line(bad_files, smoke_run, eval_csv, case):
 
 
 def test_empty_layers_are_fine_with_linear(tmp_path, eval_csv):
-    proc = cli("train", "--smoke", "--eval-csv", eval_csv, "--out", tmp_path / "run", "--layers", "",
-               "--linear", "--epochs", "5", "--quiet", cwd=tmp_path)
+    proc = cli(
+        "train",
+        "--smoke",
+        "--eval-csv",
+        eval_csv,
+        "--out",
+        tmp_path / "run",
+        "--layers",
+        "",
+        "--linear",
+        "--epochs",
+        "5",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     weights = torch.load(tmp_path / "run" / "model.pth", weights_only=True)
     assert sorted(weights) == ["drift_param", "net.0.bias", "net.0.weight"]
 
 
 # -- evalset ---------------------------------------------------------------------------------
+
 
 def test_evalset_cli_makes_a_file_the_trainer_accepts(tmp_path):
     out = tmp_path / "mine.csv"

@@ -10,11 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from clitools import run_command, tree_digest
-
-
-
 
 
 @pytest.fixture
@@ -22,11 +18,14 @@ def experiment(old_layout_experiment) -> Path:
     return old_layout_experiment
 
 
-@pytest.mark.parametrize("flags, fragment", [
-    (["--storage", "bogus://x"], "unknown scheme"),
-    (["--name", "../escape"], "--name"),
-    (["--name", "/abs/escape"], "--name"),
-])
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--storage", "bogus://x"], "unknown scheme"),
+        (["--name", "../escape"], "--name"),
+        (["--name", "/abs/escape"], "--name"),
+    ],
+)
 def test_bad_flags_are_one_line_before_ray(tmp_path, flags, fragment):
     outcome = run_command("tune", "--space", "smoke", "--storage", str(tmp_path / "r"), *flags)
     outcome.one_error_line(fragment)
@@ -41,16 +40,18 @@ def test_a_storage_symlink_loop_is_one_line(tmp_path):
 
 def test_an_existing_experiment_is_not_started_again(experiment):
     before = tree_digest(experiment)
-    outcome = run_command("tune", "--space", "smoke", "--storage", str(experiment.parent),
-                          "--name", experiment.name)
+    outcome = run_command(
+        "tune", "--space", "smoke", "--storage", str(experiment.parent), "--name", experiment.name
+    )
     outcome.one_error_line("exists", "--resume")
     assert tree_digest(experiment) == before
 
 
 def test_resume_refuses_another_space(experiment):
     before = tree_digest(experiment)
-    outcome = run_command("tune", "--resume", "--name", experiment.name, "--storage", str(experiment.parent),
-                          "--space", "beta")
+    outcome = run_command(
+        "tune", "--resume", "--name", experiment.name, "--storage", str(experiment.parent), "--space", "beta"
+    )
     outcome.one_error_line("--space beta", "drop --space")
     assert tree_digest(experiment) == before
 
@@ -59,8 +60,14 @@ def test_resume_refuses_another_space(experiment):
 def test_resume_of_damaged_settings_is_one_line(experiment, damage):
     settings = experiment / "collatz_search.json"
     text = settings.read_text()
-    settings.write_text({"empty": "", "truncated": text[:len(text) // 2], "not_json": "\x00\x01garbage",
-                         "wrong_type": json.dumps({**json.loads(text), "budget": "lots"})}[damage])
+    settings.write_text(
+        {
+            "empty": "",
+            "truncated": text[: len(text) // 2],
+            "not_json": "\x00\x01garbage",
+            "wrong_type": json.dumps({**json.loads(text), "budget": "lots"}),
+        }[damage]
+    )
     before = tree_digest(experiment)
     outcome = run_command("tune", "--resume", "--name", experiment.name, "--storage", str(experiment.parent))
     outcome.one_error_line("collatz_search.json")
@@ -73,15 +80,30 @@ def test_a_second_search_of_the_same_experiment_is_refused_naming_the_first(tmp_
     storage = tmp_path / "results"
     storage.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from collatz_ray._lock import hold_lock\n"
-         f"with hold_lock(Path({str(storage)!r}) / '.same.lock', what='experiment same'):\n"
-         "    print('held', flush=True)\n    time.sleep(120)\n"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\n"
+            "from collatz_ray._lock import hold_lock\n"
+            f"with hold_lock(Path({str(storage)!r}) / '.same.lock', what='experiment same'):\n"
+            "    print('held', flush=True)\n    time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        outcome = run_command("tune", "--space", "smoke", "--storage", str(storage), "--name", "same",
-                              "--eval-csv", str(eval_csv))
+        outcome = run_command(
+            "tune",
+            "--space",
+            "smoke",
+            "--storage",
+            str(storage),
+            "--name",
+            "same",
+            "--eval-csv",
+            str(eval_csv),
+        )
         outcome.one_error_line("experiment same", f"pid {holder.pid}")
     finally:
         holder.kill()

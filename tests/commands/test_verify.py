@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from clitools import run_command
+
 from collatz_ray.trainer import verify as verify_lib
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loop import train
@@ -25,8 +25,20 @@ def runs(tmp_path_factory, eval_csv) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("verify")
     out = {}
     for name, seed in (("a", 0), ("b", 1)):
-        train(TrainConfig(layers=(8,), lookahead=5, epochs=2, eval_interval=2, batch_size=16, seed=seed,
-                          device="cpu", eval_csv=str(eval_csv)), run_dir=root / name, verbose=False)
+        train(
+            TrainConfig(
+                layers=(8,),
+                lookahead=5,
+                epochs=2,
+                eval_interval=2,
+                batch_size=16,
+                seed=seed,
+                device="cpu",
+                eval_csv=str(eval_csv),
+            ),
+            run_dir=root / name,
+            verbose=False,
+        )
         out[name] = root / name
     return out
 
@@ -42,7 +54,9 @@ def stable(report: dict) -> dict:
 
 
 def test_a_range_scan_reports_counts_examples_and_density(runs):
-    report = verify_json("--checkpoint", runs["a"], "--range", "3..2**12", "--first", "4", "--chunk", "2**9-12")
+    report = verify_json(
+        "--checkpoint", runs["a"], "--range", "3..2**12", "--first", "4", "--chunk", "2**9-12"
+    )
     assert report["numbers"] == 2047 and report["complete"] and report["chunks"] == 5
     # A run directory is read through its newest checkpoint (as evaluate reads it).
     newest = runs["a"] / "checkpoints" / "epoch_00000002" / "state.pt"
@@ -58,8 +72,9 @@ def test_a_range_scan_reports_counts_examples_and_density(runs):
 
 
 def test_random_samples_per_bit_length(runs):
-    report = verify_json("--checkpoint", runs["a"], "--random", "300:50", "--random", "20:2**6",
-                         "--seed", "3")
+    report = verify_json(
+        "--checkpoint", runs["a"], "--random", "300:50", "--random", "20:2**6", "--seed", "3"
+    )
     assert [(b["bits"], b["numbers"]) for b in report["buckets"]] == [(20, 64), (300, 50)]
     assert all(len(bin(int(e["n"]))) - 2 in (20, 300) for e in report["counterexamples"])
     again = verify_json("--checkpoint", runs["a"], "--random", "300:50", "--random", "20:2**6", "--seed", "3")
@@ -97,9 +112,11 @@ def test_a_progress_file_refuses_another_checkpoint_or_other_flags(runs, tmp_pat
     out = tmp_path / "scan.json"
     verify_json("--checkpoint", runs["a"], "--range", "3..100", "--out", out)
     run_command("verify", "--checkpoint", runs["b"], "--range", "3..100", "--out", out).one_error_line(
-        "scan.json.progress", "another checkpoint")
+        "scan.json.progress", "another checkpoint"
+    )
     run_command("verify", "--checkpoint", runs["a"], "--range", "3..200", "--out", out).one_error_line(
-        "scan.json.progress", "other settings (scan)")
+        "scan.json.progress", "other settings (scan)"
+    )
 
 
 BAD = {
@@ -134,27 +151,40 @@ def test_bad_input_is_one_line_and_exit_2(runs, case):
 
 def test_bad_checkpoints_and_outputs_are_one_line(runs, tmp_path):
     run_command("verify", "--checkpoint", tmp_path / "nothing.pth", "--range", "3..9").one_error_line(
-        "--checkpoint", "nothing.pth")
+        "--checkpoint", "nothing.pth"
+    )
     torch.save({"weights": torch.zeros(3)}, tmp_path / "seed.pth")
     run_command("verify", "--checkpoint", tmp_path / "seed.pth", "--range", "3..9").one_error_line(
-        "--checkpoint", "seed.pth")
+        "--checkpoint", "seed.pth"
+    )
     run_command("verify", "--checkpoint", runs["a"], "--range", "3..9", "--out", tmp_path).one_error_line(
-        "--out", "directory")
-    run_command("verify", "--checkpoint", runs["a"], "--range", "3..9", "--out",
-                tmp_path / "absent" / "scan.json").one_error_line("--out", "no directory")
+        "--out", "directory"
+    )
+    run_command(
+        "verify", "--checkpoint", runs["a"], "--range", "3..9", "--out", tmp_path / "absent" / "scan.json"
+    ).one_error_line("--out", "no directory")
 
 
-@pytest.mark.parametrize("text, value", [("3", 3), ("2**32", 2**32), ("2**40+2**20-1", 2**40 + 2**20 - 1),
-                                         (" 2 ** 10 + 1 ", 1025), ("2**30000", 2**30000)],
-                         ids=lambda p: p if isinstance(p, str) else "")
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("3", 3),
+        ("2**32", 2**32),
+        ("2**40+2**20-1", 2**40 + 2**20 - 1),
+        (" 2 ** 10 + 1 ", 1025),
+        ("2**30000", 2**30000),
+    ],
+    ids=lambda p: p if isinstance(p, str) else "",
+)
 def test_range_ends_are_parsed_without_eval(text, value):
     from collatz_ray._cli import integer_expression
 
     assert integer_expression(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "2***3", "2**", "2^32", "1e9", "2**3**2", "3 4", "2**30001",
-                                  "__import__('os')"])
+@pytest.mark.parametrize(
+    "text", ["", "2***3", "2**", "2^32", "1e9", "2**3**2", "3 4", "2**30001", "__import__('os')"]
+)
 def test_anything_else_is_not_an_integer(text):
     from collatz_ray._cli import integer_expression
 

@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from clitools import run_command
+
 from collatz_ray.trainer import bank
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loop import train
@@ -23,8 +23,19 @@ SCAN = ("--range", "3..2**12", "--first", "5")
 def run(tmp_path_factory, eval_csv) -> Path:
     """A tiny trained run: two epochs leave V failing at many n."""
     out = tmp_path_factory.mktemp("verify_bank") / "run"
-    train(TrainConfig(layers=(8,), lookahead=5, epochs=2, eval_interval=2, batch_size=16, device="cpu",
-                      eval_csv=str(eval_csv)), run_dir=out, verbose=False)
+    train(
+        TrainConfig(
+            layers=(8,),
+            lookahead=5,
+            epochs=2,
+            eval_interval=2,
+            batch_size=16,
+            device="cpu",
+            eval_csv=str(eval_csv),
+        ),
+        run_dir=out,
+        verbose=False,
+    )
     return out
 
 
@@ -39,18 +50,33 @@ def test_the_counterexamples_listed_are_banked_once_with_their_tags(run, tmp_pat
     experiment.mkdir()
     report = verify_json("--checkpoint", run, *SCAN, "--bank", experiment)
     listed = report["counterexamples"]
-    assert len(listed) == 5 and report["bank"] == {"file": str(experiment / bank.BANK_FILE), "added": 5,
-                                                  "already": 0, "trial": None, "epoch": 2}
+    assert len(listed) == 5 and report["bank"] == {
+        "file": str(experiment / bank.BANK_FILE),
+        "added": 5,
+        "already": 0,
+        "trial": None,
+        "epoch": 2,
+    }
     records = bank.read_bank(experiment, strict=True).records
     assert [(str(r.n), r.margin) for r in records] == [(e["n"], e["margin"]) for e in listed]
     assert {(r.source, r.sha256, r.epoch, r.trial) for r in records} == {
-        ("verify", report["checkpoint_sha256"], 2, None)}
+        ("verify", report["checkpoint_sha256"], 2, None)
+    }
     assert all(r.margin is None or r.margin <= 0 for r in records)
 
     again = verify_json("--checkpoint", run, *SCAN, "--bank", experiment)
     assert again["bank"]["added"] == 0 and again["bank"]["already"] == 5
-    more = run_command("verify", "--checkpoint", run, "--range", "3..2**12", "--first", "8",
-                       "--bank", experiment / bank.BANK_FILE)
+    more = run_command(
+        "verify",
+        "--checkpoint",
+        run,
+        "--range",
+        "3..2**12",
+        "--first",
+        "8",
+        "--bank",
+        experiment / bank.BANK_FILE,
+    )
     assert more.status == 0 and "banked 3 new counterexamples in" in more.stdout
     assert "(5 there already)" in more.stdout
     assert len(bank.read_bank(experiment, strict=True).records) == 8

@@ -81,54 +81,156 @@ EXPOSING_KINDS = {"Ingress", "Gateway", "HTTPRoute", "GRPCRoute", "TCPRoute", "R
 # Names of variables that would hold a credential; none may carry a literal value.
 SECRET_NAMES = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY|CREDENTIAL|PRIVATE", re.I)
 # Paths of credential files that must never be copied into the image.
-CREDENTIAL_FILES = re.compile(r"(^|/)(\.ray|\.aws|\.ssh|\.kube|\.docker|\.env)(/|$)|auth_token|\.pem$|id_rsa|credentials")
+CREDENTIAL_FILES = re.compile(
+    r"(^|/)(\.ray|\.aws|\.ssh|\.kube|\.docker|\.env)(/|$)|auth_token|\.pem$|id_rsa|credentials"
+)
 STATIC_AWS_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 # Field names of KubeRay 1.6.0's ray.io/v1 CRDs (the oldest KubeRay with
 # authOptions.secretName), at the levels these manifests write.
 RAYJOB_SPEC_FIELDS = {
-    "activeDeadlineSeconds", "backoffLimit", "clusterSelector", "deletionStrategy", "entrypoint",
-    "entrypointNumCpus", "entrypointNumGpus", "entrypointResources", "jobId", "managedBy",
-    "metadata", "preRunningDeadlineSeconds", "rayClusterSpec", "runtimeEnvYAML",
-    "shutdownAfterJobFinishes", "submissionMode", "submitterConfig", "submitterPodTemplate",
-    "suspend", "ttlSecondsAfterFinished",
+    "activeDeadlineSeconds",
+    "backoffLimit",
+    "clusterSelector",
+    "deletionStrategy",
+    "entrypoint",
+    "entrypointNumCpus",
+    "entrypointNumGpus",
+    "entrypointResources",
+    "jobId",
+    "managedBy",
+    "metadata",
+    "preRunningDeadlineSeconds",
+    "rayClusterSpec",
+    "runtimeEnvYAML",
+    "shutdownAfterJobFinishes",
+    "submissionMode",
+    "submitterConfig",
+    "submitterPodTemplate",
+    "suspend",
+    "ttlSecondsAfterFinished",
 }
 RAYCLUSTER_SPEC_FIELDS = {
-    "authOptions", "autoscalerOptions", "enableInTreeAutoscaling", "gcsFaultToleranceOptions",
-    "headGroupSpec", "headServiceAnnotations", "managedBy", "rayVersion", "suspend",
-    "upgradeStrategy", "workerGroupSpecs",
+    "authOptions",
+    "autoscalerOptions",
+    "enableInTreeAutoscaling",
+    "gcsFaultToleranceOptions",
+    "headGroupSpec",
+    "headServiceAnnotations",
+    "managedBy",
+    "rayVersion",
+    "suspend",
+    "upgradeStrategy",
+    "workerGroupSpecs",
 }
-HEAD_GROUP_FIELDS = {"enableIngress", "headService", "labels", "rayStartParams", "resources",
-                     "serviceType", "template"}
-WORKER_GROUP_FIELDS = {"groupName", "idleTimeoutSeconds", "labels", "maxReplicas", "minReplicas",
-                       "numOfHosts", "rayStartParams", "replicas", "resources", "scaleStrategy",
-                       "suspend", "template"}
-AUTOSCALER_FIELDS = {"env", "envFrom", "idleTimeoutSeconds", "image", "imagePullPolicy",
-                     "resources", "securityContext", "upscalingMode", "version", "volumeMounts"}
+HEAD_GROUP_FIELDS = {
+    "enableIngress",
+    "headService",
+    "labels",
+    "rayStartParams",
+    "resources",
+    "serviceType",
+    "template",
+}
+WORKER_GROUP_FIELDS = {
+    "groupName",
+    "idleTimeoutSeconds",
+    "labels",
+    "maxReplicas",
+    "minReplicas",
+    "numOfHosts",
+    "rayStartParams",
+    "replicas",
+    "resources",
+    "scaleStrategy",
+    "suspend",
+    "template",
+}
+AUTOSCALER_FIELDS = {
+    "env",
+    "envFrom",
+    "idleTimeoutSeconds",
+    "image",
+    "imagePullPolicy",
+    "resources",
+    "securityContext",
+    "upscalingMode",
+    "version",
+    "volumeMounts",
+}
 AUTH_FIELDS = {"enableK8sTokenAuth", "mode", "secretName"}
 SUBMISSION_MODES = {"K8sJobMode", "HTTPMode", "SidecarMode"}
 # Kubernetes core/v1 (the keys of a pod template, a pod spec and a container).
 POD_TEMPLATE_FIELDS = {"metadata", "spec"}
 POD_SPEC_FIELDS = {
-    "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "containers",
-    "dnsConfig", "dnsPolicy", "enableServiceLinks", "ephemeralContainers", "hostAliases",
-    "hostIPC", "hostNetwork", "hostPID", "hostUsers", "hostname", "imagePullSecrets",
-    "initContainers", "nodeName", "nodeSelector", "os", "overhead", "preemptionPolicy",
-    "priority", "priorityClassName", "readinessGates", "resourceClaims", "resources",
-    "restartPolicy", "runtimeClassName", "schedulerName", "schedulingGates", "securityContext",
-    "serviceAccountName", "setHostnameAsFQDN", "shareProcessNamespace", "subdomain",
-    "terminationGracePeriodSeconds", "tolerations", "topologySpreadConstraints", "volumes",
+    "activeDeadlineSeconds",
+    "affinity",
+    "automountServiceAccountToken",
+    "containers",
+    "dnsConfig",
+    "dnsPolicy",
+    "enableServiceLinks",
+    "ephemeralContainers",
+    "hostAliases",
+    "hostIPC",
+    "hostNetwork",
+    "hostPID",
+    "hostUsers",
+    "hostname",
+    "imagePullSecrets",
+    "initContainers",
+    "nodeName",
+    "nodeSelector",
+    "os",
+    "overhead",
+    "preemptionPolicy",
+    "priority",
+    "priorityClassName",
+    "readinessGates",
+    "resourceClaims",
+    "resources",
+    "restartPolicy",
+    "runtimeClassName",
+    "schedulerName",
+    "schedulingGates",
+    "securityContext",
+    "serviceAccountName",
+    "setHostnameAsFQDN",
+    "shareProcessNamespace",
+    "subdomain",
+    "terminationGracePeriodSeconds",
+    "tolerations",
+    "topologySpreadConstraints",
+    "volumes",
 }
 CONTAINER_FIELDS = {
-    "args", "command", "env", "envFrom", "image", "imagePullPolicy", "lifecycle",
-    "livenessProbe", "name", "ports", "readinessProbe", "resizePolicy", "resources",
-    "restartPolicy", "securityContext", "startupProbe", "stdin", "stdinOnce",
-    "terminationMessagePath", "terminationMessagePolicy", "tty", "volumeDevices",
-    "volumeMounts", "workingDir",
+    "args",
+    "command",
+    "env",
+    "envFrom",
+    "image",
+    "imagePullPolicy",
+    "lifecycle",
+    "livenessProbe",
+    "name",
+    "ports",
+    "readinessProbe",
+    "resizePolicy",
+    "resources",
+    "restartPolicy",
+    "securityContext",
+    "startupProbe",
+    "stdin",
+    "stdinOnce",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "tty",
+    "volumeDevices",
+    "volumeMounts",
+    "workingDir",
 }
-API_VERSIONS = {"RayCluster": "ray.io/v1", "RayJob": "ray.io/v1", "Namespace": "v1",
-                "ServiceAccount": "v1"}
+API_VERSIONS = {"RayCluster": "ray.io/v1", "RayJob": "ray.io/v1", "Namespace": "v1", "ServiceAccount": "v1"}
 
 
 # -- reading the files -----------------------------------------------------------------------
@@ -263,8 +365,21 @@ def shell_commands(run: str) -> list[list[str]]:
     return [c for c in commands + [current] if c]
 
 
-PIP_VALUE_OPTIONS = {"-i", "--index-url", "--extra-index-url", "-r", "--requirement", "-c",
-                     "--constraint", "-f", "--find-links", "-t", "--target", "--prefix", "--root"}
+PIP_VALUE_OPTIONS = {
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-f",
+    "--find-links",
+    "-t",
+    "--target",
+    "--prefix",
+    "--root",
+}
 
 
 def pip_installs(text: str) -> list[dict]:
@@ -282,7 +397,7 @@ def pip_installs(text: str) -> list[dict]:
             words = [w for w in argv if w not in ("-m",)]
             if "install" not in words or not {"pip", "pip3"} & set(w.rsplit("/", 1)[-1] for w in words):
                 continue
-            rest = words[words.index("install") + 1:]
+            rest = words[words.index("install") + 1 :]
             options, targets, i = {}, [], 0
             while i < len(rest):
                 word = rest[i]
@@ -358,7 +473,9 @@ def dockerfile_problems(text: str, ignore_text: str) -> list[str]:
             problems.append(f"`pip install .` in {install['workdir']}, where no pyproject.toml was copied")
     sources = {s.rstrip("/") for c in copied for s in c["sources"]}
     if sources != package_paths():
-        problems.append(f"COPY sources {sorted(sources)} != what pip install . needs {sorted(package_paths())}")
+        problems.append(
+            f"COPY sources {sorted(sources)} != what pip install . needs {sorted(package_paths())}"
+        )
 
     # torch: pyproject's range, a CUDA build matching the base image's CUDA.
     torch_installs = [(i, requirement(i["targets"], "torch")) for i in installs]
@@ -367,7 +484,9 @@ def dockerfile_problems(text: str, ignore_text: str) -> list[str]:
         problems.append("torch is not installed explicitly")
     for install, req in torch_installs:
         if req.specifier != pyproject_requirement("torch").specifier:
-            problems.append(f"torch {req.specifier} != pyproject's {pyproject_requirement('torch').specifier}")
+            problems.append(
+                f"torch {req.specifier} != pyproject's {pyproject_requirement('torch').specifier}"
+            )
         index = install["options"].get("--index-url") or install["options"].get("-i") or ""
         cuda = re.escape(values.get("CUDA_TAG", "?"))
         if not re.fullmatch(rf"https://download\.pytorch\.org/whl/{cuda}", index):
@@ -382,7 +501,9 @@ def dockerfile_problems(text: str, ignore_text: str) -> list[str]:
     if any(not wanted_extras <= r.extras for r in ray_pins):
         problems.append(f"Ray installed without pyproject's extras {sorted(wanted_extras)}")
     base = [expand(args, values) for name, args in steps if name == "FROM"]
-    want_base = f"rayproject/ray:{values.get('RAY_VERSION')}-{values.get('PYTHON_TAG')}-{values.get('CUDA_TAG')}"
+    want_base = (
+        f"rayproject/ray:{values.get('RAY_VERSION')}-{values.get('PYTHON_TAG')}-{values.get('CUDA_TAG')}"
+    )
     if base != [want_base]:
         problems.append(f"base image {base} != {want_base}")
 
@@ -407,7 +528,7 @@ def dockerfile_problems(text: str, ignore_text: str) -> list[str]:
                 problems.append(f"{c['kind']} {source} fetches from the network")
 
     # The build context: everything ignored but what is copied.
-    patterns = [l.strip() for l in ignore_text.splitlines() if l.strip() and not l.strip().startswith("#")]
+    patterns = [s.strip() for s in ignore_text.splitlines() if s.strip() and not s.strip().startswith("#")]
     if not patterns or patterns[0] not in ("*", "**"):
         problems.append(".dockerignore does not start by leaving everything out")
     kept = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
@@ -496,13 +617,17 @@ def field_problems(doc: dict) -> list[str]:
 def auth_problems(doc: dict) -> list[str]:
     problems = []
     if doc.get("kind") == "Secret":
-        problems.append(f"a Secret {(doc.get('metadata') or {}).get('name')!r} in a file: create it with kubectl")
+        problems.append(
+            f"a Secret {(doc.get('metadata') or {}).get('name')!r} in a file: create it with kubectl"
+        )
     for where, spec in cluster_specs(doc):
         auth = spec.get("authOptions") or {}
         if auth.get("mode") != "token" or auth.get("secretName") != SECRET_NAME:
             problems.append(f"{where}.authOptions {auth} != mode token from Secret {SECRET_NAME}")
         if auth.get("enableK8sTokenAuth"):
-            problems.append(f"{where}.authOptions.enableK8sTokenAuth: not supported for RayJob; not used here")
+            problems.append(
+                f"{where}.authOptions.enableK8sTokenAuth: not supported for RayJob; not used here"
+            )
         if Version(str(spec.get("rayVersion", "0"))) < Version("2.52.0"):
             problems.append(f"{where}.rayVersion {spec.get('rayVersion')!r}: token auth needs Ray >= 2.52.0")
         # KubeRay injects these into the autoscaler itself and appends this env after
@@ -518,8 +643,9 @@ def auth_problems(doc: dict) -> list[str]:
         token = env.get("RAY_AUTH_TOKEN", [])
         refs = [((e.get("valueFrom") or {}).get("secretKeyRef") or {}) for e in token]
         if len(token) != 1 or refs[0] != {"name": SECRET_NAME, "key": SECRET_KEY}:
-            problems.append(f"{where}: RAY_AUTH_TOKEN is not exactly one secretKeyRef "
-                            f"to {SECRET_NAME}/{SECRET_KEY}")
+            problems.append(
+                f"{where}: RAY_AUTH_TOKEN is not exactly one secretKeyRef to {SECRET_NAME}/{SECRET_KEY}"
+            )
         if "RAY_AUTH_TOKEN_PATH" in env:
             problems.append(f"{where}: RAY_AUTH_TOKEN_PATH set; the token comes from the Secret")
     for path, node in nodes(doc):
@@ -540,7 +666,9 @@ def exposure_problems(doc: dict) -> list[str]:
         if head.get("serviceType") in EXPOSING_SERVICE_TYPES:
             problems.append(f"{where}.headGroupSpec.serviceType {head['serviceType']}")
         if ((head.get("headService") or {}).get("spec") or {}).get("type") in EXPOSING_SERVICE_TYPES:
-            problems.append(f"{where}.headGroupSpec.headService of type {head['headService']['spec']['type']}")
+            problems.append(
+                f"{where}.headGroupSpec.headService of type {head['headService']['spec']['type']}"
+            )
         if head.get("enableIngress"):
             problems.append(f"{where}.headGroupSpec.enableIngress")
     for where, template in pod_templates(doc):
@@ -598,11 +726,15 @@ def ray_start_problems(doc: dict) -> list[str]:
     problems = []
     for where, spec in cluster_specs(doc):
         groups = [("headGroupSpec", spec.get("headGroupSpec") or {}, ["--head"])]
-        groups += [(f"workerGroupSpecs[{g.get('groupName')}]", g, ["--address=head:6379"])
-                   for g in spec.get("workerGroupSpecs") or []]
+        groups += [
+            (f"workerGroupSpecs[{g.get('groupName')}]", g, ["--address=head:6379"])
+            for g in spec.get("workerGroupSpecs") or []
+        ]
         for name, group, base in groups:
             params = group.get("rayStartParams") or {}
-            line = " ".join(f"--{k}" if str(v).lower() == "true" else f"--{k}={v}" for k, v in sorted(params.items()))
+            line = " ".join(
+                f"--{k}" if str(v).lower() == "true" else f"--{k}={v}" for k, v in sorted(params.items())
+            )
             try:
                 start.make_context("start", base + shlex.split(line))
             except (click.UsageError, ValueError) as err:
@@ -610,7 +742,9 @@ def ray_start_problems(doc: dict) -> list[str]:
             try:
                 ray_resources(params)
             except ValueError as err:
-                problems.append(f"{where}.{name}.rayStartParams.resources is not JSON KubeRay can read: {err}")
+                problems.append(
+                    f"{where}.{name}.rayStartParams.resources is not JSON KubeRay can read: {err}"
+                )
     return problems
 
 
@@ -641,8 +775,10 @@ def scaling_problems(doc: dict) -> list[str]:
             lo, hi = group.get("minReplicas"), group.get("maxReplicas")
             n = group.get("replicas", lo)
             if not all(isinstance(v, int) and v >= 0 for v in (lo, n, hi)) or not lo <= n <= hi:
-                problems.append(f"{where}.workerGroupSpecs[{group.get('groupName')}]: not 0 <= "
-                                f"minReplicas {lo} <= replicas {n} <= maxReplicas {hi}")
+                problems.append(
+                    f"{where}.workerGroupSpecs[{group.get('groupName')}]: not 0 <= "
+                    f"minReplicas {lo} <= replicas {n} <= maxReplicas {hi}"
+                )
     for where, c in containers(doc):
         res = c.get("resources") or {}
         for part in ("requests", "limits"):
@@ -663,7 +799,9 @@ def security_problems(doc: dict, uid: int) -> list[str]:
     contexts = [(where, c.get("securityContext") or {}) for where, c in containers(doc)]
     for where, spec in cluster_specs(doc):
         if spec.get("autoscalerOptions") is not None:
-            contexts.append((f"{where}.autoscalerOptions", spec["autoscalerOptions"].get("securityContext") or {}))
+            contexts.append(
+                (f"{where}.autoscalerOptions", spec["autoscalerOptions"].get("securityContext") or {})
+            )
     for where, ctx in contexts:
         dropped = (ctx.get("capabilities") or {}).get("drop") or []
         if ctx.get("allowPrivilegeEscalation") is not False or "ALL" not in dropped:
@@ -697,8 +835,11 @@ def entrypoint_problems(argv: list[str]) -> list[str]:
     args = argv[3:]
     p = tune_parser()
     known = {s for action in p._actions for s in action.option_strings}
-    problems = [f"{a}: not a flag of collatz_ray.tune (spelled out)" for a in args
-                if a.startswith("-") and a.split("=", 1)[0] not in known]
+    problems = [
+        f"{a}: not a flag of collatz_ray.tune (spelled out)"
+        for a in args
+        if a.startswith("-") and a.split("=", 1)[0] not in known
+    ]
     try:
         parsed = p.parse_args(args)
     except UsageError as err:
@@ -725,14 +866,19 @@ def search_fit_problems(rayjob: dict) -> list[str]:
     at_most = sum(gpus_per_pod(g) * g.get("maxReplicas", 0) for g in groups)
     problems = []
     if not parsed.gpus_per_trial:
-        problems.append("--gpus-per-trial is not set: the search would size itself to the GPUs present at start")
+        problems.append(
+            "--gpus-per-trial is not set: the search would size itself to the GPUs present at start"
+        )
     elif at_start < parsed.gpus_per_trial:
-        problems.append(f"--gpus-per-trial {parsed.gpus_per_trial:g} but {at_start:g} GPUs at start (minReplicas)")
+        problems.append(
+            f"--gpus-per-trial {parsed.gpus_per_trial:g} but {at_start:g} GPUs at start (minReplicas)"
+        )
     if parsed.max_concurrent is None:
         problems.append("--max-concurrent is not set: the autoscaler would never be asked for more GPUs")
     elif parsed.gpus_per_trial and parsed.max_concurrent * parsed.gpus_per_trial > at_most:
-        problems.append(f"--max-concurrent {parsed.max_concurrent} needs more than the "
-                        f"{at_most:g} GPUs of maxReplicas")
+        problems.append(
+            f"--max-concurrent {parsed.max_concurrent} needs more than the {at_most:g} GPUs of maxReplicas"
+        )
     return problems
 
 
@@ -753,8 +899,9 @@ def lifecycle_problems(rayjob: dict) -> list[str]:
         problems.append("clusterSelector: this RayJob brings its own cluster")
     submitter = (spec.get("submitterPodTemplate") or {}).get("spec")
     if submitter is not None and submitter.get("restartPolicy") not in ("Never", "OnFailure"):
-        problems.append(f"submitter restartPolicy {submitter.get('restartPolicy')!r}: "
-                        "a Job needs Never or OnFailure")
+        problems.append(
+            f"submitter restartPolicy {submitter.get('restartPolicy')!r}: a Job needs Never or OnFailure"
+        )
     return problems
 
 
@@ -775,8 +922,10 @@ INTENDED_DIFFERENCES = {".headGroupSpec.rayStartParams.dashboard-host"}
 
 def drift_problems(raycluster: dict, rayjob: dict) -> list[str]:
     found = set(differences(raycluster.get("spec"), (rayjob.get("spec") or {}).get("rayClusterSpec")))
-    return [f"rayjob.yaml's cluster differs from raycluster.yaml at {p}"
-            for p in sorted(found - INTENDED_DIFFERENCES)]
+    return [
+        f"rayjob.yaml's cluster differs from raycluster.yaml at {p}"
+        for p in sorted(found - INTENDED_DIFFERENCES)
+    ]
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -819,7 +968,9 @@ def uid(dockerfile):
 
 
 def ray_docs(files):
-    return [(name, d) for name, docs in files.items() for d in docs if d.get("kind") in ("RayCluster", "RayJob")]
+    return [
+        (name, d) for name, docs in files.items() for d in docs if d.get("kind") in ("RayCluster", "RayJob")
+    ]
 
 
 # -- the shipped files ---------------------------------------------------------------------
@@ -828,7 +979,11 @@ def ray_docs(files):
 def test_the_expected_files_and_kinds_are_there(files):
     # Guards every test below against an empty glob or a renamed file.
     assert set(files) == {"namespace.yaml", "raycluster.yaml", "rayjob.yaml"}
-    assert sorted(d["kind"] for d in files["namespace.yaml"]) == ["Namespace", "ServiceAccount", "ServiceAccount"]
+    assert sorted(d["kind"] for d in files["namespace.yaml"]) == [
+        "Namespace",
+        "ServiceAccount",
+        "ServiceAccount",
+    ]
     assert [d["kind"] for d in files["raycluster.yaml"]] == ["RayCluster"]
     assert [d["kind"] for d in files["rayjob.yaml"]] == ["RayJob"]
 
@@ -839,8 +994,12 @@ def test_kinds_api_versions_and_field_names(files):
 
 def test_every_object_is_in_the_namespace_of_namespace_yaml(files):
     namespace = the(files["namespace.yaml"], "Namespace")["metadata"]["name"]
-    outside = [(name, d["kind"]) for name, docs in files.items() for d in docs
-               if d["kind"] != "Namespace" and d["metadata"].get("namespace") != namespace]
+    outside = [
+        (name, d["kind"])
+        for name, docs in files.items()
+        for d in docs
+        if d["kind"] != "Namespace" and d["metadata"].get("namespace") != namespace
+    ]
     assert outside == []
 
 
@@ -856,8 +1015,10 @@ def test_the_image_tag_spells_the_versions_it_holds(dockerfile, image):
     values = build_args(instructions(dockerfile))
     name, _, tag = image.rpartition(":")
     assert name.endswith("/collatz-ray")
-    assert tag == (f"{PYPROJECT['project']['version']}-ray{values['RAY_VERSION']}-"
-                   f"{values['PYTHON_TAG']}-{values['CUDA_TAG']}")
+    assert tag == (
+        f"{PYPROJECT['project']['version']}-ray{values['RAY_VERSION']}-"
+        f"{values['PYTHON_TAG']}-{values['CUDA_TAG']}"
+    )
 
 
 def test_ray_is_the_projects_version_everywhere(dockerfile, files):
@@ -865,8 +1026,10 @@ def test_ray_is_the_projects_version_everywhere(dockerfile, files):
     # The Ray these tests run is the one the launcher configs pin (test_cluster_configs).
     assert values["RAY_VERSION"] == ray.__version__
     assert Version(values["RAY_VERSION"]) in pyproject_requirement("ray").specifier
-    assert {d["spec"].get("rayVersion") or d["spec"]["rayClusterSpec"].get("rayVersion")
-            for _, d in ray_docs(files)} == {values["RAY_VERSION"]}
+    assert {
+        d["spec"].get("rayVersion") or d["spec"]["rayClusterSpec"].get("rayVersion")
+        for _, d in ray_docs(files)
+    } == {values["RAY_VERSION"]}
 
 
 def test_python_of_the_image_satisfies_requires_python(dockerfile):
@@ -878,9 +1041,14 @@ def test_python_of_the_image_satisfies_requires_python(dockerfile):
 
 @pytest.mark.parametrize("rule", ["auth", "exposure", "dashboard", "placement", "scaling", "ray start"])
 def test_cluster_rules(files, rule):
-    check = {"auth": auth_problems, "exposure": exposure_problems, "dashboard": dashboard_problems,
-             "placement": placement_problems, "scaling": scaling_problems,
-             "ray start": ray_start_problems}[rule]
+    check = {
+        "auth": auth_problems,
+        "exposure": exposure_problems,
+        "dashboard": dashboard_problems,
+        "placement": placement_problems,
+        "scaling": scaling_problems,
+        "ray start": ray_start_problems,
+    }[rule]
     docs = [d for ds in files.values() for d in ds]
     assert [p for d in docs for p in check(d)] == []
 
@@ -934,8 +1102,12 @@ def doc_blocks() -> list[str]:
 
 def doc_commands() -> list[str]:
     """The doc's shell commands, continuation lines joined."""
-    return [c.strip() for block in doc_blocks() for c in block.replace("\\\n", " ").splitlines()
-            if c.strip() and not c.strip().startswith("#")]
+    return [
+        c.strip()
+        for block in doc_blocks()
+        for c in block.replace("\\\n", " ").splitlines()
+        if c.strip() and not c.strip().startswith("#")
+    ]
 
 
 def test_the_doc_builds_and_uses_the_dockerfiles_image(image):
@@ -952,7 +1124,11 @@ def test_the_doc_creates_the_secret_the_manifests_read(files):
     argv = creates[0]
     assert argv[3:5] == ["generic", SECRET_NAME]
     pairs = list(zip(argv, argv[1:]))
-    assert f"--namespace={namespace}" in argv or ("--namespace", namespace) in pairs or ("-n", namespace) in pairs
+    assert (
+        f"--namespace={namespace}" in argv
+        or ("--namespace", namespace) in pairs
+        or ("-n", namespace) in pairs
+    )
     assert any(a.startswith(f"--from-file={SECRET_KEY}=") for a in argv)
     assert not any(a.startswith("--from-literal") for a in argv)
 
@@ -1002,111 +1178,273 @@ def job_worker_container(d):
 def set_entrypoint(text):
     def change(d):
         d["spec"]["entrypoint"] = text
+
     return change
 
 
-ENTRY = ("python -m collatz_ray.tune --space lookahead --address auto --storage s3://b/c "
-         "--gpus-per-trial 1 --max-concurrent 4")
-AWS_KEY_FROM_A_SECRET = {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "aws", "key": "k"}}}
+ENTRY = (
+    "python -m collatz_ray.tune --space lookahead --address auto --storage s3://b/c "
+    "--gpus-per-trial 1 --max-concurrent 4"
+)
+AWS_KEY_FROM_A_SECRET = {
+    "name": "AWS_SECRET_ACCESS_KEY",
+    "valueFrom": {"secretKeyRef": {"name": "aws", "key": "k"}},
+}
 
 # (what is broken, the rule, a phrase of the complaint, the change to rayjob.yaml)
 RAYJOB_MUTATIONS = [
-    ("a typo in a RayJob field", "fields", "unknown field 'shutdownAfterJobFinish'",
-     lambda d: d["spec"].update(shutdownAfterJobFinish=True)),
-    ("a typo in a container field", "fields", "unknown field 'resource'",
-     lambda d: job_worker_container(d).update(resource={})),
-    ("a worker group without maxReplicas", "fields", "maxReplicas is missing",
-     lambda d: job_worker(d).pop("maxReplicas")),
-    ("an old apiVersion", "fields", "apiVersion",
-     lambda d: d.update(apiVersion="ray.io/v1alpha1")),
-    ("a numeric rayStartParams value", "fields", "must be strings",
-     lambda d: job_head(d)["rayStartParams"].update({"num-gpus": 0})),
-    ("a worker without RAY_AUTH_MODE", "auth", "RAY_AUTH_MODE",
-     lambda d: job_worker_container(d).update(env=job_worker_container(d)["env"][1:])),
-    ("RAY_AUTH_MODE disabled", "auth", "RAY_AUTH_MODE",
-     lambda d: job_worker_container(d)["env"][0].update(value="disabled")),
-    ("a literal token", "auth", "literal value",
-     lambda d: job_worker_container(d)["env"].__setitem__(1, {"name": "RAY_AUTH_TOKEN", "value": "abc"})),
-    ("the token from another Secret", "auth", "secretKeyRef",
-     lambda d: job_worker_container(d)["env"][1]["valueFrom"]["secretKeyRef"].update(name="other")),
-    ("authOptions off", "auth", "authOptions",
-     lambda d: job_cluster(d)["authOptions"].update(mode="disabled")),
-    ("token auth on an old Ray", "auth", "2.52.0",
-     lambda d: job_cluster(d).update(rayVersion="2.51.0")),
-    ("the token duplicated into the autoscaler", "auth", "autoscalerOptions.env",
-     lambda d: job_cluster(d)["autoscalerOptions"].update(env=[{"name": "RAY_AUTH_MODE", "value": "token"}])),
-    ("a NodePort head", "exposure", "NodePort",
-     lambda d: job_head(d).update(serviceType="NodePort")),
-    ("a LoadBalancer head service", "exposure", "LoadBalancer",
-     lambda d: job_head(d).update(headService={"spec": {"type": "LoadBalancer"}})),
-    ("an ingress", "exposure", "enableIngress",
-     lambda d: job_head(d).update(enableIngress=True)),
-    ("a hostPort", "exposure", "hostPort",
-     lambda d: job_worker_container(d).update(ports=[{"containerPort": 8265, "hostPort": 8265}])),
-    ("0.0.0.0 behind a NodePort", "dashboard", "ClusterIP",
-     lambda d: job_head(d).update(serviceType="NodePort")),
-    ("0.0.0.0 without an explicit ClusterIP", "dashboard", "ClusterIP",
-     lambda d: job_head(d).pop("serviceType")),
-    ("no dashboard-host (KubeRay's 0.0.0.0)", "dashboard", "not set",
-     lambda d: job_head(d)["rayStartParams"].pop("dashboard-host")),
-    ("a custom resource on a worker", "placement", "announces spot_ok",
-     lambda d: job_worker(d)["rayStartParams"].update(resources="'{\"spot_ok\": 1}'")),
-    ("a custom resource on the head", "placement", "headGroupSpec announces spot_ok",
-     lambda d: job_head(d)["rayStartParams"].update(resources="'{\"spot_ok\": 1}'")),
-    ("a custom resource in a group's resources", "placement", "announces spot_ok",
-     lambda d: job_worker(d).update(resources={"CPU": "3", "spot_ok": "1"})),
-    ("GPUs on the head", "placement", "num-gpus",
-     lambda d: job_head(d)["rayStartParams"].update({"num-gpus": "1"})),
-    ("a misspelt ray start option", "ray start", "ray start refuses",
-     lambda d: job_head(d)["rayStartParams"].update({"dashbord-host": "127.0.0.1"})),
-    ("a bad ray start value", "ray start", "ray start refuses",
-     lambda d: job_head(d)["rayStartParams"].update({"num-gpus": "one"})),
-    ("resources KubeRay cannot parse", "ray start", "not JSON",
-     lambda d: job_head(d)["rayStartParams"].update(resources='"{\\"spot_ok\\": 1}"')),
-    ("autoscaling off", "scaling", "enableInTreeAutoscaling",
-     lambda d: job_cluster(d).update(enableInTreeAutoscaling=False)),
-    ("minReplicas above maxReplicas", "scaling", "minReplicas",
-     lambda d: job_worker(d).update(minReplicas=5, replicas=5)),
-    ("a container without limits", "scaling", "limits.cpu",
-     lambda d: job_worker_container(d)["resources"].pop("limits")),
-    ("no GPU in any worker group", "scaling", "no worker group with a GPU",
-     lambda d: [job_worker_container(d)["resources"][k].pop("nvidia.com/gpu") for k in ("requests", "limits")]),
-    ("root", "security", "runAsNonRoot",
-     lambda d: job_worker(d)["template"]["spec"]["securityContext"].update(runAsUser=0)),
-    ("privilege escalation", "security", "privilege escalation",
-     lambda d: job_worker_container(d)["securityContext"].update(allowPrivilegeEscalation=True)),
-    ("an autoscaler that keeps capabilities", "security", "capabilities",
-     lambda d: job_cluster(d)["autoscalerOptions"]["securityContext"].pop("capabilities")),
-    ("a static AWS key", "credentials", "AWS_SECRET_ACCESS_KEY",
-     lambda d: job_worker_container(d)["env"].append(AWS_KEY_FROM_A_SECRET)),
-    ("a worker without the IRSA account", "credentials", "IRSA",
-     lambda d: job_worker(d)["template"]["spec"].pop("serviceAccountName")),
-    ("a misspelt flag", "entrypoint", "--spaces",
-     set_entrypoint(ENTRY.replace("--space", "--spaces"))),
-    ("an abbreviated flag", "entrypoint", "--max-conc",
-     set_entrypoint(ENTRY.replace("--max-concurrent", "--max-conc"))),
-    ("a space that does not exist", "entrypoint", "no_such_space",
-     set_entrypoint(ENTRY.replace("lookahead", "no_such_space"))),
-    ("a bad flag value", "entrypoint", "refuses",
-     set_entrypoint(ENTRY.replace("--max-concurrent 4", "--max-concurrent 0"))),
-    ("another program", "entrypoint", "not `python -m collatz_ray.tune",
-     set_entrypoint("python -m collatz_ray.train --smoke")),
-    ("local storage", "entrypoint", "s3://",
-     set_entrypoint(ENTRY.replace("s3://b/c", "results"))),
-    ("an embedded Ray", "entrypoint", "--address",
-     set_entrypoint(ENTRY.replace(" --address auto", ""))),
-    ("no GPU at start", "fit", "at start",
-     lambda d: job_worker(d).update(minReplicas=0, replicas=0)),
-    ("more trials than GPUs", "fit", "maxReplicas",
-     set_entrypoint(ENTRY.replace("--max-concurrent 4", "--max-concurrent 9"))),
-    ("no --max-concurrent", "fit", "--max-concurrent",
-     set_entrypoint(ENTRY.replace(" --max-concurrent 4", ""))),
-    ("a cluster that outlives the search", "lifecycle", "shutdownAfterJobFinishes",
-     lambda d: d["spec"].update(shutdownAfterJobFinishes=False)),
-    ("a submitter that restarts forever", "lifecycle", "restartPolicy",
-     lambda d: d["spec"]["submitterPodTemplate"]["spec"].update(restartPolicy="Always")),
-    ("a negative deadline", "lifecycle", "activeDeadlineSeconds",
-     lambda d: d["spec"].update(activeDeadlineSeconds=-1)),
+    (
+        "a typo in a RayJob field",
+        "fields",
+        "unknown field 'shutdownAfterJobFinish'",
+        lambda d: d["spec"].update(shutdownAfterJobFinish=True),
+    ),
+    (
+        "a typo in a container field",
+        "fields",
+        "unknown field 'resource'",
+        lambda d: job_worker_container(d).update(resource={}),
+    ),
+    (
+        "a worker group without maxReplicas",
+        "fields",
+        "maxReplicas is missing",
+        lambda d: job_worker(d).pop("maxReplicas"),
+    ),
+    ("an old apiVersion", "fields", "apiVersion", lambda d: d.update(apiVersion="ray.io/v1alpha1")),
+    (
+        "a numeric rayStartParams value",
+        "fields",
+        "must be strings",
+        lambda d: job_head(d)["rayStartParams"].update({"num-gpus": 0}),
+    ),
+    (
+        "a worker without RAY_AUTH_MODE",
+        "auth",
+        "RAY_AUTH_MODE",
+        lambda d: job_worker_container(d).update(env=job_worker_container(d)["env"][1:]),
+    ),
+    (
+        "RAY_AUTH_MODE disabled",
+        "auth",
+        "RAY_AUTH_MODE",
+        lambda d: job_worker_container(d)["env"][0].update(value="disabled"),
+    ),
+    (
+        "a literal token",
+        "auth",
+        "literal value",
+        lambda d: job_worker_container(d)["env"].__setitem__(1, {"name": "RAY_AUTH_TOKEN", "value": "abc"}),
+    ),
+    (
+        "the token from another Secret",
+        "auth",
+        "secretKeyRef",
+        lambda d: job_worker_container(d)["env"][1]["valueFrom"]["secretKeyRef"].update(name="other"),
+    ),
+    (
+        "authOptions off",
+        "auth",
+        "authOptions",
+        lambda d: job_cluster(d)["authOptions"].update(mode="disabled"),
+    ),
+    ("token auth on an old Ray", "auth", "2.52.0", lambda d: job_cluster(d).update(rayVersion="2.51.0")),
+    (
+        "the token duplicated into the autoscaler",
+        "auth",
+        "autoscalerOptions.env",
+        lambda d: job_cluster(d)["autoscalerOptions"].update(
+            env=[{"name": "RAY_AUTH_MODE", "value": "token"}]
+        ),
+    ),
+    ("a NodePort head", "exposure", "NodePort", lambda d: job_head(d).update(serviceType="NodePort")),
+    (
+        "a LoadBalancer head service",
+        "exposure",
+        "LoadBalancer",
+        lambda d: job_head(d).update(headService={"spec": {"type": "LoadBalancer"}}),
+    ),
+    ("an ingress", "exposure", "enableIngress", lambda d: job_head(d).update(enableIngress=True)),
+    (
+        "a hostPort",
+        "exposure",
+        "hostPort",
+        lambda d: job_worker_container(d).update(ports=[{"containerPort": 8265, "hostPort": 8265}]),
+    ),
+    (
+        "0.0.0.0 behind a NodePort",
+        "dashboard",
+        "ClusterIP",
+        lambda d: job_head(d).update(serviceType="NodePort"),
+    ),
+    (
+        "0.0.0.0 without an explicit ClusterIP",
+        "dashboard",
+        "ClusterIP",
+        lambda d: job_head(d).pop("serviceType"),
+    ),
+    (
+        "no dashboard-host (KubeRay's 0.0.0.0)",
+        "dashboard",
+        "not set",
+        lambda d: job_head(d)["rayStartParams"].pop("dashboard-host"),
+    ),
+    (
+        "a custom resource on a worker",
+        "placement",
+        "announces spot_ok",
+        lambda d: job_worker(d)["rayStartParams"].update(resources="'{\"spot_ok\": 1}'"),
+    ),
+    (
+        "a custom resource on the head",
+        "placement",
+        "headGroupSpec announces spot_ok",
+        lambda d: job_head(d)["rayStartParams"].update(resources="'{\"spot_ok\": 1}'"),
+    ),
+    (
+        "a custom resource in a group's resources",
+        "placement",
+        "announces spot_ok",
+        lambda d: job_worker(d).update(resources={"CPU": "3", "spot_ok": "1"}),
+    ),
+    (
+        "GPUs on the head",
+        "placement",
+        "num-gpus",
+        lambda d: job_head(d)["rayStartParams"].update({"num-gpus": "1"}),
+    ),
+    (
+        "a misspelt ray start option",
+        "ray start",
+        "ray start refuses",
+        lambda d: job_head(d)["rayStartParams"].update({"dashbord-host": "127.0.0.1"}),
+    ),
+    (
+        "a bad ray start value",
+        "ray start",
+        "ray start refuses",
+        lambda d: job_head(d)["rayStartParams"].update({"num-gpus": "one"}),
+    ),
+    (
+        "resources KubeRay cannot parse",
+        "ray start",
+        "not JSON",
+        lambda d: job_head(d)["rayStartParams"].update(resources='"{\\"spot_ok\\": 1}"'),
+    ),
+    (
+        "autoscaling off",
+        "scaling",
+        "enableInTreeAutoscaling",
+        lambda d: job_cluster(d).update(enableInTreeAutoscaling=False),
+    ),
+    (
+        "minReplicas above maxReplicas",
+        "scaling",
+        "minReplicas",
+        lambda d: job_worker(d).update(minReplicas=5, replicas=5),
+    ),
+    (
+        "a container without limits",
+        "scaling",
+        "limits.cpu",
+        lambda d: job_worker_container(d)["resources"].pop("limits"),
+    ),
+    (
+        "no GPU in any worker group",
+        "scaling",
+        "no worker group with a GPU",
+        lambda d: [
+            job_worker_container(d)["resources"][k].pop("nvidia.com/gpu") for k in ("requests", "limits")
+        ],
+    ),
+    (
+        "root",
+        "security",
+        "runAsNonRoot",
+        lambda d: job_worker(d)["template"]["spec"]["securityContext"].update(runAsUser=0),
+    ),
+    (
+        "privilege escalation",
+        "security",
+        "privilege escalation",
+        lambda d: job_worker_container(d)["securityContext"].update(allowPrivilegeEscalation=True),
+    ),
+    (
+        "an autoscaler that keeps capabilities",
+        "security",
+        "capabilities",
+        lambda d: job_cluster(d)["autoscalerOptions"]["securityContext"].pop("capabilities"),
+    ),
+    (
+        "a static AWS key",
+        "credentials",
+        "AWS_SECRET_ACCESS_KEY",
+        lambda d: job_worker_container(d)["env"].append(AWS_KEY_FROM_A_SECRET),
+    ),
+    (
+        "a worker without the IRSA account",
+        "credentials",
+        "IRSA",
+        lambda d: job_worker(d)["template"]["spec"].pop("serviceAccountName"),
+    ),
+    ("a misspelt flag", "entrypoint", "--spaces", set_entrypoint(ENTRY.replace("--space", "--spaces"))),
+    (
+        "an abbreviated flag",
+        "entrypoint",
+        "--max-conc",
+        set_entrypoint(ENTRY.replace("--max-concurrent", "--max-conc")),
+    ),
+    (
+        "a space that does not exist",
+        "entrypoint",
+        "no_such_space",
+        set_entrypoint(ENTRY.replace("lookahead", "no_such_space")),
+    ),
+    (
+        "a bad flag value",
+        "entrypoint",
+        "refuses",
+        set_entrypoint(ENTRY.replace("--max-concurrent 4", "--max-concurrent 0")),
+    ),
+    (
+        "another program",
+        "entrypoint",
+        "not `python -m collatz_ray.tune",
+        set_entrypoint("python -m collatz_ray.train --smoke"),
+    ),
+    ("local storage", "entrypoint", "s3://", set_entrypoint(ENTRY.replace("s3://b/c", "results"))),
+    ("an embedded Ray", "entrypoint", "--address", set_entrypoint(ENTRY.replace(" --address auto", ""))),
+    ("no GPU at start", "fit", "at start", lambda d: job_worker(d).update(minReplicas=0, replicas=0)),
+    (
+        "more trials than GPUs",
+        "fit",
+        "maxReplicas",
+        set_entrypoint(ENTRY.replace("--max-concurrent 4", "--max-concurrent 9")),
+    ),
+    (
+        "no --max-concurrent",
+        "fit",
+        "--max-concurrent",
+        set_entrypoint(ENTRY.replace(" --max-concurrent 4", "")),
+    ),
+    (
+        "a cluster that outlives the search",
+        "lifecycle",
+        "shutdownAfterJobFinishes",
+        lambda d: d["spec"].update(shutdownAfterJobFinishes=False),
+    ),
+    (
+        "a submitter that restarts forever",
+        "lifecycle",
+        "restartPolicy",
+        lambda d: d["spec"]["submitterPodTemplate"]["spec"].update(restartPolicy="Always"),
+    ),
+    (
+        "a negative deadline",
+        "lifecycle",
+        "activeDeadlineSeconds",
+        lambda d: d["spec"].update(activeDeadlineSeconds=-1),
+    ),
 ]
 
 
@@ -1114,12 +1452,18 @@ RAYJOB_MUTATIONS = [
 def test_a_broken_rayjob_is_caught(rayjob, accounts, uid, what, rule, phrase, change):
     # The shipped RayJob passes every rule; the mutated one fails the named one.
     check = {
-        "fields": field_problems, "auth": auth_problems, "exposure": exposure_problems,
-        "dashboard": dashboard_problems, "placement": placement_problems, "ray start": ray_start_problems,
-        "scaling": scaling_problems, "security": lambda d: security_problems(d, uid),
+        "fields": field_problems,
+        "auth": auth_problems,
+        "exposure": exposure_problems,
+        "dashboard": dashboard_problems,
+        "placement": placement_problems,
+        "ray start": ray_start_problems,
+        "scaling": scaling_problems,
+        "security": lambda d: security_problems(d, uid),
         "credentials": lambda d: credential_problems(d, accounts),
         "entrypoint": lambda d: entrypoint_problems(entrypoint_argv(d)),
-        "fit": search_fit_problems, "lifecycle": lifecycle_problems,
+        "fit": search_fit_problems,
+        "lifecycle": lifecycle_problems,
     }[rule]
     assert check(rayjob) == []
     problems = check(mutated(rayjob, change))
@@ -1127,21 +1471,33 @@ def test_a_broken_rayjob_is_caught(rayjob, accounts, uid, what, rule, phrase, ch
 
 
 def test_a_literal_secret_or_an_exposing_object_in_a_file_is_caught():
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET_NAME},
-              "stringData": {SECRET_KEY: "not-a-real-token"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SECRET_NAME},
+        "stringData": {SECRET_KEY: "not-a-real-token"},
+    }
     assert any("a Secret" in p for p in auth_problems(secret))
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dash"},
-               "spec": {"type": "LoadBalancer"}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "dash"},
+        "spec": {"type": "LoadBalancer"},
+    }
     assert exposure_problems(service)
-    assert exposure_problems({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}})
+    assert exposure_problems(
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}}
+    )
     assert field_problems(service)  # and no kind outside the expected ones
 
 
 def test_a_raycluster_whose_dashboard_leaves_loopback_is_caught(raycluster):
     # 0.0.0.0 is allowed behind ClusterIP; the RayCluster has no reason for it, and the
     # drift test says so (its only allowed difference is the RayJob's).
-    changed = mutated(raycluster, lambda d: d["spec"]["headGroupSpec"]["rayStartParams"].update(
-        {"dashboard-host": "0.0.0.0"}))
+    changed = mutated(
+        raycluster,
+        lambda d: d["spec"]["headGroupSpec"]["rayStartParams"].update({"dashboard-host": "0.0.0.0"}),
+    )
     assert dashboard_problems(changed) == []
     changed["spec"]["headGroupSpec"]["serviceType"] = "LoadBalancer"
     assert dashboard_problems(changed)
@@ -1150,55 +1506,72 @@ def test_a_raycluster_whose_dashboard_leaves_loopback_is_caught(raycluster):
 def test_drift_between_the_two_clusters_is_caught(raycluster, rayjob):
     changed = mutated(rayjob, lambda d: job_worker(d).update(maxReplicas=8))
     assert drift_problems(raycluster, changed) == [
-        "rayjob.yaml's cluster differs from raycluster.yaml at .workerGroupSpecs[0].maxReplicas"]
+        "rayjob.yaml's cluster differs from raycluster.yaml at .workerGroupSpecs[0].maxReplicas"
+    ]
 
 
 def test_another_image_is_caught(files, image):
     changed = dict(files)
     job = files["rayjob.yaml"][0]
-    changed["rayjob.yaml"] = [mutated(job, lambda d: job_worker_container(d).update(image="rayproject/ray:2.60.0"))]
+    changed["rayjob.yaml"] = [
+        mutated(job, lambda d: job_worker_container(d).update(image="rayproject/ray:2.60.0"))
+    ]
     assert any("rayproject/ray:2.60.0" in p for p in image_problems(changed, image))
-    changed["rayjob.yaml"] = [mutated(job, lambda d: job_cluster(d)["autoscalerOptions"].update(image="other"))]
+    changed["rayjob.yaml"] = [
+        mutated(job, lambda d: job_cluster(d)["autoscalerOptions"].update(image="other"))
+    ]
     assert any("autoscalerOptions" in p for p in image_problems(changed, image))
 
 
 DOCKERFILE_MUTATIONS = [
-    ("an editable install", "editable",
-     lambda t: t.replace("pip install --no-cache-dir . ", "pip install --no-cache-dir -e . ")),
-    ("no install of the checkout", "pip install .",
-     lambda t: t.replace("pip install --no-cache-dir . ", "pip install --no-cache-dir collatz-ray ")),
-    ("another torch range", "torch",
-     lambda t: t.replace('"torch>=2.4,<3"', '"torch>=2.4,<2.6"')),
-    ("the CPU torch wheel", "PyTorch's index",
-     lambda t: t.replace('--index-url "${TORCH_INDEX_URL}" ', "")),
-    ("torch for another CUDA", "PyTorch's index",
-     lambda t: t.replace("whl/${CUDA_TAG}", "whl/cu118")),
-    ("Ray left free to move", "Ray is not pinned",
-     lambda t: t.replace('"ray[default,tune,train]==${RAY_VERSION}"', "")),
-    ("Ray without its extras", "extras",
-     lambda t: t.replace('"ray[default,tune,train]==', '"ray[default]==')),
-    ("another base image", "base image",
-     lambda t: t.replace("FROM rayproject/ray:", "FROM anyscale/ray:")),
-    ("root at the end", "not a numeric non-root uid",
-     lambda t: t + "\nUSER root\n"),
-    ("uid 0", "not a numeric non-root uid",
-     lambda t: t.replace("USER 1000:100", "USER 0")),
-    ("a named user", "not a numeric non-root uid",
-     lambda t: t.replace("USER 1000:100", "USER ray")),
-    ("a baked token", "credential",
-     lambda t: t + "\nENV RAY_AUTH_TOKEN=abc\n"),
-    ("baked AWS keys", "credential",
-     lambda t: t + "\nARG AWS_SECRET_ACCESS_KEY\n"),
-    ("a copied token file", "credential",
-     lambda t: t + "\nCOPY .ray/auth_token /home/ray/.ray/auth_token\n"),
-    ("a package folder left out", "COPY sources",
-     lambda t: t.replace("COPY --chown=1000:100 search_spaces ./search_spaces\n", "")),
-    ("the whole checkout copied", "COPY sources",
-     lambda t: t.replace("COPY --chown=1000:100 search_spaces ./search_spaces", "COPY --chown=1000:100 . ./")),
+    (
+        "an editable install",
+        "editable",
+        lambda t: t.replace("pip install --no-cache-dir . ", "pip install --no-cache-dir -e . "),
+    ),
+    (
+        "no install of the checkout",
+        "pip install .",
+        lambda t: t.replace("pip install --no-cache-dir . ", "pip install --no-cache-dir collatz-ray "),
+    ),
+    ("another torch range", "torch", lambda t: t.replace('"torch>=2.4,<3"', '"torch>=2.4,<2.6"')),
+    ("the CPU torch wheel", "PyTorch's index", lambda t: t.replace('--index-url "${TORCH_INDEX_URL}" ', "")),
+    ("torch for another CUDA", "PyTorch's index", lambda t: t.replace("whl/${CUDA_TAG}", "whl/cu118")),
+    (
+        "Ray left free to move",
+        "Ray is not pinned",
+        lambda t: t.replace('"ray[default,tune,train]==${RAY_VERSION}"', ""),
+    ),
+    (
+        "Ray without its extras",
+        "extras",
+        lambda t: t.replace('"ray[default,tune,train]==', '"ray[default]=='),
+    ),
+    ("another base image", "base image", lambda t: t.replace("FROM rayproject/ray:", "FROM anyscale/ray:")),
+    ("root at the end", "not a numeric non-root uid", lambda t: t + "\nUSER root\n"),
+    ("uid 0", "not a numeric non-root uid", lambda t: t.replace("USER 1000:100", "USER 0")),
+    ("a named user", "not a numeric non-root uid", lambda t: t.replace("USER 1000:100", "USER ray")),
+    ("a baked token", "credential", lambda t: t + "\nENV RAY_AUTH_TOKEN=abc\n"),
+    ("baked AWS keys", "credential", lambda t: t + "\nARG AWS_SECRET_ACCESS_KEY\n"),
+    ("a copied token file", "credential", lambda t: t + "\nCOPY .ray/auth_token /home/ray/.ray/auth_token\n"),
+    (
+        "a package folder left out",
+        "COPY sources",
+        lambda t: t.replace("COPY --chown=1000:100 search_spaces ./search_spaces\n", ""),
+    ),
+    (
+        "the whole checkout copied",
+        "COPY sources",
+        lambda t: t.replace(
+            "COPY --chown=1000:100 search_spaces ./search_spaces", "COPY --chown=1000:100 . ./"
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize("what, phrase, change", DOCKERFILE_MUTATIONS, ids=[m[0] for m in DOCKERFILE_MUTATIONS])
+@pytest.mark.parametrize(
+    "what, phrase, change", DOCKERFILE_MUTATIONS, ids=[m[0] for m in DOCKERFILE_MUTATIONS]
+)
 def test_a_broken_dockerfile_is_caught(dockerfile, what, phrase, change):
     ignore = DOCKERIGNORE.read_text()
     changed = change(dockerfile)

@@ -14,13 +14,21 @@ import textwrap
 from pathlib import Path
 
 from clitools import run_command
+
 from collatz_ray.search.ray.worker import bank_hook
 from collatz_ray.trainer import bank
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loop import train
 
-MINING = dict(layers=(8,), lookahead=5, batch_size=64, mine_negatives=True, mine_interval=10,
-              mine_pool=256, mine_count=16)
+MINING = dict(
+    layers=(8,),
+    lookahead=5,
+    batch_size=64,
+    mine_negatives=True,
+    mine_interval=10,
+    mine_pool=256,
+    mine_count=16,
+)
 
 
 def test_the_worker_hook_banks_each_round_s_violations_with_trial_and_epoch(tmp_path, eval_csv):
@@ -44,22 +52,43 @@ def test_a_bank_that_cannot_be_written_costs_the_records_not_the_trial(tmp_path,
     metrics = train(config, run_dir=tmp_path / "run", on_mined=bank_hook(str(path), "trial1"), verbose=False)
     assert metrics["epoch"] == 20
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("collatz-ray: trial trial1: the counterexamples mined at epoch 10 were not banked: "
-                           f"{path}: cannot open the counterexample bank")
+    assert line.startswith(
+        "collatz-ray: trial trial1: the counterexamples mined at epoch 10 were not banked: "
+        f"{path}: cannot open the counterexample bank"
+    )
 
 
 def search(tmp_path: Path, name: str, eval_csv: Path, fixed: dict) -> Path:
     space = tmp_path / f"{name}.yaml"
-    space.write_text(textwrap.dedent(f"""\
+    space.write_text(
+        textwrap.dedent(f"""\
         budget: {{epochs: 30, eval_interval: 30, grace_epochs: 30, reduction_factor: 2, num_samples: 1}}
         fixed: {json.dumps(fixed)}
         parameters:
           lr: {{values: [0.001]}}
-        """))
-    proc = subprocess.run([sys.executable, "-m", "collatz_ray.tune", "--space", str(space), "--storage",
-                           str(tmp_path / "store"), "--name", name, "--eval-csv", str(eval_csv),
-                           "--max-concurrent", "1"],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "RAY_ADDRESS": "local"})
+        """)
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collatz_ray.tune",
+            "--space",
+            str(space),
+            "--storage",
+            str(tmp_path / "store"),
+            "--name",
+            name,
+            "--eval-csv",
+            str(eval_csv),
+            "--max-concurrent",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAY_ADDRESS": "local"},
+    )
     assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return tmp_path / "store" / name
 

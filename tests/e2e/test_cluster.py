@@ -30,11 +30,24 @@ def test_a_cluster_without_token_auth_is_refused_in_one_line(tmp_path, eval_csv)
     env = _user_env(tmp_path / "home")
     cluster = LocalCluster(port=free_port(), env=env)
     try:
-        cluster.start_head(num_cpus=1)                               # ray start --head
-        proc = subprocess.run([*TUNE, "--space", "smoke", "--address", "auto", "--storage",
-                               str(tmp_path / "r"), "--eval-csv", str(eval_csv)],
-                              capture_output=True, text=True, timeout=300,
-                              env={**env, "RAY_ADDRESS": cluster.address})
+        cluster.start_head(num_cpus=1)  # ray start --head
+        proc = subprocess.run(
+            [
+                *TUNE,
+                "--space",
+                "smoke",
+                "--address",
+                "auto",
+                "--storage",
+                str(tmp_path / "r"),
+                "--eval-csv",
+                str(eval_csv),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**env, "RAY_ADDRESS": cluster.address},
+        )
     finally:
         cluster.stop()
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -47,23 +60,42 @@ def test_the_documented_local_cluster_runs_trials_on_the_second_node(tmp_path, e
     """A trial of 1.05 CPUs never fits on the 1-CPU head, so every trial must be placed
     on the second node; the second trial waits for the first one's CPUs there."""
     env = {**_user_env(tmp_path / "home"), "RAY_AUTH_MODE": "token"}
-    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120
+    )
     cluster = LocalCluster(port=free_port(), env=env)
     try:
-        cluster.start_head(num_cpus=1)                                  # RAY_AUTH_MODE=token ray start --head
-        cluster.add_node(num_cpus=2, resources={"spot_worker": 1})      # ... ray start --address HEAD
+        cluster.start_head(num_cpus=1)  # RAY_AUTH_MODE=token ray start --head
+        cluster.add_node(num_cpus=2, resources={"spot_worker": 1})  # ... ray start --address HEAD
         search_env = {**_user_env(tmp_path / "home"), "RAY_ADDRESS": cluster.address}
-        common = ["--space", "smoke", "--address", "auto", "--storage", str(tmp_path),
-                  "--eval-csv", str(eval_csv), "--num-samples", "2", "--cpus-per-trial", "1.05"]
+        common = [
+            "--space",
+            "smoke",
+            "--address",
+            "auto",
+            "--storage",
+            str(tmp_path),
+            "--eval-csv",
+            str(eval_csv),
+            "--num-samples",
+            "2",
+            "--cpus-per-trial",
+            "1.05",
+        ]
 
-        refused = subprocess.run([*TUNE, *common, "--name", "refused"],
-                                 capture_output=True, text=True, timeout=300, env=search_env)
+        refused = subprocess.run(
+            [*TUNE, *common, "--name", "refused"], capture_output=True, text=True, timeout=300, env=search_env
+        )
         assert refused.returncode == 2
         assert "2-node cluster" in refused.stderr and "Traceback" not in refused.stderr
 
-        proc = subprocess.run([*TUNE, *common, "--name", "two", "--shared-storage"],
-                              capture_output=True, text=True, timeout=600, env=search_env)
+        proc = subprocess.run(
+            [*TUNE, *common, "--name", "two", "--shared-storage"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=search_env,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "2 at once" in proc.stdout  # 3 CPUs in all fit two trials of 1.05
         assert "Started a local Ray instance" not in proc.stdout + proc.stderr

@@ -33,9 +33,20 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from searches import (MARK, TRIAL_TITLE, Search, assert_increasing, epochs_by_trial, freeze_a_trial_in_flight, read_reports,
-                      trial_dirs, trial_states, wait_for, worker_reports, write_space)
+from searches import (
+    MARK,
+    TRIAL_TITLE,
+    Search,
+    assert_increasing,
+    epochs_by_trial,
+    freeze_a_trial_in_flight,
+    read_reports,
+    trial_dirs,
+    trial_states,
+    wait_for,
+    worker_reports,
+    write_space,
+)
 
 
 # -- guard rails ---------------------------------------------------------------------------
@@ -60,21 +71,37 @@ def _alarm():
 def faulty_search(tmp_path_factory, eval_csv):
     """Two trials at once (seed 0 samples lr 1e30 and lr 1e-3). The first diverges. Once
     the healthy one has reported three times, its process (the pid its reports name,
-    Ray Train's local-mode worker inside the Tune trial actor) is SIGKILLed; while the trial recovers, every listening socket of the session
-    is recorded and clients with a wrong token and with none try to join."""
+    Ray Train's local-mode worker inside the Tune trial actor) is SIGKILLed; while the trial
+    recovers, every listening socket of the session is recorded and clients with a wrong token
+    and with none try to join."""
     tmp = tmp_path_factory.mktemp("faulty")
     epochs, every = 400, 20
-    space = write_space(tmp / "faulty.yaml",
-                        budget={"epochs": epochs, "eval_interval": every, "grace_epochs": epochs,
-                                "num_samples": 2},
-                        fixed={"lookahead": 5},
-                        parameters={"lr": {"values": [1.0e-3, 1.0e+30]}})
+    space = write_space(
+        tmp / "faulty.yaml",
+        budget={"epochs": epochs, "eval_interval": every, "grace_epochs": epochs, "num_samples": 2},
+        fixed={"lookahead": 5},
+        parameters={"lr": {"values": [1.0e-3, 1.0e30]}},
+    )
     storage = tmp / "results"
     experiment = storage / "fs"
-    search = Search(tmp, "faulty", "--space", str(space), "--storage", str(storage), "--name", "fs",
-                    "--eval-csv", str(eval_csv), "--seed", "0", "--max-concurrent", "2",
-                    env={"COLLATZ_RAY_DASHBOARD": "1"})  # the default: where does its dashboard listen?
-    seen: dict[tuple, str] = {}   # (kind, proto, address, port) -> command line
+    search = Search(
+        tmp,
+        "faulty",
+        "--space",
+        str(space),
+        "--storage",
+        str(storage),
+        "--name",
+        "fs",
+        "--eval-csv",
+        str(eval_csv),
+        "--seed",
+        "0",
+        "--max-concurrent",
+        "2",
+        env={"COLLATZ_RAY_DASHBOARD": "1"},
+    )  # the default: where does its dashboard listen?
+    seen: dict[tuple, str] = {}  # (kind, proto, address, port) -> command line
 
     def sample() -> None:
         sockets = _listening_sockets()
@@ -97,16 +124,19 @@ def faulty_search(tmp_path_factory, eval_csv):
         """The healthy trial and the reports its worker has checkpointed (the other one
         diverges before its first report), once there are three."""
         sample()
-        return next(((tid, reports) for tid, reports in worker_reports(experiment).items()
-                     if len(reports) >= 3), None)
+        return next(
+            ((tid, reports) for tid, reports in worker_reports(experiment).items() if len(reports) >= 3), None
+        )
 
     record = SimpleNamespace(epochs=epochs, every=every, experiment=experiment, search=search, seen=seen)
     try:
-        record.healthy, reports = wait_for(healthy, timeout=400, alive=search,
-                                           what="the healthy trial's third report")
+        record.healthy, reports = wait_for(
+            healthy, timeout=400, alive=search, what="the healthy trial's third report"
+        )
         record.victim = reports[-1]["worker_pid"]
         assert TRIAL_TITLE in search.session.alive().get(record.victim, ""), (
-            f"pid {record.victim} is not a live trial process of this search")
+            f"pid {record.victim} is not a live trial process of this search"
+        )
         record.reports_checkpointed = len(reports)
         record.victim_nice = os.getpriority(os.PRIO_PROCESS, record.victim)
         os.kill(record.victim, signal.SIGKILL)
@@ -126,10 +156,11 @@ def faulty_search(tmp_path_factory, eval_csv):
         # The driver is frozen meanwhile, so that the search (and its Ray) cannot end
         # under the clients however fast its trial goes; Ray's own processes run on.
         os.kill(search.proc.pid, signal.SIGSTOP)
-        attempts = {"this machine's token": _connect_attempt(address, Path.home(), token=None),
-                    "wrong token": _connect_attempt(address, tmp / "home-wrong", token="0" * 64),
-                    "no token, no auth": _connect_attempt(address, tmp / "home-none", token=None,
-                                                          auth_mode=None)}
+        attempts = {
+            "this machine's token": _connect_attempt(address, Path.home(), token=None),
+            "wrong token": _connect_attempt(address, tmp / "home-wrong", token="0" * 64),
+            "no token, no auth": _connect_attempt(address, tmp / "home-none", token=None, auth_mode=None),
+        }
         try:
             record.attempts = {what: _outcome(attempt) for what, attempt in attempts.items()}
         finally:
@@ -164,8 +195,12 @@ def test_a_diverging_trial_errors_with_its_reason_and_the_other_finishes(faulty_
     assert not any(rep.get("epoch") for rep in read_reports(dirs[r.diverged] / "result.json"))
     # The healthy trial's process was killed: Tune keeps that failure in its error.txt,
     # and the summaries say it finished after a restart, not that it errored.
-    listing = subprocess.run([sys.executable, "-m", "collatz_ray.results", str(r.experiment),
-                              "--format", "json"], capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "collatz_ray.results", str(r.experiment), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listing.returncode == 0, listing.stderr[-2000:]
     trials = {t["trial_id"].removeprefix("collatz_trial_"): t for t in json.loads(listing.stdout)["trials"]}
     assert "TrainingDiverged" in (trials[r.diverged]["error"] or ""), trials[r.diverged]
@@ -195,8 +230,11 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(faulty_search):
     # (The driver may not yet have taken the killed process's newest report: the new
     # process redoes that evaluation, and the sequence above shows each once.)
     assert seq[i] > r.every, (i, r.reports_checkpointed, seq)
-    print(f"trial process {r.victim} killed after {r.reports_checkpointed} checkpointed reports; resumed at epoch {seq[i]} "
-          f"(from the checkpoint of epoch {seq[i - 1]}); search ended {r.recovery:.0f} s later")
+    print(
+        f"trial process {r.victim} killed after {r.reports_checkpointed} checkpointed reports; "
+        f"resumed at epoch {seq[i]} "
+        f"(from the checkpoint of epoch {seq[i - 1]}); search ended {r.recovery:.0f} s later"
+    )
 
 
 def test_trials_run_at_ordinary_priority(faulty_search):
@@ -211,13 +249,16 @@ def test_every_socket_of_the_embedded_ray_is_on_loopback(faulty_search):
     assert "--node_ip_address=127.0.0.1" in r.raylets[0], r.raylets[0][:400]
     assert r.dashboards and "--host=127.0.0.1" in r.dashboards[0], r.dashboards[:1]
     assert any(kind == "gcs_server" and port == r.gcs_port for (kind, _, _, port) in r.seen), (
-        "the GCS was not seen listening on its port")
+        "the GCS was not seen listening on its port"
+    )
     kinds = {key[0] for key in r.seen}
     for needed in ("gcs_server", "raylet", "dashboard", "core worker"):
         assert needed in kinds, f"no listening socket of the {needed} was seen: {sorted(kinds)}"
-    exposed = sorted(f"{kind}: {proto} {address}:{port} ({cmdline[:100]})"
-                     for (kind, proto, address, port), cmdline in r.seen.items()
-                     if not _is_loopback(ipaddress.ip_address(address)) and kind not in EXPOSED_ALLOWED)
+    exposed = sorted(
+        f"{kind}: {proto} {address}:{port} ({cmdline[:100]})"
+        for (kind, proto, address, port), cmdline in r.seen.items()
+        if not _is_loopback(ipaddress.ip_address(address)) and kind not in EXPOSED_ALLOWED
+    )
     assert not exposed, "reachable from other machines:\n" + "\n".join(exposed)
     shown = {f"  {kind}: {_shown(ipaddress.ip_address(address))}" for (kind, _, address, _) in r.seen}
     print("listening, all loopback:\n" + "\n".join(sorted(shown)))
@@ -235,7 +276,8 @@ def test_joining_the_embedded_ray_needs_its_token(faulty_search):
         status, output = r.attempts[what]
         assert status != 0 and "CONNECTED" not in output, f"{what}: connected\n{output[-3000:]}"
         assert "Unauthenticated" in output or "InvalidAuthToken" in output, (
-            f"{what}: refused, but not for the token:\n{output[-3000:]}")
+            f"{what}: refused, but not for the token:\n{output[-3000:]}"
+        )
 
 
 # -- 2. the search driver killed mid-experiment ----------------------------------------------------
@@ -247,20 +289,35 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     order, although result.json in storage lags behind the trials' checkpoints."""
     rng = random.Random(os.environ.get("RELIABILITY_SEED", "2"))
     num_samples, epochs, every = 3, 100, 20
-    space = write_space(tmp_path / "driver_kill.yaml",
-                        budget={"epochs": epochs, "eval_interval": every, "grace_epochs": epochs,
-                                "num_samples": num_samples},
-                        parameters={"lookahead": {"values": [5, 10, 20]},
-                                    "target_type": {"values": ["fixed", "adaptive", "split"]}})
+    space = write_space(
+        tmp_path / "driver_kill.yaml",
+        budget={"epochs": epochs, "eval_interval": every, "grace_epochs": epochs, "num_samples": num_samples},
+        parameters={
+            "lookahead": {"values": [5, 10, 20]},
+            "target_type": {"values": ["fixed", "adaptive", "split"]},
+        },
+    )
     storage = tmp_path / "results"
     experiment = storage / "dk"
-    first_args = ["--space", str(space), "--storage", str(storage), "--name", "dk",
-                  "--eval-csv", str(eval_csv), "--max-concurrent", "1", "--seed", "0"]
+    first_args = [
+        "--space",
+        str(space),
+        "--storage",
+        str(storage),
+        "--name",
+        "dk",
+        "--eval-csv",
+        str(eval_csv),
+        "--max-concurrent",
+        "1",
+        "--seed",
+        "0",
+    ]
     resume_args = ["--resume", "--name", "dk", "--storage", str(storage)]
 
-    finished_bytes: dict[str, bytes] = {}   # trial id -> result.json of a finished trial
+    finished_bytes: dict[str, bytes] = {}  # trial id -> result.json of a finished trial
     params_bytes: dict[str, bytes] = {}
-    seen: dict[str, list[int]] = {}         # trial id -> epochs, as of the last kill
+    seen: dict[str, list[int]] = {}  # trial id -> epochs, as of the last kill
     kills, rounds, clean_stop_s = 0, [], None
 
     def check_progress(label: str) -> None:
@@ -268,14 +325,17 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
         assert_increasing(now)
         for tid, before in seen.items():
             assert tid in now, f"{label}: trial {tid} disappeared"
-            assert now[tid][:len(before)] == before, (
-                f"{label}: trial {tid} went back: {before} -> {now[tid]}")
+            assert now[tid][: len(before)] == before, (
+                f"{label}: trial {tid} went back: {before} -> {now[tid]}"
+            )
         for tid, data in finished_bytes.items():
             assert (trial_dirs(experiment)[tid] / "result.json").read_bytes() == data, (
-                f"{label}: finished trial {tid}'s result.json changed")
+                f"{label}: finished trial {tid}'s result.json changed"
+            )
         for tid, data in params_bytes.items():
             assert (trial_dirs(experiment)[tid] / "params.json").read_bytes() == data, (
-                f"{label}: trial {tid}'s params.json changed")
+                f"{label}: trial {tid}'s params.json changed"
+            )
         seen.clear()
         seen.update(now)
 
@@ -310,11 +370,19 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     # trial's end. The freeze holds the window open; SIGKILL reaps the frozen process.
     search = Search(tmp_path, "round1", *first_args)
     try:
-        in_flight, _ = wait_for(lambda: freeze_a_trial_in_flight(search, experiment, epochs=epochs,
-                                                                 after_a_finished_one=True),
-                                timeout=500, every=0.1, alive=search, what="a second trial's first report")
-        wait_for(lambda: "TERMINATED" in trial_states(experiment).values(), timeout=300, alive=search,
-                 what="the finished trial in the experiment state")
+        in_flight, _ = wait_for(
+            lambda: freeze_a_trial_in_flight(search, experiment, epochs=epochs, after_a_finished_one=True),
+            timeout=500,
+            every=0.1,
+            alive=search,
+            what="a second trial's first report",
+        )
+        wait_for(
+            lambda: "TERMINATED" in trial_states(experiment).values(),
+            timeout=300,
+            alive=search,
+            what="the finished trial in the experiment state",
+        )
         assert trial_states(experiment).get(in_flight) != "TERMINATED"
         kill_and_clean(search)
         rounds.append(time.monotonic() - search.started)
@@ -329,9 +397,16 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     try:
         target = sum(map(len, seen.values())) + rng.randint(1, 3)
         # "Dashboard:" is printed once the search has joined Ray and handles signals.
-        frozen, _ = wait_for(lambda: "Dashboard:" in search.stdout() and freeze_a_trial_in_flight(
-                                 search, experiment, epochs=epochs, reports_at_least=target),
-                             timeout=500, every=0.05, alive=search, what=f"a trial in flight at report {target}")
+        frozen, _ = wait_for(
+            lambda: (
+                "Dashboard:" in search.stdout()
+                and freeze_a_trial_in_flight(search, experiment, epochs=epochs, reports_at_least=target)
+            ),
+            timeout=500,
+            every=0.05,
+            alive=search,
+            what=f"a trial in flight at report {target}",
+        )
         kill_and_clean(search, graceful=True)
         assert trial_states(experiment).get(frozen) != "TERMINATED"
         rounds.append(time.monotonic() - search.started)
@@ -354,7 +429,9 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     assert set(states) == set(dirs), (states, sorted(dirs))
     assert set(states.values()) == {"TERMINATED"}, states
     for tid, seq in epochs_by_trial(experiment).items():
-        assert seq == list(range(every, epochs + 1, every)), f"trial {tid}: evaluations lost or repeated: {seq}"
+        assert seq == list(range(every, epochs + 1, every)), (
+            f"trial {tid}: evaluations lost or repeated: {seq}"
+        )
     assert finished_bytes, "no trial had finished before the first kill"
     # The Optuna study agrees with Tune after two kills: one finished Optuna trial per
     # Tune trial with every evaluation keyed by its epoch, and none left running (a trial
@@ -368,9 +445,11 @@ def test_killed_driver_resumes_without_losing_or_repeating_trials(tmp_path, eval
     for tid, trial in by_tune.items():
         assert trial.state == optuna.trial.TrialState.COMPLETE, (tid, trial.state)
         assert sorted(trial.intermediate_values) == list(range(every, epochs + 1, every)), tid
-    print(f"{kills} driver kills; rounds took {[round(r) for r in rounds]} s, the SIGTERM stop "
-          f"{clean_stop_s:.1f} s; "
-          f"finished before a kill: {sorted(finished_bytes)}")
+    print(
+        f"{kills} driver kills; rounds took {[round(r) for r in rounds]} s, the SIGTERM stop "
+        f"{clean_stop_s:.1f} s; "
+        f"finished before a kill: {sorted(finished_bytes)}"
+    )
 
 
 # -- 3. storage that cannot be written -----------------------------------------------------------
@@ -381,7 +460,7 @@ def _one_error_line(stderr: str) -> str:
     return lines[-1]
 
 
-def run_refused(workdir: Path, label: str, *args: str) -> tuple["Search", int, float]:
+def run_refused(workdir: Path, label: str, *args: str) -> tuple[Search, int, float]:
     """Run a search that should be refused up front: (search, exit status, seconds)."""
     started = time.monotonic()
     search = Search(workdir, label, *args)
@@ -396,8 +475,9 @@ def test_unwritable_storage_is_refused_before_ray_starts(tmp_path, eval_csv):
     """Root ignores permission bits, so the path runs through a regular file instead."""
     (tmp_path / "afile").write_text("not a directory\n")
     storage = tmp_path / "afile" / "sub"
-    search, status, took = run_refused(tmp_path, "unwritable", "--space", "smoke",
-                                       "--storage", str(storage), "--eval-csv", str(eval_csv))
+    search, status, took = run_refused(
+        tmp_path, "unwritable", "--space", "smoke", "--storage", str(storage), "--eval-csv", str(eval_csv)
+    )
     assert status == 2, search.stderr()[-2000:]
     line = _one_error_line(search.stderr())
     assert str(storage) in line and "not writable" in line, line
@@ -411,8 +491,12 @@ def tiny_tmpfs(tmp_path):
     """A 2 MiB tmpfs of our own (root can mount), unmounted afterwards."""
     mount_point = tmp_path / "tmpfs"
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -445,40 +529,66 @@ def _remount_read_only(directory: Path) -> int:
     probe once saw "No such file or directory" instead.)"""
     staging = directory.parent / "read_only"
     staging.mkdir()
-    for command in (["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(staging)],
-                    ["cp", "-a", f"{directory}/.", str(staging)],
-                    ["mount", "-o", "remount,ro", str(staging)],
-                    ["mount", "--move", str(staging), str(directory)]):
+    for command in (
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(staging)],
+        ["cp", "-a", f"{directory}/.", str(staging)],
+        ["mount", "-o", "remount,ro", str(staging)],
+        ["mount", "--move", str(staging), str(directory)],
+    ):
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, (command, done.stderr)
     return 0
 
 
-STORAGE_FAULTS = {"disk_full": (_fill, "No space left on device"),
-                  "read_only": (_remount_read_only, "Read-only file system")}
+STORAGE_FAULTS = {
+    "disk_full": (_fill, "No space left on device"),
+    "read_only": (_remount_read_only, "Read-only file system"),
+}
 
 
 @pytest.mark.parametrize("fault", sorted(STORAGE_FAULTS))
 def test_storage_failing_mid_run_stops_with_one_line_and_keeps_finished_results(
-        tmp_path, eval_csv, tiny_tmpfs, fault):
+    tmp_path, eval_csv, tiny_tmpfs, fault
+):
     inject, reason = STORAGE_FAULTS[fault]
     epochs = 100
-    space = write_space(tmp_path / "storage_fault.yaml",
-                        budget={"epochs": epochs, "eval_interval": 20, "grace_epochs": epochs,
-                                "num_samples": 2},
-                        parameters={"lookahead": {"values": [5, 10, 20]}})
+    space = write_space(
+        tmp_path / "storage_fault.yaml",
+        budget={"epochs": epochs, "eval_interval": 20, "grace_epochs": epochs, "num_samples": 2},
+        parameters={"lookahead": {"values": [5, 10, 20]}},
+    )
     storage = tiny_tmpfs / "results"
     experiment = storage / "sf"
-    search = Search(tmp_path, fault, "--space", str(space), "--storage", str(storage),
-                    "--name", "sf", "--eval-csv", str(eval_csv), "--max-concurrent", "1")
+    search = Search(
+        tmp_path,
+        fault,
+        "--space",
+        str(space),
+        "--storage",
+        str(storage),
+        "--name",
+        "sf",
+        "--eval-csv",
+        str(eval_csv),
+        "--max-concurrent",
+        "1",
+    )
     try:
         # The second trial is frozen at its first report until the fault is in, so that
         # the fault finds a trial training however fast the machine.
-        _, worker = wait_for(lambda: freeze_a_trial_in_flight(search, experiment, epochs=epochs,
-                                                              after_a_finished_one=True),
-                             timeout=500, every=0.1, alive=search, what="the second trial's first report")
-        finished = wait_for(lambda: [t for t, s in trial_states(experiment).items() if s == "TERMINATED"],
-                            timeout=300, alive=search, what="the finished trial in the experiment state")
+        _, worker = wait_for(
+            lambda: freeze_a_trial_in_flight(search, experiment, epochs=epochs, after_a_finished_one=True),
+            timeout=500,
+            every=0.1,
+            alive=search,
+            what="the second trial's first report",
+        )
+        finished = wait_for(
+            lambda: [t for t, s in trial_states(experiment).items() if s == "TERMINATED"],
+            timeout=300,
+            alive=search,
+            what="the finished trial in the experiment state",
+        )
         kept = {t: (trial_dirs(experiment)[t] / "result.json").read_bytes() for t in finished}
         inject(tiny_tmpfs)
         os.kill(worker, signal.SIGCONT)
@@ -496,11 +606,14 @@ def test_storage_failing_mid_run_stops_with_one_line_and_keeps_finished_results(
         assert result.read_bytes() == data, f"finished trial {tid}'s result.json changed"
         assert read_reports(result)[-1]["epoch"] == epochs
     # The experiment still reads as a whole, from the broken storage.
-    listing = subprocess.run([sys.executable, "-m", "collatz_ray.results", str(experiment),
-                              "--format", "json"], capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "collatz_ray.results", str(experiment), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listing.returncode == 0, listing.stderr[-2000:]
-    trials = {t["trial_id"].removeprefix("collatz_trial_"): t
-              for t in json.loads(listing.stdout)["trials"]}
+    trials = {t["trial_id"].removeprefix("collatz_trial_"): t for t in json.loads(listing.stdout)["trials"]}
     for tid in kept:
         assert trials[tid]["epoch"] == epochs, trials[tid]
     print(f"{fault}: the search stopped {stopped_after:.0f} s after the fault: {line}")
@@ -522,8 +635,16 @@ def test_bad_space_is_refused_before_ray_starts(tmp_path, eval_csv, case):
     text, key = BAD_SPACES[case]
     space = tmp_path / f"{case}.yaml"
     space.write_text("description: bad\n" + BUDGET + "fixed: {layers: [16, 16]}\n" + text)
-    search, status, took = run_refused(tmp_path, case, "--space", str(space), "--storage",
-                                       str(tmp_path / "results"), "--eval-csv", str(eval_csv))
+    search, status, took = run_refused(
+        tmp_path,
+        case,
+        "--space",
+        str(space),
+        "--storage",
+        str(tmp_path / "results"),
+        "--eval-csv",
+        str(eval_csv),
+    )
     stderr = search.stderr()
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert status == 2, stderr[-2000:]
@@ -567,7 +688,7 @@ def _decode_address(hex_address: str) -> tuple[ipaddress._BaseAddress, int]:
     host, port = hex_address.split(":")
     raw = bytes.fromhex(host)
     # /proc/net prints each 32-bit word in host (little-endian) order.
-    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
     return ipaddress.ip_address(raw), int(port, 16)
 
 
@@ -597,38 +718,53 @@ def _is_loopback(address) -> bool:
 
 
 def _process_kind(cmdline: str) -> str:
-    for needle, kind in (("gcs_server", "gcs_server"), ("/raylet ", "raylet"),
-                         ("dashboard/dashboard.py", "dashboard"), ("ray-dashboard-", "dashboard module"),
-                         ("DashboardAgent", "dashboard agent"), ("dashboard/agent.py", "dashboard agent"),
-                         ("RuntimeEnvAgent", "runtime env agent"), ("runtime_env/agent", "runtime env agent"),
-                         ("monitor.py", "autoscaler monitor"), ("log_monitor", "log monitor"),
-                         ("collatz_ray.tune", "driver"), ("ray_client_server", "ray client server"),
-                         ("ray::", "core worker")):
+    for needle, kind in (
+        ("gcs_server", "gcs_server"),
+        ("/raylet ", "raylet"),
+        ("dashboard/dashboard.py", "dashboard"),
+        ("ray-dashboard-", "dashboard module"),
+        ("DashboardAgent", "dashboard agent"),
+        ("dashboard/agent.py", "dashboard agent"),
+        ("RuntimeEnvAgent", "runtime env agent"),
+        ("runtime_env/agent", "runtime env agent"),
+        ("monitor.py", "autoscaler monitor"),
+        ("log_monitor", "log monitor"),
+        ("collatz_ray.tune", "driver"),
+        ("ray_client_server", "ray client server"),
+        ("ray::", "core worker"),
+    ):
         if needle in cmdline:
             return kind
     return "other: " + cmdline[:80]
 
 
-def _connect_attempt(address: str, home: Path, *, token: str | None,
-                     auth_mode: str | None = "token") -> subprocess.Popen:
+def _connect_attempt(
+    address: str, home: Path, *, token: str | None, auth_mode: str | None = "token"
+) -> subprocess.Popen:
     """Start `ray.init(address=...)` in a fresh process whose HOME holds `token` (or no
     token) and whose RAY_AUTH_MODE is `auth_mode` (None: unset, i.e. no auth)."""
     home.mkdir(parents=True, exist_ok=True)
     if token is not None:
         (home / ".ray").mkdir(exist_ok=True)
         (home / ".ray" / "auth_token").write_text(token)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RAY_AUTH_TOKEN") and k not in (MARK, "RAY_AUTH_MODE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RAY_AUTH_TOKEN") and k not in (MARK, "RAY_AUTH_MODE")
+    }
     # A client on this machine: its own node IP is loopback too (as in search/ray/cluster.py).
     env.update(HOME=str(home), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     if auth_mode is not None:
         env["RAY_AUTH_MODE"] = auth_mode
-    code = ("import ray\n"
-            f"ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False)\n"
-            "print('CONNECTED', ray.cluster_resources().get('CPU'), flush=True)\n"
-            "ray.shutdown()\n")
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    code = (
+        "import ray\n"
+        f"ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False)\n"
+        "print('CONNECTED', ray.cluster_resources().get('CPU'), flush=True)\n"
+        "ray.shutdown()\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def _outcome(attempt: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:

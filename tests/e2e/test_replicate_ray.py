@@ -13,9 +13,10 @@ import statistics
 from pathlib import Path
 
 from clitools import run_command
+from searches import REPLICATE, Search, epochs_by_trial, freeze_a_trial_in_flight, wait_for
+
 from collatz_ray.results.read import load_experiment
 from collatz_ray.results.report import ranked_trials
-from searches import REPLICATE, Search, epochs_by_trial, freeze_a_trial_in_flight, wait_for
 
 
 def last_report(trial_dir: Path) -> dict:
@@ -27,12 +28,33 @@ def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp
     storage = tmp_path / "storage"
     followup = storage / "followup"
     epochs = json.loads((smoke_experiment / "collatz_search.json").read_text())["budget"]["epochs"]
-    first = Search(tmp_path, "replicate", str(smoke_experiment), "--top", "2", "--seeds", "2", "--storage",
-                   str(storage), "--name", "followup", "--max-concurrent", "2", command=REPLICATE)
+    first = Search(
+        tmp_path,
+        "replicate",
+        str(smoke_experiment),
+        "--top",
+        "2",
+        "--seeds",
+        "2",
+        "--storage",
+        str(storage),
+        "--name",
+        "followup",
+        "--max-concurrent",
+        "2",
+        command=REPLICATE,
+    )
     try:
         # A trial in flight is frozen, so the SIGTERM surely finds the replication running.
-        wait_for(lambda: "Dashboard:" in first.stdout() and freeze_a_trial_in_flight(first, followup, epochs=epochs),
-                 timeout=600, every=0.05, alive=first, what="a replicate's first report")
+        wait_for(
+            lambda: (
+                "Dashboard:" in first.stdout() and freeze_a_trial_in_flight(first, followup, epochs=epochs)
+            ),
+            timeout=600,
+            every=0.05,
+            alive=first,
+            what="a replicate's first report",
+        )
         before = epochs_by_trial(followup)
         os.kill(first.proc.pid, signal.SIGTERM)
         assert first.wait(timeout=300) == 143, first.stderr()[-3000:]
@@ -53,12 +75,15 @@ def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp
     assert headers and all(h[2] == "seed" for h in headers), headers  # replicates of a config differ by seed
     # Nothing reported before the stop was lost or reported twice.
     for tid, seq in epochs_by_trial(followup).items():
-        assert seq[:len(before.get(tid, []))] == before.get(tid, []), (tid, before.get(tid), seq)
+        assert seq[: len(before.get(tid, []))] == before.get(tid, []), (tid, before.get(tid), seq)
         assert seq == sorted(set(seq)), (tid, seq)
 
     source = load_experiment(smoke_experiment)
-    distinct = list({json.dumps(t.params, sort_keys=True): t for t in ranked_trials(source)
-                     if "objective" in t.metrics}.values())[:2]
+    distinct = list(
+        {
+            json.dumps(t.params, sort_keys=True): t for t in ranked_trials(source) if "objective" in t.metrics
+        }.values()
+    )[:2]
     settings = json.loads((followup / "collatz_search.json").read_text())
     assert settings["replicate"]["source"] == str(smoke_experiment.resolve())
     assert settings["replicate"]["seeds"] == [1, 2]  # the smoke search trained with seed 0
@@ -85,11 +110,13 @@ def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp
     assert outcome.status == 0, outcome.stderr
     replicates = json.loads(outcome.stdout)["replicates"]
     assert [c["params"] for c in replicates["configurations"]] == sorted(
-        [t.params for t in distinct], key=lambda p: statistics.fmean(by_config[json.dumps(p, sort_keys=True)]))
+        [t.params for t in distinct], key=lambda p: statistics.fmean(by_config[json.dumps(p, sort_keys=True)])
+    )
     for c in replicates["configurations"]:
         assert c["finished"] == 2
         assert c["metrics"]["traj_total_violations"]["mean"] == statistics.fmean(
-            by_config[json.dumps(c["params"], sort_keys=True)])
+            by_config[json.dumps(c["params"], sort_keys=True)]
+        )
     means = sorted(statistics.fmean(v) for v in by_config.values())
     assert replicates["lead"]["difference"] == means[1] - means[0]
     assert replicates["verdict"] in stdout

@@ -15,10 +15,9 @@ import sys
 import urllib.request
 
 import optuna
+import postgres
 import pytest
 from optuna.trial import TrialState
-
-import postgres
 from searches import Search, read_reports, trial_dirs, wait_for, write_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -51,9 +50,15 @@ def test_the_smoke_search_records_its_study_with_asha_stops_pruned(smoke_experim
     experiment = smoke_experiment
     settings = json.loads((experiment / "collatz_search.json").read_text())
     assert settings["study"] == {"storage": None, "study_name": experiment.name}
-    trials = assert_study_matches_experiment(f"sqlite:///{experiment / 'optuna.db'}", experiment.name,
-                                             experiment, max_epochs=settings["budget"]["epochs"])
-    assert any(t.state == TrialState.PRUNED for t in trials.values()), "ASHA stopped no trial of the smoke search"
+    trials = assert_study_matches_experiment(
+        f"sqlite:///{experiment / 'optuna.db'}",
+        experiment.name,
+        experiment,
+        max_epochs=settings["budget"]["epochs"],
+    )
+    assert any(t.state == TrialState.PRUNED for t in trials.values()), (
+        "ASHA stopped no trial of the smoke search"
+    )
 
 
 def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
@@ -62,15 +67,39 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
         pytest.skip(reason)
     # ASHA's stops are the smoke search's test above.
     epochs = 100
-    space = write_space(tmp_path / "pg.yaml", budget={"epochs": epochs, "eval_interval": 20, "grace_epochs": epochs,
-                                                       "reduction_factor": 2, "num_samples": 2},
-                        parameters={"lookahead": {"values": [5, 10]},
-                                    "lr": {"distribution": "log_uniform", "min": 1.0e-4, "max": 1.0e-2}})
+    space = write_space(
+        tmp_path / "pg.yaml",
+        budget={
+            "epochs": epochs,
+            "eval_interval": 20,
+            "grace_epochs": epochs,
+            "reduction_factor": 2,
+            "num_samples": 2,
+        },
+        parameters={
+            "lookahead": {"values": [5, 10]},
+            "lr": {"distribution": "log_uniform", "min": 1.0e-4, "max": 1.0e-2},
+        },
+    )
     storage, name = tmp_path / "results", "pg"
     experiment = storage / name
     with postgres.postgres_server() as url:
-        first = Search(tmp_path, "first", "--space", str(space), "--storage", str(storage), "--name", name,
-                       "--eval-csv", str(eval_csv), "--optuna-storage", url, "--max-concurrent", "2")
+        first = Search(
+            tmp_path,
+            "first",
+            "--space",
+            str(space),
+            "--storage",
+            str(storage),
+            "--name",
+            name,
+            "--eval-csv",
+            str(eval_csv),
+            "--optuna-storage",
+            url,
+            "--max-concurrent",
+            "2",
+        )
         try:
             check_the_dashboard_while_it_runs(first, url, name, tmp_path, epochs=epochs)
             assert first.wait(timeout=400) == 0, first.stderr()[-3000:]
@@ -93,15 +122,34 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
         assert settings["budget"]["num_samples"] == 3
         assert settings["study"] == {"storage": url, "study_name": name}
 
-        listing = subprocess.run([sys.executable, "-m", "collatz_ray.results", str(experiment), "--format",
-                                  "json"], capture_output=True, text=True, timeout=120)
+        listing = subprocess.run(
+            [sys.executable, "-m", "collatz_ray.results", str(experiment), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert listing.returncode == 0, listing.stderr[-2000:]
         assert len(json.loads(listing.stdout)["trials"]) == 3
 
         # A second search may not take the same study by mistake.
-        clash = subprocess.run([sys.executable, "-m", "collatz_ray.tune", "--space", str(space), "--storage",
-                                str(tmp_path / "elsewhere"), "--name", name, "--optuna-storage", url],
-                               capture_output=True, text=True, timeout=120)
+        clash = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "collatz_ray.tune",
+                "--space",
+                str(space),
+                "--storage",
+                str(tmp_path / "elsewhere"),
+                "--name",
+                name,
+                "--optuna-storage",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert clash.returncode == 2 and "already holds a study named 'pg'" in clash.stderr, clash.stderr
         assert len(clash.stderr.strip().splitlines()) == 1, clash.stderr
 
@@ -119,21 +167,32 @@ def check_the_dashboard_while_it_runs(search: Search, url: str, name: str, tmp_p
 
     def freeze_the_driver_once_a_report_is_in():
         try:
-            reported = any(t.intermediate_values for t in optuna.load_study(study_name=name, storage=storage).trials)
+            reported = any(
+                t.intermediate_values for t in optuna.load_study(study_name=name, storage=storage).trials
+            )
         except KeyError:  # the study is not made yet
             return False
         if reported:
             os.kill(search.proc.pid, signal.SIGSTOP)
         return reported
 
-    wait_for(freeze_the_driver_once_a_report_is_in, timeout=300, every=0.1, alive=search,
-             what="a report in the study")
+    wait_for(
+        freeze_the_driver_once_a_report_is_in,
+        timeout=300,
+        every=0.1,
+        alive=search,
+        what="a report in the study",
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([dashboard, url, "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "dashboard.log", "w"))
+    server = subprocess.Popen(
+        [dashboard, url, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "dashboard.log", "w"),
+    )
     try:
+
         def api(path: str):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:

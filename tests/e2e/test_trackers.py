@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from searches import read_reports, trial_dirs, wait_for, write_space
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +48,11 @@ def test_tensorboard_files_plot_each_report_at_its_epoch(smoke_experiment):
 
 def documented_tensorboard_command() -> list[str]:
     """The one TensorBoard command docs/trackers.md shows."""
-    lines = [line.strip() for line in TRACKERS_DOC.read_text().splitlines()
-             if line.strip().startswith("tensorboard ")]
+    lines = [
+        line.strip()
+        for line in TRACKERS_DOC.read_text().splitlines()
+        if line.strip().startswith("tensorboard ")
+    ]
     assert len(lines) == 1, lines
     return shlex.split(lines[0])
 
@@ -67,22 +69,37 @@ def test_the_documented_tensorboard_command_shows_the_epochs(smoke_experiment, t
         port = probe.getsockname()[1]
     errors = tmp_path / "tensorboard.err"
     with open(errors, "w") as stderr:
-        server = subprocess.Popen([str(Path(sys.executable).parent / words[0]), *words[1:], "--host",
-                                   "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=stderr)
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / words[0]),
+                *words[1:],
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         reports = reports_by_trial(smoke_experiment)
         for tid, trial_reports in reports.items():
             query = urllib.parse.urlencode({"run": f"collatz_trial_{tid}", "tag": "ray/tune/objective"})
-            steps = _served_steps(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}",
-                                  [r["epoch"] for r in trial_reports], server, errors)
+            steps = _served_steps(
+                f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}",
+                [r["epoch"] for r in trial_reports],
+                server,
+                errors,
+            )
             assert steps == [r["epoch"] for r in trial_reports], tid
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def _served_steps(url: str, expected: list[int], server: subprocess.Popen, errors: Path,
-                  timeout: float = 120) -> list[int]:
+def _served_steps(
+    url: str, expected: list[int], server: subprocess.Popen, errors: Path, timeout: float = 120
+) -> list[int]:
     """The steps TensorBoard serves for a run, polled until they are `expected` or the
     time is up (it starts, then reads the files in the background)."""
     deadline, steps = time.monotonic() + timeout, []
@@ -105,25 +122,56 @@ def tracked_search(tmp_path_factory, eval_csv):
     (offline), each into the experiment as it does by default; W&B's own settings and
     caches kept in the test's directory."""
     root = tmp_path_factory.mktemp("tracked")
-    space = write_space(root / "tracked.yaml", budget={"num_samples": 2, "epochs": 40, "grace_epochs": 40},
-                        parameters={"lookahead": {"values": [5, 10]}})
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("MLFLOW_", "WANDB_"))}
-    env.update(WANDB_MODE="offline", RAY_ADDRESS="local",
-               **{var: str(root / "wandb_home" / var) for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR",
-                                                                  "WANDB_DATA_DIR")})
-    proc = subprocess.run([sys.executable, "-m", "collatz_ray.tune", "--space", str(space), "--storage",
-                           str(root / "store"), "--name", "tracked", "--eval-csv", str(eval_csv),
-                           "--max-concurrent", "2", "--track", "mlflow", "--track", "wandb"],
-                          capture_output=True, text=True, timeout=900, cwd=root, env=env)
+    space = write_space(
+        root / "tracked.yaml",
+        budget={"num_samples": 2, "epochs": 40, "grace_epochs": 40},
+        parameters={"lookahead": {"values": [5, 10]}},
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "WANDB_"))}
+    env.update(
+        WANDB_MODE="offline",
+        RAY_ADDRESS="local",
+        **{
+            var: str(root / "wandb_home" / var)
+            for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")
+        },
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collatz_ray.tune",
+            "--space",
+            str(space),
+            "--storage",
+            str(root / "store"),
+            "--name",
+            "tracked",
+            "--eval-csv",
+            str(eval_csv),
+            "--max-concurrent",
+            "2",
+            "--track",
+            "mlflow",
+            "--track",
+            "wandb",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=root,
+        env=env,
+    )
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc, root / "store" / "tracked"
 
 
 def test_the_plan_names_the_trackers_and_none_failed(tracked_search):
     proc, experiment = tracked_search
-    assert (f"Tracking: TensorBoard (tensorboard --logdir {experiment}), "
-            f"MLflow sqlite:///{experiment.resolve()}/mlflow.db, W&B project tracked (offline)") in proc.stdout
+    assert (
+        f"Tracking: TensorBoard (tensorboard --logdir {experiment}), "
+        f"MLflow sqlite:///{experiment.resolve()}/mlflow.db, W&B project tracked (offline)"
+    ) in proc.stdout
     assert "stopped logging" not in proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-3000:]
     assert json.loads((experiment / "collatz_search.json").read_text())["track"] == ["mlflow", "wandb"]
@@ -148,30 +196,41 @@ def test_mlflow_holds_a_run_per_trial_with_its_parameters_and_epochs(tracked_sea
         history = client.get_metric_history(run.info.run_id, "objective")
         assert [m.step for m in history] == [r["epoch"] for r in trial_reports]
         assert [m.value for m in history] == pytest.approx([r["objective"] for r in trial_reports])
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "traj_total_violations")] == \
-            [r["epoch"] for r in trial_reports]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "traj_total_violations")] == [
+            r["epoch"] for r in trial_reports
+        ]
         assert "training_iteration" not in run.data.metrics  # the step is the epoch; no count beside it
 
 
 def test_wandb_offline_runs_hold_each_trials_reports_at_their_epochs(tracked_search):
     _, experiment = tracked_search
     reports = reports_by_trial(experiment)
-    run_files = {re.sub(r"^offline-run-\d+_\d+-", "", f.parent.name): f
-                 for f in (experiment / "wandb").glob("offline-run-*/run-*.wandb")}
+    run_files = {
+        re.sub(r"^offline-run-\d+_\d+-", "", f.parent.name): f
+        for f in (experiment / "wandb").glob("offline-run-*/run-*.wandb")
+    }
     assert sorted(run_files) == sorted(reports)
     for tid, trial_reports in reports.items():
         # W&B's own service process writes the run file. Ray used to kill it before it
         # had flushed (one fresh-clone run in four read an empty history); the search
         # now waits for it (wandb_tracker.py), and this wait only covers a slow disk.
-        run, config, history = wait_for(lambda: _whole_run(run_files[tid], len(trial_reports)), timeout=60,
-                                        what=f"W&B's history of trial {tid}")
+        run, config, history = wait_for(
+            lambda: _whole_run(run_files[tid], len(trial_reports)),
+            timeout=60,
+            what=f"W&B's history of trial {tid}",
+        )
         assert (run.run_id, run.project, run.run_group, run.display_name) == (
-            tid, "tracked", "tracked", f"collatz_trial_{tid}")
+            tid,
+            "tracked",
+            "tracked",
+            f"collatz_trial_{tid}",
+        )
         params = json.loads((trial_dirs(experiment)[tid] / "params.json").read_text())
         assert {key: config[key] for key in params} == params
         assert [step for step, _ in history] == [r["epoch"] for r in trial_reports]
         assert [items["objective"] for _, items in history] == pytest.approx(
-            [r["objective"] for r in trial_reports])
+            [r["objective"] for r in trial_reports]
+        )
 
 
 def _whole_run(path: Path, reports: int):
@@ -219,8 +278,8 @@ def _log_records(data: bytes, *, start: int):
         if block - pos % block < 7:  # a block's tail too short for a chunk header is padding
             pos += block - pos % block
             continue
-        _checksum, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        _checksum, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         if kind == 0:
             break
         if kind == 1:  # a whole record

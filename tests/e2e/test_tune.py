@@ -20,8 +20,9 @@ TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 
 
 def run_tune(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*TUNE, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*TUNE, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def trial_results(experiment: Path) -> dict[str, list[dict]]:
@@ -56,8 +57,16 @@ def test_smoke_search_runs_end_to_end(smoke_run):
     for reports in results.values():
         assert reports, "a trial ended without a report"
         last = reports[-1]
-        for key in ("traj_total_violations", "pass_rate", "epoch", "loss", "beta",
-                    "seconds", "samples_per_second", "objective"):
+        for key in (
+            "traj_total_violations",
+            "pass_rate",
+            "epoch",
+            "loss",
+            "beta",
+            "seconds",
+            "samples_per_second",
+            "objective",
+        ):
             assert key in last
         assert last["traj_total_steps"] == 429
         epochs = [r["epoch"] for r in reports]
@@ -93,8 +102,13 @@ def test_same_seed_suggests_same_configs_in_same_order(tmp_path):
     )
 
     def suggestions(seed: int, label: str, **env: str) -> list[dict]:
-        done = subprocess.run([sys.executable, "-c", code, str(seed), f"sqlite:///{tmp_path / label}.db"],
-                              capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(seed), f"sqlite:///{tmp_path / label}.db"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -121,9 +135,17 @@ def test_a_search_whose_trials_cannot_start_stops_instead_of_hanging(tmp_path, e
         blocker = placement_group([{"CPU": resources["CPU"] - 0.2}])
         ray.get(blocker.ready(), timeout=60)
         space = load_space("smoke").with_budget(num_samples=1)
-        settings = SearchSettings(space=space, storage=str(tmp_path), experiment="stuck",
-                                  cpus_per_trial=1.0, gpus_per_trial=0.0, seed=0,
-                                  max_concurrent=1, eval_csv=str(eval_csv), start_timeout_s=5)
+        settings = SearchSettings(
+            space=space,
+            storage=str(tmp_path),
+            experiment="stuck",
+            cpus_per_trial=1.0,
+            gpus_per_trial=0.0,
+            seed=0,
+            max_concurrent=1,
+            eval_csv=str(eval_csv),
+            start_timeout_s=5,
+        )
         started = time.monotonic()
         with pytest.raises(TrialsNotPlaced) as stopped:
             tuner.run(settings, num_samples=1)
@@ -150,10 +172,19 @@ def test_an_experiment_of_the_old_layout_resumes_moved_and_renamed(tmp_path, eva
     storage = tmp_path / "store"
     experiment = storage / "renamed-copy"
     shutil.copytree(OLD_LAYOUT / "old-layout", experiment)
-    finished = {name: (experiment / name / "result.json").read_bytes()
-                for name in ("collatz_trial_3a711499",)}
-    proc = run_tune("--resume", "--name", "renamed-copy", "--storage", str(storage),
-                    "--eval-csv", str(eval_csv), env={"RAY_ADDRESS": "local"})
+    finished = {
+        name: (experiment / name / "result.json").read_bytes() for name in ("collatz_trial_3a711499",)
+    }
+    proc = run_tune(
+        "--resume",
+        "--name",
+        "renamed-copy",
+        "--storage",
+        str(storage),
+        "--eval-csv",
+        str(eval_csv),
+        env={"RAY_ADDRESS": "local"},
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     reports = trial_results(experiment)
     assert len(reports) == 3, sorted(reports)
@@ -172,8 +203,16 @@ def test_a_truncated_tuner_pkl_is_one_line_and_touches_nothing(tmp_path, eval_cs
     pkl = experiment / "tuner.pkl"
     pkl.write_bytes(pkl.read_bytes()[:100])
     before = {p: p.read_bytes() for p in experiment.rglob("collatz_trial_*/*") if p.is_file()}
-    proc = run_tune("--resume", "--name", "old-layout", "--storage", str(storage),
-                    "--eval-csv", str(eval_csv), env={"RAY_ADDRESS": "local"})
+    proc = run_tune(
+        "--resume",
+        "--name",
+        "old-layout",
+        "--storage",
+        str(storage),
+        "--eval-csv",
+        str(eval_csv),
+        env={"RAY_ADDRESS": "local"},
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("collatz_ray.tune: error:")]
     assert len(errors) == 1 and "saved state cannot be read" in errors[0], proc.stderr[-3000:]

@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from clitools import run_command
+
 from collatz_ray.trainer import bank
 
 OLD_LAYOUT = Path(__file__).resolve().parents[1] / "data" / "old_layout" / "old-layout"
@@ -22,11 +22,15 @@ BIG = 3**200  # odd, 317 bits: shortened in the table, whole in the JSON
 @pytest.fixture
 def experiment(tmp_path) -> Path:
     exp = Path(shutil.copytree(OLD_LAYOUT, tmp_path / "old-layout"))
-    bank.append_records(exp / bank.BANK_FILE, [
-        bank.new_record(1161, margin=-0.012, source="mining", trial="3a711499", epoch=20),
-        bank.new_record(1161, margin=-0.031, source="verify", sha256=SHA, epoch=40),
-        bank.new_record(BIG, margin=None, source="mining", trial="3a711499", epoch=40),
-        bank.new_record(2223, margin=-0.002, source="verify", sha256=SHA, epoch=40)])
+    bank.append_records(
+        exp / bank.BANK_FILE,
+        [
+            bank.new_record(1161, margin=-0.012, source="mining", trial="3a711499", epoch=20),
+            bank.new_record(1161, margin=-0.031, source="verify", sha256=SHA, epoch=40),
+            bank.new_record(BIG, margin=None, source="mining", trial="3a711499", epoch=40),
+            bank.new_record(2223, margin=-0.002, source="verify", sha256=SHA, epoch=40),
+        ],
+    )
     return exp
 
 
@@ -34,18 +38,24 @@ def test_the_table_and_summary_md_show_the_bank(experiment):
     outcome = run_command("results", experiment)
     assert outcome.status == 0, outcome.stderr
     text = outcome.stdout
-    section = text[text.index("Counterexample bank\n-------------------"):]
-    assert (f"{experiment / bank.BANK_FILE}: 4 records of 3 distinct odd n with V(T n) >= V(n) "
-            "(distinct numbers found by verify 2, mining 2)") in section
+    section = text[text.index("Counterexample bank\n-------------------") :]
+    assert (
+        f"{experiment / bank.BANK_FILE}: 4 records of 3 distinct odd n with V(T n) >= V(n) "
+        "(distinct numbers found by verify 2, mining 2)"
+    ) in section
     rows = [line.split() for line in section.splitlines() if line[:1].isdigit()]
     big = str(BIG)
     assert rows == [
         [f"{big[:8]}...({len(big)}", "digits)", "317", "not", "finite", "mining", "3a711499", "40", "-", "1"],
         ["1161", "11", "-0.03100", "verify", "-", "40", SHA[:12], "2"],
-        ["2223", "12", "-0.00200", "verify", "-", "40", SHA[:12], "1"]]
+        ["2223", "12", "-0.00200", "verify", "-", "40", SHA[:12], "1"],
+    ]
     assert f"hard_seed_bank: {experiment}" in section
     markdown = (experiment / "summary.md").read_text()
-    assert "## Counterexample bank" in markdown and f"| 1161 | 11 | -0.03100 | verify | - | 40 | {SHA[:12]} | 2 |" in markdown
+    assert (
+        "## Counterexample bank" in markdown
+        and f"| 1161 | 11 | -0.03100 | verify | - | 40 | {SHA[:12]} | 2 |" in markdown
+    )
 
 
 def test_the_json_holds_the_bank_with_every_digit(experiment):
@@ -55,16 +65,23 @@ def test_the_json_holds_the_bank_with_every_digit(experiment):
     assert summary["records"] == 4 and summary["distinct"] == 3
     assert summary["by_source"] == {"verify": 2, "mining": 2}
     assert [(e["n"], e["margin"], e["times"], e["sources"]) for e in summary["worst"]] == [
-        (str(BIG), None, 1, ["mining"]), ("1161", -0.031, 2, ["verify", "mining"]), ("2223", -0.002, 1, ["verify"])]
+        (str(BIG), None, 1, ["mining"]),
+        ("1161", -0.031, 2, ["verify", "mining"]),
+        ("2223", -0.002, 1, ["verify"]),
+    ]
 
 
 def test_a_damaged_line_is_a_note_and_the_rest_is_shown(experiment):
     with open(experiment / bank.BANK_FILE, "a") as f:
         f.write("garbage\n")
-    bank.append_records(experiment / bank.BANK_FILE, [bank.new_record(27, margin=-0.5, source="verify", sha256=SHA)])
+    bank.append_records(
+        experiment / bank.BANK_FILE, [bank.new_record(27, margin=-0.5, source="verify", sha256=SHA)]
+    )
     outcome = run_command("results", experiment, "--format", "json")
     assert outcome.status == 0 and "Traceback" not in outcome.stderr
-    assert f"{experiment / bank.BANK_FILE}: line 5 is not a counterexample record (not JSON)" in outcome.stderr
+    assert (
+        f"{experiment / bank.BANK_FILE}: line 5 is not a counterexample record (not JSON)" in outcome.stderr
+    )
     summary = json.loads(outcome.stdout)["experiments"][0]["counterexamples"]
     assert summary["records"] == 5 and summary["worst"][1]["n"] == "27"
 

@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from clitools import run_command
+
 from collatz_ray.results.read import load_experiment
 
 OLD_LAYOUT = Path(__file__).resolve().parents[1] / "data" / "old_layout" / "old-layout"
@@ -31,18 +31,31 @@ def rewrite_last_report(experiment: Path, **changes) -> None:
     path.write_text("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
 
 
-@pytest.mark.parametrize("changes, problem", [
-    ({"epoch": [40]}, "epoch is [40], not an integer >= 0"),
-    ({"epoch": "40"}, "epoch is '40', not an integer >= 0"),
-    ({"epoch": None}, "epoch is None"),
-    ({"epoch": -1}, "epoch is -1"),
-    ({"traj_total_violations": "many"}, "traj_total_violations is 'many'"),
-    ({"traj_27_length": 4.5}, "traj_27_length is 4.5"),
-    ({"objective": [1]}, "objective is [1], not a number"),
-    ({"traj_27_violation_steps": "0,1"}, "traj_27_violation_steps"),
-    ({"loss": None}, "loss is None, not a number"),
-], ids=["list", "string", "null", "negative", "count-string", "length-float", "objective-list",
-        "steps-string", "loss-null"])
+@pytest.mark.parametrize(
+    "changes, problem",
+    [
+        ({"epoch": [40]}, "epoch is [40], not an integer >= 0"),
+        ({"epoch": "40"}, "epoch is '40', not an integer >= 0"),
+        ({"epoch": None}, "epoch is None"),
+        ({"epoch": -1}, "epoch is -1"),
+        ({"traj_total_violations": "many"}, "traj_total_violations is 'many'"),
+        ({"traj_27_length": 4.5}, "traj_27_length is 4.5"),
+        ({"objective": [1]}, "objective is [1], not a number"),
+        ({"traj_27_violation_steps": "0,1"}, "traj_27_violation_steps"),
+        ({"loss": None}, "loss is None, not a number"),
+    ],
+    ids=[
+        "list",
+        "string",
+        "null",
+        "negative",
+        "count-string",
+        "length-float",
+        "objective-list",
+        "steps-string",
+        "loss-null",
+    ],
+)
 def test_a_report_the_summary_cannot_use_is_skipped_with_a_note(experiment, changes, problem):
     rewrite_last_report(experiment, **changes)
     exp = load_experiment(experiment)

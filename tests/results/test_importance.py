@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from clitools import run_command
+
 from collatz_ray.results.importance import ENOUGH_TRIALS, parameter_importances
 from collatz_ray.results.read import load_experiment
 
@@ -38,8 +38,11 @@ MINE_COUNTS = (8, 16, 32)
 def trial_params(i: int) -> dict:
     """The i-th trial's sampled values: every combination turns up, none in step with
     another (lr rises with i; lookahead, mining and mine_count cycle at other periods)."""
-    params = {"lookahead": LOOKAHEADS[i % 3], "lr": 10 ** (-4 + 2 * ((7 * i) % 12) / 11),
-              "mine_negatives": i % 2 == 1}
+    params = {
+        "lookahead": LOOKAHEADS[i % 3],
+        "lr": 10 ** (-4 + 2 * ((7 * i) % 12) / 11),
+        "mine_negatives": i % 2 == 1,
+    }
     if params["mine_negatives"]:
         params["mine_count"] = MINE_COUNTS[(i // 4) % 3]
     return params
@@ -56,23 +59,45 @@ def score(params: dict, decider: str) -> float:
 
 def report(epoch: int, objective: float, trial_id: str) -> dict:
     violations = int(objective)
-    return {"epoch": epoch, "trial_id": trial_id, "objective": objective, "done": epoch == 40,
-            "traj_total_violations": violations, "traj_total_steps": 429, "loss": 1.0,
-            "pass_rate": 90.0, "weighted_pass_rate": 88.0, "growth_pass_rate": 85.0,
-            "growth_weighted_pass_rate": 80.0, "margin_5pct": -0.01}
+    return {
+        "epoch": epoch,
+        "trial_id": trial_id,
+        "objective": objective,
+        "done": epoch == 40,
+        "traj_total_violations": violations,
+        "traj_total_steps": 429,
+        "loss": 1.0,
+        "pass_rate": 90.0,
+        "weighted_pass_rate": 88.0,
+        "growth_pass_rate": 85.0,
+        "growth_weighted_pass_rate": 80.0,
+        "margin_5pct": -0.01,
+    }
 
 
-def experiment(root: Path, *, trials: int = 12, decider: str = "lr", full: int | None = None,
-               space: str = SPACE, params=trial_params, name: str = "handmade",
-               late=lambda value: value - 1) -> Path:
+def experiment(
+    root: Path,
+    *,
+    trials: int = 12,
+    decider: str = "lr",
+    full: int | None = None,
+    space: str = SPACE,
+    params=trial_params,
+    name: str = "handmade",
+    late=lambda value: value - 1,
+) -> Path:
     """An experiment of `trials` trials scored by `decider` at epoch 20 and by
     late(that score) at 40; the first `full` of them (default all) reach the full 40
     epochs, the others ASHA stopped at 20."""
     path = root / name
     path.mkdir()
     (path / "space.yaml").write_text(space)
-    settings = {"space_name": name, "space_path": str(root / "gone.yaml"), "budget": BUDGET,
-                "objective": "log"}
+    settings = {
+        "space_name": name,
+        "space_path": str(root / "gone.yaml"),
+        "budget": BUDGET,
+        "objective": "log",
+    }
     (path / "collatz_search.json").write_text(json.dumps(settings))
     for i in range(trials):
         trial_id = f"t{i:02d}"
@@ -136,8 +161,12 @@ def test_every_summary_shows_them(tmp_path):
     table, method = importance_blocks(outcome.stdout)
     rows = [line.split() for line in table.splitlines()[2:]]
     assert [row[0] for row in rows] == ranking(path) and rows[0][0] == "lr", table
-    assert {row[0]: row[2] for row in rows} == {"lr": "12/12", "lookahead": "12/12",
-                                                "mine_negatives": "12/12", "mine_count": "6/12"}
+    assert {row[0]: row[2] for row in rows} == {
+        "lr": "12/12",
+        "lookahead": "12/12",
+        "mine_negatives": "12/12",
+        "mine_count": "6/12",
+    }
     assert "at the full budget (epoch 40), which 12 trials reached" in method
     assert "## Which settings matter (parameter importance)" in (path / "summary.md").read_text()
     data = json.loads(run_command("results", path, "--format", "json").stdout)
@@ -169,9 +198,14 @@ def test_the_same_trials_give_the_same_numbers_whatever_the_hash_seed(tmp_path):
     path = experiment(tmp_path, space=space, params=params)
     outputs = []
     for seed in ("1", "2"):
-        proc = subprocess.run([sys.executable, "-m", "collatz_ray.results", str(path), "--format", "json"],
-                              capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                              env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)})
+        proc = subprocess.run(
+            [sys.executable, "-m", "collatz_ray.results", str(path), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)},
+        )
         assert proc.returncode == 0, proc.stderr
         outputs.append(json.loads(proc.stdout)["importance"])
     assert outputs[0] == outputs[1]
@@ -185,8 +219,10 @@ def test_trials_asha_stopped_are_compared_at_an_epoch_all_of_them_reached(tmp_pa
     path = experiment(tmp_path, full=4, late=lambda value: 200 - value)
     imp = parameter_importances(load_experiment(path))
     assert imp.epoch == 20 and not imp.full_budget and imp.trials == 12 and imp.status == "ok"
-    assert imp.scored_at == ("at epoch 20, the largest that at least 10 trials reached "
-                             "(only 4 reached the full budget of 40 epochs)")
+    assert imp.scored_at == (
+        "at epoch 20, the largest that at least 10 trials reached "
+        "(only 4 reached the full budget of 40 epochs)"
+    )
     # The scores at epoch 20 decide, not the (reversed) ones of the four that went on.
     for result in path.glob("collatz_trial_*/result.json"):
         result.write_text(result.read_text().splitlines()[0] + "\n")
@@ -211,14 +247,24 @@ def test_few_trials_are_marked_uncertain_everywhere(tmp_path):
     assert data["importances"] and data["best_trials"] == 2
 
 
-@pytest.mark.parametrize("trials, space, label", [
-    (1, SPACE, "not enough trials (1 trial)"),
-    (6, "parameters:\n  lr: {distribution: log_uniform, min: 1.0e-4, max: 1.0e-2}\n",
-     "not enough parameters (only lr varies)"),
-])
+@pytest.mark.parametrize(
+    "trials, space, label",
+    [
+        (1, SPACE, "not enough trials (1 trial)"),
+        (
+            6,
+            "parameters:\n  lr: {distribution: log_uniform, min: 1.0e-4, max: 1.0e-2}\n",
+            "not enough parameters (only lr varies)",
+        ),
+    ],
+)
 def test_too_little_to_compare_gives_no_numbers(tmp_path, trials, space, label):
-    path = experiment(tmp_path, trials=trials, space=space,
-                      params=lambda i: {k: v for k, v in trial_params(i).items() if f"  {k}:" in space})
+    path = experiment(
+        tmp_path,
+        trials=trials,
+        space=space,
+        params=lambda i: {k: v for k, v in trial_params(i).items() if f"  {k}:" in space},
+    )
     outcome = run_command("results", path, "--plot")
     assert outcome.status == 0, outcome.stderr
     blocks = importance_blocks(outcome.stdout)
@@ -238,12 +284,19 @@ def test_a_parameter_with_one_value_is_not_assessed(tmp_path):
 
 
 # -- damaged trials ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("content, problem", [
-    ('{"lookahead": 5, "lr": 0.00', "no lookahead, which the space samples for this trial"),
-    ('{"lookahead": 5, "lr": "fast", "mine_negatives": false}', "key 'lr' expected a number"),
-    ('{"lookahead": 7, "lr": 0.001, "mine_negatives": false}', "lookahead 7 is not a value space.yaml samples"),
-    ('{"lookahead": 5, "lr": 0.001, "mine_negatives": true}', "no mine_count, which the space samples"),
-], ids=["truncated", "wrong-type", "outside-the-space", "missing-conditional"])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ('{"lookahead": 5, "lr": 0.00', "no lookahead, which the space samples for this trial"),
+        ('{"lookahead": 5, "lr": "fast", "mine_negatives": false}', "key 'lr' expected a number"),
+        (
+            '{"lookahead": 7, "lr": 0.001, "mine_negatives": false}',
+            "lookahead 7 is not a value space.yaml samples",
+        ),
+        ('{"lookahead": 5, "lr": 0.001, "mine_negatives": true}', "no mine_count, which the space samples"),
+    ],
+    ids=["truncated", "wrong-type", "outside-the-space", "missing-conditional"],
+)
 def test_a_trial_with_damaged_params_is_left_out_by_name_and_nothing_else_is_lost(tmp_path, content, problem):
     path = experiment(tmp_path)
     damaged = path / "collatz_trial_t03" / "params.json"
@@ -285,13 +338,20 @@ def test_the_old_layout_without_a_space_reads(tmp_path):
 
 
 def test_summaries_load_optuna_only_to_compute_importances(tmp_path):
-    code = ("import sys\nfrom collatz_ray.results.__main__ import main\n"
-            "main([sys.argv[1], '--format', 'json'])\nprint('optuna' in sys.modules, file=sys.stderr)")
+    code = (
+        "import sys\nfrom collatz_ray.results.__main__ import main\n"
+        "main([sys.argv[1], '--format', 'json'])\nprint('optuna' in sys.modules, file=sys.stderr)"
+    )
     loaded = {}
     for trials in (1, 12):
         path = experiment(tmp_path, trials=trials, name=f"n{trials}")
-        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert proc.returncode == 0, proc.stderr
         loaded[trials] = proc.stderr.split()[-1]
     assert loaded == {1: "False", 12: "True"}

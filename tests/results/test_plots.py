@@ -12,17 +12,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from clitools import run_command
 
 from collatz_ray.results.export import newest_checkpoint
 from collatz_ray.results.plots import TRAJECTORY_FILES
 from collatz_ray.results.read import load_experiment
 from collatz_ray.results.report import best_trial
 from collatz_ray.results.trajectories import best_trajectories
-from clitools import run_command
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("violations_by_epoch.png", "violations_by_parameter.png", "parallel_coordinates.png",
-         "parameter_importance.png")
+PLOTS = (
+    "violations_by_epoch.png",
+    "violations_by_parameter.png",
+    "parallel_coordinates.png",
+    "parameter_importance.png",
+)
 SKIPPED = "no trajectory view of the best trial: "
 
 
@@ -37,8 +41,7 @@ def copy_experiment(smoke_experiment: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(smoke_experiment, tmp_path / "smoke"))
 
 
-def test_plot_writes_the_charts_and_the_best_trial_s_trajectories_with_its_counts(smoke_experiment,
-                                                                                   tmp_path):
+def test_plot_writes_the_charts_and_the_best_trial_s_trajectories_with_its_counts(smoke_experiment, tmp_path):
     experiment = copy_experiment(smoke_experiment, tmp_path)
     outcome = run_command("results", experiment, "--plot")
     err = outcome.stderr
@@ -122,14 +125,19 @@ def test_an_unusable_checkpoint_costs_the_trajectory_view_alone(smoke_experiment
 def test_without_torch_the_other_charts_are_drawn_and_one_line_says_why(smoke_experiment, tmp_path):
     experiment = copy_experiment(smoke_experiment, tmp_path)
     # None in sys.modules makes `import torch` fail as it does where torch is not installed.
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from collatz_ray.results.__main__ import main\n"
-            f"sys.exit(main([{str(experiment)!r}, '--plot']))\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from collatz_ray.results.__main__ import main\n"
+        f"sys.exit(main([{str(experiment)!r}, '--plot']))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if SKIPPED in line]
-    assert line == f"note: {experiment.name}: {SKIPPED}computing V needs torch (import of torch halted; None in sys.modules)"
+    assert (
+        line
+        == f"note: {experiment.name}: {SKIPPED}computing V needs torch (import of torch halted; None in sys.modules)"
+    )
     for name in PLOTS:
         assert (experiment / name).read_bytes().startswith(PNG_MAGIC)
     assert not any((experiment / name).exists() for name in TRAJECTORY_FILES.values())

@@ -11,10 +11,10 @@ import os
 import statistics
 
 import pytest
-
 from clitools import run_command
-from collatz_ray.results.stats import t_quantile
 from experiments import replication_experiment, search_experiment, write_trial
+
+from collatz_ray.results.stats import t_quantile
 
 A = {"lookahead": 10, "target_type": "fixed", "mine_negatives": False}
 B = {"lookahead": 20, "target_type": "split", "mine_negatives": True, "mine_interval": 20}
@@ -32,22 +32,33 @@ def test_a_clear_lead_is_larger_than_seed_noise(tmp_path):
     assert outcome.status == 0, outcome.stderr
     text = outcome.stdout
     assert "Seed replicates" in text
-    assert ("2 configurations from /somewhere/smoke, each trained with seeds 1, 2, 3 to the full "
-            "budget (60 epochs)") in text
-    section = text[text.index("Seed replicates"):text.index("Lead of")]
+    assert (
+        "2 configurations from /somewhere/smoke, each trained with seeds 1, 2, 3 to the full "
+        "budget (60 epochs)"
+    ) in text
+    section = text[text.index("Seed replicates") : text.index("Lead of")]
     rows = {line.split()[0]: line.split() for line in section.splitlines() if line.startswith(("1  ", "2  "))}
     # B first (mean 11) with its source trial, all three seeds done, sd 1, min..max and
     # the t-interval 11 -+ t(0.975, 2) / sqrt(3); A second.
     half = t_quantile(0.975, 2) / math.sqrt(3)
     assert rows["1"][1:3] == ["lookahead=20,", "target_type=split,"]
-    assert rows["1"][-7:] == ["src1", "violations", "3/3", "11.0", "1.0", "10..12",
-                              f"{11 - half:.1f}..{11 + half:.1f}"]
+    assert rows["1"][-7:] == [
+        "src1",
+        "violations",
+        "3/3",
+        "11.0",
+        "1.0",
+        "10..12",
+        f"{11 - half:.1f}..{11 + half:.1f}",
+    ]
     assert rows["2"][1:2] == ["lookahead=10,"] and rows["2"][-4:-1] == ["21.0", "1.0", "20..22"]
     verdict = next(line for line in text.splitlines() if line.startswith("Lead of"))
     welch = t_quantile(0.975, 4) * math.sqrt(2 / 3)  # equal spreads: df = 4
-    assert verdict == (f"Lead of lookahead=20, target_type=split, mine_negatives=True, mine_interval=20 over "
-                       f"lookahead=10, target_type=fixed, mine_negatives=False: 10.0 ± {welch:.1f} violations "
-                       "(95% CI of the difference of means, Welch's t): larger than seed noise.")
+    assert verdict == (
+        f"Lead of lookahead=20, target_type=split, mine_negatives=True, mine_interval=20 over "
+        f"lookahead=10, target_type=fixed, mine_negatives=False: 10.0 ± {welch:.1f} violations "
+        "(95% CI of the difference of means, Welch's t): larger than seed noise."
+    )
     assert verdict in (path / "summary.md").read_text()
 
 
@@ -59,7 +70,12 @@ def test_overlapping_seeds_are_within_noise_and_json_has_every_number(tmp_path):
     assert (first["params"], first["finished"], first["source_trials"]) == (A, 3, ["src0"])
     assert sorted(first["trials"]) == ["c0s1", "c0s2", "c0s3"]
     violations = first["metrics"]["traj_total_violations"]
-    assert (violations["n"], violations["mean"], violations["lowest"], violations["highest"]) == (3, 20, 10, 30)
+    assert (violations["n"], violations["mean"], violations["lowest"], violations["highest"]) == (
+        3,
+        20,
+        10,
+        30,
+    )
     assert violations["std"] == pytest.approx(10.0)
     # 20 -+ t(0.975, 2) * 10 / sqrt(3) = 20 -+ 24.8, cut at 0: no count is negative.
     assert violations["ci"] == pytest.approx([0, 20 + t_quantile(0.975, 2) * 10 / math.sqrt(3)])
@@ -78,18 +94,21 @@ def test_seeds_still_running_are_shown_and_the_lead_waits_for_two(tmp_path):
     outcome = run_command("results", path)
     assert outcome.status == 0, outcome.stderr
     assert "2/3" in outcome.stdout and "1/3" in outcome.stdout
-    assert ("Lead not judged yet: both of the two best configurations need 2 finished seeds "
-            "(they have 2 and 1).") in outcome.stdout
+    assert (
+        "Lead not judged yet: both of the two best configurations need 2 finished seeds (they have 2 and 1)."
+    ) in outcome.stdout
 
 
 def test_a_damaged_plan_is_a_note_and_trials_are_grouped_by_their_settings(tmp_path):
-    path = replication_experiment(tmp_path / "rep", [(A, [20, 22]), (B, [10, 12])], seeds=(1, 2),
-                                  plan={"seeds": "many"})
+    path = replication_experiment(
+        tmp_path / "rep", [(A, [20, 22]), (B, [10, 12])], seeds=(1, 2), plan={"seeds": "many"}
+    )
     data = results_json(path)
     assert [c["params"] for c in data["replicates"]["configurations"]] == [B, A]
     assert data["replicates"]["source"] is None
-    assert any("replicate: seeds: expected a list of integers" in note
-               for note in data["experiments"][0]["notes"])
+    assert any(
+        "replicate: seeds: expected a list of integers" in note for note in data["experiments"][0]["notes"]
+    )
     assert len(data["experiments"][0]["notes"]) == 1  # once, though the summary was built twice
 
 
@@ -98,7 +117,9 @@ def test_a_trial_outside_the_plan_is_left_out_with_a_note(tmp_path):
     write_trial(path, "stray", params={"lookahead": 5, "seed": 1}, violations=3)
     data = results_json(path)
     assert sum(len(c["trials"]) for c in data["replicates"]["configurations"]) == 4
-    assert "trial stray: settings in no configuration of the plan; left out" in data["experiments"][0]["notes"]
+    assert (
+        "trial stray: settings in no configuration of the plan; left out" in data["experiments"][0]["notes"]
+    )
 
 
 def test_a_search_has_no_replicate_section(tmp_path):
@@ -118,9 +139,22 @@ def test_a_resumed_run_is_read_from_its_own_state_file(tmp_path):
         result.write_text(result.read_text().replace('"done": true', '"done": false'))
 
     def state(status: str) -> dict:
-        return {"trial_data": [[json.dumps({"trial_id": t.name.removeprefix("collatz_trial_"), "status": status,
-                                            "relative_logdir": t.name, "config": {}}), {}]
-                               for t in sorted(path.glob("collatz_trial_*"))]}
+        return {
+            "trial_data": [
+                [
+                    json.dumps(
+                        {
+                            "trial_id": t.name.removeprefix("collatz_trial_"),
+                            "status": status,
+                            "relative_logdir": t.name,
+                            "config": {},
+                        }
+                    ),
+                    {},
+                ]
+                for t in sorted(path.glob("collatz_trial_*"))
+            ]
+        }
 
     resumed = path / "experiment_state-2026-11-29_17-49-24.json"
     resumed.write_text(json.dumps(state("TERMINATED")))

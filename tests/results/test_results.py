@@ -18,18 +18,32 @@ from collatz_ray.search.failures import error_line
 from collatz_ray.trainer.config import TrainConfig
 
 RESULTS = [sys.executable, "-m", "collatz_ray.results"]
-METRIC_KEYS = ("traj_total_violations", "traj_total_steps", "pass_rate", "weighted_pass_rate",
-              "growth_pass_rate", "growth_weighted_pass_rate", "growth_margin_mean",
-              "growth_margin_min", "margin_mean", "margin_median", "margin_min", "margin_5pct")
+METRIC_KEYS = (
+    "traj_total_violations",
+    "traj_total_steps",
+    "pass_rate",
+    "weighted_pass_rate",
+    "growth_pass_rate",
+    "growth_weighted_pass_rate",
+    "growth_margin_mean",
+    "growth_margin_min",
+    "margin_mean",
+    "margin_median",
+    "margin_min",
+    "margin_5pct",
+)
 RAY_ERROR = (
     "Failure # 1 (occurred at 2026-11-25_20-57-11)\n"
     "\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=17038, ip=127.0.0.1, repr=collatz_trial)\n"
     '  File "collatz_ray/search/ray/trial.py", line 72, in collatz_trial\n'
     "    trainer.fit()\n"
     "ray.train.ControllerError: Training failed due to controller error:\n"
-    "The worker group startup timed out after 120.0 seconds waiting for 1 workers.\n")
-RAY_ERROR_LINE = ("ray.train.ControllerError: Training failed due to controller error: "
-                  "The worker group startup timed out after 120.0 seconds waiting for 1 workers.")
+    "The worker group startup timed out after 120.0 seconds waiting for 1 workers.\n"
+)
+RAY_ERROR_LINE = (
+    "ray.train.ControllerError: Training failed due to controller error: "
+    "The worker group startup timed out after 120.0 seconds waiting for 1 workers."
+)
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -61,8 +75,9 @@ def last_reports(experiment: Path) -> list[dict]:
     out = []
     for path in result_files(experiment):
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        out.append({"trial_id": lines[-1]["trial_id"] if lines else None,
-                    "metrics": lines[-1] if lines else {}})
+        out.append(
+            {"trial_id": lines[-1]["trial_id"] if lines else None, "metrics": lines[-1] if lines else {}}
+        )
     return out
 
 
@@ -76,8 +91,14 @@ def test_table_shows_the_best_trial_every_section_and_the_published_runs(smoke_e
     assert status == 0
     best = by_the_rule(last_reports(smoke_experiment), budget_epochs(smoke_experiment))[0]
     assert f"Best trial {best['trial_id']}" in out
-    for heading in ("Overview", "Held-out trajectories at epoch", "Population metrics",
-                    "Learning curve of", "Trials, best first", "Compared with the published log"):
+    for heading in (
+        "Overview",
+        "Held-out trajectories at epoch",
+        "Population metrics",
+        "Learning curve of",
+        "Trials, best first",
+        "Compared with the published log",
+    ):
         assert heading in out
     assert "   Epoch |      Loss |  Pass% |   Wtd% | Growth% | GrWtd% | Traj Viol" in out
     assert "lookahead 100" in out and "14/429" in out  # docs/method.md, run 7
@@ -122,8 +143,9 @@ def by_the_rule(trials: list[dict], max_epochs: int) -> list[dict]:
     by last objective, lowest first."""
     full = [t for t in trials if t["metrics"].get("epoch") == max_epochs]
     stopped = [t for t in trials if t not in full]
-    return (sorted(full, key=lambda t: t["metrics"]["objective"])
-            + sorted(stopped, key=lambda t: t["metrics"]["objective"]))
+    return sorted(full, key=lambda t: t["metrics"]["objective"]) + sorted(
+        stopped, key=lambda t: t["metrics"]["objective"]
+    )
 
 
 def test_trials_are_ranked_by_collatz_ray_ranking(smoke_experiment, capsys):
@@ -142,8 +164,16 @@ def test_csv_has_one_row_per_trial_with_parameters_and_metrics(smoke_experiment,
     path.write_text(out)
     table = pd.read_csv(path)
     assert len(table) == len(result_files(smoke_experiment))
-    assert {"trial_id", "ending", "epoch", "lookahead", "lr",
-            "traj_total_violations", "pass_rate", "objective"} <= set(table.columns)
+    assert {
+        "trial_id",
+        "ending",
+        "epoch",
+        "lookahead",
+        "lr",
+        "traj_total_violations",
+        "pass_rate",
+        "objective",
+    } <= set(table.columns)
     assert table["rank"].tolist() == list(range(1, len(table) + 1))
 
 
@@ -161,8 +191,9 @@ def test_the_smoke_search_s_importances_are_marked_uncertain(smoke_experiment, c
 
 
 # -- export (--plot: test_plots.py) ---------------------------------------------------
-def test_export_best_is_a_run_directory_train_and_evaluate_accept(smoke_experiment, tmp_path,
-                                                                  eval_csv, capsys):
+def test_export_best_is_a_run_directory_train_and_evaluate_accept(
+    smoke_experiment, tmp_path, eval_csv, capsys
+):
     out = tmp_path / "best"
     best = run_json(capsys, smoke_experiment, "--export-best", out)["best"]
     checkpoint = out / "checkpoints" / f"epoch_{best['epoch']:08d}"
@@ -173,8 +204,20 @@ def test_export_best_is_a_run_directory_train_and_evaluate_accept(smoke_experime
 
     # Re-run it from the YAML.
     rerun = tmp_path / "rerun"
-    cli("train", "--config", out / "config.yaml", "--epochs", 2, "--eval-interval", 1,
-        "--eval-csv", eval_csv, "--out", rerun, "--quiet")
+    cli(
+        "train",
+        "--config",
+        out / "config.yaml",
+        "--epochs",
+        2,
+        "--eval-interval",
+        1,
+        "--eval-csv",
+        eval_csv,
+        "--out",
+        rerun,
+        "--quiet",
+    )
     assert len((rerun / "metrics.jsonl").read_text().splitlines()) == 2
 
     # Evaluate the export itself (no shape flags: its newest checkpoint with its config),
@@ -191,6 +234,7 @@ def test_export_best_is_a_run_directory_train_and_evaluate_accept(smoke_experime
     # Continued, it takes the device config.yaml names (auto), not the trial's (cpu).
     from collatz_ray import train as train_command
     from collatz_ray.trainer.checkpoints import load_checkpoint
+
     state = load_checkpoint(checkpoint)
     assert state["config"]["device"] == "cpu"
     args = train_command.parser().parse_args(["--resume", str(out)])
@@ -205,15 +249,20 @@ def test_export_best_is_a_run_directory_train_and_evaluate_accept(smoke_experime
 
 
 def cli(tool: str, *args) -> str:
-    proc = subprocess.run([sys.executable, "-m", f"collatz_ray.{tool}", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"collatz_ray.{tool}", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
 # -- experiments caught mid-write, errored, or gone ----------------------------------------
 def test_a_half_written_result_line_is_skipped_and_the_trial_read_as_running(
-        smoke_experiment, tmp_path, capsys):
+    smoke_experiment, tmp_path, capsys
+):
     experiment = copy_experiment(smoke_experiment, tmp_path)
     # As if the driver was killed mid-report: no state saved, last line cut in half.
     for state in experiment.glob("experiment_state-*.json"):
@@ -241,7 +290,7 @@ def test_an_errored_trial_is_listed_with_its_error(smoke_experiment, tmp_path, c
 
     status, out, _ = run(capsys, experiment)
     assert status == 0
-    errors = out[out.index("Trials with errors"):]
+    errors = out[out.index("Trials with errors") :]
     assert trial_id in errors and RAY_ERROR_LINE in errors
     trial = next(t for t in run_json(capsys, experiment)["trials"] if t["trial_id"] == trial_id)
     assert trial["status"] == "ERROR" and trial["error"] == RAY_ERROR_LINE
@@ -266,14 +315,18 @@ def test_error_line_takes_the_last_failure_s_exception():
     assert error_line("Failure # 1 (occurred at x)\nsomething odd\n") == "something odd"
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda tmp: tmp / "nowhere", "no such directory"),
-    (lambda tmp: tmp, "not a Ray Tune experiment"),
-    (lambda tmp: "--format=xml", "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp / "nowhere", "no such directory"),
+        (lambda tmp: tmp, "not a Ray Tune experiment"),
+        (lambda tmp: "--format=xml", "invalid choice"),
+    ],
+)
 def test_bad_input_is_one_line_and_status_2(tmp_path, make, message):
-    proc = subprocess.run([*RESULTS, str(make(tmp_path))], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [*RESULTS, str(make(tmp_path))], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and message in proc.stderr
@@ -281,7 +334,8 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, make, message):
 
 
 def test_without_arguments_the_newest_experiment_under_results_is_read(
-        smoke_experiment, tmp_path, monkeypatch, capsys):
+    smoke_experiment, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     assert run(capsys)[0] == 2  # no ./results yet
     newer = copy_experiment(smoke_experiment, tmp_path / "results", "newer")
@@ -306,13 +360,21 @@ def test_two_experiments_are_compared_side_by_side(smoke_experiment, tmp_path, c
     assert data["experiments"][0]["best"] == data["experiments"][1]["best"]  # same search
     for experiment, other in ((first, "second"), (second, "first")):
         summary = (experiment / "summary.md").read_text()
-        comparison = summary[summary.index("## Compared with the published log"):]
+        comparison = summary[summary.index("## Compared with the published log") :]
         assert f"| {experiment.name} (this) |" in comparison and f"| {other} |" in comparison
 
 
 def test_reading_needs_no_ray():
-    proc = subprocess.run([sys.executable, "-c", "import sys, collatz_ray.results, "
-                           "collatz_ray.results.plots, collatz_ray.results.export; "
-                           "print('ray' in sys.modules)"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, collatz_ray.results, "
+            "collatz_ray.results.plots, collatz_ray.results.export; "
+            "print('ray' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.stdout.strip() == "False", proc.stderr
-

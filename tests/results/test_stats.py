@@ -12,9 +12,17 @@ from collatz_ray.results.stats import incomplete_beta, lead, spread, t_cdf, t_qu
 #: Two-sided 95% (p = 0.975) and 99% (p = 0.995) Student-t quantiles from printed
 #: tables, and one at a fractional df (Welch's df is rarely whole), from mpmath's
 #: betainc solved for the quantile.
-T_TABLE = [(0.975, 1, 12.7062), (0.975, 2, 4.3027), (0.975, 4, 2.7764), (0.975, 9, 2.2622),
-           (0.975, 30, 2.0423), (0.975, 120, 1.9799), (0.995, 10, 3.1693), (0.975, 4.5, 2.65891),
-           (0.975, 1e6, 1.95996)]
+T_TABLE = [
+    (0.975, 1, 12.7062),
+    (0.975, 2, 4.3027),
+    (0.975, 4, 2.7764),
+    (0.975, 9, 2.2622),
+    (0.975, 30, 2.0423),
+    (0.975, 120, 1.9799),
+    (0.995, 10, 3.1693),
+    (0.975, 4.5, 2.65891),
+    (0.975, 1e6, 1.95996),
+]
 
 
 @pytest.mark.parametrize("p, df, expected", T_TABLE)
@@ -32,10 +40,12 @@ def test_the_median_and_the_symmetry_of_t():
         t_quantile(0.975, 0)
 
 
-@pytest.mark.parametrize("a, b, x", [(2.5, 1, 0.3), (1, 3.5, 0.7), (4, 4, 0.5), (0.5, 0.5, 0.5), (7, 1, 0.95)])
+@pytest.mark.parametrize(
+    "a, b, x", [(2.5, 1, 0.3), (1, 3.5, 0.7), (4, 4, 0.5), (0.5, 0.5, 0.5), (7, 1, 0.95)]
+)
 def test_incomplete_beta_identities(a, b, x):
     if b == 1:
-        assert incomplete_beta(a, b, x) == pytest.approx(x ** a, rel=1e-12)
+        assert incomplete_beta(a, b, x) == pytest.approx(x**a, rel=1e-12)
     elif a == 1:
         assert incomplete_beta(a, b, x) == pytest.approx(1 - (1 - x) ** b, rel=1e-12)
     else:  # symmetric, at the middle

@@ -16,8 +16,10 @@ ray.train.WorkerGroupError: Training failed due to worker errors
 
 
 def test_the_trainer_s_own_exception_wins_over_ray_s_wrappers():
-    assert failure_reason(TRAIN_FAILURE) == \
-        "TrainingDiverged: loss became nan at epoch 3 (lr 10); no checkpoint was written yet"
+    assert (
+        failure_reason(TRAIN_FAILURE)
+        == "TrainingDiverged: loss became nan at epoch 3 (lr 10); no checkpoint was written yet"
+    )
 
 
 def test_otherwise_the_last_error_line():
@@ -35,14 +37,18 @@ def test_a_reason_is_bounded():
 
 
 def test_error_line_reads_the_last_failure_of_error_txt_without_colours():
-    text = ("Failure # 1 (occurred at 2026-11-25_20-57-11)\n"
-            "\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1)\n"
-            "  File \"trial.py\", line 9, in collatz_trial\n"
-            "ray.train.ControllerError: startup timed out\n"
-            "after 120.0 seconds\n"
-            "Failure # 2 (occurred at 2026-11-25_21-00-00)\n"
-            "collatz_ray.search.ray.trial.TrialFailed: TrainingDiverged: loss became inf\n")
+    text = (
+        "Failure # 1 (occurred at 2026-11-25_20-57-11)\n"
+        "\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1)\n"
+        '  File "trial.py", line 9, in collatz_trial\n'
+        "ray.train.ControllerError: startup timed out\n"
+        "after 120.0 seconds\n"
+        "Failure # 2 (occurred at 2026-11-25_21-00-00)\n"
+        "collatz_ray.search.ray.trial.TrialFailed: TrainingDiverged: loss became inf\n"
+    )
     assert error_line(text) == "collatz_ray.search.ray.trial.TrialFailed: TrainingDiverged: loss became inf"
-    assert error_line(text.split("Failure # 2")[0]) == \
-        "ray.train.ControllerError: startup timed out after 120.0 seconds"
+    assert (
+        error_line(text.split("Failure # 2")[0])
+        == "ray.train.ControllerError: startup timed out after 120.0 seconds"
+    )
     assert error_line("") == "(error.txt holds no message)"

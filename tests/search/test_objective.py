@@ -11,8 +11,9 @@ from collatz_ray.search.objective import objective, rank_key, ranked
 
 
 def test_fewer_violations_always_win_whatever_the_margins():
-    assert objective({"traj_total_violations": 3, "margin_5pct": -1e9}) < \
-        objective({"traj_total_violations": 4, "margin_5pct": 1e9})
+    assert objective({"traj_total_violations": 3, "margin_5pct": -1e9}) < objective(
+        {"traj_total_violations": 4, "margin_5pct": 1e9}
+    )
 
 
 @pytest.mark.parametrize("tail, expected", [(0.0, 3.5), (1.0, 3.25), (-1.0, 3.75)])

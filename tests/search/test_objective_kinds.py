@@ -15,8 +15,12 @@ from collatz_ray.search.objective import OBJECTIVES, objective
 from collatz_ray.search.settings import SearchSettings
 from collatz_ray.search.spaces import SPACES_DIR, load_space
 
-METRICS = {"traj_total_violations": 58, "traj_unseen_violations": 9, "traj_big_violations": 700,
-           "margin_5pct": 0.0}
+METRICS = {
+    "traj_total_violations": 58,
+    "traj_unseen_violations": 9,
+    "traj_big_violations": 700,
+    "margin_5pct": 0.0,
+}
 
 
 @pytest.mark.parametrize("kind, count", [("log", 58), ("unseen", 9), ("big", 700)])
@@ -31,13 +35,15 @@ def test_the_default_is_the_logs_count():
 
 def space_file(tmp_path: Path, extra: str) -> Path:
     path = tmp_path / "space.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         {extra}
         budget: {{epochs: 40, eval_interval: 20, grace_epochs: 20, reduction_factor: 2, num_samples: 2}}
         fixed: {{layers: [16, 16]}}
         parameters:
           lookahead: {{values: [5, 10]}}
-        """))
+        """)
+    )
     return path
 
 
@@ -47,8 +53,15 @@ def test_a_space_chooses_its_objective_and_keeps_it(tmp_path, kind):
     assert space.objective == kind
     assert space.smoke().objective == kind
     assert space.with_budget(num_samples=1).objective == kind
-    settings = SearchSettings(space=space, storage=str(tmp_path), experiment="x", cpus_per_trial=1,
-                              gpus_per_trial=0, seed=0, max_concurrent=1)
+    settings = SearchSettings(
+        space=space,
+        storage=str(tmp_path),
+        experiment="x",
+        cpus_per_trial=1,
+        gpus_per_trial=0,
+        seed=0,
+        max_concurrent=1,
+    )
     assert json.loads(json.dumps(settings.to_json()))["objective"] == kind
 
 
@@ -58,13 +71,17 @@ def test_spaces_without_the_key_keep_the_logs_objective(tmp_path):
         assert load_space(path).objective == "log", path.name
 
 
-@pytest.mark.parametrize("value, fragment", [("unsen", "did you mean 'unseen'"),
-                                             ("[log]", "unknown objective"),
-                                             ("total", "expected one of: log, unseen, big")])
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("unsen", "did you mean 'unseen'"),
+        ("[log]", "unknown objective"),
+        ("total", "expected one of: log, unseen, big"),
+    ],
+)
 def test_an_unknown_objective_is_refused_in_one_line(tmp_path, value, fragment):
     with pytest.raises(UsageError) as info:
         load_space(space_file(tmp_path, f"objective: {value}"))
     message = str(info.value)
     assert "space.yaml: objective: " in message and fragment in message
     assert "\n" not in message
-

@@ -7,16 +7,19 @@ import pytest
 from collatz_ray.search.resources import cpus_per_trial_flag, fitting_concurrency, trial_actor_resources
 
 
-@pytest.mark.parametrize("resources, cpus, gpus, expected", [
-    ({"CPU": 2}, 1.0, 0.0, 2),
-    ({"CPU": 2}, 0.5, 0.0, 4),
-    ({"CPU": 3}, 2.0, 0.0, 1),
-    ({"CPU": 1}, 2.0, 0.0, 1),            # never zero: the user asked for a search
-    ({"CPU": 16, "GPU": 2}, 1.0, 1.0, 2),  # GPUs bind first
-    ({"CPU": 16, "GPU": 2}, 1.0, 0.5, 4),  # fractions share a GPU
-    ({"CPU": 3, "GPU": 8}, 1.0, 1.0, 3),   # then CPUs do
-    ({"CPU": 0.3 + 0.3 + 0.3}, 0.3, 0.0, 3),  # float sums just under a whole count
-])
+@pytest.mark.parametrize(
+    "resources, cpus, gpus, expected",
+    [
+        ({"CPU": 2}, 1.0, 0.0, 2),
+        ({"CPU": 2}, 0.5, 0.0, 4),
+        ({"CPU": 3}, 2.0, 0.0, 1),
+        ({"CPU": 1}, 2.0, 0.0, 1),  # never zero: the user asked for a search
+        ({"CPU": 16, "GPU": 2}, 1.0, 1.0, 2),  # GPUs bind first
+        ({"CPU": 16, "GPU": 2}, 1.0, 0.5, 4),  # fractions share a GPU
+        ({"CPU": 3, "GPU": 8}, 1.0, 1.0, 3),  # then CPUs do
+        ({"CPU": 0.3 + 0.3 + 0.3}, 0.3, 0.0, 3),  # float sums just under a whole count
+    ],
+)
 def test_fitting_concurrency(resources, cpus, gpus, expected):
     assert fitting_concurrency(resources, cpus_per_trial=cpus, gpus_per_trial=gpus) == expected
 

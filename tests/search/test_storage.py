@@ -48,8 +48,9 @@ def test_good_names(name):
     assert check_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["../x", "/abs/path", "a/b", ".", "..", ".hidden", "", "x" * 201,
-                                  "sp ace", "new\nline"])
+@pytest.mark.parametrize(
+    "name", ["../x", "/abs/path", "a/b", ".", "..", ".hidden", "", "x" * 201, "sp ace", "new\nline"]
+)
 def test_names_that_would_leave_storage_are_refused(name):
     with pytest.raises(UsageError, match="--name") as info:
         check_name(name)
@@ -64,8 +65,9 @@ def test_settings_are_written_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [SETTINGS_FILE]  # no temporary left
 
 
-@pytest.mark.parametrize("text", ["", '{"space_name": "smo', "[1, 2]", "\xff\xfe", '{"seed": "x"}',
-                                  '{"budget": 3}'])
+@pytest.mark.parametrize(
+    "text", ["", '{"space_name": "smo', "[1, 2]", "\xff\xfe", '{"seed": "x"}', '{"budget": 3}']
+)
 def test_a_damaged_settings_file_is_one_line(tmp_path, text):
     experiment = tmp_path / "exp"
     experiment.mkdir()

@@ -57,8 +57,10 @@ def test_a_tracker_that_fails_says_so_once_and_logs_nothing_more(monkeypatch, ca
 
 def test_a_search_without_track_never_imports_mlflow_or_wandb():
     """Seconds each: they load only when --track asks for them."""
-    code = ("import sys\nfrom collatz_ray.search.ray import tracking, tuner\n"
-            "print('mlflow' in sys.modules, 'wandb' in sys.modules)\n")
+    code = (
+        "import sys\nfrom collatz_ray.search.ray import tracking, tuner\n"
+        "print('mlflow' in sys.modules, 'wandb' in sys.modules)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["False", "False"], proc.stderr[-2000:]
 

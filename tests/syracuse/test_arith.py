@@ -36,22 +36,35 @@ def test_trajectory_starts_at_the_seed_ends_at_one_and_follows_t():
     assert arith.trajectory(1) == [1]
 
 
-@pytest.mark.parametrize("n, expected", [
-    (3, 5),  # 10 -> 5
-    (5, 1),  # 16 -> 1
-    (7, 11),  # 22 -> 11
-    (27, 41),  # 82 -> 41
-    (11, 17),  # 34 -> 17
-    (21, 1),  # 64 -> 1
-    (2**61 - 1, (3 * (2**61 - 1) + 1) // 2),  # 3n+1 = 2 (mod 4): one halving
-])
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (3, 5),  # 10 -> 5
+        (5, 1),  # 16 -> 1
+        (7, 11),  # 22 -> 11
+        (27, 41),  # 82 -> 41
+        (11, 17),  # 34 -> 17
+        (21, 1),  # 64 -> 1
+        (2**61 - 1, (3 * (2**61 - 1) + 1) // 2),  # 3n+1 = 2 (mod 4): one halving
+    ],
+)
 def test_t_of_odd_numbers(n, expected):
     assert arith.syracuse(n) == expected
 
 
-@pytest.mark.parametrize("n, expected", [
-    (2, 1), (4, 1), (6, 3), (12, 3), (40, 5), (96, 3), (2**200, 1), (2**150 * 7, 7),
-])
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (2, 1),
+        (4, 1),
+        (6, 3),
+        (12, 3),
+        (40, 5),
+        (96, 3),
+        (2**200, 1),
+        (2**150 * 7, 7),
+    ],
+)
 def test_t_of_even_numbers_removes_every_factor_two(n, expected):
     assert arith.syracuse(n) == expected
 

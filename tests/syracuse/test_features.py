@@ -11,17 +11,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from collatz_ray.syracuse import arith, limbs
-from collatz_ray.trainer.config import LOG_LAYERS, TrainConfig
 from collatz_ray.errors import UsageError
+from collatz_ray.syracuse import arith, limbs
 from collatz_ray.syracuse.features import FeatureSpec, extract, features_of_limbs, reference_row
+from collatz_ray.trainer.config import LOG_LAYERS, TrainConfig
 from collatz_ray.trainer.model import LyapunovMLP, build_model, count_parameters, load_weights
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 # -- integers that stress the exact arithmetic -----------------------------------------------
+
 
 def _forced_k(m: int, j: int) -> int:
     """The n with 3n + 1 = 2^m * j' for the odd j' >= j nearest to j that makes it
@@ -34,17 +36,25 @@ def _forced_k(m: int, j: int) -> int:
 
 all_ones = st.integers(min_value=1, max_value=400).map(lambda k: 2**k - 1)
 thirds = st.integers(min_value=1, max_value=160).map(lambda m: 2 * m).map(lambda m: (2**m - 1) // 3)
-forced = st.builds(_forced_k, st.integers(min_value=14, max_value=300),
-                   st.integers(min_value=1, max_value=2**80))
-ones_runs = st.builds(lambda a, b, c: ((2**a - 1) << b) | c,
-                      st.integers(1, 120), st.integers(0, 120), st.integers(0, 2**20))
+forced = st.builds(
+    _forced_k, st.integers(min_value=14, max_value=300), st.integers(min_value=1, max_value=2**80)
+)
+ones_runs = st.builds(
+    lambda a, b, c: ((2**a - 1) << b) | c, st.integers(1, 120), st.integers(0, 120), st.integers(0, 2**20)
+)
 interesting = st.one_of(
     st.integers(min_value=1, max_value=2**64),
     st.integers(min_value=1, max_value=2**330),
     st.integers(min_value=2**200, max_value=2**420),
-    st.just(1), st.just(2**127 - 1), st.just(2**128 + 1), st.just(3**150),
+    st.just(1),
+    st.just(2**127 - 1),
+    st.just(2**128 + 1),
+    st.just(3**150),
     st.integers(min_value=1, max_value=2**130).map(lambda v: 2 * v),  # even inputs
-    all_ones, thirds, forced, ones_runs,
+    all_ones,
+    thirds,
+    forced,
+    ones_runs,
 )
 
 
@@ -52,8 +62,9 @@ interesting = st.one_of(
 
 # Both walks: the compiled one every CPU tensor takes, and the vectorised one CUDA takes
 # (run here on the CPU). They must agree with plain Python integers, and so each other.
-WALKS = pytest.mark.parametrize("walk", [limbs.k_sequences, limbs.k_sequences_vectorised],
-                                ids=["compiled", "vectorised"])
+WALKS = pytest.mark.parametrize(
+    "walk", [limbs.k_sequences, limbs.k_sequences_vectorised], ids=["compiled", "vectorised"]
+)
 
 
 def _k_rows(values: list[int], length: int, walk=limbs.k_sequences) -> list[list[int]]:
@@ -67,14 +78,17 @@ def test_k_sequences_equal_the_scalar_reference(walk, values, length):
     assert _k_rows(values, length, walk) == [arith.k_sequence(v, length) for v in values]
 
 
-@pytest.mark.parametrize("n, first_k", [
-    ((2**100 - 1) // 3, 100),  # the generic-step path (3l + 1 = 0 mod 2^18)
-    ((2**18 - 1) // 3, 18),
-    ((2**16 - 1) // 3, 16),  # k = 16, 17 do not fit a table nibble either
-    (_forced_k(17, 5), 17),
-    (_forced_k(300, 1), 300),  # k > 255 switches the result to int16
-    (_forced_k(1000, 12345), 1000),
-])
+@pytest.mark.parametrize(
+    "n, first_k",
+    [
+        ((2**100 - 1) // 3, 100),  # the generic-step path (3l + 1 = 0 mod 2^18)
+        ((2**18 - 1) // 3, 18),
+        ((2**16 - 1) // 3, 16),  # k = 16, 17 do not fit a table nibble either
+        (_forced_k(17, 5), 17),
+        (_forced_k(300, 1), 300),  # k > 255 switches the result to int16
+        (_forced_k(1000, 12345), 1000),
+    ],
+)
 @WALKS
 def test_large_first_k(walk, n, first_k):
     ks = walk(limbs.from_ints([n, 1, 27]), 12)
@@ -112,8 +126,11 @@ def test_k_sequences_of_huge_values(walk):
 
 # -- limbs -----------------------------------------------------------------------------------
 
-@given(st.lists(st.integers(min_value=0, max_value=2**400), min_size=1, max_size=30),
-       st.integers(min_value=0, max_value=3))
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=2**400), min_size=1, max_size=30),
+    st.integers(min_value=0, max_value=3),
+)
 @SETTINGS
 def test_from_ints_to_ints_round_trip(values, extra_width):
     t = limbs.from_ints(values)
@@ -142,8 +159,9 @@ MODES = [dict(), dict(k_shifted=True), dict(k_only=True), dict(k_only=True, k_sh
 
 
 @pytest.mark.parametrize("mode", MODES, ids=["full", "k_shifted", "k_only", "k_only+k_shifted"])
-@given(values=st.lists(interesting, min_size=1, max_size=16),
-       lookahead=st.integers(min_value=1, max_value=40))
+@given(
+    values=st.lists(interesting, min_size=1, max_size=16), lookahead=st.integers(min_value=1, max_value=40)
+)
 @SETTINGS
 def test_extract_equals_reference_row_exactly(mode, values, lookahead):
     got = extract(values, lookahead, **mode)
@@ -157,8 +175,10 @@ def test_reference_row_layout():
     n, L = 27, 4
     row = reference_row(n, L)
     ks = arith.k_sequence(n, L)
-    assert row == pytest.approx([math.log10(27) / 40, 0 / 2, 0 / 8, 0 / 26, 27 / 80,
-                                 (L * math.log2(3) - sum(ks)) / 10] + [k / 10 for k in ks])
+    assert row == pytest.approx(
+        [math.log10(27) / 40, 0 / 2, 0 / 8, 0 / 26, 27 / 80, (L * math.log2(3) - sum(ks)) / 10]
+        + [k / 10 for k in ks]
+    )
     assert reference_row(n, L, k_shifted=True)[6:] == pytest.approx([(k - 2) / 10 for k in ks])
     assert reference_row(n, L, k_only=True) == pytest.approx([k / 10 for k in ks])
     # k is clipped at 10
@@ -180,7 +200,8 @@ odd_values = st.one_of(
     st.integers(min_value=0, max_value=2**140).map(lambda v: 2 * v + 1),
     st.integers(min_value=2**200, max_value=2**330).map(lambda v: v | 1),
     st.sampled_from([1, 3, 5, 7, 21, 27, 85, 341, 2**127 - 1] + list(arith.DEFAULT_TEST_SEEDS)),
-    thirds.filter(lambda v: v % 2 == 1), forced.filter(lambda v: v % 2 == 1),
+    thirds.filter(lambda v: v % 2 == 1),
+    forced.filter(lambda v: v % 2 == 1),
 )
 
 
@@ -191,15 +212,22 @@ def test_offset_rows_are_the_rows_of_t_power(mode, values, lookahead):
     spec = FeatureSpec(lookahead, **mode)
     feats = features_of_limbs(limbs.from_ints(values), spec, offsets=(0, 1, 4, 8))
     for j in (0, 1, 4, 8):
-        expected = torch.tensor([reference_row(arith.syracuse_power(v, j), lookahead, **mode)
-                                 for v in values], dtype=torch.float32)
+        expected = torch.tensor(
+            [reference_row(arith.syracuse_power(v, j), lookahead, **mode) for v in values],
+            dtype=torch.float32,
+        )
         assert feats.rows[j].shape == expected.shape
         assert torch.allclose(feats.rows[j], expected, rtol=0, atol=1e-6), (j, feats.rows[j] - expected)
     assert feats.first_k.tolist() == [arith.k_sequence(v, 1)[0] for v in values]
-    assert torch.allclose(feats.ln_n, torch.tensor([math.log(v) for v in values], dtype=torch.float64),
-                          rtol=1e-14, atol=1e-12)
-    assert torch.allclose(feats.drift, torch.tensor([arith.drift(v, lookahead) for v in values],
-                                                    dtype=torch.float64), rtol=0, atol=1e-9)
+    assert torch.allclose(
+        feats.ln_n, torch.tensor([math.log(v) for v in values], dtype=torch.float64), rtol=1e-14, atol=1e-12
+    )
+    assert torch.allclose(
+        feats.drift,
+        torch.tensor([arith.drift(v, lookahead) for v in values], dtype=torch.float64),
+        rtol=0,
+        atol=1e-9,
+    )
 
 
 def test_offset_rows_reach_one_and_stay():
@@ -217,8 +245,7 @@ def test_extract_rejects_bad_lookahead(lookahead):
         extract([3, 5], lookahead)
 
 
-@pytest.mark.parametrize("values", [[0], [3, 0], [-5], [3, -(2**80)], [2.5], [3.0], ["7"], [None],
-                                    [5, "x"]])
+@pytest.mark.parametrize("values", [[0], [3, 0], [-5], [3, -(2**80)], [2.5], [3.0], ["7"], [None], [5, "x"]])
 def test_extract_rejects_values_below_one_or_not_integers(values):
     with pytest.raises(UsageError) as info:
         extract(values, 10)
@@ -234,6 +261,7 @@ def test_extract_rejects_booleans_consistently():
 
 # -- model: parameter counts and the seed checkpoint format ------------------------------------
 
+
 @pytest.mark.parametrize("L, expected", [(10, 4_405_250), (20, 4_425_730), (100, 4_589_570)])
 def test_parameter_count_of_the_published_stack(L, expected):
     assert LOG_LAYERS == (2048, 1024, 1024, 512, 512, 512, 256, 128, 64)
@@ -244,8 +272,14 @@ def test_parameter_count_of_the_published_stack(L, expected):
 def test_model_layout_and_output():
     model = LyapunovMLP(7, (5, 3), beta_init=0.35)
     mods = list(model.net)
-    assert [type(m) for m in mods] == [nn.Linear, nn.LeakyReLU, nn.Linear, nn.LeakyReLU,
-                                       nn.Linear, nn.Softplus]
+    assert [type(m) for m in mods] == [
+        nn.Linear,
+        nn.LeakyReLU,
+        nn.Linear,
+        nn.LeakyReLU,
+        nn.Linear,
+        nn.Softplus,
+    ]
     assert all(m.negative_slope == 0.1 for m in mods if isinstance(m, nn.LeakyReLU))
     assert model.beta == pytest.approx(0.35)
     x = torch.randn(11, 7)
@@ -280,8 +314,15 @@ def test_seed_format_state_dict_loads_and_gives_the_same_v(tmp_path):
     with torch.no_grad():
         original.drift_param.fill_(0.5)
     state = original.state_dict()
-    assert list(state) == ["drift_param", "net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias",
-                           "net.4.weight", "net.4.bias"]
+    assert list(state) == [
+        "drift_param",
+        "net.0.weight",
+        "net.0.bias",
+        "net.2.weight",
+        "net.2.bias",
+        "net.4.weight",
+        "net.4.bias",
+    ]
     torch.save(state, tmp_path / "model.pth")
     loaded = torch.load(tmp_path / "model.pth", weights_only=True)
 

@@ -44,8 +44,12 @@ for b in range(batches):
 
 def writer(path: Path, tag: str, batches: int, per_batch: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, str(batches), str(per_batch)],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), tag, str(batches), str(per_batch)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_processes_appending_at_once_leave_whole_contiguous_batches(tmp_path):
@@ -60,7 +64,9 @@ def test_two_processes_appending_at_once_leave_whole_contiguous_batches(tmp_path
     # Each batch's five lines are adjacent: appends never interleave.
     trials = [r.trial for r in read.records]
     for start in range(0, len(trials), 5):
-        assert len(set(trials[start:start + 5])) == 1 and [r.epoch for r in read.records[start:start + 5]] == list(range(5))
+        assert len(set(trials[start : start + 5])) == 1 and [
+            r.epoch for r in read.records[start : start + 5]
+        ] == list(range(5))
 
 
 def test_an_append_waits_for_the_lock_on_the_file(tmp_path):
@@ -84,7 +90,9 @@ def test_a_torn_last_line_is_skipped_and_cut_off_by_the_next_append(tmp_path):
     for strict in (True, False):
         read = bank.read_bank(path, strict=strict)
         assert [r.n for r in read.records] == [11, 13]
-    assert bank.read_bank(path, strict=False).notes == [f"{path}: skipped the last line, cut short or being written"]
+    assert bank.read_bank(path, strict=False).notes == [
+        f"{path}: skipped the last line, cut short or being written"
+    ]
     bank.append_records(path, [bank.new_record(17, margin=-0.2, source="mining")])
     assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == ["11", "13", "17"]
     assert bank.read_bank(path, strict=False).notes == []
@@ -98,22 +106,42 @@ def test_a_complete_last_record_without_its_newline_is_kept(tmp_path):
     assert [r.n for r in bank.read_bank(path, strict=True).records] == [21, 23]
 
 
-@pytest.mark.parametrize("line, why", [
-    ("not json at all", "not JSON"),
-    ('["n", "27"]', "not a JSON object"),
-    ('{"n": 27, "margin": -0.1, "source": "verify"}', "n is 27"),
-    ('{"n": "28", "margin": -0.1, "source": "verify"}', "n is '28'"),
-    ('{"n": "1", "margin": -0.1, "source": "verify"}', "n is '1'"),
-    ('{"n": "-27", "margin": -0.1, "source": "verify"}', "n is '-27'"),
-    (json.dumps({"n": str(2**(DECIMAL_MAX_BITS + 1) + 1), "margin": -0.1, "source": "verify"}), "n is '"),
-    ('{"n": "27", "margin": "low", "source": "verify"}', "margin is 'low'"),
-    ('{"n": "27", "margin": true, "source": "verify"}', "margin is True"),
-    ('{"n": "27", "margin": -0.1, "source": "guess"}', "source is 'guess'"),
-    ('{"n": "27", "margin": -0.1, "source": "verify", "epoch": -3}', "epoch is -3"),
-    ('{"n": "27", "margin": -0.1, "source": "verify", "sha256": "abc"}', "sha256 is 'abc'"),
-    ('{"n": "27", "margin": -0.1, "source": "verify", "trial": 5}', "trial or time is not text"),
-], ids=["text", "list", "n-number", "n-even", "n-one", "n-negative", "n-too-large", "margin-text",
-        "margin-bool", "source", "epoch", "sha256", "trial"])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("not json at all", "not JSON"),
+        ('["n", "27"]', "not a JSON object"),
+        ('{"n": 27, "margin": -0.1, "source": "verify"}', "n is 27"),
+        ('{"n": "28", "margin": -0.1, "source": "verify"}', "n is '28'"),
+        ('{"n": "1", "margin": -0.1, "source": "verify"}', "n is '1'"),
+        ('{"n": "-27", "margin": -0.1, "source": "verify"}', "n is '-27'"),
+        (
+            json.dumps({"n": str(2 ** (DECIMAL_MAX_BITS + 1) + 1), "margin": -0.1, "source": "verify"}),
+            "n is '",
+        ),
+        ('{"n": "27", "margin": "low", "source": "verify"}', "margin is 'low'"),
+        ('{"n": "27", "margin": true, "source": "verify"}', "margin is True"),
+        ('{"n": "27", "margin": -0.1, "source": "guess"}', "source is 'guess'"),
+        ('{"n": "27", "margin": -0.1, "source": "verify", "epoch": -3}', "epoch is -3"),
+        ('{"n": "27", "margin": -0.1, "source": "verify", "sha256": "abc"}', "sha256 is 'abc'"),
+        ('{"n": "27", "margin": -0.1, "source": "verify", "trial": 5}', "trial or time is not text"),
+    ],
+    ids=[
+        "text",
+        "list",
+        "n-number",
+        "n-even",
+        "n-one",
+        "n-negative",
+        "n-too-large",
+        "margin-text",
+        "margin-bool",
+        "source",
+        "epoch",
+        "sha256",
+        "trial",
+    ],
+)
 def test_a_damaged_line_is_a_note_for_the_summary_and_one_line_for_training(tmp_path, line, why):
     path = tmp_path / bank.BANK_FILE
     bank.append_records(path, [bank.new_record(31, margin=-0.1, source="verify")])
@@ -123,7 +151,10 @@ def test_a_damaged_line_is_a_note_for_the_summary_and_one_line_for_training(tmp_
     lenient = bank.read_bank(path, strict=False)
     assert [r.n for r in lenient.records] == [31, 33]  # the rest is kept
     (note,) = lenient.notes
-    assert note.startswith(f"{path}: line 2 is not a counterexample record ({why}") and "expected one JSON" in note
+    assert (
+        note.startswith(f"{path}: line 2 is not a counterexample record ({why}")
+        and "expected one JSON" in note
+    )
     with pytest.raises(UsageError) as refused:
         bank.ranked_numbers(path)
     message = str(refused.value)
@@ -147,15 +178,23 @@ def test_a_missing_or_oversized_bank_is_one_line(tmp_path):
 def test_sightings_merge_by_n_worst_margin_first(tmp_path):
     path = tmp_path / bank.BANK_FILE
     sha = "ab" * 32
-    bank.append_records(path, [bank.new_record(101, margin=-0.1, source="verify", sha256=sha),
-                       bank.new_record(101, margin=-0.3, source="mining", trial="t1", epoch=5),
-                       bank.new_record(105, margin=-0.05, source="mining", trial="t1", epoch=5),
-                       bank.new_record(103, margin=float("nan"), source="mining", trial="t2", epoch=10)])
+    bank.append_records(
+        path,
+        [
+            bank.new_record(101, margin=-0.1, source="verify", sha256=sha),
+            bank.new_record(101, margin=-0.3, source="mining", trial="t1", epoch=5),
+            bank.new_record(105, margin=-0.05, source="mining", trial="t1", epoch=5),
+            bank.new_record(103, margin=float("nan"), source="mining", trial="t2", epoch=10),
+        ],
+    )
     # A trial restarted from its checkpoint mines epoch 5 again: the same sighting.
     bank.append_records(path, [bank.new_record(101, margin=-0.3, source="mining", trial="t1", epoch=5)])
     entries = bank.distinct(bank.read_bank(path, strict=True).records)
     assert [(e.n, e.worst.margin, e.times, e.sources) for e in entries] == [
-        (103, None, 1, ("mining",)), (101, -0.3, 2, ("verify", "mining")), (105, -0.05, 1, ("mining",))]
+        (103, None, 1, ("mining",)),
+        (101, -0.3, 2, ("verify", "mining")),
+        (105, -0.05, 1, ("mining",)),
+    ]
     assert entries[1].worst.trial == "t1" and entries[1].worst.epoch == 5
     assert bank.ranked_numbers(tmp_path) == [103, 101, 105]
     assert bank.recorded(path, source="verify", sha256=sha) == {101}
@@ -171,8 +210,18 @@ def test_new_records_hold_only_what_decimal_text_can_carry():
 
 # -- training from a bank ------------------------------------------------------------------------
 def small_config(eval_csv: Path, **changes) -> TrainConfig:
-    return TrainConfig(layers=(8,), lookahead=5, epochs=2, eval_interval=2, batch_size=256, device="cpu",
-                       eval_csv=str(eval_csv), num_hard_seeds=2, hard_ratio=1.0, **changes)
+    return TrainConfig(
+        layers=(8,),
+        lookahead=5,
+        epochs=2,
+        eval_interval=2,
+        batch_size=256,
+        device="cpu",
+        eval_csv=str(eval_csv),
+        num_hard_seeds=2,
+        hard_ratio=1.0,
+        **changes,
+    )
 
 
 def test_a_run_trains_on_banked_numbers_and_keeps_them_across_a_resume(tmp_path, eval_csv):
@@ -181,13 +230,18 @@ def test_a_run_trains_on_banked_numbers_and_keeps_them_across_a_resume(tmp_path,
     path.parent.mkdir()
     on_27 = 107  # a step of a held-out trajectory
     assert on_27 in trajectory(27)
-    bank.append_records(path, [bank.new_record(27, margin=-0.9, source="verify"),  # a test seed
-                       bank.new_record(on_27, margin=-0.8, source="verify"),
-                       bank.new_record(31, margin=-0.7, source="verify"),  # a training seed
-                       bank.new_record(big, margin=-0.5, source="mining", trial="t", epoch=4),
-                       bank.new_record(1001, margin=-0.2, source="mining", trial="t", epoch=4),
-                       bank.new_record(12345, margin=None, source="mining", trial="t", epoch=8),
-                       bank.new_record(999, margin=-0.1, source="mining", trial="t", epoch=8)])
+    bank.append_records(
+        path,
+        [
+            bank.new_record(27, margin=-0.9, source="verify"),  # a test seed
+            bank.new_record(on_27, margin=-0.8, source="verify"),
+            bank.new_record(31, margin=-0.7, source="verify"),  # a training seed
+            bank.new_record(big, margin=-0.5, source="mining", trial="t", epoch=4),
+            bank.new_record(1001, margin=-0.2, source="mining", trial="t", epoch=4),
+            bank.new_record(12345, margin=None, source="mining", trial="t", epoch=8),
+            bank.new_record(999, margin=-0.1, source="mining", trial="t", epoch=8),
+        ],
+    )
     config = small_config(eval_csv, hard_seed_bank=str(path.parent), hard_seed_bank_count=3)
     assert 31 in training_seeds(config)
     run = tmp_path / "run"
@@ -220,7 +274,11 @@ def test_a_run_without_a_bank_draws_as_before(tmp_path, eval_csv):
 
 def test_a_missing_or_damaged_bank_stops_the_run_before_it_trains(tmp_path, eval_csv):
     with pytest.raises(UsageError, match="no counterexample bank here"):
-        train(small_config(eval_csv, hard_seed_bank=str(tmp_path / "gone")), run_dir=tmp_path / "a", verbose=False)
+        train(
+            small_config(eval_csv, hard_seed_bank=str(tmp_path / "gone")),
+            run_dir=tmp_path / "a",
+            verbose=False,
+        )
     damaged = tmp_path / "damaged.jsonl"
     damaged.write_text('{"n": "27", "margin": -0.1, "source": "verify"}\n{"n": "28"}\n')
     with pytest.raises(UsageError, match="line 2 is not a counterexample record"):
@@ -230,9 +288,19 @@ def test_a_missing_or_damaged_bank_stops_the_run_before_it_trains(tmp_path, eval
 
 def test_mining_rounds_report_the_kept_numbers_that_violate(tmp_path, eval_csv):
     calls = []
-    config = TrainConfig(layers=(8,), epochs=12, eval_interval=12, batch_size=64, device="cpu",
-                         eval_csv=str(eval_csv), num_hard_seeds=4, mine_negatives=True, mine_interval=4,
-                         mine_pool=256, mine_count=10)
+    config = TrainConfig(
+        layers=(8,),
+        epochs=12,
+        eval_interval=12,
+        batch_size=64,
+        device="cpu",
+        eval_csv=str(eval_csv),
+        num_hard_seeds=4,
+        mine_negatives=True,
+        mine_interval=4,
+        mine_pool=256,
+        mine_count=10,
+    )
     train(config, run_dir=tmp_path, verbose=False, on_mined=lambda epoch, found: calls.append((epoch, found)))
     assert calls and {epoch for epoch, _ in calls} <= {4, 8}
     mined = {int(v, 16) for v in load_checkpoint(latest_checkpoint(tmp_path))["sampler"]["mined"]}

@@ -14,12 +14,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from hostile import corrupt, hostile_checkpoint, snapshot
 from runs import read_metrics, without_timing
+
 from collatz_ray.errors import UsageError
-from collatz_ray.trainer.checkpoints import (CHECKSUM_FILE, LOCK_FILE, latest_checkpoint, load_checkpoint,
-                                            read_weights, resumable_checkpoint, torch_bytes)
+from collatz_ray.trainer.checkpoints import (
+    CHECKSUM_FILE,
+    LOCK_FILE,
+    latest_checkpoint,
+    load_checkpoint,
+    read_weights,
+    resumable_checkpoint,
+    torch_bytes,
+)
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler
 from collatz_ray.trainer.loop import train
@@ -39,13 +46,22 @@ def one_line_error(call, *fragments: str) -> str:
 
 
 def tiny(eval_csv: Path, **overrides) -> TrainConfig:
-    base = dict(layers=(16, 16), epochs=30, eval_interval=10, batch_size=64, device="cpu",
-                eval_csv=str(eval_csv), decay_start=5, decay_len=20, mine_negatives=True, mine_interval=5,
-                mine_pool=128, mine_count=8)
+    base = dict(
+        layers=(16, 16),
+        epochs=30,
+        eval_interval=10,
+        batch_size=64,
+        device="cpu",
+        eval_csv=str(eval_csv),
+        decay_start=5,
+        decay_len=20,
+        mine_negatives=True,
+        mine_interval=5,
+        mine_pool=128,
+        mine_count=8,
+    )
     base.update(overrides)
     return TrainConfig(**base)
-
-
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +79,7 @@ def copy_run(finished, tmp_path: Path) -> Path:
 
 
 # -- untrusted checkpoints never execute ---------------------------------------------------
+
 
 @pytest.mark.parametrize("with_checksum", [False, True], ids=["no-checksum", "matching-checksum"])
 def test_a_pickled_object_in_state_pt_is_refused_not_run(tmp_path, with_checksum):
@@ -99,11 +116,15 @@ def test_a_state_that_does_not_fit_the_run_is_one_line(finished, tmp_path):
     state["optimizer"] = {"state": "nonsense"}
     (checkpoint / "state.pt").write_bytes(torch_bytes(state))
     (checkpoint / CHECKSUM_FILE).unlink()
-    one_line_error(lambda: train(finished[0], run_dir=run_dir, resume_from=checkpoint, verbose=False),
-                   str(checkpoint), "does not fit this run")
+    one_line_error(
+        lambda: train(finished[0], run_dir=run_dir, resume_from=checkpoint, verbose=False),
+        str(checkpoint),
+        "does not fit this run",
+    )
 
 
 # -- checksums ---------------------------------------------------------------------------------
+
 
 def test_every_checkpoint_carries_checksums_of_its_files(finished):
     for checkpoint in sorted((finished[1] / "checkpoints").iterdir()):
@@ -116,15 +137,24 @@ def test_a_corrupted_checkpoint_is_refused_naming_the_previous_intact_one(finish
     run_dir = copy_run(finished, tmp_path)
     newest, previous = run_dir / "checkpoints" / "epoch_00000030", run_dir / "checkpoints" / "epoch_00000020"
     corrupt(newest / "state.pt")
-    message = one_line_error(lambda: load_checkpoint(newest), f"{newest / 'state.pt'}: checksum mismatch",
-                             f"the previous checkpoint {previous} is intact",
-                             f"train --resume {run_dir} falls back to it")
+    message = one_line_error(
+        lambda: load_checkpoint(newest),
+        f"{newest / 'state.pt'}: checksum mismatch",
+        f"the previous checkpoint {previous} is intact",
+        f"train --resume {run_dir} falls back to it",
+    )
     assert message.startswith(str(newest / "state.pt"))
-    assert resumable_checkpoint(run_dir) == (previous, [f"{newest / 'state.pt'}: checksum mismatch (corrupted?)"])
+    assert resumable_checkpoint(run_dir) == (
+        previous,
+        [f"{newest / 'state.pt'}: checksum mismatch (corrupted?)"],
+    )
     # model.pth is checked the same way, by evaluate's reader too
     corrupt(previous / "model.pth")
-    one_line_error(lambda: read_weights(previous / "model.pth"), "model.pth: checksum mismatch",
-                   "no earlier checkpoint beside it is intact")
+    one_line_error(
+        lambda: read_weights(previous / "model.pth"),
+        "model.pth: checksum mismatch",
+        "no earlier checkpoint beside it is intact",
+    )
     assert resumable_checkpoint(run_dir)[0] is None
 
 
@@ -137,7 +167,9 @@ def test_a_resume_from_the_previous_checkpoint_repeats_the_run_exactly(finished,
     assert resumable_checkpoint(run_dir) == (run_dir / "checkpoints" / "epoch_00000030", [])
 
 
-def test_a_model_pth_outside_a_checkpoint_is_not_checked_against_someone_elses_checksum_json(finished, tmp_path):
+def test_a_model_pth_outside_a_checkpoint_is_not_checked_against_someone_elses_checksum_json(
+    finished, tmp_path
+):
     shutil.copy(finished[1] / "model.pth", tmp_path / "model.pth")
     (tmp_path / CHECKSUM_FILE).write_text('{"md5": "a download tool wrote this"}')
     weights, saved = read_weights(tmp_path / "model.pth")
@@ -160,6 +192,7 @@ def test_checkpoints_from_before_checksums_still_load(state_pt):
 
 
 # -- nothing computed is lost ------------------------------------------------------------------
+
 
 def test_a_crash_between_metrics_line_and_rename_loses_nothing(finished, tmp_path):
     run_dir = copy_run(finished, tmp_path)
@@ -189,9 +222,15 @@ def test_a_damaged_line_inside_metrics_is_refused_not_dropped(finished, tmp_path
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     (run_dir / "metrics.jsonl").write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
     before = snapshot(run_dir)
-    one_line_error(lambda: train(finished[0].replace(epochs=40), run_dir=run_dir,
-                                 resume_from=latest_checkpoint(run_dir), verbose=False),
-                   "metrics.jsonl: line 2 is not an evaluation")
+    one_line_error(
+        lambda: train(
+            finished[0].replace(epochs=40),
+            run_dir=run_dir,
+            resume_from=latest_checkpoint(run_dir),
+            verbose=False,
+        ),
+        "metrics.jsonl: line 2 is not an evaluation",
+    )
     assert snapshot(run_dir) == before
 
 
@@ -202,11 +241,16 @@ def test_metrics_lines_are_strict_json(finished):
 
 # -- run directories ---------------------------------------------------------------------------
 
+
 def test_a_new_run_never_lands_on_an_old_one_unasked(finished, tmp_path):
     run_dir = copy_run(finished, tmp_path)
     before = snapshot(run_dir)
-    one_line_error(lambda: train(finished[0], run_dir=run_dir, verbose=False),
-                   f"{run_dir}: holds a run already", "--resume", "--overwrite")
+    one_line_error(
+        lambda: train(finished[0], run_dir=run_dir, verbose=False),
+        f"{run_dir}: holds a run already",
+        "--resume",
+        "--overwrite",
+    )
     assert snapshot(run_dir) == before
 
 
@@ -223,8 +267,15 @@ def test_overwrite_clears_the_old_run_first(finished, tmp_path):
 def test_overwrite_refused_with_bad_input_keeps_the_old_run(finished, tmp_path):
     run_dir = copy_run(finished, tmp_path)
     before = snapshot(run_dir)
-    one_line_error(lambda: train(finished[0].replace(eval_csv=str(tmp_path / "absent.csv")), run_dir=run_dir,
-                                 overwrite=True, verbose=False), "absent.csv")
+    one_line_error(
+        lambda: train(
+            finished[0].replace(eval_csv=str(tmp_path / "absent.csv")),
+            run_dir=run_dir,
+            overwrite=True,
+            verbose=False,
+        ),
+        "absent.csv",
+    )
     assert snapshot(run_dir) == before
 
 
@@ -235,10 +286,16 @@ def test_a_run_directory_in_use_is_refused(finished, tmp_path):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         for overwrite in (False, True):
-            one_line_error(lambda: train(finished[0], run_dir=run_dir, overwrite=overwrite, verbose=False),
-                           f"run directory {run_dir} is in use by ")
-        one_line_error(lambda: train(finished[0], run_dir=run_dir, resume_from=latest_checkpoint(run_dir),
-                                     verbose=False), "is in use by ")
+            one_line_error(
+                lambda: train(finished[0], run_dir=run_dir, overwrite=overwrite, verbose=False),
+                f"run directory {run_dir} is in use by ",
+            )
+        one_line_error(
+            lambda: train(
+                finished[0], run_dir=run_dir, resume_from=latest_checkpoint(run_dir), verbose=False
+            ),
+            "is in use by ",
+        )
     finally:
         os.close(fd)
     assert snapshot(run_dir) == {**before, LOCK_FILE: b""}

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collatz_ray import evalset as evalset_cli
-from collatz_ray.trainer import evalset
-from collatz_ray.syracuse import arith
 from collatz_ray.errors import UsageError
+from collatz_ray.syracuse import arith
+from collatz_ray.trainer import evalset
 from collatz_ray.trainer.evalset import (
     CANONICAL_SHA256,
     default_evalset_path,
@@ -40,6 +40,7 @@ def small_csv(tmp_path_factory) -> Path:
 
 
 # -- the canonical file ---------------------------------------------------------------------
+
 
 @pytest.mark.slow  # about 3 s: the only test that makes all 50,000 rows; it runs in CI too
 def test_canonical_file_is_made_once_in_the_cache_with_the_pinned_sha256(tmp_path, monkeypatch):
@@ -65,12 +66,13 @@ def test_canonical_file_is_made_once_in_the_cache_with_the_pinned_sha256(tmp_pat
 
 # -- generation -----------------------------------------------------------------------------
 
+
 def test_sample_values_are_the_module_level_random_stream():
     random.seed(SMALL["seed"])
     expected, seen = [], set()
     while len(expected) < SMALL["samples"]:
         b = random.randint(2, SMALL["max_bits"])
-        v = random.randint(2 ** (b - 1), 2 ** b - 1)
+        v = random.randint(2 ** (b - 1), 2**b - 1)
         if v % 2 == 0:
             v += 1
         if v not in seen:
@@ -95,7 +97,7 @@ def test_asking_for_more_numbers_than_exist_is_a_usage_error():
 
 
 @settings(max_examples=300, deadline=None)
-@given(n=st.integers(min_value=1, max_value=2 ** 200), max_steps=st.integers(min_value=0, max_value=3000))
+@given(n=st.integers(min_value=1, max_value=2**200), max_steps=st.integers(min_value=0, max_value=3000))
 def test_fast_plain_orbit_stats_matches_the_reference(n, max_steps):
     assert plain_orbit_stats(n, max_steps) == arith.plain_orbit_stats(n, max_steps)
 
@@ -134,6 +136,7 @@ def test_load_returns_exact_ints_and_arrays(small_csv):
 
 # -- atomic writes --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("failure", [RuntimeError, KeyboardInterrupt])
 def test_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, failure):
     target = tmp_path / "eval.csv"
@@ -159,12 +162,14 @@ def test_wrong_sha256_never_reaches_the_target(tmp_path):
 
 # -- cache ----------------------------------------------------------------------------------
 
+
 def test_default_path_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("COLLATZ_RAY_CACHE", str(tmp_path))
     assert default_evalset_path() == tmp_path / "evalset_n50000_seed42_bits128.csv"
     monkeypatch.delenv("COLLATZ_RAY_CACHE")
     assert default_evalset_path(samples=10, seed=1, max_bits=20) == (
-        Path.home() / ".cache" / "collatz_ray" / "evalset_n10_seed1_bits20.csv")
+        Path.home() / ".cache" / "collatz_ray" / "evalset_n10_seed1_bits20.csv"
+    )
 
 
 def test_repeated_loads_are_cached_until_the_file_changes(tmp_path):
@@ -248,18 +253,27 @@ def test_cli_check_exits_2_with_one_line(tmp_path, capsys, case):
 
 def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(evalset_cli.__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "collatz_ray.evalset", *args],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "collatz_ray.evalset", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("args", [
-    ["--check", "bad.csv"],
-    ["--check", "missing.csv"],
-    ["--samples", "many", "--out", "x.csv"],
-    ["--samples", "0", "--out", "x.csv"],
-    ["--check", "bad.csv", "--seed", "3"],
-    ["--samples", "5", "--out", "."],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--check", "bad.csv"],
+        ["--check", "missing.csv"],
+        ["--samples", "many", "--out", "x.csv"],
+        ["--samples", "0", "--out", "x.csv"],
+        ["--check", "bad.csv", "--seed", "3"],
+        ["--samples", "5", "--out", "."],
+    ],
+)
 def test_cli_usage_errors_in_a_real_process(tmp_path, args):
     (tmp_path / "bad.csv").write_text(VALID.replace("9,7,0", "9,5,0"))
     result = _run_cli(*args, cwd=tmp_path)
@@ -270,7 +284,9 @@ def test_cli_usage_errors_in_a_real_process(tmp_path, args):
 
 
 def test_cli_generates_then_checks_a_file(tmp_path):
-    result = _run_cli("--samples", "50", "--seed", "3", "--max-bits", "64", "--out", "sub/e.csv", cwd=tmp_path)
+    result = _run_cli(
+        "--samples", "50", "--seed", "3", "--max-bits", "64", "--out", "sub/e.csv", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     out = tmp_path / "sub" / "e.csv"
     assert load_evalset(out).n == sample_values(samples=50, seed=3, max_bits=64)

@@ -53,7 +53,9 @@ def test_unseen_violations_count_the_violating_steps_that_are_unseen():
     metrics["traj_111_violation_steps"] = [0, 5]  # step 0 unseen, step 5 on a walk
     metrics["traj_626331_violation_steps"] = [3, 156, 157, 188]  # 3, 156 unseen
     assert heldout.unseen_metrics(metrics, TrainConfig()) == {
-        "traj_unseen_violations": 3, "traj_unseen_steps": 158}
+        "traj_unseen_violations": 3,
+        "traj_unseen_steps": 158,
+    }
 
 
 def test_the_big_seeds_are_the_documented_draws_pinned_by_their_hash():
@@ -114,8 +116,9 @@ def test_heldout_trajectories_give_v_step_by_step_as_the_metrics_count_it():
 
 
 def test_every_evaluation_of_a_run_records_them(eval_csv, tmp_path: Path):
-    c = TrainConfig(layers=(8,), epochs=4, eval_interval=2, batch_size=32, device="cpu",
-                    eval_csv=str(eval_csv))
+    c = TrainConfig(
+        layers=(8,), epochs=4, eval_interval=2, batch_size=32, device="cpu", eval_csv=str(eval_csv)
+    )
     train(c, run_dir=tmp_path, verbose=False)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2

@@ -20,8 +20,19 @@ from collatz_ray.trainer.loop import train
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, eval_csv) -> Path:
     run_dir = tmp_path_factory.mktemp("loading") / "run"
-    train(TrainConfig(layers=(6,), lookahead=4, epochs=2, eval_interval=1, batch_size=16,
-                      device="cpu", eval_csv=str(eval_csv)), run_dir=run_dir, verbose=False)
+    train(
+        TrainConfig(
+            layers=(6,),
+            lookahead=4,
+            epochs=2,
+            eval_interval=1,
+            batch_size=16,
+            device="cpu",
+            eval_csv=str(eval_csv),
+        ),
+        run_dir=run_dir,
+        verbose=False,
+    )
     return run_dir
 
 
@@ -32,8 +43,11 @@ def weights_equal(a: torch.nn.Module, b: dict) -> bool:
 def test_every_form_of_a_run_gives_the_same_model(run):
     final = torch.load(run / "model.pth", weights_only=True)
     newest = latest_checkpoint(run)
-    for path, file in ((run, newest / "state.pt"), (newest, newest / "state.pt"),
-                       (newest / "state.pt", newest / "state.pt")):
+    for path, file in (
+        (run, newest / "state.pt"),
+        (newest, newest / "state.pt"),
+        (newest / "state.pt", newest / "state.pt"),
+    ):
         loaded = load_model(path, overrides={})
         assert loaded.file == file
         assert loaded.config.layers == (6,) and loaded.config.lookahead == 4  # no flags needed

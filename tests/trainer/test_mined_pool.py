@@ -42,8 +42,7 @@ def test_the_pool_keeps_the_newest_1000_distinct_numbers():
 def test_repeated_rounds_no_longer_crowd_the_hard_rows():
     # Before, one number mined in every round held a growing share of the pool and of
     # the hard-row picks (61 of 200 entries after 4 rounds in a real run).
-    c = TrainConfig(curriculum=True, start_seeds=0, ramp_len=10**6, batch_size=2000,
-                    hard_ratio=1.0)
+    c = TrainConfig(curriculum=True, start_seeds=0, ramp_len=10**6, batch_size=2000, hard_ratio=1.0)
     s = BatchSampler(c, device=CPU)
     for round_ in range(4):
         s.add_mined([2**61 - 1] + [2**70 + 2 * i + 1 for i in range(50 * round_, 50 * round_ + 49)])
@@ -67,9 +66,19 @@ def test_the_pool_state_round_trips_and_an_old_pool_with_duplicates_loads_distin
 def test_a_run_checkpoints_a_distinct_pool(eval_csv, tmp_path: Path):
     # Four seeds with short walks: hard rows repeat values, so the lowest margins of a
     # round often belong to the same number several times over.
-    c = TrainConfig(layers=(8,), epochs=12, eval_interval=12, batch_size=64, device="cpu",
-                    eval_csv=str(eval_csv), num_hard_seeds=4, mine_negatives=True, mine_interval=4,
-                    mine_pool=256, mine_count=10)
+    c = TrainConfig(
+        layers=(8,),
+        epochs=12,
+        eval_interval=12,
+        batch_size=64,
+        device="cpu",
+        eval_csv=str(eval_csv),
+        num_hard_seeds=4,
+        mine_negatives=True,
+        mine_interval=4,
+        mine_pool=256,
+        mine_count=10,
+    )
     train(c, run_dir=tmp_path, verbose=False)
     state = load_checkpoint(latest_checkpoint(tmp_path))
     mined = [int(v, 16) if isinstance(v, str) else v for v in state["sampler"]["mined"]]  # saved as hex

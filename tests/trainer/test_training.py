@@ -13,31 +13,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from runs import read_metrics, without_timing
+
 from collatz_ray.syracuse import arith, limbs
-from collatz_ray.trainer import data, loss as loss_mod
+from collatz_ray.syracuse.features import FeatureSpec, extract
+from collatz_ray.trainer import data
+from collatz_ray.trainer import loss as loss_mod
+from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler, odd_walk, training_seeds
 from collatz_ray.trainer.evalset import load_evalset
 from collatz_ray.trainer.evaluation import evaluate
-from collatz_ray.syracuse.features import FeatureSpec, extract
-from collatz_ray.trainer.loss import anchor_weight, lyapunov_loss
-from collatz_ray.trainer.model import LyapunovMLP
-from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
 from collatz_ray.trainer.loop import TrainingDiverged, _is_mining_epoch, _mine, train
-from collatz_ray.trainer.model import build_model
+from collatz_ray.trainer.loss import anchor_weight, lyapunov_loss
+from collatz_ray.trainer.model import LyapunovMLP, build_model
 
 CPU = torch.device("cpu")
 
 
 def tiny(eval_csv: Path, **overrides) -> TrainConfig:
-    base = dict(layers=(16, 16), epochs=30, eval_interval=10, batch_size=64, device="cpu",
-                eval_csv=str(eval_csv), decay_start=5, decay_len=20)
+    base = dict(
+        layers=(16, 16),
+        epochs=30,
+        eval_interval=10,
+        batch_size=64,
+        device="cpu",
+        eval_csv=str(eval_csv),
+        decay_start=5,
+        decay_len=20,
+    )
     base.update(overrides)
     return TrainConfig(**base)
-
-
 
 
 def state_equal(a: dict, b: dict) -> bool:
@@ -45,6 +51,7 @@ def state_equal(a: dict, b: dict) -> bool:
 
 
 # -- the method's constants ---------------------------------------------------------------------------
+
 
 def test_spec_constants_are_the_defaults():
     c = TrainConfig()
@@ -90,9 +97,17 @@ def test_optimizer_and_scheduler_are_the_spec_ones(eval_csv, tmp_path):
     assert sched["mode"] == "min" and sched["factor"] == 0.5 and sched["patience"] == 2000
 
 
-@pytest.mark.parametrize("epoch, expected", [
-    (0, 1.0), (999, 1.0), (1000, 1.0), (3500, 0.001 ** 0.5), (6000, 0.001), (100_000, 0.001),
-])
+@pytest.mark.parametrize(
+    "epoch, expected",
+    [
+        (0, 1.0),
+        (999, 1.0),
+        (1000, 1.0),
+        (3500, 0.001**0.5),
+        (6000, 0.001),
+        (100_000, 0.001),
+    ],
+)
 def test_anchor_weight_schedule(epoch, expected):
     assert anchor_weight(epoch, TrainConfig()) == pytest.approx(expected, rel=1e-12)
 
@@ -100,12 +115,13 @@ def test_anchor_weight_schedule(epoch, expected):
 def test_anchor_weight_with_a_floor():
     c = TrainConfig(min_anchor=0.2, decay_start=10, decay_len=100)
     assert anchor_weight(9, c) == 1.0
-    assert anchor_weight(60, c) == pytest.approx(0.2 + 0.8 * 0.001 ** 0.5)
+    assert anchor_weight(60, c) == pytest.approx(0.2 + 0.8 * 0.001**0.5)
     assert anchor_weight(110, c) == pytest.approx(0.2 + 0.8 * 0.001)
     assert anchor_weight(10_000, c) == pytest.approx(0.2 + 0.8 * 0.001)
 
 
 # -- seeds and curriculum -----------------------------------------------------------------------
+
 
 def test_training_seeds_are_the_49_hard_seeds_without_test_seeds():
     seeds = training_seeds(TrainConfig())
@@ -117,8 +133,9 @@ def test_training_seeds_are_the_49_hard_seeds_without_test_seeds():
     assert len(training_seeds(TrainConfig(test_seeds=(27,)))) == 53
 
 
-@pytest.mark.parametrize("epoch, count", [(0, 30), (1, 30), (12_500, 39), (24_999, 48), (25_000, 49),
-                                          (10**6, 49)])
+@pytest.mark.parametrize(
+    "epoch, count", [(0, 30), (1, 30), (12_500, 39), (24_999, 48), (25_000, 49), (10**6, 49)]
+)
 def test_curriculum_active_seed_counts(epoch, count):
     sampler = BatchSampler(TrainConfig(curriculum=True), device=CPU)
     active = sampler.active_seeds(epoch)
@@ -150,6 +167,7 @@ def test_empty_pool_falls_back_to_the_first_training_seed_not_a_test_seed():
 
 
 # -- batches --------------------------------------------------------------------------------
+
 
 def test_random_rows_are_odd_with_the_spec_bit_lengths():
     c = TrainConfig(batch_size=4096, hard_ratio=0.0, max_bits=12)
@@ -197,8 +215,10 @@ def test_row_weights_follow_growth_and_origin():
     batch = BatchSampler(c, device=CPU).draw_epochs([11])[0]
     values = limbs.to_ints(batch.values)
     grows = [arith.syracuse(v) > v for v in values]
-    expected = [(20.0 if g else 2.0) if hard else (10.0 if g else 1.0)
-                for g, hard in zip(grows, batch.is_hard.tolist())]
+    expected = [
+        (20.0 if g else 2.0) if hard else (10.0 if g else 1.0)
+        for g, hard in zip(grows, batch.is_hard.tolist())
+    ]
     assert batch.weight.tolist() == expected
     assert set(expected) == {20.0, 2.0, 10.0, 1.0}
 
@@ -211,16 +231,21 @@ def test_batch_fields_match_the_scalar_reference():
     for j in (0, 1, 4, 8):
         expected = extract([arith.syracuse_power(v, j) for v in values], 7)
         assert torch.allclose(batch.rows[j], expected, atol=1e-6)
-    assert torch.allclose(batch.ln_n.double(), torch.tensor([math.log(v) for v in values], dtype=torch.float64),
-                          rtol=1e-6)
-    assert torch.allclose(batch.drift.double(), torch.tensor([arith.drift(v, 7) for v in values], dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(
+        batch.ln_n.double(), torch.tensor([math.log(v) for v in values], dtype=torch.float64), rtol=1e-6
+    )
+    assert torch.allclose(
+        batch.drift.double(),
+        torch.tensor([arith.drift(v, 7) for v in values], dtype=torch.float64),
+        atol=1e-5,
+    )
 
 
 def test_batches_depend_only_on_seed_and_epoch():
     c = TrainConfig(batch_size=128)
     a = BatchSampler(c, device=CPU).draw_epochs([0, 1, 2])
     b = BatchSampler(c, device=CPU).draw_epochs([2])
-    assert torch.equal(a[2].values[:, :b[0].values.shape[1]], b[0].values)
+    assert torch.equal(a[2].values[:, : b[0].values.shape[1]], b[0].values)
     assert not torch.equal(a[0].values, a[1].values)
     other = BatchSampler(c.replace(seed=1), device=CPU).draw_epochs([0])[0]
     assert limbs.to_ints(other.values) != limbs.to_ints(a[0].values)
@@ -271,8 +296,10 @@ def test_mining_keeps_the_lowest_margins(eval_csv):
     assert len(pool) == 300 and int(pool.is_hard.sum()) == 150  # hard ratio 0.5 for the pool
     pool_values = limbs.to_ints(pool.values)
     with torch.no_grad():
-        margins = (model(extract(pool_values, c.lookahead))
-                   - model(extract([arith.syracuse(v) for v in pool_values], c.lookahead))).tolist()
+        margins = (
+            model(extract(pool_values, c.lookahead))
+            - model(extract([arith.syracuse(v) for v in pool_values], c.lookahead))
+        ).tolist()
     order = sorted(range(len(pool_values)), key=lambda i: margins[i])
     assert set(mined) <= set(pool_values) and len(set(mined)) == 12
     # the 12 lowest margins among distinct numbers (a value drawn twice counts once)
@@ -293,10 +320,18 @@ def test_mining_epochs():
 
 # -- loss -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("target_type", ["fixed", "adaptive", "split"])
 def test_loss_is_the_spec_formula(target_type):
-    c = TrainConfig(batch_size=96, lookahead=6, use_t4=True, use_t8=True, target_type=target_type,
-                    decay_start=10, decay_len=100)
+    c = TrainConfig(
+        batch_size=96,
+        lookahead=6,
+        use_t4=True,
+        use_t8=True,
+        target_type=target_type,
+        decay_start=10,
+        decay_len=100,
+    )
     batch = BatchSampler(c, device=CPU).draw_epochs([0])[0]
     torch.manual_seed(1)
     model = build_model(c)
@@ -307,23 +342,34 @@ def test_loss_is_the_spec_formula(target_type):
 
     values = limbs.to_ints(batch.values)
     with torch.no_grad():
-        V = {j: model(extract([arith.syracuse_power(v, j) for v in values], 6)).double() for j in (0, 1, 4, 8)}
+        V = {
+            j: model(extract([arith.syracuse_power(v, j) for v in values], 6)).double() for j in (0, 1, 4, 8)
+        }
     ln = torch.tensor([math.log(v) for v in values], dtype=torch.float64)
     dr = torch.tensor([arith.drift(v, 6) for v in values], dtype=torch.float64)
     hard = batch.is_hard
     fixed = ln + 0.35 * dr
     adaptive = ln + 0.8 * dr
     target = {"fixed": fixed, "adaptive": adaptive, "split": torch.where(hard, adaptive, fixed)}[target_type]
-    w = torch.tensor([(20.0 if arith.syracuse(v) > v else 2.0) if h else (10.0 if arith.syracuse(v) > v else 1.0)
-                      for v, h in zip(values, hard.tolist())], dtype=torch.float64)
+    w = torch.tensor(
+        [
+            (20.0 if arith.syracuse(v) > v else 2.0) if h else (10.0 if arith.syracuse(v) > v else 1.0)
+            for v, h in zip(values, hard.tolist())
+        ],
+        dtype=torch.float64,
+    )
 
     def rank(a, b):
         return torch.clamp(0.05 - (a - b), min=0)
 
-    terms = {"t1": torch.mean(w * rank(V[0], V[1])), "t4": 0.5 * torch.mean(rank(V[0], V[4])),
-             "t8": 0.2 * torch.mean(rank(V[0], V[8])), "anchor": torch.mean((V[0] - target) ** 2)}
+    terms = {
+        "t1": torch.mean(w * rank(V[0], V[1])),
+        "t4": 0.5 * torch.mean(rank(V[0], V[4])),
+        "t8": 0.2 * torch.mean(rank(V[0], V[8])),
+        "anchor": torch.mean((V[0] - target) ** 2),
+    }
     assert all(float(terms[t]) > 0 for t in ("t1", "t4", "t8"))
-    a_e = 0.001 ** 0.5
+    a_e = 0.001**0.5
     expected = terms["t1"] + terms["t4"] + terms["t8"] + a_e * terms["anchor"]
     assert got.item() == pytest.approx(float(expected), rel=1e-5)
 
@@ -331,8 +377,9 @@ def test_loss_is_the_spec_formula(target_type):
     # are not drowned by it.
     late = 10**6
     full = lyapunov_loss(model, batch, late, c).item()
-    assert full == pytest.approx(float(sum(terms[t] for t in ("t1", "t4", "t8")) + 0.001 * terms["anchor"]),
-                                 rel=1e-5)
+    assert full == pytest.approx(
+        float(sum(terms[t] for t in ("t1", "t4", "t8")) + 0.001 * terms["anchor"]), rel=1e-5
+    )
     for flag, term in (("use_t1", "t1"), ("use_t4", "t4"), ("use_t8", "t8")):
         without = lyapunov_loss(model, batch, late, c.replace(**{flag: False})).item()
         assert full - without == pytest.approx(float(terms[term]), rel=1e-3, abs=1e-6), flag
@@ -350,12 +397,23 @@ def test_loss_only_computes_the_offsets_in_use():
 
 # -- the loop ---------------------------------------------------------------------------------
 
+
 def _run(config: TrainConfig, run_dir: Path, **kw) -> dict:
     return train(config, run_dir=run_dir, verbose=False, **kw)
 
 
-LOOP = dict(curriculum=True, start_seeds=3, ramp_len=20, mine_negatives=True, mine_interval=5,
-            mine_pool=128, mine_count=8, num_hard_seeds=4, use_t4=True, target_type="split")
+LOOP = dict(
+    curriculum=True,
+    start_seeds=3,
+    ramp_len=20,
+    mine_negatives=True,
+    mine_interval=5,
+    mine_pool=128,
+    mine_count=8,
+    num_hard_seeds=4,
+    use_t4=True,
+    target_type="split",
+)
 
 
 def test_same_seed_gives_identical_metrics_and_another_seed_does_not(eval_csv, tmp_path):
@@ -394,8 +452,10 @@ def test_resume_continues_exactly(eval_csv, tmp_path):
     rows_full, rows_part = read_metrics(tmp_path / "full"), read_metrics(part)
     assert [m["epoch"] for m in rows_part] == [10, 20, 30, 40]  # nothing recorded twice
     assert without_timing(rows_part) == without_timing(rows_full)
-    assert state_equal(torch.load(tmp_path / "full" / "model.pth", weights_only=True),
-                       torch.load(part / "model.pth", weights_only=True))
+    assert state_equal(
+        torch.load(tmp_path / "full" / "model.pth", weights_only=True),
+        torch.load(part / "model.pth", weights_only=True),
+    )
     s_full = load_checkpoint(latest_checkpoint(tmp_path / "full"))
     s_part = load_checkpoint(latest_checkpoint(part))
     assert s_full["epoch"] == s_part["epoch"] == 40
@@ -418,7 +478,9 @@ def test_resume_from_the_final_checkpoint_with_a_larger_budget(eval_csv, tmp_pat
 def test_run_directory_layout_and_checkpoint_contents(eval_csv, tmp_path):
     c = tiny(eval_csv, epochs=30, eval_interval=10)
     seen = []
-    metrics = train(c, run_dir=tmp_path, verbose=False, on_evaluation=lambda m, p: seen.append((m["epoch"], p)))
+    metrics = train(
+        c, run_dir=tmp_path, verbose=False, on_evaluation=lambda m, p: seen.append((m["epoch"], p))
+    )
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "model.pth").is_file()
     assert TrainConfig.from_yaml(tmp_path / "config.yaml") == c
     assert [e for e, _ in seen] == [10, 20, 30]
@@ -434,19 +496,34 @@ def test_run_directory_layout_and_checkpoint_contents(eval_csv, tmp_path):
     assert TrainConfig.from_dict(state["config"]) == c
 
     final = torch.load(tmp_path / "model.pth", weights_only=True)
-    assert list(final) == ["drift_param", "net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias",
-                           "net.4.weight", "net.4.bias"]
+    assert list(final) == [
+        "drift_param",
+        "net.0.weight",
+        "net.0.bias",
+        "net.2.weight",
+        "net.2.bias",
+        "net.4.weight",
+        "net.4.bias",
+    ]
     assert state_equal(final, state["model"])
     assert state_equal(final, torch.load(latest_checkpoint(tmp_path) / "model.pth", weights_only=True))
     model = LyapunovMLP(16, (16, 16))
     model.load_state_dict(final)  # plain strict load: the seed format
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(target_type="fixed"), dict(target_type="adaptive"), dict(target_type="split"),
-    dict(use_t4=True), dict(use_t8=True, k_only=True), dict(use_t1=False, use_t4=True, use_t8=True, linear=True),
-    dict(k_shifted=True, lookahead=3),
-], ids=["fixed", "adaptive", "split", "t4", "t8-k_only", "t4t8-linear", "k_shifted"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(target_type="fixed"),
+        dict(target_type="adaptive"),
+        dict(target_type="split"),
+        dict(use_t4=True),
+        dict(use_t8=True, k_only=True),
+        dict(use_t1=False, use_t4=True, use_t8=True, linear=True),
+        dict(k_shifted=True, lookahead=3),
+    ],
+    ids=["fixed", "adaptive", "split", "t4", "t8-k_only", "t4t8-linear", "k_shifted"],
+)
 def test_loss_variants_train(eval_csv, tmp_path, overrides):
     c = tiny(eval_csv, epochs=12, eval_interval=12, decay_start=1000, **overrides)
     m = _run(c, tmp_path)
@@ -508,10 +585,23 @@ def test_the_kept_checkpoint_is_really_good(eval_csv, tmp_path):
 
 # -- evaluation -------------------------------------------------------------------------------
 
-EVAL_KEYS = ["traj_total_violations", "traj_total_steps", "traj_violation_rate", "pass_rate",
-             "weighted_pass_rate", "growth_pass_rate", "growth_weighted_pass_rate", "growth_margin_mean",
-             "growth_margin_min", "margin_mean", "margin_median", "margin_min", "margin_5pct", "n_total",
-             "n_growth"]
+EVAL_KEYS = [
+    "traj_total_violations",
+    "traj_total_steps",
+    "traj_violation_rate",
+    "pass_rate",
+    "weighted_pass_rate",
+    "growth_pass_rate",
+    "growth_weighted_pass_rate",
+    "growth_margin_mean",
+    "growth_margin_min",
+    "margin_mean",
+    "margin_median",
+    "margin_min",
+    "margin_5pct",
+    "n_total",
+    "n_growth",
+]
 
 
 def test_evaluation_has_every_metric_and_the_values_are_right(eval_csv):
@@ -556,7 +646,9 @@ def test_evaluation_has_every_metric_and_the_values_are_right(eval_csv):
     assert m["pass_rate"] == pytest.approx(100 * passed.mean())
     assert m["weighted_pass_rate"] == pytest.approx(100 * (w * passed).sum() / w.sum())
     assert m["growth_pass_rate"] == pytest.approx(100 * passed[growth].mean())
-    assert m["growth_weighted_pass_rate"] == pytest.approx(100 * (w[growth] * passed[growth]).sum() / w[growth].sum())
+    assert m["growth_weighted_pass_rate"] == pytest.approx(
+        100 * (w[growth] * passed[growth]).sum() / w[growth].sum()
+    )
     assert m["growth_margin_mean"] == pytest.approx(margin[growth].mean(), abs=1e-6)
     assert m["growth_margin_min"] == pytest.approx(margin[growth].min(), abs=1e-6)
     assert m["margin_mean"] == pytest.approx(margin.mean(), abs=1e-6)
@@ -570,6 +662,10 @@ def test_metrics_of_a_run_name_its_test_seeds(eval_csv, tmp_path):
     m = _run(c, tmp_path)
     for key in EVAL_KEYS + ["epoch", "loss", "beta", "lr", "mined"]:
         assert key in m
-    assert m["traj_total_steps"] == m["traj_27_length"] + m["traj_97_length"] == 41 + len(arith.trajectory(97)) - 1
+    assert (
+        m["traj_total_steps"]
+        == m["traj_27_length"] + m["traj_97_length"]
+        == 41 + len(arith.trajectory(97)) - 1
+    )
     assert "traj_111_length" not in m
     assert 97 not in BatchSampler(c, device=CPU).seeds and 111 in BatchSampler(c, device=CPU).seeds

@@ -51,9 +51,13 @@ def test_a_range_scan_finds_exactly_the_reference_violations():
     assert [int(e["t"]) for e in summary.examples] == [syracuse(n) for n in first]
     for e in summary.examples:
         assert e["margin"] == pytest.approx(float(margin[values.index(int(e["n"]))]), abs=1e-6)
-    per_bits = {b: [sum(n.bit_length() == b for n in values),
-                    sum(bool(x) for n, x in zip(values, bad) if n.bit_length() == b)]
-                for b in range(2, 13)}
+    per_bits = {
+        b: [
+            sum(n.bit_length() == b for n in values),
+            sum(bool(x) for n, x in zip(values, bad) if n.bit_length() == b),
+        ]
+        for b in range(2, 13)
+    }
     assert summary.buckets == per_bits
 
 
@@ -74,8 +78,15 @@ def test_a_non_finite_v_is_a_violation():
         m.net[0].bias.fill_(float("nan"))
     result = scan_chunk(m, SPEC, ("range", 3, 10), index=0, seed=0, keep=3, device=CPU)
     assert result["violations"] == 10
-    assert result["examples"][0] == {"chunk": 0, "position": 0, "n": "3", "t": "5", "v_n": None,
-                                     "v_t": None, "margin": None}
+    assert result["examples"][0] == {
+        "chunk": 0,
+        "position": 0,
+        "n": "3",
+        "t": "5",
+        "v_n": None,
+        "v_t": None,
+        "margin": None,
+    }
 
 
 def test_chunks_merge_to_the_same_summary_in_any_order():
@@ -95,8 +106,12 @@ def test_chunks_merge_to_the_same_summary_in_any_order():
 def test_random_chunks_have_exactly_their_bits_and_repeat_with_the_seed():
     scan = Scan(random=((2, 5), (70, 1000)), seed=4, chunk=400)
     chunks = scan.chunks()
-    assert chunks == [("random", 2, 5, 0), ("random", 70, 400, 0), ("random", 70, 400, 1),
-                      ("random", 70, 200, 2)]
+    assert chunks == [
+        ("random", 2, 5, 0),
+        ("random", 70, 400, 0),
+        ("random", 70, 400, 1),
+        ("random", 70, 200, 2),
+    ]
     values = [limbs.to_ints(chunk_numbers(c, seed=4)) for c in chunks]
     assert values[0] == [3] * 5
     big = [v for part in values[1:] for v in part]
@@ -105,8 +120,12 @@ def test_random_chunks_have_exactly_their_bits_and_repeat_with_the_seed():
     assert limbs.to_ints(chunk_numbers(chunks[2], seed=5)) != values[2]
 
 
-IDENTITY = {"checkpoint_sha256": "ab" * 32, "model": {"layers": [8]}, "scan": {"range": ["3", "99"]},
-            "first": 10}
+IDENTITY = {
+    "checkpoint_sha256": "ab" * 32,
+    "model": {"layers": [8]},
+    "scan": {"range": ["3", "99"]},
+    "first": 10,
+}
 
 
 def test_progress_survives_a_restart_and_refuses_another_scan(tmp_path):
@@ -143,4 +162,6 @@ def test_scan_chunks_cover_the_range_once():
         covered = [first + 2 * i for _, first, count in scan.chunks() for i in range(count)]
         assert covered == list(range(start | 1, stop, 2))
     assert json.loads(json.dumps(Scan(start=3, stop=2**200).describe())) == {
-        "range": ["3", str(2**200)], "chunk": 1 << 20}
+        "range": ["3", str(2**200)],
+        "chunk": 1 << 20,
+    }

@@ -37,11 +37,12 @@ class KeepTrialHistory(tune.Callback):
                 continue  # this session already writes it
             try:
                 with storage.storage_filesystem.open_input_stream(
-                        f"{storage.trial_fs_path}/{name}") as stream:
+                    f"{storage.trial_fs_path}/{name}"
+                ) as stream:
                     data = stream.read()
             except OSError:  # FileNotFoundError: a new trial
                 continue
-            data = data[:data.rfind(b"\n") + 1]
+            data = data[: data.rfind(b"\n") + 1]
             if data:
                 local.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
@@ -60,7 +61,7 @@ class ReasonFirst(tune.Callback):
             return
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         marker = f"{TrialFailed.__name__}: "
-        reasons = [line[line.index(marker) + len(marker):] for line in lines if marker in line]
+        reasons = [line[line.index(marker) + len(marker) :] for line in lines if marker in line]
         reason = reasons[-1] if reasons else (lines[-1] if lines else "")
         if reason:
             try:
@@ -139,4 +140,5 @@ class PlacementGuard(tune.Callback):
                 f"no trial could start within {self.timeout_s:g} s: each asks for "
                 f"{asked.get('CPU', 0):g} CPU + {asked.get('GPU', 0):g} GPU, which the cluster has not "
                 "had free, or it was too busy to start one (COLLATZ_RAY_START_TIMEOUT_S sets the "
-                "wait); resume once it has room")
+                "wait); resume once it has room"
+            )

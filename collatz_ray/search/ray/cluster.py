@@ -46,9 +46,14 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
             # address="local": a new instance even when `ray start` left a cluster on
             # this machine (ray.init() with no address would silently join that one).
             context = ray.init(
-                address="local", num_cpus=num_cpus, include_dashboard=dashboard_wanted(),
-                dashboard_host="127.0.0.1", dashboard_port=port, _node_ip_address="127.0.0.1",
-                **common)
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=dashboard_wanted(),
+                dashboard_host="127.0.0.1",
+                dashboard_port=port,
+                _node_ip_address="127.0.0.1",
+                **common,
+            )
     else:
         from ray._private.services import canonicalize_bootstrap_address_or_die
 
@@ -57,16 +62,21 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
         except ConnectionError as err:
             raise UsageError(f"--address {address}: {err}") from None
         try:
-            context = ray.init(address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved}},
-                               **common)
+            context = ray.init(
+                address=resolved, runtime_env={"env_vars": {"RAY_ADDRESS": resolved}}, **common
+            )
         except AuthenticationError:
-            raise UsageError(f"--address {address}: this search uses token authentication but finds no "
-                             f"token (~/.ray/auth_token, RAY_AUTH_TOKEN); {_START_WITH_TOKEN}") from None
+            raise UsageError(
+                f"--address {address}: this search uses token authentication but finds no "
+                f"token (~/.ray/auth_token, RAY_AUTH_TOKEN); {_START_WITH_TOKEN}"
+            ) from None
         except ConnectionError as err:
             if "nauthenticated" not in str(err) and "InvalidAuthToken" not in str(err):
                 raise
-            raise UsageError(f"--address {address}: the cluster at {resolved} refused this machine's "
-                             "token; use the cluster's (`ray get-auth-token` on its head)") from None
+            raise UsageError(
+                f"--address {address}: the cluster at {resolved} refused this machine's "
+                "token; use the cluster's (`ray get-auth-token` on its head)"
+            ) from None
         _refuse_auth_mismatch(address, resolved, context.dashboard_url)
     global _dashboard_url, _dashboard_off
     _dashboard_url = context.dashboard_url or None
@@ -108,9 +118,11 @@ def dashboard_url() -> str | None:
 
 
 #: How to (re)start a cluster that a search can join.
-_START_WITH_TOKEN = ("start the cluster with `ray get-auth-token --generate` and "
-                     "`RAY_AUTH_MODE=token ray start --head` (other nodes: the head's token in "
-                     "~/.ray/auth_token and `RAY_AUTH_MODE=token ray start --address=HEAD:6379`)")
+_START_WITH_TOKEN = (
+    "start the cluster with `ray get-auth-token --generate` and "
+    "`RAY_AUTH_MODE=token ray start --head` (other nodes: the head's token in "
+    "~/.ray/auth_token and `RAY_AUTH_MODE=token ray start --address=HEAD:6379`)"
+)
 
 
 def _refuse_auth_mismatch(address: str, resolved: str, dashboard_url: str | None) -> None:
@@ -126,11 +138,15 @@ def _refuse_auth_mismatch(address: str, resolved: str, dashboard_url: str | None
         return
     ray.shutdown()
     if driver_mode == "token":
-        raise UsageError(f"--address {address}: the cluster at {resolved} runs without token "
-                         f"authentication, which this search requires; {_START_WITH_TOKEN}")
-    raise UsageError(f"--address {address}: the cluster at {resolved} runs with token authentication "
-                     "but RAY_AUTH_MODE disables it here; unset RAY_AUTH_MODE (the search then sends "
-                     "the token in ~/.ray/auth_token)")
+        raise UsageError(
+            f"--address {address}: the cluster at {resolved} runs without token "
+            f"authentication, which this search requires; {_START_WITH_TOKEN}"
+        )
+    raise UsageError(
+        f"--address {address}: the cluster at {resolved} runs with token authentication "
+        "but RAY_AUTH_MODE disables it here; unset RAY_AUTH_MODE (the search then sends "
+        "the token in ~/.ray/auth_token)"
+    )
 
 
 def _cluster_auth_mode(dashboard_url: str | None) -> str | None:
@@ -180,9 +196,12 @@ def _match_driver_auth_mode() -> None:
     if get_authentication_mode() == AuthenticationMode.TOKEN:
         return
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    print("collatz_ray: warning: Ray was configured before collatz_ray.search.ray was "
-          "imported, so this local Ray runs without token authentication; set "
-          "RAY_AUTH_MODE=token in the environment to keep it", file=sys.stderr)
+    print(
+        "collatz_ray: warning: Ray was configured before collatz_ray.search.ray was "
+        "imported, so this local Ray runs without token authentication; set "
+        "RAY_AUTH_MODE=token in the environment to keep it",
+        file=sys.stderr,
+    )
 
 
 def _private_token_file() -> None:

@@ -12,7 +12,8 @@ replication starts none twice.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ray.tune.search import Searcher
 

@@ -16,8 +16,8 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 #: Exit statuses of a process ended by a signal, as shells report them.
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}

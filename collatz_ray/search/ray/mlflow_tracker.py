@@ -56,9 +56,14 @@ class EpochMLflow(GuardedTracker, MLflowLoggerCallback):
 
         now = int(time.time() * 1000)
         step = result[TRAINING_ITERATION]
-        metrics = [Metric(key, float(value), now, step) for key, value in flatten_dict(result).items()
-                   if key != TRAINING_ITERATION and isinstance(value, numbers.Real)
-                   and not isinstance(value, bool) and math.isfinite(value)]
+        metrics = [
+            Metric(key, float(value), now, step)
+            for key, value in flatten_dict(result).items()
+            if key != TRAINING_ITERATION
+            and isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        ]
         self._client.log_batch(self._trial_runs[trial], metrics=metrics)
 
 

@@ -52,7 +52,8 @@ def run_plain_trials(*, storage: str, experiment: str, num_samples: int, cpus: f
         tune.with_resources(_plain_trial, {"CPU": cpus}),
         param_space={"i": tune.grid_search(list(range(num_samples)))},
         tune_config=tune.TuneConfig(max_concurrent_trials=1),
-        run_config=tune.RunConfig(name=experiment, storage_path=storage, verbose=0, callbacks=[clock]))
+        run_config=tune.RunConfig(name=experiment, storage_path=storage, verbose=0, callbacks=[clock]),
+    )
     tuner.fit()
     return clock.walls
 
@@ -72,7 +73,11 @@ def report_figures(result_grid) -> list[dict[str, float]]:
         between = frame["time_total_s"].diff().iloc[1:]
         work = (frame[TIME_ATTR].diff() / frame["epochs_per_second"]).iloc[1:]
         extra = (between - work).tolist()
-        out.append({"time_to_first_report": float(first["time_total_s"]),
-                    "trainer_seconds": float(first["seconds"]),
-                    "report_overhead": statistics.median(extra) if extra else float("nan")})
+        out.append(
+            {
+                "time_to_first_report": float(first["time_total_s"]),
+                "trainer_seconds": float(first["seconds"]),
+                "report_overhead": statistics.median(extra) if extra else float("nan"),
+            }
+        )
     return out

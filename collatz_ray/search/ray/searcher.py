@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
@@ -50,8 +51,14 @@ class StudySearch(OptunaSearch):
         self._study_ids: dict[str, int] = {}
         #: Tells the database refused, retried at every later event and on resume.
         self._pending: dict[str, tuple[float | None, str]] = {}
-        super().__init__(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler,
-                         storage=open_storage(storage.url), study_name=storage.study_name)
+        super().__init__(
+            space=space.suggest,
+            metric=METRIC,
+            mode=MODE,
+            sampler=sampler,
+            storage=open_storage(storage.url),
+            study_name=storage.study_name,
+        )
 
     # -- the database connection stays out of every pickle --------------------------------
     _UNPICKLED = ("_storage", "_ot_study", "_ot_trials")
@@ -72,7 +79,9 @@ class StudySearch(OptunaSearch):
         with open(checkpoint_path, "rb") as handle:
             saved = pickle.load(handle)
         storage = self._study_storage
-        self.__dict__.update({k: v for k, v in saved.items() if k not in ("_study_storage", *self._UNPICKLED)})
+        self.__dict__.update(
+            {k: v for k, v in saved.items() if k not in ("_study_storage", *self._UNPICKLED)}
+        )
         self._study_storage = storage
         self._ot_study = None
 
@@ -93,11 +102,14 @@ class StudySearch(OptunaSearch):
         if self._study_storage is None:
             raise RuntimeError("StudySearch restored without its study database (use_storage)")
         self._storage = open_storage(self._study_storage.url)
-        self._ot_study = optuna.create_study(storage=self._storage, sampler=self._sampler,
-                                             pruner=optuna.pruners.NopPruner(),
-                                             study_name=self._study_storage.study_name,
-                                             direction="minimize" if MODE == "min" else "maximize",
-                                             load_if_exists=True)
+        self._ot_study = optuna.create_study(
+            storage=self._storage,
+            sampler=self._sampler,
+            pruner=optuna.pruners.NopPruner(),
+            study_name=self._study_storage.study_name,
+            direction="minimize" if MODE == "min" else "maximize",
+            load_if_exists=True,
+        )
         self._ot_trials = {tid: optuna.Trial(self._ot_study, sid) for tid, sid in self._study_ids.items()}
         self._settle()
 
@@ -139,8 +151,11 @@ class StudySearch(OptunaSearch):
         self._study()
         # An intermediate value a locked database refuses is left out of the study (the
         # trial's result.json keeps it); the search goes on.
-        self._write(lambda: self._ot_trials[trial_id].report(float(value), int(epoch)), quiet_if_finished=True,
-                    give_up_quietly=True)
+        self._write(
+            lambda: self._ot_trials[trial_id].report(float(value), int(epoch)),
+            quiet_if_finished=True,
+            give_up_quietly=True,
+        )
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         from optuna.trial import TrialState
@@ -153,8 +168,11 @@ class StudySearch(OptunaSearch):
         epoch = (result or {}).get(TIME_ATTR)
         if value is not None and epoch is not None:
             # Tune hands a trial's last result to on_trial_complete alone.
-            self._write(lambda: self._ot_trials[trial_id].report(float(value), int(epoch)),
-                        quiet_if_finished=True, give_up_quietly=True)
+            self._write(
+                lambda: self._ot_trials[trial_id].report(float(value), int(epoch)),
+                quiet_if_finished=True,
+                give_up_quietly=True,
+            )
         if error or value is None:
             state, value = TrialState.FAIL, None
         elif epoch is not None and epoch < self._max_epochs:
@@ -167,13 +185,17 @@ class StudySearch(OptunaSearch):
     def _tell(self, trial_id: str, value: float | None, state) -> None:
         self._pending[trial_id] = (value, state.name)
         ot_trial = self._ot_trials[trial_id]
-        done = self._write(lambda: self._ot_study.tell(ot_trial, value, state=state), quiet_if_finished=True,
-                           give_up_quietly=True)
+        done = self._write(
+            lambda: self._ot_study.tell(ot_trial, value, state=state),
+            quiet_if_finished=True,
+            give_up_quietly=True,
+        )
         if done is not _FAILED:
             del self._pending[trial_id]
 
-    def _write(self, action: Callable[[], Any], *, quiet_if_finished: bool = False,
-               give_up_quietly: bool = False):
+    def _write(
+        self, action: Callable[[], Any], *, quiet_if_finished: bool = False, give_up_quietly: bool = False
+    ):
         """A database write, retried while another writer holds the lock; with
         `give_up_quietly`, _FAILED after the last attempt instead of an error that would
         stop the driver. A write to a trial the study already closed (a resumed trial
@@ -194,9 +216,13 @@ class StudySearch(OptunaSearch):
             except (OperationalError, StorageInternalError) as err:
                 if attempt + 1 == WRITE_ATTEMPTS:
                     if give_up_quietly:
-                        log.warning("study database %s: a write failed %d times (%s); it is retried "
-                                    "at the next event and on --resume", self._study_storage.shown,
-                                    WRITE_ATTEMPTS, str(err).splitlines()[0][:160])
+                        log.warning(
+                            "study database %s: a write failed %d times (%s); it is retried "
+                            "at the next event and on --resume",
+                            self._study_storage.shown,
+                            WRITE_ATTEMPTS,
+                            str(err).splitlines()[0][:160],
+                        )
                         return _FAILED
                     raise
                 time.sleep(wait)

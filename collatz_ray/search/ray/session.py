@@ -4,21 +4,26 @@ stopping Tune cleanly (interrupt.py), and shut Ray down however the work ends.""
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from collatz_ray.search.ray import cluster
 from collatz_ray.search.ray.interrupt import Interruption, stop_cleanly_on_signals
 
 
-def on_ray(address: str | None, work: Callable[[dict[str, float]], int], *, tool: str, path: str,
-           resume: str) -> int:
+def on_ray(
+    address: str | None, work: Callable[[dict[str, float]], int], *, tool: str, path: str, resume: str
+) -> int:
     """work(the cluster's resources) on the embedded Ray or the cluster at `address`;
     its exit status. When a signal stopped it, the status the signal calls for, after
     one line saying where the work is kept and the command (`resume`) that finishes it."""
     status, interruption = _run(address, work)
     if interruption.signum is not None:
-        print(f"collatz_ray.{tool}: interrupted by {interruption.name}; everything so far is kept in "
-              f"{path}. Resume with: {resume}", file=sys.stderr, flush=True)
+        print(
+            f"collatz_ray.{tool}: interrupted by {interruption.name}; everything so far is kept in "
+            f"{path}. Resume with: {resume}",
+            file=sys.stderr,
+            flush=True,
+        )
         return interruption.exit_status
     return status
 

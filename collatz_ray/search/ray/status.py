@@ -10,7 +10,8 @@ report) and replaces what is printed.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ray import tune
 
@@ -18,12 +19,34 @@ from collatz_ray.search.objective import METRIC, TIME_ATTR
 
 WIDTH = 120
 #: Short column names for the settings the shipped spaces search.
-SHORT = {"lookahead": "la", "target_type": "target", "lr": "lr", "layers": "layers", "linear": "lin",
-         "beta_init": "beta0", "decay_start": "dstart", "decay_len": "dlen", "min_anchor": "minanc",
-         "use_t1": "t1", "use_t4": "t4", "use_t8": "t8", "mine_negatives": "mine", "mine_start": "mstart",
-         "mine_interval": "mint", "mine_count": "mcount", "mine_pool": "mpool", "batch_size": "batch",
-         "hard_ratio": "hard", "curriculum": "curric", "start_seeds": "seeds0", "ramp_len": "ramp",
-         "num_hard_seeds": "nseeds", "k_only": "konly", "k_shifted": "kshift", "seed": "seed"}
+SHORT = {
+    "lookahead": "la",
+    "target_type": "target",
+    "lr": "lr",
+    "layers": "layers",
+    "linear": "lin",
+    "beta_init": "beta0",
+    "decay_start": "dstart",
+    "decay_len": "dlen",
+    "min_anchor": "minanc",
+    "use_t1": "t1",
+    "use_t4": "t4",
+    "use_t8": "t8",
+    "mine_negatives": "mine",
+    "mine_start": "mstart",
+    "mine_interval": "mint",
+    "mine_count": "mcount",
+    "mine_pool": "mpool",
+    "batch_size": "batch",
+    "hard_ratio": "hard",
+    "curriculum": "curric",
+    "start_seeds": "seeds0",
+    "ramp_len": "ramp",
+    "num_hard_seeds": "nseeds",
+    "k_only": "konly",
+    "k_shifted": "kshift",
+    "seed": "seed",
+}
 
 
 def short_name(name: str) -> str:
@@ -60,8 +83,15 @@ def _value(value: Any) -> str:
 class SearchStatus(tune.CLIReporter):
     """Tune's reporter, printing collatz-ray's status block instead of Tune's."""
 
-    def __init__(self, *, parameters: Sequence[str], header: str, rungs: Sequence[int],
-                 per_trial: str, report_every_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        parameters: Sequence[str],
+        header: str,
+        rungs: Sequence[int],
+        per_trial: str,
+        report_every_s: float = 30.0,
+    ) -> None:
         super().__init__(max_report_frequency=report_every_s)
         self._parameters = list(parameters)
         self._header, self._rungs, self._per_trial = header, list(rungs), per_trial
@@ -77,9 +107,11 @@ class SearchStatus(tune.CLIReporter):
         for row in rows:
             counts[row["state"]] = counts.get(row["state"], 0) + 1
         state_text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none yet"
-        lines = [f"== {self._header} · {elapsed} {'done' if done else 'elapsed'} ==",
-                 f"ASHA rungs at epochs {', '.join(map(str, self._rungs)) or '-'}; {self._per_trial}",
-                 f"Trials: {state_text}" + _best_text(rows)]
+        lines = [
+            f"== {self._header} · {elapsed} {'done' if done else 'elapsed'} ==",
+            f"ASHA rungs at epochs {', '.join(map(str, self._rungs)) or '-'}; {self._per_trial}",
+            f"Trials: {state_text}" + _best_text(rows),
+        ]
         lines += _table(rows, self._parameters)
         return "\n".join(line[:WIDTH] for line in lines) + "\n"
 
@@ -96,10 +128,17 @@ def _row(trial) -> dict[str, Any]:
         state = "errored"
     else:
         state = status.lower()
-    return {"trial": trial.trial_id[:8], "state": state, "config": trial.config or {},
-            "epoch": result.get(TIME_ATTR), "viol": result.get("traj_total_violations"),
-            "steps": result.get("traj_total_steps"), "pass%": result.get("pass_rate"),
-            "grwtd%": result.get("growth_weighted_pass_rate"), "obj": result.get(METRIC)}
+    return {
+        "trial": trial.trial_id[:8],
+        "state": state,
+        "config": trial.config or {},
+        "epoch": result.get(TIME_ATTR),
+        "viol": result.get("traj_total_violations"),
+        "steps": result.get("traj_total_steps"),
+        "pass%": result.get("pass_rate"),
+        "grwtd%": result.get("growth_weighted_pass_rate"),
+        "obj": result.get(METRIC),
+    }
 
 
 def _best_text(rows: list[dict[str, Any]]) -> str:
@@ -107,14 +146,19 @@ def _best_text(rows: list[dict[str, Any]]) -> str:
     if not scored:
         return ""
     best = min(scored, key=lambda r: (-(r["epoch"] or 0), r["obj"]))
-    return (f" · best so far {best['trial']}: {best['viol']}/{best['steps']} violations "
-            f"at epoch {best['epoch']}")
+    return (
+        f" · best so far {best['trial']}: {best['viol']}/{best['steps']} violations at epoch {best['epoch']}"
+    )
 
 
 def _table(rows: list[dict[str, Any]], parameters: list[str]) -> list[str]:
-    metric_cols = [("epoch", lambda r: r["epoch"]), ("viol", lambda r: r["viol"]),
-                   ("pass%", lambda r: r["pass%"]), ("grwtd%", lambda r: r["grwtd%"]),
-                   ("obj", lambda r: r["obj"])]
+    metric_cols = [
+        ("epoch", lambda r: r["epoch"]),
+        ("viol", lambda r: r["viol"]),
+        ("pass%", lambda r: r["pass%"]),
+        ("grwtd%", lambda r: r["grwtd%"]),
+        ("obj", lambda r: r["obj"]),
+    ]
     fixed_cols = [("trial", lambda r: r["trial"]), ("state", lambda r: r["state"])]
 
     def cell(value: Any, name: str) -> str:

@@ -68,8 +68,12 @@ class GuardedTracker:
         except Exception as err:  # noqa: BLE001 - any tracker error ends its logging, not the search
             self._off = True
             reason = failure_reason(f"{type(err).__name__}: {err}", fallback=type(err).__name__)
-            print(f"collatz_ray.tune: warning: {self.what} stopped logging ({reason[:300]}); the search "
-                  "goes on and its own files keep every report", file=sys.stderr, flush=True)
+            print(
+                f"collatz_ray.tune: warning: {self.what} stopped logging ({reason[:300]}); the search "
+                "goes on and its own files keep every report",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def log_trial_start(self, trial) -> None:
         self._guard(super().log_trial_start, trial)

@@ -43,19 +43,23 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings, search_run: 
     trial_id = context.get_trial_id()
     gpus = settings.gpus_per_trial
     config = settings.space.trial_config(params)
-    config = config.replace(device="cuda" if gpus > 0 else "cpu",
-                            **({"eval_csv": settings.eval_csv} if settings.eval_csv else {}))
+    config = config.replace(
+        device="cuda" if gpus > 0 else "cpu", **({"eval_csv": settings.eval_csv} if settings.eval_csv else {})
+    )
     trial_dir = context.get_trial_dir()
     if trial_dir:
         Path(trial_dir).mkdir(parents=True, exist_ok=True)
         (Path(trial_dir) / TRIAL_CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1))
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"train": config.to_dict(),
-                           "threads": max(1, round(settings.cpus_per_trial)),
-                           "search_run": search_run,
-                           "objective": settings.space.objective,
-                           "trial_id": trial_id, "bank": settings.bank},
+        train_loop_config={
+            "train": config.to_dict(),
+            "threads": max(1, round(settings.cpus_per_trial)),
+            "search_run": search_run,
+            "objective": settings.space.objective,
+            "trial_id": trial_id,
+            "bank": settings.bank,
+        },
         # Local mode: this process is the worker. It holds the GPU share Tune reserved
         # for the trial (Ray sets CUDA_VISIBLE_DEVICES for it), so a fractional
         # --gpus-per-trial packs several trials on one GPU as before.
@@ -75,10 +79,12 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings, search_run: 
 def trainable(settings: SearchSettings):
     """The Tune trainable with its settings and resources attached. It keeps the name
     `collatz_trial`, which Tuner.restore needs to find it again."""
-    resources = trial_actor_resources(cpus_per_trial=settings.cpus_per_trial,
-                                      gpus_per_trial=settings.gpus_per_trial)
+    resources = trial_actor_resources(
+        cpus_per_trial=settings.cpus_per_trial, gpus_per_trial=settings.gpus_per_trial
+    )
     # A trial needs no study database (and its URL may carry a password): leave it out of
     # what Tune pickles and ships to the trials.
     trial_settings = dataclasses.replace(settings, study=None)
-    return tune.with_resources(tune.with_parameters(collatz_trial, settings=trial_settings,
-                                                    search_run=uuid.uuid4().hex), resources)
+    return tune.with_resources(
+        tune.with_parameters(collatz_trial, settings=trial_settings, search_run=uuid.uuid4().hex), resources
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ray import cloudpickle, tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -28,9 +29,14 @@ from collatz_ray.search.study import resolve_study
 warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
 
 
-def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
-                points: Sequence[dict[str, Any]] | None = None,
-                callbacks: Sequence[tune.Callback] = ()) -> tune.Tuner:
+def build_tuner(
+    settings: SearchSettings,
+    *,
+    num_samples: int,
+    verbose: int = 1,
+    points: Sequence[dict[str, Any]] | None = None,
+    callbacks: Sequence[tune.Callback] = (),
+) -> tune.Tuner:
     """TPE over the space's define-by-run function, seeded (the same seed suggests the
     same configs in the same order, given the same results in the same order) and
     recorded in the study database, stopped early by ASHA; or, given `points` (a
@@ -41,43 +47,67 @@ def build_tuner(settings: SearchSettings, *, num_samples: int, verbose: int = 1,
     budget = space.budget
     if points is None:
         searcher = StudySearch(space, seed=settings.seed, storage=settings.study, max_epochs=budget.epochs)
-        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=budget.epochs,
-                                  grace_period=budget.grace_epochs,
-                                  reduction_factor=budget.reduction_factor)
+        scheduler = ASHAScheduler(
+            time_attr=TIME_ATTR,
+            max_t=budget.epochs,
+            grace_period=budget.grace_epochs,
+            reduction_factor=budget.reduction_factor,
+        )
     else:
         searcher, scheduler = GivenConfigs(points), FIFOScheduler()
     return tune.Tuner(
         trainable(settings),
-        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher,
-                                    scheduler=scheduler, num_samples=num_samples,
-                                    max_concurrent_trials=settings.max_concurrent,
-                                    trial_dirname_creator=trial_dirname),
-        run_config=tune.RunConfig(name=settings.experiment, storage_path=settings.storage,
-                                  # A crashed trial restarts from its last checkpoint; one
-                                  # that still fails is final for this run and --resume
-                                  # retries errored trials on demand.
-                                  failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                                  stop=(None if "://" in settings.storage
-                                        else StorageGuard(settings.path)),
-                                  callbacks=[KeepTrialHistory(), ReasonFirst(),
-                                             PlacementGuard(settings.start_timeout_s),
-                                             *tracking_callbacks(settings), *callbacks],
-                                  progress_reporter=SearchStatus(
-                                      # A replication's trials of one config differ by seed only.
-                                      parameters=[*(["seed"] if points is not None else []),
-                                                  *(p.name for p in space.parameters)],
-                                      header=f"search {settings.experiment}", rungs=budget.rungs(),
-                                      per_trial=(f"{settings.max_concurrent} at once, each "
-                                                 f"{settings.cpus_per_trial:g} CPU + "
-                                                 f"{settings.gpus_per_trial:g} GPU")),
-                                  verbose=verbose),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=num_samples,
+            max_concurrent_trials=settings.max_concurrent,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=settings.experiment,
+            storage_path=settings.storage,
+            # A crashed trial restarts from its last checkpoint; one
+            # that still fails is final for this run and --resume
+            # retries errored trials on demand.
+            failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            stop=(None if "://" in settings.storage else StorageGuard(settings.path)),
+            callbacks=[
+                KeepTrialHistory(),
+                ReasonFirst(),
+                PlacementGuard(settings.start_timeout_s),
+                *tracking_callbacks(settings),
+                *callbacks,
+            ],
+            progress_reporter=SearchStatus(
+                # A replication's trials of one config differ by seed only.
+                parameters=[*(["seed"] if points is not None else []), *(p.name for p in space.parameters)],
+                header=f"search {settings.experiment}",
+                rungs=budget.rungs(),
+                per_trial=(
+                    f"{settings.max_concurrent} at once, each "
+                    f"{settings.cpus_per_trial:g} CPU + "
+                    f"{settings.gpus_per_trial:g} GPU"
+                ),
+            ),
+            verbose=verbose,
+        ),
     )
 
 
-def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, extend: int = 0,
-        points: Sequence[dict[str, Any]] | None = None, callbacks: Sequence[tune.Callback] = (),
-        verbose: int = 1):
+def run(
+    settings: SearchSettings,
+    *,
+    num_samples: int,
+    resume: bool = False,
+    extend: int = 0,
+    points: Sequence[dict[str, Any]] | None = None,
+    callbacks: Sequence[tune.Callback] = (),
+    verbose: int = 1,
+):
     """Run (or resume) the search and return Ray's ResultGrid; `extend` adds that many
     trials to a resumed one, `points` replaces TPE by given configs. Raises
     StorageFailed, with one line, when the experiment's storage stopped taking writes."""
@@ -89,24 +119,34 @@ def run(settings: SearchSettings, *, num_samples: int, resume: bool = False, ext
             tuner = _restore(settings, extend=extend)
         else:
             if settings.study is None and points is None:  # every search records its study
-                settings = dataclasses.replace(settings, study=resolve_study(
-                    given=None, saved=None, experiment_dir=settings.path, name=settings.experiment,
-                    remote="://" in settings.storage))
+                settings = dataclasses.replace(
+                    settings,
+                    study=resolve_study(
+                        given=None,
+                        saved=None,
+                        experiment_dir=settings.path,
+                        name=settings.experiment,
+                        remote="://" in settings.storage,
+                    ),
+                )
             save_settings(settings)
-            tuner = build_tuner(settings, num_samples=num_samples, points=points, callbacks=callbacks,
-                                verbose=verbose)
+            tuner = build_tuner(
+                settings, num_samples=num_samples, points=points, callbacks=callbacks, verbose=verbose
+            )
         return tuner.fit()
     except StorageFailed as err:
-        raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
-                                                 str(err))) from None
+        raise StorageFailed(
+            storage_failure_line(settings.storage, settings.experiment, path, str(err))
+        ) from None
     except Exception:
         # Whatever Ray raised (a truncated error.pkl, a failed write), a storage that no
         # longer takes writes is the reason to report.
         problem = storage_write_problem(path)
         if problem is None:
             raise
-        raise StorageFailed(storage_failure_line(settings.storage, settings.experiment, path,
-                                                 problem)) from None
+        raise StorageFailed(
+            storage_failure_line(settings.storage, settings.experiment, path, problem)
+        ) from None
 
 
 def _restore(settings: SearchSettings, *, extend: int = 0) -> tune.Tuner:
@@ -121,10 +161,20 @@ def _restore(settings: SearchSettings, *, extend: int = 0) -> tune.Tuner:
         if isinstance(searcher, StudySearch):
             searcher.use_storage(settings.study)
         return tuner
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError) as err:
-        raise UsageError(f"{settings.path}: Tune's saved state cannot be read ({type(err).__name__}: "
-                         f"{str(err)[:120]}); the trials' files are untouched") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+    ) as err:
+        raise UsageError(
+            f"{settings.path}: Tune's saved state cannot be read ({type(err).__name__}: "
+            f"{str(err)[:120]}); the trials' files are untouched"
+        ) from None
 
 
 def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
@@ -143,14 +193,18 @@ def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
     (`total_samples`); an extension raises it and clears `finished`."""
     if "://" in settings.storage:
         if extend:
-            raise UsageError(f"--extend {settings.experiment}: experiments on remote storage cannot be "
-                             "extended in place; copy it to a local directory first")
+            raise UsageError(
+                f"--extend {settings.experiment}: experiments on remote storage cannot be "
+                "extended in place; copy it to a local directory first"
+            )
         return
     states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
     if not states:
         if extend:
-            raise UsageError(f"--extend {settings.experiment}: {settings.path} holds no search state "
-                             "(search_gen_state-*.json) to extend")
+            raise UsageError(
+                f"--extend {settings.experiment}: {settings.path} holds no search state "
+                "(search_gen_state-*.json) to extend"
+            )
         return
     newest = states[-1]  # the one Tune loads: names sort by time
     with open(newest, "rb") as handle:
@@ -164,7 +218,9 @@ def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
         changed = True
     storage = getattr(state.get("experiment"), "storage", None)
     if storage is not None and (storage.storage_fs_path, storage.experiment_dir_name) != (
-            settings.storage, settings.experiment):
+        settings.storage,
+        settings.experiment,
+    ):
         # In place: the experiment's spec holds the same object.
         storage.storage_fs_path = settings.storage
         storage.experiment_dir_name = settings.experiment
@@ -192,11 +248,13 @@ def trial_summaries(result_grid) -> list[dict[str, Any]]:
     out = []
     for result in result_grid:
         metrics = dict(result.metrics or {})
-        out.append({
-            "trial_id": metrics.get("trial_id") or Path(result.path).name,
-            "config": dict(result.config or {}),
-            "metrics": metrics,
-            "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}",
-            "path": result.path,
-        })
+        out.append(
+            {
+                "trial_id": metrics.get("trial_id") or Path(result.path).name,
+                "config": dict(result.config or {}),
+                "metrics": metrics,
+                "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}",
+                "path": result.path,
+            }
+        )
     return out

@@ -10,7 +10,8 @@ progress file, so a cluster scan resumes like a local one.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import ray
 
@@ -20,9 +21,16 @@ from collatz_ray.trainer.loading import LoadedModel
 from collatz_ray.trainer.verify import Scan
 
 
-def scan_on_ray(address: str | None, loaded: LoadedModel, spec: FeatureSpec, scan: Scan,
-                chunks: Iterable[tuple[int, tuple]], *, keep: int,
-                num_cpus: int | None = None) -> Iterator[dict[str, Any]]:
+def scan_on_ray(
+    address: str | None,
+    loaded: LoadedModel,
+    spec: FeatureSpec,
+    scan: Scan,
+    chunks: Iterable[tuple[int, tuple]],
+    *,
+    keep: int,
+    num_cpus: int | None = None,
+) -> Iterator[dict[str, Any]]:
     """Each (index, chunk)'s result, as tasks finish. `address` None starts an embedded
     Ray of `num_cpus` CPUs (tests); otherwise joins the cluster there."""
     resources = connect(address, num_cpus=num_cpus)
@@ -35,8 +43,11 @@ def scan_on_ray(address: str | None, loaded: LoadedModel, spec: FeatureSpec, sca
     running: list[ray.ObjectRef] = []
     while True:
         for index, chunk in todo:
-            running.append(task.remote(weights, config, spec, chunk, index=index, seed=scan.seed,
-                                       keep=keep, gpu=bool(gpus)))
+            running.append(
+                task.remote(
+                    weights, config, spec, chunk, index=index, seed=scan.seed, keep=keep, gpu=bool(gpus)
+                )
+            )
             if len(running) >= slots:
                 break
         if not running:
@@ -46,8 +57,17 @@ def scan_on_ray(address: str | None, loaded: LoadedModel, spec: FeatureSpec, sca
 
 
 @ray.remote
-def _scan_chunk_task(weights: dict, config: dict[str, Any], spec: FeatureSpec, chunk: tuple, *,
-                     index: int, seed: int, keep: int, gpu: bool) -> dict[str, Any]:
+def _scan_chunk_task(
+    weights: dict,
+    config: dict[str, Any],
+    spec: FeatureSpec,
+    chunk: tuple,
+    *,
+    index: int,
+    seed: int,
+    keep: int,
+    gpu: bool,
+) -> dict[str, Any]:
     import torch
 
     from collatz_ray.trainer.config import TrainConfig

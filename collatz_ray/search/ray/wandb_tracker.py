@@ -53,5 +53,7 @@ class EpochWandb(GuardedTracker, WandbLoggerCallback):
 
 
 def wandb_callback(settings: SearchSettings) -> EpochWandb:
-    return EpochWandb(project=os.environ.get("WANDB_PROJECT") or settings.experiment,
-                      in_experiment="://" not in settings.storage)
+    return EpochWandb(
+        project=os.environ.get("WANDB_PROJECT") or settings.experiment,
+        in_experiment="://" not in settings.storage,
+    )

@@ -52,17 +52,26 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         node_id = ray.get_runtime_context().get_node_id()
 
         def report(metrics: dict[str, Any], checkpoint_dir: Path) -> None:
-            metrics = {**metrics, METRIC: objective(metrics, kind=loop_config.get("objective", "log")),
-                       "node_id": node_id, "worker_pid": os.getpid()}
+            metrics = {
+                **metrics,
+                METRIC: objective(metrics, kind=loop_config.get("objective", "log")),
+                "node_id": node_id,
+                "worker_pid": os.getpid(),
+            }
             reports.append(metrics)
             write_reports(checkpoint_dir / REPORTS_FILE, search_run, reports)
             if metrics[TIME_ATTR] <= recorded:
                 return  # redone after a restart; the record already holds this evaluation
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
-        train(config, run_dir=Path(tmp) / "run", resume_from=resume_from,
-              on_evaluation=report, on_mined=bank_hook(loop_config.get("bank"), loop_config.get("trial_id")),
-              verbose=False)
+        train(
+            config,
+            run_dir=Path(tmp) / "run",
+            resume_from=resume_from,
+            on_evaluation=report,
+            on_mined=bank_hook(loop_config.get("bank"), loop_config.get("trial_id")),
+            verbose=False,
+        )
 
 
 def _restore(tmp: Path, search_run: str) -> tuple[Path | None, list[dict[str, Any]], int]:
@@ -115,20 +124,29 @@ def bank_hook(bank: str | None, trial_id: str | None):
         return None
 
     def banked(epoch: int, found: list[tuple[int, float | None]]) -> None:
-        records = [banking.new_record(n, margin=margin, source="mining", trial=trial_id, epoch=epoch)
-                   for n, margin in found if banking.bankable(n)]
+        records = [
+            banking.new_record(n, margin=margin, source="mining", trial=trial_id, epoch=epoch)
+            for n, margin in found
+            if banking.bankable(n)
+        ]
         try:
             banking.append_records(Path(bank), records)
         except UsageError as err:
-            print(f"collatz-ray: trial {trial_id}: the counterexamples mined at epoch {epoch} "
-                  f"were not banked: {err}", file=sys.stderr, flush=True)
+            print(
+                f"collatz-ray: trial {trial_id}: the counterexamples mined at epoch {epoch} "
+                f"were not banked: {err}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return banked
 
 
 def write_reports(path: Path, search_run: str, reports: list[dict[str, Any]]) -> None:
     """A checkpoint's REPORTS_FILE: the run that made it, then one report a line."""
-    path.write_text(json.dumps({"search_run": search_run}) + "\n" + "".join(json.dumps(m) + "\n" for m in reports))
+    path.write_text(
+        json.dumps({"search_run": search_run}) + "\n" + "".join(json.dumps(m) + "\n" for m in reports)
+    )
 
 
 #: Far above what a trial of 100000 epochs reports (a few kB an evaluation).

@@ -16,11 +16,17 @@ def test_what_is_written_is_read_back(tmp_path):
     assert read_reports(tmp_path / REPORTS_FILE) == ("run-1", reports)
 
 
-@pytest.mark.parametrize("content", [
-    "", "not json\n", '{"search_run": "r"}\n{"epoch": 2\n', '[1, 2]\n{"epoch": 2}\n',
-    '{"search_run": "r"}\n"text"\n',
-    "[" * 100000 + "]" * 100000 + "\n",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "not json\n",
+        '{"search_run": "r"}\n{"epoch": 2\n',
+        '[1, 2]\n{"epoch": 2}\n',
+        '{"search_run": "r"}\n"text"\n',
+        "[" * 100000 + "]" * 100000 + "\n",
+    ],
+)
 def test_a_damaged_file_is_no_reports(tmp_path, content):
     path = tmp_path / REPORTS_FILE
     path.write_text(content)
@@ -34,5 +40,5 @@ def test_a_file_past_the_bound_or_not_a_file_is_not_read(tmp_path):
     assert read_reports(big) == (None, [])
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    assert read_reports(fifo) == (None, [])   # never blocks on a FIFO
+    assert read_reports(fifo) == (None, [])  # never blocks on a FIFO
     assert read_reports(tmp_path / "absent") == (None, [])

@@ -63,8 +63,8 @@ def test_an_unreachable_server_is_one_warning_within_ten_seconds(kind, mlflow_de
     port = refusing_port() if kind == "refuses" else silent_port
     callback = mlflow_callback(Tracker("mlflow", f"http://127.0.0.1:{port}"), experiment="bounded")
     started = time.monotonic()
-    callback._guard(callback._open)   # what the first trial's start does
-    callback._guard(callback._open)   # and nothing more once it has failed
+    callback._guard(callback._open)  # what the first trial's start does
+    callback._guard(callback._open)  # and nothing more once it has failed
     elapsed = time.monotonic() - started
     warnings = [line for line in capsys.readouterr().err.splitlines() if "MLflow stopped logging" in line]
     assert len(warnings) == 1 and warnings[0].startswith("collatz_ray.tune: warning: "), warnings

@@ -26,9 +26,11 @@ MAX_EPOCHS = 100
 @pytest.fixture
 def space(tmp_path):
     path = tmp_path / "space.yaml"
-    path.write_text("budget: {epochs: 100, eval_interval: 20, grace_epochs: 20}\n"
-                    "parameters:\n  lookahead: {values: [10, 100]}\n"
-                    "  lr: {distribution: log_uniform, min: 1.0e-4, max: 1.0e-2}\n")
+    path.write_text(
+        "budget: {epochs: 100, eval_interval: 20, grace_epochs: 20}\n"
+        "parameters:\n  lookahead: {values: [10, 100]}\n"
+        "  lr: {distribution: log_uniform, min: 1.0e-4, max: 1.0e-2}\n"
+    )
     return load_space(path)
 
 
@@ -45,8 +47,9 @@ def report(searcher, trial_id: str, value: float, epoch: int) -> None:
 
 
 def finish(searcher, trial_id: str, value: float, epoch: int, error: bool = False) -> None:
-    searcher.on_trial_complete(trial_id, {METRIC: value, TIME_ATTR: epoch, "training_iteration": epoch // 20},
-                               error=error)
+    searcher.on_trial_complete(
+        trial_id, {METRIC: value, TIME_ATTR: epoch, "training_iteration": epoch // 20}, error=error
+    )
 
 
 def test_stops_are_pruned_with_values_keyed_by_epoch(tmp_path, space):
@@ -55,7 +58,7 @@ def test_stops_are_pruned_with_values_keyed_by_epoch(tmp_path, space):
     for tid in ("stopped", "full", "failed"):
         assert set(s.suggest(tid)) == {"lookahead", "lr"}
     report(s, "stopped", 9.0, 20)
-    finish(s, "stopped", 8.0, 40)       # ASHA stopped it at epoch 40 of 100
+    finish(s, "stopped", 8.0, 40)  # ASHA stopped it at epoch 40 of 100
     for epoch in (20, 40, 60, 80):
         report(s, "full", 10.0 - epoch / 20, epoch)
     finish(s, "full", 4.5, 100)
@@ -91,7 +94,7 @@ def test_a_restored_search_goes_on_in_the_same_study(tmp_path, space):
     again = pickle.loads(pickle.dumps(s))
     again.use_storage(storage)
     again.restore(str(tmp_path / "state.pkl"))
-    report(again, "b", 6.0, 20)          # a restarted trial reports an epoch again
+    report(again, "b", 6.0, 20)  # a restarted trial reports an epoch again
     finish(again, "b", 3.0, 100)
     again.suggest("c")
     trials = {t.user_attrs[TUNE_TRIAL_ATTR]: t for t in load(storage).trials}
@@ -109,14 +112,14 @@ def test_a_killed_driver_leaves_no_orphan_or_double_tell(tmp_path, space):
     report(s, "done", 6.0, 20)
     s.save(str(tmp_path / "state.pkl"))  # Tune's last save before the kill
     finish(s, "done", 4.0, 100)
-    s.suggest("late")                    # asked; Tune never recorded the trial
+    s.suggest("late")  # asked; Tune never recorded the trial
     del s
 
     again = pickle.loads(pickle.dumps(StudySearch(space, seed=0, storage=storage, max_epochs=MAX_EPOCHS)))
     again.use_storage(storage)
     again.restore(str(tmp_path / "state.pkl"))
-    report(again, "done", 5.0, 80)       # Tune resumes "done" from its checkpoint...
-    finish(again, "done", 4.0, 100)      # ...and tells it again: the study already has it
+    report(again, "done", 5.0, 80)  # Tune resumes "done" from its checkpoint...
+    finish(again, "done", 4.0, 100)  # ...and tells it again: the study already has it
     trials = {t.user_attrs[TUNE_TRIAL_ATTR]: t for t in load(storage).trials}
     assert trials["done"].state == TrialState.COMPLETE and trials["done"].value == 4.0
     assert trials["late"].state == TrialState.FAIL and trials["late"].user_attrs[ORPHAN_ATTR]
@@ -131,19 +134,19 @@ def test_a_locked_database_delays_a_tell_without_losing_it(tmp_path, space, monk
     s.suggest("a")
     s.suggest("b")
     holder = sqlite3.connect(tmp_path / "optuna.db")
-    holder.execute("BEGIN EXCLUSIVE")   # another writer (a dashboard, a script) holds the lock
+    holder.execute("BEGIN EXCLUSIVE")  # another writer (a dashboard, a script) holds the lock
     try:
-        finish(s, "a", 5.0, 100)         # retried, then kept for later: the driver goes on
-        report(s, "b", 6.5, 20)          # an intermediate value is left out, not an error
-        assert s.suggest("c") is None    # no suggestion for now; Tune asks again later
+        finish(s, "a", 5.0, 100)  # retried, then kept for later: the driver goes on
+        report(s, "b", 6.5, 20)  # an intermediate value is left out, not an error
+        assert s.suggest("c") is None  # no suggestion for now; Tune asks again later
     finally:
         holder.rollback()
         holder.close()
     assert {t.user_attrs[TUNE_TRIAL_ATTR]: t.state for t in load(storage).trials}["a"] == TrialState.RUNNING
-    finish(s, "b", 6.0, 100)             # the next event makes the pending tell too
+    finish(s, "b", 6.0, 100)  # the next event makes the pending tell too
     states = {t.user_attrs[TUNE_TRIAL_ATTR]: (t.state, t.value) for t in load(storage).trials}
     assert states == {"a": (TrialState.COMPLETE, 5.0), "b": (TrialState.COMPLETE, 6.0)}
-    assert set(s.suggest("c")) == {"lookahead", "lr"}   # asked again once the lock is gone
+    assert set(s.suggest("c")) == {"lookahead", "lr"}  # asked again once the lock is gone
 
 
 def _simulated_search(searcher, *, trials: int, seed: int) -> list[int]:
@@ -173,10 +176,14 @@ def test_tpe_follows_full_budget_results_once_stops_are_pruned(tmp_path, space, 
         if label == "COMPLETE":
             searcher = OptunaSearch(space=space.suggest, metric=METRIC, mode=MODE, sampler=sampler)
         else:
-            searcher = StudySearch(space, seed=0, storage=storage_at(tmp_path, "pruned"), max_epochs=MAX_EPOCHS)
+            searcher = StudySearch(
+                space, seed=0, storage=storage_at(tmp_path, "pruned"), max_epochs=MAX_EPOCHS
+            )
         chosen = _simulated_search(searcher, trials=40, seed=1)
-        counts[label] = chosen[10:].count(100)   # after TPE's 10 random start-up trials
+        counts[label] = chosen[10:].count(100)  # after TPE's 10 random start-up trials
     with capsys.disabled():
-        print(f"\nlookahead 100 among TPE's 30 guided suggestions: stops told COMPLETE {counts['COMPLETE']}, "
-              f"PRUNED {counts['PRUNED']}")
+        print(
+            f"\nlookahead 100 among TPE's 30 guided suggestions: stops told COMPLETE {counts['COMPLETE']}, "
+            f"PRUNED {counts['PRUNED']}"
+        )
     assert counts["PRUNED"] >= 20 > counts["COMPLETE"] + 5, counts

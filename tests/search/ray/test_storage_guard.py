@@ -21,7 +21,7 @@ def test_a_restored_guard_probes_the_experiment_this_search_runs_at_once(tmp_pat
     """Saved where the experiment was (now gone) by a process whose clock ran far ahead:
     restored, it must probe the experiment's new place, and at its first check."""
     saved = StorageGuard(str(tmp_path / "gone" / "old-name"))
-    saved._last = time.monotonic() + 10 ** 6
+    saved._last = time.monotonic() + 10**6
     data = pickle.dumps(saved)
     here = tmp_path / "new-name"
     here.mkdir()
