@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from clitools import installed_env
+from support.clitools import installed_env
 
 REPO = Path(__file__).resolve().parents[1]
 _CACHE_ENV = "COLLATZ_RAY_CACHE"

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile import billion_laughs
+from support.hostile import billion_laughs
 
 from collatz_ray._yaml import MAX_BYTES, MAX_DEPTH, load_yaml
 from collatz_ray.errors import UsageError

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from clitools import run_command
-from hostile import billion_laughs
+from support.clitools import run_command
+from support.hostile import billion_laughs
 
 from collatz_ray.errors import SHOWN_CHARS
 from collatz_ray.syracuse.arith import MAX_BITS

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.errors import UsageError
 

@@ -24,10 +24,10 @@ from unittest import mock
 
 import pytest
 import yaml
-from clitools import Outcome, run_command
-from hostile import billion_laughs, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.clitools import Outcome, run_command
+from support.hostile import billion_laughs, snapshot
 
 OLD_LAYOUT = Path(__file__).resolve().parents[1] / "data" / "old_layout" / "old-layout"
 TRIAL = "collatz_trial_3a711499"

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from clitools import installed_env
-from experiments import search_experiment, write_trial
+from support.clitools import installed_env
+from support.experiments import search_experiment, write_trial
 
 
 def test_the_wheel_is_what_runs_and_it_ships_the_named_spaces(installed_python, tmp_path):

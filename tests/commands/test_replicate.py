@@ -9,8 +9,8 @@ import json
 import sys
 
 import pytest
-from clitools import run_command
-from experiments import replication_experiment, search_experiment, write_trial
+from support.clitools import run_command
+from support.experiments import replication_experiment, search_experiment, write_trial
 
 A = {"lookahead": 10, "target_type": "fixed", "mine_negatives": False}
 B = {"lookahead": 20, "target_type": "split", "mine_negatives": True, "mine_interval": 20}

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from clitools import run_command
-from hostile import broken_model, corrupt, hostile_checkpoint, snapshot
-from runs import read_metrics, without_timing
+from support.clitools import run_command
+from support.hostile import broken_model, corrupt, hostile_checkpoint, snapshot
+from support.runs import read_metrics, without_timing
 
 from collatz_ray.trainer.checkpoints import LOCK_FILE, load_checkpoint
 

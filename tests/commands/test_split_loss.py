@@ -4,7 +4,7 @@ the split target (docs/method.md §5); with a fixed target nothing changes."""
 from __future__ import annotations
 
 import pytest
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.train import parser, resolve_config
 from collatz_ray.trainer.config import TrainConfig

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from clitools import run_command
-from runs import read_metrics
+from support.clitools import run_command
+from support.runs import read_metrics
 
 from collatz_ray.trainer.config import TrainConfig
 

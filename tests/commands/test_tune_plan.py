@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.search import calibrate
 from collatz_ray.search.spaces import load_space

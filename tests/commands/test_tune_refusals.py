@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clitools import run_command, tree_digest
+from support.clitools import run_command, tree_digest
 
 
 @pytest.fixture

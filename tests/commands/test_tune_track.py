@@ -12,7 +12,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from clitools import run_command, tree_digest
+from support.clitools import run_command, tree_digest
 
 REPO = Path(__file__).resolve().parents[2]
 

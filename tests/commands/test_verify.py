@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.trainer import verify as verify_lib
 from collatz_ray.trainer.config import TrainConfig

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.trainer import bank
 from collatz_ray.trainer.config import TrainConfig

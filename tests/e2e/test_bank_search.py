@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.search.ray.worker import bank_hook
 from collatz_ray.trainer import bank

@@ -7,14 +7,11 @@ mistake the docs warn about: a plain `ray start --head` is refused in one line."
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 
-from raycluster import RAY, LocalCluster, free_port
-
-TUNE = [sys.executable, "-m", "collatz_ray.tune"]
+from support.raycluster import RAY, LocalCluster, free_port
+from support.searches import TUNE, read_reports, trial_dirs
 
 
 def _user_env(home) -> dict[str, str]:
@@ -100,8 +97,8 @@ def test_the_documented_local_cluster_runs_trials_on_the_second_node(tmp_path, e
         assert "2 at once" in proc.stdout  # 3 CPUs in all fit two trials of 1.05
         assert "Started a local Ray instance" not in proc.stdout + proc.stderr
         worker_nodes = set()
-        for result in (tmp_path / "two").glob("collatz_trial_*/result.json"):
-            reports = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        for trial in trial_dirs(tmp_path / "two").values():
+            reports = read_reports(trial / "result.json")
             assert reports
             worker_nodes.update(r["node_id"] for r in reports)
         assert worker_nodes == cluster.node_ids_with("spot_worker"), worker_nodes

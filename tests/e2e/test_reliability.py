@@ -33,7 +33,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from searches import (
+from support.searches import (
     MARK,
     TRIAL_TITLE,
     Search,

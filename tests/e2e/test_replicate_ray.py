@@ -12,16 +12,22 @@ import signal
 import statistics
 from pathlib import Path
 
-from clitools import run_command
-from searches import REPLICATE, Search, epochs_by_trial, freeze_a_trial_in_flight, wait_for
+from support.clitools import run_command
+from support.searches import (
+    REPLICATE,
+    Search,
+    epochs_by_trial,
+    freeze_a_trial_in_flight,
+    read_reports,
+    wait_for,
+)
 
 from collatz_ray.results.read import load_experiment
 from collatz_ray.results.report import ranked_trials
 
 
 def last_report(trial_dir: Path) -> dict:
-    lines = [line for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
-    return json.loads(lines[-1])
+    return read_reports(trial_dir / "result.json")[-1]
 
 
 def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp_path):

@@ -15,10 +15,10 @@ import sys
 import urllib.request
 
 import optuna
-import postgres
 import pytest
 from optuna.trial import TrialState
-from searches import Search, read_reports, trial_dirs, wait_for, write_space
+from support import postgres
+from support.searches import Search, read_reports, trial_dirs, wait_for, write_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pexpect
-from searches import worker_reports
+from support.searches import worker_reports
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WIDTH = 120

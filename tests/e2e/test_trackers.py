@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from searches import read_reports, trial_dirs, wait_for, write_space
+from support.searches import read_reports, trial_dirs, wait_for, write_space
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKERS_DOC = REPO / "docs" / "trackers.md"

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support.searches import TUNE, read_reports, trial_dirs
 
 from collatz_ray.search.spaces import load_space
-
-TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 
 
 def run_tune(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -27,11 +26,7 @@ def run_tune(*args: str, timeout: float = 600, env: dict | None = None) -> subpr
 
 def trial_results(experiment: Path) -> dict[str, list[dict]]:
     """Every trial's reports, from Ray's result.json files (one JSON object a line)."""
-    out = {}
-    for result in experiment.glob("collatz_trial_*/result.json"):
-        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        out[result.parent.name] = lines
-    return out
+    return {d.name: read_reports(d / "result.json") for d in trial_dirs(experiment).values()}
 
 
 @pytest.fixture(scope="module")

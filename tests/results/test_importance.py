@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.results.importance import ENOUGH_TRIALS, parameter_importances
 from collatz_ray.results.read import load_experiment

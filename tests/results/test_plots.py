@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.results.export import newest_checkpoint
 from collatz_ray.results.plots import TRAJECTORY_FILES

@@ -11,8 +11,8 @@ import os
 import statistics
 
 import pytest
-from clitools import run_command
-from experiments import replication_experiment, search_experiment, write_trial
+from support.clitools import run_command
+from support.experiments import replication_experiment, search_experiment, write_trial
 
 from collatz_ray.results.stats import t_quantile
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.searches import read_reports
 
 import collatz_ray.results.__main__ as results
 from collatz_ray.search.failures import error_line
@@ -74,7 +75,7 @@ def last_reports(experiment: Path) -> list[dict]:
     """Each trial's last report straight from result.json, not through the reader."""
     out = []
     for path in result_files(experiment):
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = read_reports(path)
         out.append(
             {"trial_id": lines[-1]["trial_id"] if lines else None, "metrics": lines[-1] if lines else {}}
         )

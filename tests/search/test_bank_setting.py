@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search.spaces import load_space

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from experiments import search_experiment, write_trial
+from support.experiments import search_experiment, write_trial
 
 from collatz_ray.errors import UsageError
 from collatz_ray.results.read import load_experiment

@@ -8,7 +8,7 @@ import time
 
 import optuna
 import pytest
-from clitools import run_command
+from support.clitools import run_command
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search import study as study_module

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hostile import corrupt, hostile_checkpoint, snapshot
-from runs import read_metrics, without_timing
+from support.hostile import corrupt, hostile_checkpoint, snapshot
+from support.runs import read_metrics, without_timing
 
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.checkpoints import (

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from hostile import broken_model
+from support.hostile import broken_model
 
 from collatz_ray.syracuse.arith import DEFAULT_TEST_SEEDS
 from collatz_ray.syracuse.features import FeatureSpec

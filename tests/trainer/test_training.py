@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from runs import read_metrics, without_timing
+from support.runs import read_metrics, without_timing
 
 from collatz_ray.syracuse import arith, limbs
 from collatz_ray.syracuse.features import FeatureSpec, extract

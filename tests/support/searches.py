@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMOKE_SPACE = REPO / "search_spaces" / "smoke.yaml"
 TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 REPLICATE = [sys.executable, "-m", "collatz_ray.replicate"]

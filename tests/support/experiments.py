@@ -13,7 +13,7 @@ from typing import Any
 
 from collatz_ray.search.spaces import load_space
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMOKE_SPACE = REPO / "search_spaces" / "smoke.yaml"
 #: The smoke space's budget, as the search saves it.
 BUDGET = {"epochs": 60, "eval_interval": 20, "grace_epochs": 20, "reduction_factor": 2, "num_samples": 4}
