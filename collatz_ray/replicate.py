@@ -16,7 +16,6 @@ finishes an interrupted one; `--dry-run` prints the plan without starting Ray.
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 import time
@@ -24,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, nonnegative_float, number, positive_int
+from collatz_ray._cli import ArgumentParser, exit_on_usage_error, number, positive_int
 from collatz_ray.errors import UsageError
-from collatz_ray.search.failures import SearchHalted
+from collatz_ray.search.pipeline import Launch, add_run_flags, checked_eval_csv, launch, private_files
 from collatz_ray.search.plan import Sizing, size_search
 from collatz_ray.search.replicate import (
     MIN_SEEDS,
@@ -35,18 +34,15 @@ from collatz_ray.search.replicate import (
     parse_config_text,
     plan_from_experiment,
 )
-from collatz_ray.search.resources import cpus_per_trial_flag, trial_resources
 from collatz_ray.search.settings import (
     SETTINGS_FILE,
-    SearchSettings,
     experiment_exists,
-    experiment_lock,
     experiment_space,
     join,
     load_settings_json,
 )
 from collatz_ray.search.spaces import PRESETS, load_space
-from collatz_ray.search.storage import check_name, check_storage, resolve_storage
+from collatz_ray.search.storage import check_name, check_storage, is_remote, resolve_storage
 
 
 def parser() -> ArgumentParser:
@@ -85,18 +81,12 @@ def parser() -> ArgumentParser:
         "--epochs", type=positive_int, help="with --space: epochs per trial (default: the space's budget)"
     )
     p.add_argument("--name", help="the follow-up experiment's name (default: <source>-replicate-<time>)")
-    p.add_argument(
-        "--storage",
-        default="results",
-        help="where the source lies and the follow-up lands (default: ./results)",
+    add_run_flags(
+        p,
+        storage_help="where the source lies and the follow-up lands, as for collatz_ray.tune (default: ./results)",
+        eval_csv_help="evaluation CSV (default: the source's)",
     )
-    p.add_argument("--shared-storage", action="store_true", help="as for collatz_ray.tune")
     p.add_argument("--resume", action="store_true", help="finish the follow-up experiment --name")
-    p.add_argument("--address", help="Ray cluster to join: auto or host:port (default: embedded local Ray)")
-    p.add_argument("--max-concurrent", type=positive_int, help="trials at once (default: what fits)")
-    p.add_argument("--cpus-per-trial", type=cpus_per_trial_flag, default=1.0, help="as for collatz_ray.tune")
-    p.add_argument("--gpus-per-trial", type=nonnegative_float, help="as for collatz_ray.tune")
-    p.add_argument("--eval-csv", type=Path, help="evaluation CSV (default: the source's)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; start no Ray, train nothing")
     return p
 
@@ -104,11 +94,8 @@ def parser() -> ArgumentParser:
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    umask = os.umask(0o077)  # as the search: the experiment is its user's alone
-    try:
+    with private_files():
         return _replicate(args)
-    finally:
-        os.umask(umask)
 
 
 def _replicate(args) -> int:
@@ -128,36 +115,30 @@ def _replicate(args) -> int:
     # No early stopping: the grace period is the whole run, and ASHA is not used anyway.
     space = sizing.space.with_budget(grace_epochs=sizing.budget.epochs, num_samples=len(plan.points()))
     check_storage(storage, creating=not args.resume, dry_run=args.dry_run)
-    eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
-    if eval_csv:
-        from collatz_ray.trainer.evalset import load_evalset
-
-        load_evalset(eval_csv)  # refuse a bad file before any trial starts
-    path = join(storage, name)
-    print(plan_text(plan, space.name, epochs=space.budget.epochs, path=path), flush=True)
+    eval_csv = checked_eval_csv(args.eval_csv, saved)
+    print(plan_text(plan, space.name, epochs=space.budget.epochs, path=join(storage, name)), flush=True)
     if args.dry_run:
         return 0
-    with experiment_lock(storage, name):
-        if not args.resume and experiment_exists(storage, name):  # made while this one was checking
-            raise UsageError(f"--name {name}: an experiment of that name exists under {storage}")
-        from collatz_ray.search.ray.session import on_ray
-
-        return on_ray(
-            args.address,
-            lambda resources: _run(
-                args,
-                resources,
-                plan=plan,
-                space=space,
-                saved=saved,
-                storage=storage,
-                name=name,
-                eval_csv=eval_csv,
-            ),
+    return launch(
+        Launch(
             tool="replicate",
-            path=path,
-            resume=f"python -m collatz_ray.replicate --resume --name {name} --storage {storage}",
-        )
+            space=space,
+            storage=storage,
+            name=name,
+            resume=args.resume,
+            num_samples=len(plan.points()),
+            eval_csv=eval_csv,
+            # A resumed replication keeps its GPUs; a new one sizes for this cluster, not
+            # the source's. (Its seed is TPE's, unused: the trials' seeds are in its plan.)
+            saved_gpus=saved.get("gpus_per_trial") if args.resume else None,
+            replicate=plan,
+        ),
+        args,
+        announce=lambda settings, share: (
+            f"{settings.max_concurrent} at once, {share.cpus:g} CPU + {share.gpus:g} GPU each"
+        ),
+        report=lambda _summaries, settings: print_summary(settings.path),
+    )
 
 
 def _new(args, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any] | None, str]:
@@ -256,7 +237,7 @@ def _resumed(args, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any]]
 
 def _source_dir(source: str, storage: str) -> Path:
     """The source experiment: a name under --storage, else a directory."""
-    for candidate in ([] if "://" in storage else [Path(storage) / source]) + [Path(source)]:
+    for candidate in ([] if is_remote(storage) else [Path(storage) / source]) + [Path(source)]:
         if candidate.is_dir():
             return candidate.resolve()
     raise UsageError(f"{source}: no experiment of that name under {storage}, and no such directory")
@@ -285,64 +266,10 @@ def plan_text(plan: ReplicatePlan, space_name: str, *, epochs: int, path: str) -
     return "\n".join(lines)
 
 
-def _run(
-    args,
-    resources: dict[str, float],
-    *,
-    plan: ReplicatePlan,
-    space,
-    saved: dict[str, Any] | None,
-    storage: str,
-    name: str,
-    eval_csv: str | None,
-) -> int:
-    """On the cluster: size the trials, run or resume the replication, and summarise it.
-    `saved` is the follow-up's settings on --resume, else the source's (or None)."""
-    from collatz_ray.search.ray import cluster, tuner
-    from collatz_ray.search.ray.status import legend
-
-    if args.address is not None:
-        check_storage(
-            storage, creating=False, nodes=cluster.alive_node_count(), declared_shared=args.shared_storage
-        )
-    # A resumed replication keeps its GPUs; a new one sizes for this cluster, not the source's.
-    saved_gpus = saved.get("gpus_per_trial") if args.resume else None
-    share = trial_resources(
-        resources,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        saved_gpus=saved_gpus,
-    )
-    # seed: the search seed TPE would use; a replication's seeds are in its plan.
-    settings = SearchSettings(
-        space=space,
-        storage=storage,
-        experiment=name,
-        cpus_per_trial=share.cpus,
-        gpus_per_trial=share.gpus,
-        seed=0,
-        max_concurrent=args.max_concurrent or share.fits,
-        eval_csv=eval_csv,
-        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)),
-        replicate=plan,
-    )
-    if args.resume and not tuner.can_restore(settings):
-        raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
-    print(f"{settings.max_concurrent} at once, {share.cpus:g} CPU + {share.gpus:g} GPU each")
-    print(f"Dashboard: {cluster.dashboard_shown()}")
-    print(legend([p.name for p in space.parameters]), flush=True)
-    try:
-        tuner.run(settings, num_samples=len(plan.points()), resume=args.resume, points=plan.points())
-    except SearchHalted as err:
-        print(f"collatz_ray.replicate: error: {err}", file=sys.stderr, flush=True)
-        return 1
-    return print_summary(settings.path)
-
-
 def print_summary(path: str) -> int:
     """The replication's table and verdict; exit status 1 when no trial finished."""
     print()
-    if "://" in path:
+    if is_remote(path):
         print(f"Experiment: {path}\nSummaries: copy it here, then python -m collatz_ray.results <copy>")
         return 0
     from collatz_ray.results.read import load_experiment

@@ -14,39 +14,27 @@ with S new seeds: it is `python -m collatz_ray.replicate EXPERIMENT --top K --se
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from collatz_ray._cli import (
-    ArgumentParser,
-    exit_on_usage_error,
-    nonnegative_float,
-    number,
-    positive_int,
-    seed_int,
-)
+from collatz_ray._cli import ArgumentParser, exit_on_usage_error, number, positive_int, seed_int
 from collatz_ray.errors import UsageError
-from collatz_ray.search.failures import SearchHalted
 from collatz_ray.search.objective import ranked
+from collatz_ray.search.pipeline import Launch, add_run_flags, checked_eval_csv, launch, private_files
 from collatz_ray.search.plan import dry_run, plan_line, size_search
-from collatz_ray.search.resources import cpus_per_trial_flag, trial_resources
 from collatz_ray.search.settings import (
     SETTINGS_FILE,
-    SearchSettings,
     experiment_exists,
-    experiment_lock,
     experiment_space,
     join,
     load_settings_json,
-    save_settings,
 )
 from collatz_ray.search.spaces import PRESETS, load_space
-from collatz_ray.search.storage import check_name, check_storage, resolve_storage
-from collatz_ray.search.study import check_study, resolve_study
+from collatz_ray.search.storage import check_name, check_storage, is_remote, resolve_storage
+from collatz_ray.search.study import resolve_study
 from collatz_ray.search.tracking import chosen_trackers, describe, parse_tracker
 from collatz_ray.trainer.text import format_report
 
@@ -54,11 +42,8 @@ from collatz_ray.trainer.text import format_report
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m collatz_ray.tune", description=__doc__)
     p.add_argument("--space", help="search space name in search_spaces/, or a YAML path")
-    p.add_argument("--address", help="Ray cluster to join: auto or host:port (default: embedded local Ray)")
+    add_run_flags(p)
     p.add_argument("--num-samples", type=positive_int, help="trials to run (default: the space's budget)")
-    p.add_argument(
-        "--max-concurrent", type=positive_int, help="trials at once (default: what fits the cluster)"
-    )
     p.add_argument(
         "--epochs",
         type=positive_int,
@@ -74,18 +59,6 @@ def parser() -> ArgumentParser:
     )
     p.add_argument("--seed", type=seed_int, default=0, help="search seed: same seed, same suggestions")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
-    p.add_argument(
-        "--storage",
-        default="results",
-        help="where experiments land: a directory, "
-        "a shared mount, or s3://bucket/prefix (default: ./results)",
-    )
-    p.add_argument(
-        "--shared-storage",
-        action="store_true",
-        help="--storage is a directory every node sees (a mount the check does not "
-        "recognise, or nodes on one machine)",
-    )
     p.add_argument("--resume", action="store_true", help="finish the experiment --name")
     p.add_argument(
         "--extend",
@@ -98,18 +71,6 @@ def parser() -> ArgumentParser:
         help="SQLAlchemy URL of the database that records "
         "the Optuna study (default: optuna.db inside the experiment)",
     )
-    p.add_argument(
-        "--cpus-per-trial",
-        type=cpus_per_trial_flag,
-        default=1.0,
-        help="CPUs per trial, >= 0.2; 0.1 of it holds the Tune trial actor (default 1)",
-    )
-    p.add_argument(
-        "--gpus-per-trial",
-        type=nonnegative_float,
-        help="GPUs per trial, fractions share a GPU (default: 1 if the cluster has GPUs, else 0)",
-    )
-    p.add_argument("--eval-csv", type=Path, help="evaluation CSV (default: the canonical 50k set)")
     p.add_argument(
         "--smoke", action="store_true", help="shrink the space to a few tiny trials (--scale smoke)"
     )
@@ -215,13 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return replicate_main(replicate)
     args = parser().parse_args(argv)
-    # Experiments, checkpoints and the files of the Ray processes started here are the
-    # user's alone.
-    umask = os.umask(0o077)
-    try:
+    with private_files():
         return _search(args)
-    finally:
-        os.umask(umask)
 
 
 def replicate_argv(argv: Sequence[str]) -> list[str] | None:
@@ -275,11 +231,7 @@ def _search(args) -> int:
         experiment=name,
         storage=storage,
     )
-    eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
-    if eval_csv:
-        from collatz_ray.trainer.evalset import load_evalset
-
-        load_evalset(eval_csv)  # refuse a bad file before any trial starts
+    eval_csv = checked_eval_csv(args.eval_csv, saved)
     if args.dry_run:
         path = join(storage, args.name or f"{space.name}-<start time>")
         print(
@@ -298,28 +250,40 @@ def _search(args) -> int:
         print(describe(args.track, path=path))
         return 0
 
-    with experiment_lock(storage, name):
-        if not args.resume and experiment_exists(storage, name):  # made while this one was checking
-            raise UsageError(f"--name {name}: an experiment of that name exists under {storage}")
-        study = resolve_study(
-            given=args.optuna_storage,
-            saved=saved,
-            experiment_dir=join(storage, name),
-            name=name,
-            remote="://" in storage,
-        )
-        if study is not None and not study.in_experiment:
-            check_study(study, resuming=args.resume)
-        return _start(
-            args,
-            sizing=sizing,
-            saved=saved,
-            storage=storage,
-            name=name,
-            eval_csv=eval_csv,
-            study=study,
-            extend=extend,
-        )
+    study = resolve_study(
+        given=args.optuna_storage,
+        saved=saved,
+        experiment_dir=join(storage, name),
+        name=name,
+        remote=is_remote(storage),
+    )
+    plan = Launch(
+        tool="tune",
+        space=space,
+        storage=storage,
+        name=name,
+        resume=args.resume,
+        num_samples=space.budget.num_samples,
+        seed=(saved or {}).get("seed", args.seed),
+        eval_csv=eval_csv,
+        saved_gpus=(saved or {}).get("gpus_per_trial"),
+        study=study,
+        track=args.track,
+        extend=extend,
+    )
+    return launch(
+        plan,
+        args,
+        announce=lambda settings, share: plan_line(
+            sizing, concurrency=settings.max_concurrent, cpus=share.cpus, gpus=share.gpus, path=settings.path
+        ),
+        report=lambda summaries, settings: print_report(
+            summaries,
+            max_epochs=space.budget.epochs,
+            path=settings.path,
+            test_seeds=space.trial_config({}).test_seeds,
+        ),
+    )
 
 
 def _extension(args) -> int:
@@ -349,99 +313,6 @@ def _saved_num_samples(saved: dict[str, Any], storage: str, name: str) -> int:
             f">= 1, got {str(value)[:40]!r}"
         )
     return value
-
-
-def _start(args, *, sizing, saved, storage: str, name: str, eval_csv: str | None, study, extend: int) -> int:
-    """Everything the user typed is checked: start or join Ray, run, and shut down."""
-    from collatz_ray.search.ray.session import on_ray
-
-    return on_ray(
-        args.address,
-        lambda resources: _run(
-            args,
-            sizing=sizing,
-            saved=saved,
-            storage=storage,
-            name=name,
-            eval_csv=eval_csv,
-            resources=resources,
-            study=study,
-            extend=extend,
-        ),
-        tool="tune",
-        path=join(storage, name),
-        resume=f"python -m collatz_ray.tune --resume --name {name} --storage {storage}",
-    )
-
-
-def _run(
-    args,
-    *,
-    sizing,
-    saved,
-    storage: str,
-    name: str,
-    eval_csv: str | None,
-    resources: dict[str, float],
-    study,
-    extend: int,
-) -> int:
-    """On the cluster: size the trials, then run or resume the search and report."""
-    from collatz_ray.search.ray import cluster, tuner
-    from collatz_ray.search.ray.status import legend
-
-    space = sizing.space
-    if args.address is not None:
-        check_storage(
-            storage, creating=False, nodes=cluster.alive_node_count(), declared_shared=args.shared_storage
-        )
-    share = trial_resources(
-        resources,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        saved_gpus=(saved or {}).get("gpus_per_trial"),
-    )
-    settings = SearchSettings(
-        space=space,
-        storage=storage,
-        experiment=name,
-        cpus_per_trial=share.cpus,
-        gpus_per_trial=share.gpus,
-        seed=(saved or {}).get("seed", args.seed),
-        max_concurrent=args.max_concurrent or share.fits,
-        eval_csv=eval_csv,
-        start_timeout_s=float(os.environ.get("COLLATZ_RAY_START_TIMEOUT_S", 120)),
-        study=study,
-        track=args.track,
-    )
-    if args.resume and not tuner.can_restore(settings):
-        raise UsageError(f"--resume --name {name}: nothing to restore at {settings.path}")
-    if extend:
-        save_settings(settings)  # the new total of trials, for the summaries
-    b = space.budget
-    print(
-        plan_line(
-            sizing, concurrency=settings.max_concurrent, cpus=share.cpus, gpus=share.gpus, path=settings.path
-        )
-    )
-    print(f"Dashboard: {cluster.dashboard_shown()}")
-    if study is not None:
-        print(f"Optuna study: optuna-dashboard {study.shown}")
-    print(describe(settings.track, path=settings.path))
-    print(legend([p.name for p in space.parameters]), flush=True)
-    try:
-        grid = tuner.run(settings, num_samples=b.num_samples, resume=args.resume, extend=extend)
-    except SearchHalted as err:
-        # Not a usage error (exit 2): the search ran and had to stop. One line,
-        # last on stderr after Ray's own log lines.
-        print(f"collatz_ray.tune: error: {err}", file=sys.stderr, flush=True)
-        return 1
-    return print_report(
-        tuner.trial_summaries(grid),
-        max_epochs=b.epochs,
-        path=settings.path,
-        test_seeds=space.trial_config({}).test_seeds,
-    )
 
 
 if __name__ == "__main__":

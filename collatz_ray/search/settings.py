@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collatz_ray.errors import UsageError
+from collatz_ray.search.storage import is_remote
 from collatz_ray.trainer.bank import BANK_FILE
 
 if TYPE_CHECKING:
@@ -95,14 +96,14 @@ class SearchSettings:
     def bank(self) -> str | None:
         """The experiment's counterexample bank file; None on remote storage (s3://...),
         where a file cannot be appended to."""
-        if "://" in self.storage:
+        if is_remote(self.storage):
             return None
         return join(self.storage, self.experiment, BANK_FILE)
 
 
 def join(storage: str, *parts: str) -> str:
     """`storage`/parts, for a local directory or a URI such as s3://bucket/prefix."""
-    if "://" in storage:
+    if is_remote(storage):
         return "/".join([storage.rstrip("/"), *parts])
     return str(Path(storage).joinpath(*parts))
 
@@ -110,7 +111,7 @@ def join(storage: str, *parts: str) -> str:
 def experiment_exists(storage: str, name: str) -> bool:
     """A non-empty local experiment directory (remote storage: Ray's restore check is
     the only probe, so never)."""
-    if "://" in storage:
+    if is_remote(storage):
         return False
     path = Path(storage) / name
     return path.is_dir() and any(path.iterdir())
@@ -123,7 +124,7 @@ def experiment_lock(storage: str, name: str):
 
     from collatz_ray._lock import hold_lock
 
-    if "://" in storage:
+    if is_remote(storage):
         return contextlib.nullcontext()
     return hold_lock(Path(storage) / f".{name}.lock", what=f"experiment {name}")
 
@@ -134,7 +135,7 @@ def trial_dirname(trial: Any) -> str:
 
 
 def save_settings(settings: SearchSettings) -> None:
-    if "://" in settings.storage:
+    if is_remote(settings.storage):
         return  # remote storage: Ray keeps tuner.pkl there; resume needs the same flags
     path = Path(settings.path)
     path.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,13 @@ REMOTE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
+def is_remote(storage: str) -> bool:
+    """Whether `storage` (resolved: resolve_storage) is a URI such as s3://bucket/prefix
+    rather than a local directory: the one test of it, so that every place that treats
+    remote storage apart (no lock, no bank, no study file inside) agrees."""
+    return "://" in storage
+
+
 def resolve_storage(storage: str) -> str:
     """--storage as the search uses it: a URI of a known scheme, or an absolute local
     path (a file:// URI is a local path)."""
@@ -97,7 +104,7 @@ def check_storage(
     """Refuse, in one line, storage that cannot hold this experiment. `declared_shared`
     is the user's word (--shared-storage) that every node sees this directory. With
     `dry_run` nothing is created: a directory still to be made must be makeable."""
-    if "://" in storage:
+    if is_remote(storage):
         return  # a URI (s3://, gs://, ...): Ray's pyarrow filesystem checks it on use
     path = Path(storage)
     if nodes > 1 and not declared_shared and filesystem_type(path) not in SHARED_FS_TYPES:
@@ -134,7 +141,7 @@ _PROBE_BYTES = 64 * 1024
 
 def storage_write_problem(path: str) -> str | None:
     """Why `path` (a local experiment directory) cannot take a small write, or None."""
-    if "://" in path:
+    if is_remote(path):
         return None  # remote storage: Ray's pyarrow filesystem reports its own errors
     try:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".storage-probe-") as probe:

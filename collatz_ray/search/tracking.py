@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from collatz_ray.errors import UsageError, shown
+from collatz_ray.search.storage import is_remote
 
 KINDS = ("mlflow", "wandb")
 #: What `pip install 'collatz-ray[EXTRA]'` brings for each tracker (pyproject.toml).
@@ -111,7 +112,7 @@ def _check(tracker: Tracker, *, storage: str) -> None:
             f"--track {tracker}: the {package} package is not installed; "
             f"pip install 'collatz-ray[{EXTRAS[tracker.kind]}]'"
         )
-    if tracker.kind == "mlflow" and mlflow_uri(tracker) is None and "://" in storage:
+    if tracker.kind == "mlflow" and mlflow_uri(tracker) is None and is_remote(storage):
         raise UsageError(
             f"--track mlflow: the experiment is on {storage}, where no MLflow store can be "
             "kept; give --track mlflow=URI (a tracking server) or set MLFLOW_TRACKING_URI"

@@ -21,7 +21,12 @@ from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.tracking import tracking_callbacks
 from collatz_ray.search.ray.trial import TRIAL_RETRIES, trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
-from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
+from collatz_ray.search.storage import (
+    StorageFailed,
+    is_remote,
+    storage_failure_line,
+    storage_write_problem,
+)
 from collatz_ray.search.study import resolve_study
 
 #: Optuna warns each time a restored trial reports a step it already holds; the reports
@@ -74,7 +79,7 @@ def build_tuner(
             # retries errored trials on demand.
             failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            stop=(None if "://" in settings.storage else StorageGuard(settings.path)),
+            stop=(None if is_remote(settings.storage) else StorageGuard(settings.path)),
             callbacks=[
                 KeepTrialHistory(),
                 ReasonFirst(),
@@ -113,7 +118,7 @@ def run(
     StorageFailed, with one line, when the experiment's storage stopped taking writes."""
     path = settings.path
     # A storage guard that Tune restores guards this experiment, wherever it was saved.
-    StorageGuard.running = None if "://" in settings.storage else path
+    StorageGuard.running = None if is_remote(settings.storage) else path
     try:
         if resume:
             tuner = _restore(settings, extend=extend)
@@ -126,7 +131,7 @@ def run(
                         saved=None,
                         experiment_dir=settings.path,
                         name=settings.experiment,
-                        remote="://" in settings.storage,
+                        remote=is_remote(settings.storage),
                     ),
                 )
             save_settings(settings)
@@ -191,7 +196,7 @@ def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
 
     The same saved state counts the trials the search generator may still create
     (`total_samples`); an extension raises it and clears `finished`."""
-    if "://" in settings.storage:
+    if is_remote(settings.storage):
         if extend:
             raise UsageError(
                 f"--extend {settings.experiment}: experiments on remote storage cannot be "

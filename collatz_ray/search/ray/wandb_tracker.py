@@ -9,6 +9,7 @@ from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 
 from collatz_ray.search.ray.tracking import GuardedTracker
 from collatz_ray.search.settings import SearchSettings
+from collatz_ray.search.storage import is_remote
 
 #: wandb.init() arguments read from this shell's environment, for each trial anew.
 _FROM_ENVIRONMENT = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
@@ -55,5 +56,5 @@ class EpochWandb(GuardedTracker, WandbLoggerCallback):
 def wandb_callback(settings: SearchSettings) -> EpochWandb:
     return EpochWandb(
         project=os.environ.get("WANDB_PROJECT") or settings.experiment,
-        in_experiment="://" not in settings.storage,
+        in_experiment=not is_remote(settings.storage),
     )
