@@ -157,15 +157,21 @@ def run(
 def _restore(settings: SearchSettings, *, extend: int = 0) -> tune.Tuner:
     """Tune's restore, with damaged state (a truncated tuner.pkl or searcher state) said
     in one line instead of an unpickling traceback. An extension leaves errored trials
-    as they are; a plain resume retries them."""
+    as they are; a plain resume retries them.
+
+    Nothing of the experiment is rewritten until everything it needs has been read and
+    checked: a refused resume or extension leaves every file as it was, and an
+    extension's new total of trials (search state and collatz_search.json) is recorded
+    only once the search can start."""
     try:
-        _retarget_new_trials(settings, extend=extend)
         tuner = tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=not extend)
         # The searcher Tune restores its state into; a restored Tuner has no public handle on it.
         searcher = tuner._local_tuner._tune_config.search_alg
         if isinstance(searcher, StudySearch):
             searcher.use_storage(settings.study)
-        return tuner
+        retargeted = _retargeted_search_state(settings, extend=extend)
+    except UsageError:
+        raise
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -180,11 +186,18 @@ def _restore(settings: SearchSettings, *, extend: int = 0) -> tune.Tuner:
             f"{settings.path}: Tune's saved state cannot be read ({type(err).__name__}: "
             f"{str(err)[:120]}); the trials' files are untouched"
         ) from None
+    if retargeted is not None:
+        write_atomically(*retargeted)
+    if extend:
+        save_settings(settings)  # the new total of trials, for the summaries and later resumes
+    return tuner
 
 
-def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
-    """Make trials that a restored search creates land in the experiment where it now is,
-    and let it create `extend` trials more than it was started with.
+def _retargeted_search_state(settings: SearchSettings, *, extend: int = 0) -> tuple[Path, bytes] | None:
+    """The search generator's saved state (its file and new bytes) changed so that trials
+    a restored search creates land in the experiment where it now is, and so that it may
+    create `extend` trials more than it was started with; None when nothing changes.
+    Reads only: the caller writes it once the whole restore has been checked.
 
     Tune moves the trials it restores to a moved or renamed experiment, but new trials
     copy the storage of the experiment spec saved with the search generator's state
@@ -202,7 +215,7 @@ def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
                 f"--extend {settings.experiment}: experiments on remote storage cannot be "
                 "extended in place; copy it to a local directory first"
             )
-        return
+        return None
     states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
     if not states:
         if extend:
@@ -210,7 +223,7 @@ def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
                 f"--extend {settings.experiment}: {settings.path} holds no search state "
                 "(search_gen_state-*.json) to extend"
             )
-        return
+        return None
     newest = states[-1]  # the one Tune loads: names sort by time
     with open(newest, "rb") as handle:
         state = cloudpickle.load(handle)
@@ -230,8 +243,7 @@ def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
         storage.storage_fs_path = settings.storage
         storage.experiment_dir_name = settings.experiment
         changed = True
-    if changed:
-        write_atomically(newest, cloudpickle.dumps(state))
+    return (newest, cloudpickle.dumps(state)) if changed else None
 
 
 def trials_created(settings: SearchSettings) -> int | None:
