@@ -28,13 +28,14 @@ from collatz_ray.search.plan import dry_run, plan_line, size_search
 from collatz_ray.search.settings import (
     SETTINGS_FILE,
     experiment_exists,
+    experiment_lock,
     experiment_space,
     join,
     load_settings_json,
 )
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import check_name, check_storage, is_remote, resolve_storage
-from collatz_ray.search.study import resolve_study
+from collatz_ray.search.study import STUDY_FILE, resolve_study
 from collatz_ray.search.tracking import chosen_trackers, describe, parse_tracker
 from collatz_ray.trainer.text import format_report
 
@@ -64,6 +65,12 @@ def parser() -> ArgumentParser:
         "--extend",
         metavar="NAME",
         help="add --num-samples trials to experiment NAME; TPE learns from all of its earlier trials",
+    )
+    p.add_argument(
+        "--rebuild-study",
+        metavar="NAME",
+        help="make experiment NAME's optuna.db again from its trials' files (the old one is "
+        "moved aside), when a resume refuses a damaged or foreign study database; starts no Ray",
     )
     p.add_argument(
         "--optuna-storage",
@@ -177,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replicate_main(replicate)
     args = parser().parse_args(argv)
     with private_files():
-        return _search(args)
+        return _rebuild(args) if args.rebuild_study is not None else _search(args)
 
 
 def replicate_argv(argv: Sequence[str]) -> list[str] | None:
@@ -284,6 +291,37 @@ def _search(args) -> int:
             test_seeds=space.trial_config({}).test_seeds,
         ),
     )
+
+
+def _rebuild(args) -> int:
+    """--rebuild-study NAME: the experiment's study database replayed from its trials."""
+    others = [f for f in ("space", "name", "extend", "num_samples", "optuna_storage") if getattr(args, f)]
+    if args.resume or others:
+        flag = "--resume" if args.resume else "--" + others[0].replace("_", "-")
+        raise UsageError(f"--rebuild-study NAME names the experiment and takes only --storage: drop {flag}")
+    storage, name = resolve_storage(args.storage), check_name(args.rebuild_study)
+    saved = load_settings_json(storage, name)
+    if saved is None:
+        raise UsageError(f"--rebuild-study {name}: no experiment of that name under {storage}")
+    experiment_dir = Path(storage) / name
+    study = resolve_study(
+        given=None, saved=saved, experiment_dir=str(experiment_dir), name=name, remote=is_remote(storage)
+    )
+    if study is None:
+        raise UsageError(
+            f"--rebuild-study {name}: the experiment is from before studies were recorded; "
+            "its TPE state lives in Tune's own files"
+        )
+    from collatz_ray.results.study_rebuild import rebuild_study
+
+    with experiment_lock(storage, name):
+        rebuilt = rebuild_study(experiment_dir, study, experiment_space(saved, experiment_dir))
+    replayed = ", ".join(f"{n} {state.lower()}" for state, n in sorted(rebuilt.states.items()))
+    print(f"Rebuilt {experiment_dir / STUDY_FILE} from the experiment's trials: {replayed or 'none'}")
+    if rebuilt.moved_aside is not None:
+        print(f"The old database is kept as {rebuilt.moved_aside}")
+    print(f"Continue with: python -m collatz_ray.tune --extend {name} --num-samples N --storage {storage}")
+    return 0
 
 
 def _extension(args) -> int:

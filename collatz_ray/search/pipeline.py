@@ -24,8 +24,14 @@ from typing import TYPE_CHECKING, Any
 from collatz_ray.errors import UsageError
 from collatz_ray.search.failures import SearchHalted
 from collatz_ray.search.resources import TrialResources, cpus_per_trial_flag, trial_resources
-from collatz_ray.search.settings import SearchSettings, experiment_exists, experiment_lock, join
-from collatz_ray.search.storage import check_storage
+from collatz_ray.search.settings import (
+    SearchSettings,
+    experiment_exists,
+    experiment_lock,
+    join,
+    known_trial_ids,
+)
+from collatz_ray.search.storage import check_storage, is_remote
 from collatz_ray.search.study import check_study
 from collatz_ray.search.tracking import describe
 
@@ -146,8 +152,17 @@ def launch(plan: Launch, flags: Any, *, announce: Announce, report: Report) -> i
     with experiment_lock(plan.storage, plan.name):
         if not plan.resume and experiment_exists(plan.storage, plan.name):  # made while this one was checking
             raise UsageError(f"--name {plan.name}: an experiment of that name exists under {plan.storage}")
-        if plan.study is not None and not plan.study.in_experiment:
-            check_study(plan.study, resuming=plan.resume)
+        if plan.study is not None:
+            check_study(
+                plan.study,
+                resuming=plan.resume,
+                known_trials=None if is_remote(plan.storage) else known_trial_ids(plan.path),
+                rebuild=(
+                    f"python -m collatz_ray.tune --rebuild-study {plan.name} --storage {plan.storage}"
+                    if plan.study.in_experiment
+                    else None
+                ),
+            )
         from collatz_ray.search.ray.session import on_ray
 
         return on_ray(

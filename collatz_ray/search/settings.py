@@ -134,6 +134,20 @@ def trial_dirname(trial: Any) -> str:
     return f"{TRIAL_PREFIX}{trial.trial_id}"
 
 
+def known_trial_ids(experiment_dir: str | Path) -> set[str]:
+    """The Tune trials a local experiment knows of: its trial folders, and the trials of
+    its newest Tune state (those created but not started have no folder yet)."""
+    path = Path(experiment_dir)
+    known = {d.name.removeprefix(TRIAL_PREFIX) for d in path.glob(f"{TRIAL_PREFIX}*") if d.is_dir()}
+    states = sorted(path.glob("experiment_state-*.json"))  # named by time: the newest last
+    try:
+        for trial_json, _runtime in json.loads(states[-1].read_text())["trial_data"]:
+            known.add(str(json.loads(trial_json)["trial_id"]))
+    except (IndexError, OSError, ValueError, KeyError, TypeError):
+        pass  # no state or a damaged one: the folders are what is known
+    return known
+
+
 def save_settings(settings: SearchSettings) -> None:
     if is_remote(settings.storage):
         return  # remote storage: Ray keeps tuner.pkl there; resume needs the same flags

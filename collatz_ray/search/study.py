@@ -13,17 +13,21 @@ the password hidden, and a resume asks for it again (or use ~/.pgpass / PGPASSWO
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from collatz_ray.errors import UsageError
+from collatz_ray.errors import UsageError, shown
 
 #: The default study database, inside the experiment directory.
 STUDY_FILE = "optuna.db"
 #: How long a writer waits for another's lock (SQLite) or for a server to answer.
 LOCK_WAIT_S = 30
 CONNECT_TIMEOUT_S = 10
+#: The user attribute linking an Optuna trial to its Tune trial (search/ray/searcher.py sets it).
+TUNE_TRIAL_ATTR = "tune_trial_id"
 #: What the settings hold instead of a password.
 HIDDEN = "***"
 #: The extra to install for a database's driver, by SQLAlchemy dialect.
@@ -142,31 +146,111 @@ def open_storage(url: str):
         ) from None
 
 
-def check_study(storage: StudyStorage, *, resuming: bool) -> None:
-    """Open the database now, before Ray: a new search must not join someone else's
-    study, and a resumed one must find its own."""
-    import optuna
+def check_study(
+    storage: StudyStorage,
+    *,
+    resuming: bool,
+    known_trials: Collection[str] | None = None,
+    rebuild: str | None = None,
+) -> None:
+    """Open the database now, before Ray, and only read it: a new search must not join
+    someone else's study, and a resumed one must find its own and nothing else.
 
+    The experiment's own file must hold this experiment's study alone. Given the Tune
+    trials the experiment knows of (`known_trials`), every finished trial of the study
+    must be one of them: a study with other trials' results would steer TPE by them.
+    Each refusal is one line naming the database and what is wrong, with `rebuild` (the
+    command that rebuilds the study from the experiment's trials) where that helps."""
+    import optuna
+    from optuna.trial import TrialState
+
+    where = _study_file(storage) if storage.in_experiment else f"--optuna-storage {storage.shown}"
+
+    def refuse(problem: str) -> UsageError:
+        hint = f"; the experiment's trials are untouched. Rebuild the study from them with: {rebuild}"
+        return UsageError(f"{where}: {problem}{hint if rebuild else ''}")
+
+    if storage.in_experiment:
+        if not _sqlite_study_file(storage, refuse):
+            if resuming and known_trials:
+                raise refuse(f"missing, although {len(known_trials)} trial(s) ran")
+            return  # the search creates it
     rdb = open_storage(storage.url)
     try:
         names = {s.study_name for s in optuna.study.get_all_study_summaries(rdb, include_best_trial=False)}
+        foreign = sorted(names - {storage.study_name})
+        if storage.in_experiment and foreign:
+            raise refuse(
+                f"holds the study {foreign[0]!r}, not this experiment's {storage.study_name!r} "
+                "(another experiment's database?)"
+            )
+        if not resuming and storage.study_name in names:
+            raise UsageError(
+                f"{where}: it already holds a study named "
+                f"{storage.study_name!r}; choose another --name, or --resume that experiment"
+            )
+        if resuming and storage.study_name not in names:
+            if not storage.in_experiment:
+                raise UsageError(
+                    f"{where}: no study named {storage.study_name!r} there; "
+                    "the experiment recorded its study in another database"
+                )
+            if known_trials:
+                raise refuse(f"holds no study, although {len(known_trials)} trial(s) ran")
+            return
+        if not resuming or known_trials is None:
+            return
+        study = optuna.load_study(study_name=storage.study_name, storage=rdb)
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        strangers = [t for t in finished if t.user_attrs.get(TUNE_TRIAL_ATTR) not in known_trials]
+        if strangers:
+            raise refuse(
+                f"its study holds {len(strangers)} finished trial(s) that are not this experiment's "
+                f"(Optuna trial {strangers[0].number}: "
+                f"{shown(str(strangers[0].user_attrs.get(TUNE_TRIAL_ATTR, 'no Tune trial')))}), "
+                f"{len(finished)} finished in all for the {len(known_trials)} trial(s) the experiment knows of"
+            )
+    except UsageError:
+        raise
     except Exception as err:
-        raise UsageError(
-            f"--optuna-storage {storage.shown}: cannot read its studies ({_reason(err)})"
-        ) from None
+        raise refuse(f"cannot read its studies ({_reason(err)})") from None
     finally:
         rdb.remove_session()
         rdb.engine.dispose()
-    if not resuming and storage.study_name in names:
-        raise UsageError(
-            f"--optuna-storage {storage.shown}: it already holds a study named "
-            f"{storage.study_name!r}; choose another --name, or --resume that experiment"
-        )
-    if resuming and storage.study_name not in names and not storage.in_experiment:
-        raise UsageError(
-            f"--optuna-storage {storage.shown}: no study named {storage.study_name!r} there; "
-            "the experiment recorded its study in another database"
-        )
+
+
+#: The tables an Optuna study database has (every schema since Optuna 2), checked before
+#: Optuna opens a file: Optuna would add missing tables to whatever SQLite file it is given.
+_STUDY_TABLES = frozenset({"studies", "trials", "trial_params", "trial_values", "version_info"})
+
+
+def _study_file(storage: StudyStorage) -> Path:
+    return Path(storage.url.removeprefix("sqlite:///"))
+
+
+def _sqlite_study_file(storage: StudyStorage, refuse: Callable[[str], UsageError]) -> bool:
+    """Whether the experiment's own study file exists; refused if it is not an Optuna
+    database. Read through SQLite in read-only mode, so nothing is written to it."""
+    import sqlite3
+
+    path = _study_file(storage)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        raise refuse(f"cannot be read ({err.strerror or err})") from None
+    if size == 0:
+        raise refuse("empty (0 bytes): truncated, not a study database")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as err:
+        raise refuse(f"not an SQLite database ({err})") from None
+    missing = sorted(_STUDY_TABLES - tables)
+    if missing:
+        raise refuse(f"an SQLite file but not an Optuna study database (no table {', '.join(missing)})")
+    return True
 
 
 def _reason(err: BaseException) -> str:

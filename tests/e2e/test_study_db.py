@@ -5,20 +5,24 @@ its intermediate values keyed by epoch, and none is left running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 from support import postgres
-from support.searches import Search, read_reports, trial_dirs, wait_for, write_space
+from support.clitools import run_command, tree_digest
+from support.searches import TUNE, Search, read_reports, trial_dirs, wait_for, write_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -212,3 +216,118 @@ def check_the_dashboard_while_it_runs(search: Search, url: str, name: str, tmp_p
         server.terminate()
         server.wait(timeout=30)
         os.kill(search.proc.pid, signal.SIGCONT)
+
+
+# -- a study database that is not the experiment's own is refused, and can be rebuilt -----------
+def smoke_copy(smoke_experiment, tmp_path) -> Path:
+    return Path(shutil.copytree(smoke_experiment, tmp_path / "store" / smoke_experiment.name))
+
+
+def another_experiments_study(path: Path) -> None:
+    """A valid study database of another experiment, with a finished trial."""
+    other = optuna.create_study(study_name="another", storage=f"sqlite:///{path}")
+    other.optimize(lambda trial: trial.suggest_float("lr", 1e-4, 1e-2), n_trials=1)
+
+
+def stranger_trials(path: Path) -> None:
+    """This experiment's study name, holding a finished trial no Tune trial of it ran."""
+    study = optuna.create_study(study_name="smoke", storage=f"sqlite:///{path}")
+    study.optimize(lambda trial: trial.suggest_float("lr", 1e-4, 1e-2), n_trials=1)
+
+
+def another_schema(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE studies (id INTEGER, note TEXT)")
+        db.commit()
+
+
+DAMAGE = {
+    "truncated": (lambda path: path.write_bytes(b""), "empty (0 bytes)"),
+    "garbage": (lambda path: path.write_bytes(os.urandom(4096)), "not an SQLite database"),
+    "another experiment's": (another_experiments_study, "holds the study 'another', not this experiment's"),
+    "stranger trials": (stranger_trials, "finished trial(s) that are not this experiment's"),
+    "another schema": (another_schema, "not an Optuna study database"),
+    "missing": (lambda path: None, "missing, although"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("command", ["--extend", "--resume"])
+def test_a_study_database_not_the_experiments_own_is_refused_and_nothing_written(
+    smoke_experiment, tmp_path, damage, command
+):
+    """Refused before Ray starts, in one line naming the file and how to rebuild it, and
+    every file of the experiment (the damaged database included) stays as it was. The
+    smoke experiment is finished: its --resume checks too."""
+    experiment = smoke_copy(smoke_experiment, tmp_path)
+    study_file = experiment / "optuna.db"
+    study_file.unlink()
+    make, fragment = DAMAGE[damage]
+    make(study_file)
+    before = tree_digest(experiment)
+    flags = (
+        ["--extend", "smoke", "--num-samples", "3"]
+        if command == "--extend"
+        else ["--resume", "--name", "smoke"]
+    )
+    outcome = run_command("tune", *flags, "--storage", experiment.parent)
+    outcome.one_error_line(
+        str(study_file),
+        fragment,
+        f"python -m collatz_ray.tune --rebuild-study smoke --storage {experiment.parent}",
+    )
+    assert tree_digest(experiment) == before
+
+
+def test_a_refused_extension_leaves_every_file_as_it_was(smoke_experiment, tmp_path):
+    """Refused on Ray, after the settings were read and the study checked: the new total
+    of trials is not recorded (a later --resume would plan another search)."""
+    experiment = smoke_copy(smoke_experiment, tmp_path)
+    for state in experiment.glob("search_gen_state-*.json"):
+        state.unlink()
+    before = tree_digest(experiment)
+    proc = subprocess.run(
+        [*TUNE, "--extend", "smoke", "--num-samples", "3", "--storage", str(experiment.parent)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RAY_ADDRESS": "local"},
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "holds no search state" in proc.stderr.strip().splitlines()[-1], proc.stderr[-3000:]
+    assert tree_digest(experiment) == before
+
+
+def test_a_rebuilt_study_replays_the_trials_and_the_search_extends_from_it(smoke_experiment, tmp_path):
+    experiment = smoke_copy(smoke_experiment, tmp_path)
+    settings = json.loads((experiment / "collatz_search.json").read_text())
+    max_epochs = settings["budget"]["epochs"]
+    url = f"sqlite:///{experiment / 'optuna.db'}"
+    original = study_trials(url, "smoke")
+    (experiment / "optuna.db").unlink()
+    another_experiments_study(experiment / "optuna.db")
+    foreign = (experiment / "optuna.db").read_bytes()
+
+    rebuilt = run_command("tune", "--rebuild-study", "smoke", "--storage", experiment.parent)
+    assert rebuilt.status == 0, rebuilt.stderr
+    (aside,) = experiment.glob("optuna.db.damaged-*")
+    assert aside.read_bytes() == foreign  # moved aside, never deleted
+    trials = assert_study_matches_experiment(url, "smoke", experiment, max_epochs=max_epochs)
+    assert {tid: (t.state, t.params) for tid, t in trials.items()} == {
+        tid: (t.state, t.params) for tid, t in original.items()
+    }
+
+    more = Search(
+        tmp_path, "extend", "--extend", "smoke", "--num-samples", "1", "--storage", str(experiment.parent)
+    )
+    try:
+        assert more.wait(timeout=400) == 0, more.stderr()[-3000:]
+    finally:
+        more.cleanup()
+    trials = assert_study_matches_experiment(url, "smoke", experiment, max_epochs=max_epochs)
+    assert len(trials) == len(original) + 1
+    assert sorted(t.number for t in trials.values()) == list(range(len(original) + 1))
+    assert (
+        json.loads((experiment / "collatz_search.json").read_text())["budget"]["num_samples"]
+        == len(original) + 1
+    )

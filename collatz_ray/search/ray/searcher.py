@@ -22,12 +22,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.spaces import SearchSpace
-from collatz_ray.search.study import StudyStorage, open_storage
+from collatz_ray.search.study import TUNE_TRIAL_ATTR, StudyStorage, open_storage
 
 log = logging.getLogger(__name__)
 
-#: The user attribute linking an Optuna trial to its Tune trial.
-TUNE_TRIAL_ATTR = "tune_trial_id"
 #: Set on a trial the study held as running although no Tune trial ran it (a driver
 #: killed between Optuna's ask and Tune's next save of its state).
 ORPHAN_ATTR = "orphaned"
@@ -110,6 +108,14 @@ class StudySearch(OptunaSearch):
             direction="minimize" if MODE == "min" else "maximize",
             load_if_exists=True,
         )
+        # The database says which Optuna trial is which Tune trial's: a study rebuilt from
+        # the trials' files (tune --rebuild-study) numbers them anew.
+        recorded = {
+            t.user_attrs[TUNE_TRIAL_ATTR]: t._trial_id
+            for t in self._ot_study.get_trials(deepcopy=False)
+            if t.user_attrs.get(TUNE_TRIAL_ATTR) in self._study_ids
+        }
+        self._study_ids.update(recorded)
         self._ot_trials = {tid: optuna.Trial(self._ot_study, sid) for tid, sid in self._study_ids.items()}
         self._settle()
 
