@@ -22,25 +22,16 @@ from collatz_ray.results.report import (
     ending_counts,
     ranked_trials,
 )
+from collatz_ray.trainer import metrics as registry
 from collatz_ray.trainer.text import strict_json
 
 FORMATS = ("table", "md", "json", "csv")
-#: The per-trial metrics of the CSV and of the JSON's trial list.
-KEY_METRICS = (
-    "traj_total_violations",
-    "traj_total_steps",
-    "traj_unseen_violations",
-    "traj_unseen_steps",
-    "traj_big_violations",
-    "traj_big_steps",
-    "pass_rate",
-    "weighted_pass_rate",
-    "growth_pass_rate",
-    "growth_weighted_pass_rate",
-    "margin_5pct",
-    "loss",
-    "objective",
-)
+
+
+def key_metrics() -> list[str]:
+    """The per-trial metrics of the CSV and of the JSON's trial list, as the metric
+    registry (trainer/metrics.py) declares them."""
+    return [m.key for m in registry.declared() if m.formats]
 
 
 def trial_record(trial: Trial) -> dict[str, Any]:
@@ -52,7 +43,7 @@ def trial_record(trial: Trial) -> dict[str, Any]:
         "params": trial.params,
         "error": trial.error,
         "recovered_from": trial.recovered_from,
-        "metrics": {k: trial.metrics[k] for k in KEY_METRICS if k in trial.metrics},
+        "metrics": {k: trial.metrics[k] for k in key_metrics() if k in trial.metrics},
     }
 
 
@@ -130,7 +121,7 @@ def to_csv(exps: Sequence[Experiment]) -> str:
                     "ending": t.ending.text,
                     "epoch": t.epoch,
                     **{p.name: _csv_cell(t.params.get(p.name)) for p in exp.parameters},
-                    **{k: t.metrics.get(k) for k in KEY_METRICS},
+                    **{k: t.metrics.get(k) for k in key_metrics()},
                     "error": t.error,
                     "recovered_from": t.recovered_from,
                 }

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,9 @@ from collatz_ray.errors import UsageError, shown
 from collatz_ray.search.failures import error_line
 from collatz_ray.search.settings import SETTINGS_FILE, TRAIN_DIR, TRIAL_CONFIG_FILE, TRIAL_PREFIX
 from collatz_ray.search.spaces import asha_rungs
+from collatz_ray.trainer import metrics as registry
 from collatz_ray.trainer.bank import BANK_FILE, Bank, read_bank
+from collatz_ray.trainer.metrics import is_count, is_number
 
 STATE_GLOB = "experiment_state-*.json"
 #: Keys Tune adds to every report; the rest are the trainer's metrics.
@@ -50,24 +51,6 @@ TUNE_KEYS = frozenset(
         "iterations_since_restore",
     }
 )
-
-
-#: Report values the summaries compute with, by what each must be. The learning curve's
-#: columns must be there; the others may be absent or null.
-REQUIRED_NUMBERS = (
-    "loss",
-    "pass_rate",
-    "weighted_pass_rate",
-    "growth_pass_rate",
-    "growth_weighted_pass_rate",
-)
-REQUIRED_COUNTS = ("traj_total_violations", "traj_total_steps")
-COUNTS = re.compile(
-    r"traj_(\d+_violations|\d+_length|growth_violations|growth_steps|decay_violations|"
-    r"decay_steps|nonfinite)|n_total|n_growth|n_nonfinite"
-)
-NUMBERS = re.compile(r"objective|(growth_)?margin_\w+|traj_\d+_worst|traj_violation_rate")
-STEP_LISTS = re.compile(r"traj_\d+_violation_steps")
 
 
 def trainer_metrics(report: dict[str, Any]) -> dict[str, Any]:
@@ -291,26 +274,20 @@ def _read_reports(path: Path, notes: list[str]) -> list[dict[str, Any]]:
 
 
 def _report_problem(row: dict[str, Any]) -> str | None:
-    """Why a report cannot be summarised, if it cannot."""
-    if not _is_count(row["epoch"]):
+    """Why a report cannot be summarised, if it cannot: its epoch is no count, a metric
+    every report has is missing, or a declared metric (trainer/metrics.py) holds a value
+    of the wrong kind."""
+    if not is_count(row["epoch"]):
         return f"epoch is {shown(row['epoch'])}, not an integer >= 0"
-    for key in REQUIRED_NUMBERS + REQUIRED_COUNTS:
-        if key not in row:
-            return f"no {key}"
+    for required in (m.key for m in registry.declared() if m.required):
+        if required not in row:
+            return f"no {required}"
     for key, value in row.items():
-        if key in REQUIRED_COUNTS or (COUNTS.fullmatch(key) and value is not None):
-            if not _is_count(value):
-                return f"{key} is {shown(value)}, not an integer >= 0"
-        elif key in REQUIRED_NUMBERS or (NUMBERS.fullmatch(key) and value is not None):
-            if not is_number(value):
-                return f"{key} is {shown(value)}, not a number"
-        elif STEP_LISTS.fullmatch(key) and not (isinstance(value, list) and all(map(_is_count, value))):
-            return f"{key} is {shown(value)}, not a list of step numbers"
+        metric = registry.metric_of(key)
+        problem = None if metric is None else metric.problem(value)
+        if problem is not None:
+            return f"{key} is {shown(value)}, {problem}"
     return None
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _read_trial(folder: Path, states: dict[str, dict[str, Any]], notes: list[str]) -> Trial:
@@ -396,10 +373,6 @@ def _parameters(settings: dict[str, Any], trials: list[Trial]) -> list[Parameter
     for trial in trials:
         names += [n for n in trial.params if n not in names]
     return [from_space.get(n) or _guess_parameter(n, [t.params.get(n) for t in trials]) for n in names]
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _space_parameters(space_path: str | None) -> dict[str, Parameter]:

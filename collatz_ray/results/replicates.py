@@ -22,22 +22,29 @@ from collatz_ray.results.stats import CONFIDENCE, Lead, Spread, lead, spread
 from collatz_ray.search.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from collatz_ray.search.replicate import SEED_KEY, Configuration, ReplicatePlan, params_key
 from collatz_ray.search.settings import SETTINGS_FILE
+from collatz_ray.trainer import metrics as registry
 
-#: The metrics summarised, with their labels, in the order shown (those no finished
-#: trial reported are left out). Counts first, then pass rates (percent).
-METRICS = (
-    ("traj_total_violations", "violations"),
-    ("traj_unseen_violations", "unseen violations"),
-    ("traj_big_violations", "large-number violations"),
-    ("pass_rate", "pass %"),
-    ("growth_weighted_pass_rate", "growth-weighted pass %"),
-)
-PERCENTS = frozenset({"pass_rate", "growth_weighted_pass_rate"})
+
+def summarised(count_key: str) -> list[registry.Metric]:
+    """The metrics a replication summarises, as the metric registry declares them (those
+    no finished trial reported are left out), the ranking count first."""
+    declared = [m for m in registry.declared() if m.replicates]
+    return sorted(declared, key=lambda m: m.key != count_key)
+
+
+def metric_label(key: str) -> str:
+    metric = registry.metric_of(key)
+    return key if metric is None else metric.label
 
 
 def bounds(key: str) -> tuple[float, float]:
     """The values a metric can take: percentages 0..100, counts from 0."""
-    return (0.0, 100.0) if key in PERCENTS else (0.0, math.inf)
+    return (0.0, 100.0) if _is_percent(key) else (0.0, math.inf)
+
+
+def _is_percent(key: str) -> bool:
+    metric = registry.metric_of(key)
+    return metric is not None and metric.kind == registry.PERCENT
 
 
 @dataclass
@@ -77,7 +84,7 @@ class Replication:
                 f"Lead not judged yet: both of the two best configurations need 2 finished seeds "
                 f"(they have {len(best.finished)} and {len(runner_up.finished)})."
             )
-        word = dict(METRICS)[self.count_key]
+        word = metric_label(self.count_key)
         noise = "larger than seed noise" if self.lead.beyond_noise else "within seed noise"
         return (
             f"Lead of {best.configuration.label} over {runner_up.configuration.label}: "
@@ -112,7 +119,7 @@ def replication(exp: Experiment) -> Replication | None:
     for group in groups.values():
         group.spreads = {
             key: spread(group.values(key), bounds=bounds(key))
-            for key, _ in _ordered(count_key)
+            for key in (m.key for m in summarised(count_key))
             if group.values(key)
         }
     ranked = sorted(groups.values(), key=lambda g: _rank(g, count_key))
@@ -133,11 +140,6 @@ def _note(exp: Experiment, text: str) -> None:
         exp.notes.append(text)
 
 
-def _ordered(count_key: str) -> list[tuple[str, str]]:
-    """METRICS with the ranking count first."""
-    return sorted(METRICS, key=lambda m: m[0] != count_key)
-
-
 def _rank(group: Replicated, count_key: str) -> tuple[int, float, float]:
     counts, scores = group.values(count_key), group.values("objective")
     if not counts:
@@ -147,11 +149,11 @@ def _rank(group: Replicated, count_key: str) -> tuple[int, float, float]:
 
 # -- shown ---------------------------------------------------------------------------------
 def number(value: float, key: str) -> str:
-    return f"{value:.2f}" if key in PERCENTS else f"{value:.1f}"
+    return f"{value:.2f}" if _is_percent(key) else f"{value:.1f}"
 
 
 def extremes(s: Spread, key: str) -> str:
-    if key in PERCENTS:
+    if _is_percent(key):
         return f"{s.lowest:.2f}..{s.highest:.2f}"
     return f"{s.lowest:g}..{s.highest:g}"
 
@@ -170,7 +172,7 @@ def table_rows(rep: Replication) -> list[list[str]]:
             rows.append(
                 first
                 + [
-                    dict(METRICS)[key],
+                    metric_label(key),
                     done,
                     number(s.mean, key),
                     "-" if s.std is None else number(s.std, key),
@@ -201,7 +203,7 @@ def description(rep: Replication, exp: Experiment) -> str:
     return (
         f"{len(rep.configurations)} configuration{'s' * (len(rep.configurations) != 1)}{source}, "
         f"each trained with seeds {seeds} to the full budget ({exp.budget.epochs} epochs). "
-        f"Best first by mean {dict(METRICS)[rep.count_key]}; the CI is the t-interval of the mean "
+        f"Best first by mean {metric_label(rep.count_key)}; the CI is the t-interval of the mean "
         "over the finished seeds, cut to the metric's range."
     )
 

@@ -22,7 +22,8 @@ from collatz_ray.errors import UsageError
 from collatz_ray.results import replicates
 from collatz_ray.results.importance import OK, Importances, parameter_importances
 from collatz_ray.results.read import Experiment, Parameter, Trial, is_number
-from collatz_ray.search.objective import ranked
+from collatz_ray.search.objective import objective_words, ranked
+from collatz_ray.trainer import metrics as registry
 from collatz_ray.trainer.bank import SOURCES, Bank, Entry, distinct
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.text import LOG_COLUMNS, format_log_header, format_log_line, short_decimal
@@ -44,7 +45,8 @@ CANONICAL_ROWS = 50_000
 BANK_SHOWN = 10
 #: Quantile bins per numeric parameter in the dependence view.
 NUMERIC_BINS = 4
-_SEED_KEY = re.compile(r"^traj_(\d+)_violations$")
+#: The per-seed violation counts, a family of the metric registry.
+_PER_SEED = registry.METRICS["traj_{seed}_violations"]
 
 
 # -- the document ----------------------------------------------------------------------
@@ -136,11 +138,14 @@ def _pct(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
 
-def _violations(metrics: dict[str, Any], key: str = "traj_total") -> str:
-    """violations/steps of a held-out set (the log's, traj_unseen, traj_big), e.g. 58/429."""
-    if f"{key}_violations" not in metrics:
-        return "-"
-    return f"{metrics[f'{key}_violations']}/{metrics.get(f'{key}_steps', '?')}"
+#: The log's held-out violation count, which the overview and the comparison with the
+#: published runs show whatever the search minimised.
+_LOG_COUNT = registry.METRICS["traj_total_violations"]
+
+
+def _violations(metrics: dict[str, Any]) -> str:
+    """violations/steps of the log's held-out steps, e.g. 58/429."""
+    return _LOG_COUNT.cell(metrics)
 
 
 def params_text(trial: Trial) -> str:
@@ -162,10 +167,6 @@ def best_trial(exp: Experiment) -> Trial | None:
 def ending_counts(exp: Experiment) -> dict[str, int]:
     """How many trials ended each way, most common first."""
     return dict(collections.Counter(t.ending.kind for t in exp.trials).most_common())
-
-
-def _reported_seeds(metrics: dict[str, Any]) -> list[int]:
-    return [int(m.group(1)) for m in map(_SEED_KEY.match, metrics) if m]
 
 
 def config_diff(trial: Trial) -> tuple[dict[str, Any], str | None]:
@@ -275,7 +276,7 @@ def _thirds(steps: Sequence[int] | None, length: int) -> list[int] | None:
 def _trajectories(best: Trial) -> Section:
     m = best.metrics
     rows, totals = [], [0, 0, 0]
-    for seed in _reported_seeds(m):
+    for seed in _PER_SEED.members(m):
         length = m.get(f"traj_{seed}_length", 0)
         thirds = _thirds(m.get(f"traj_{seed}_violation_steps"), length)
         worst = m.get(f"traj_{seed}_worst")
@@ -306,7 +307,8 @@ def _trajectories(best: Trial) -> Section:
         ["seed", "violations", "steps", "worst margin", "solved", "1st third", "2nd third", "3rd third"], rows
     )
     blocks: list[str | Table] = [table, _where(m)]
-    if "traj_unseen_steps" in m:
+    # Trials from before the other held-out sets were measured show the log's alone.
+    if any(metric.key in m for metric in _heldout_sets(m) if not metric.required):
         blocks += [
             _heldout(m),
             "Unseen steps start at a value on no training seed's walk; "
@@ -316,16 +318,28 @@ def _trajectories(best: Trial) -> Section:
     return Section(f"Held-out trajectories at epoch {best.epoch}", blocks)
 
 
+def _heldout_sets(m: dict[str, Any]) -> list[registry.Metric]:
+    """The violation counts of the held-out sets the registry declares, a family's
+    members (per bit length) in their order."""
+    sets: list[registry.Metric] = []
+    for metric in registry.declared():
+        if metric.heldout is None:
+            continue
+        if metric.family is None:
+            sets.append(metric)
+        else:
+            sets += [metric.member(part) for part in sorted(metric.members(m))]
+    return sets
+
+
 def _heldout(m: dict[str, Any]) -> Table:
     """The log's count beside the unseen steps and the large-number trajectories."""
-    buckets = sorted(int(k.split("_")[2]) for k in m if re.fullmatch(r"traj_big_\d+_steps", k))
-    sets = [("the log's held-out steps", "traj_total"), ("unseen steps", "traj_unseen")]
-    sets += [(f"{b}-bit seeds", f"traj_big_{b}") for b in buckets] + [("large numbers, all", "traj_big")]
     rows = []
-    for label, key in sets:
-        bad, steps = m.get(f"{key}_violations"), m.get(f"{key}_steps")
+    for metric in _heldout_sets(m):
+        bad = m.get(metric.key)
+        steps = None if metric.steps is None else m.get(metric.steps)
         share = f"{100 * bad / steps:.1f}%" if isinstance(bad, int) and steps else "-"
-        rows.append([label, fmt(bad), fmt(steps), share])
+        rows.append([metric.heldout or "", fmt(bad), fmt(steps), share])
     return Table(["held-out set", "violations", "steps", "violating"], rows)
 
 
@@ -383,51 +397,21 @@ def _learning_curve(best: Trial) -> Section:
     return Section(f"Learning curve of {best.trial_id}", [table])
 
 
-#: Columns of the held-out counts beside the log's, when the trials measured them.
-HELDOUT_COLUMNS = (("unseen", "traj_unseen"), ("big", "traj_big"))
-#: How the ranking note names each kind of objective (search/objective.py).
-OBJECTIVE_WORDS = {
-    "log": "violations of the log's held-out steps",
-    "unseen": "violations of the unseen held-out steps",
-    "big": "violations along the large-number trajectories",
-}
-
-
 def _trials_table(exp: Experiment, top: int) -> Section:
     names = [p.name for p in exp.parameters]
     trials = ranked_trials(exp)
-    extra = [
-        (title, key)
-        for title, key in HELDOUT_COLUMNS
-        if any(f"{key}_violations" in t.metrics for t in trials)
+    columns = [
+        (m, m.table)
+        for m in registry.declared()
+        if m.table is not None and (not m.table.when_reported or any(m.key in t.metrics for t in trials))
     ]
     rows = [
         [str(i), t.trial_id, t.ending.text, fmt(t.epoch)]
         + [fmt(t.params.get(n)) for n in names]
-        + [_violations(t.metrics)]
-        + [_violations(t.metrics, key) for _, key in extra]
-        + [
-            _pct(t.metrics.get("pass_rate")),
-            _pct(t.metrics.get("growth_weighted_pass_rate")),
-            _objective(t.metrics),
-        ]
+        + [m.cell(t.metrics, fmt=column.fmt) for m, column in columns]
         for i, t in enumerate(trials[:top], 1)
     ]
-    table = Table(
-        [
-            "#",
-            "trial",
-            "ending",
-            "epoch",
-            *names,
-            "violations",
-            *(title for title, _ in extra),
-            "pass %",
-            "grwtd %",
-            "objective",
-        ],
-        rows,
-    )
+    table = Table(["#", "trial", "ending", "epoch", *names, *(column.heading for _, column in columns)], rows)
     shown = f"top {top} of {len(trials)}" if len(trials) > top else f"all {len(trials)}"
     kind = exp.settings.get("objective", "log")
     return Section(
@@ -435,14 +419,9 @@ def _trials_table(exp: Experiment, top: int) -> Section:
         [
             table,
             "Ranking: trials that reached the full budget first, then by "
-            f"objective ({OBJECTIVE_WORDS.get(kind, kind)} plus a margin tie-break).",
+            f"objective ({objective_words(kind)} plus a margin tie-break).",
         ],
     )
-
-
-def _objective(metrics: dict[str, Any]) -> str:
-    value = metrics.get("objective")
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
 def _errors(exp: Experiment) -> Section:
@@ -589,7 +568,7 @@ def _importance(exp: Experiment, imp: Importances) -> Section:
         kind = exp.settings.get("objective", "log")
         blocks.append(
             f"Each of the {imp.trials} trials is scored by its objective "
-            f"({OBJECTIVE_WORDS.get(kind, kind)}) {imp.scored_at}: trials ASHA stopped earlier "
+            f"({objective_words(kind)}) {imp.scored_at}: trials ASHA stopped earlier "
             "would otherwise be judged on fewer epochs. PED-ANOVA (Optuna) compares where the "
             f"best {imp.best_trials} trials sampled each parameter with where all of them did; "
             "the importances are shares that sum to 1. A conditional parameter counts within "

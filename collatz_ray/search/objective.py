@@ -14,8 +14,10 @@ group, lower score wins.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+from collatz_ray.trainer import metrics as registry
 
 METRIC = "objective"
 MODE = "min"
@@ -23,13 +25,30 @@ MODE = "min"
 TIME_ATTR = "epoch"
 
 
-#: The violation count each kind of objective minimises.
-OBJECTIVES = {
-    "log": "traj_total_violations",
-    "unseen": "traj_unseen_violations",
-    "big": "traj_big_violations",
-}
+class _Objectives(Mapping[str, str]):
+    """The violation count each kind of objective minimises, by kind: read from the
+    metric registry (trainer/metrics.py) whenever asked, so a metric declared there as
+    an objective is one here too."""
+
+    def __getitem__(self, kind: str) -> str:
+        return registry.objectives()[kind].key
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.objectives())
+
+    def __len__(self) -> int:
+        return len(registry.objectives())
+
+
+OBJECTIVES: Mapping[str, str] = _Objectives()
 DEFAULT_OBJECTIVE = "log"
+
+
+def objective_words(kind: str) -> str:
+    """How summaries name what an objective of `kind` minimises (the kind itself when
+    the registry no longer declares it)."""
+    declared = registry.objectives().get(kind)
+    return kind if declared is None or declared.objective is None else declared.objective.words
 
 
 def objective(metrics: dict[str, Any], *, kind: str = DEFAULT_OBJECTIVE) -> float:

@@ -12,6 +12,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from collatz_ray.trainer import metrics as registry
+
+#: The published experiment log's columns, in its layout, so that training output reads
+#: like the log: a fixed layout that new metrics leave alone (their views are the
+#: summaries and the status block that trainer/metrics.py feeds).
 LOG_COLUMNS = ("Epoch", "Loss", "Pass%", "Wtd%", "Growth%", "GrWtd%", "Traj Viol")
 
 
@@ -97,14 +102,8 @@ def heldout_lines(metrics: dict[str, Any]) -> list[str]:
     """The unseen-step and large-number counts (docs/method.md §8), when measured."""
     if "traj_unseen_steps" not in metrics:
         return []  # metrics from before they existed
-    buckets = sorted(
-        int(k.split("_")[2])
-        for k in metrics
-        if k.startswith("traj_big_") and k.endswith("_steps") and k != "traj_big_steps"
-    )
-    big = ", ".join(
-        f"{b} bits {metrics[f'traj_big_{b}_violations']}/{metrics[f'traj_big_{b}_steps']}" for b in buckets
-    )
+    per_bits = registry.METRICS["traj_big_{bits}_violations"]
+    big = ", ".join(f"{b} bits {per_bits.member(b).cell(metrics)}" for b in sorted(per_bits.members(metrics)))
     return [
         f"{'unseen':>8} {metrics['traj_unseen_violations']:>10} {metrics['traj_unseen_steps']:>6}"
         "   (steps from a value on no training walk)",

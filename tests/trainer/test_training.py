@@ -19,6 +19,7 @@ from collatz_ray.syracuse import arith, limbs
 from collatz_ray.syracuse.features import FeatureSpec, extract
 from collatz_ray.trainer import data
 from collatz_ray.trainer import loss as loss_mod
+from collatz_ray.trainer import metrics as registry
 from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler, odd_walk, training_seeds
@@ -668,4 +669,12 @@ def test_metrics_of_a_run_name_its_test_seeds(eval_csv, tmp_path):
         == 41 + len(arith.trajectory(97)) - 1
     )
     assert "traj_111_length" not in m
+    # Every number a run reports is declared in the metric registry, with a value of its
+    # kind: the results reader checks what the registry declares (epoch is the time
+    # attribute, the evaluation set's digest an identifier).
+    declared = {k: registry.metric_of(k) for k in m if k not in ("epoch", "eval_set_sha256")}
+    assert [k for k, metric in declared.items() if metric is None] == []
+    assert {
+        k: metric.problem(m[k]) for k, metric in declared.items() if metric and metric.problem(m[k])
+    } == {}
     assert 97 not in BatchSampler(c, device=CPU).seeds and 111 in BatchSampler(c, device=CPU).seeds

@@ -15,7 +15,8 @@ from typing import Any
 
 from ray import tune
 
-from collatz_ray.search.objective import METRIC, TIME_ATTR
+from collatz_ray.search.objective import DEFAULT_OBJECTIVE, METRIC, TIME_ATTR
+from collatz_ray.trainer import metrics as registry
 
 WIDTH = 120
 #: Short column names for the settings the shipped spaces search.
@@ -133,11 +134,8 @@ def _row(trial) -> dict[str, Any]:
         "state": state,
         "config": trial.config or {},
         "epoch": result.get(TIME_ATTR),
-        "viol": result.get("traj_total_violations"),
-        "steps": result.get("traj_total_steps"),
-        "pass%": result.get("pass_rate"),
-        "grwtd%": result.get("growth_weighted_pass_rate"),
         "obj": result.get(METRIC),
+        "result": result,
     }
 
 
@@ -146,31 +144,20 @@ def _best_text(rows: list[dict[str, Any]]) -> str:
     if not scored:
         return ""
     best = min(scored, key=lambda r: (-(r["epoch"] or 0), r["obj"]))
-    return (
-        f" · best so far {best['trial']}: {best['viol']}/{best['steps']} violations at epoch {best['epoch']}"
-    )
+    # The log's count, whichever count the search minimises: it compares with the log.
+    violations = registry.objectives()[DEFAULT_OBJECTIVE].cell(best["result"])
+    return f" · best so far {best['trial']}: {violations} violations at epoch {best['epoch']}"
 
 
 def _table(rows: list[dict[str, Any]], parameters: list[str]) -> list[str]:
-    metric_cols = [
-        ("epoch", lambda r: r["epoch"]),
-        ("viol", lambda r: r["viol"]),
-        ("pass%", lambda r: r["pass%"]),
-        ("grwtd%", lambda r: r["grwtd%"]),
-        ("obj", lambda r: r["obj"]),
+    # The block is narrow: counts without their steps (the summary has both).
+    metric_cols = [("epoch", lambda r: _value(r["epoch"]))] + [
+        (m.live.heading, lambda r, m=m, fmt=m.live.fmt: m.cell(r["result"], fmt=fmt, with_steps=False))
+        for m in registry.declared()
+        if m.live is not None
     ]
     fixed_cols = [("trial", lambda r: r["trial"]), ("state", lambda r: r["state"])]
-
-    def cell(value: Any, name: str) -> str:
-        if value is None:
-            return "-"
-        if name in ("pass%", "grwtd%"):
-            return f"{value:.2f}"
-        if name == "obj":
-            return f"{value:.3f}"
-        return _value(value)
-
-    columns = [(name, [cell(get(r), name) for r in rows]) for name, get in fixed_cols + metric_cols]
+    columns = [(name, [get(r) for r in rows]) for name, get in fixed_cols + metric_cols]
     width = sum(max(len(name), *(len(c) for c in cells)) + 2 for name, cells in columns) if rows else 0
     shown, hidden = [], 0
     for p in parameters:
