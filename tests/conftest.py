@@ -1,4 +1,9 @@
-"""Shared fixtures.
+"""Shared fixtures, and the session's promise to leave the machine as it found it.
+
+Every Ray the tests start (embedded searches, `ray start` nodes, in-process ray.init)
+keeps its files in a directory of the session's own ($RAY_TMPDIR, removed at the end);
+the session fails if the user's Ray directory changed meanwhile, or if a plain
+`ray.init()` no longer starts a Ray there (support/raytmp.py).
 
 The cache directory is redirected for the whole session (before any test module is
 imported), so no test ever reads or writes ~/.cache/collatz_ray. Tests that need the
@@ -14,14 +19,26 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from support import raytmp
 from support.clitools import installed_env
 
 REPO = Path(__file__).resolve().parents[1]
 _CACHE_ENV = "COLLATZ_RAY_CACHE"
 _session_cache: str | None = None
+#: Set in the controlling process (xdist's workers inherit its $RAY_TMPDIR): the user's
+#: environment, their Ray directory as it was, and the directory the tests' Rays use.
+_user_env: dict[str, str] | None = None
+_user_ray: dict[str, str | None] = {}
+_tests_ray_tmpdir: str | None = None
 
 
 def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        global _user_env, _user_ray, _tests_ray_tmpdir
+        _user_env = dict(os.environ)
+        _user_ray = raytmp.snapshot(raytmp.ray_dir(_user_env))
+        _tests_ray_tmpdir = raytmp.private_ray_tmpdir()
+        os.environ["RAY_TMPDIR"] = _tests_ray_tmpdir
     # Before any test imports Ray: Ray reads RAY_AUTH_MODE once per process, and an
     # in-process embedded Ray must agree with the token-auth processes it starts.
     os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -41,6 +58,31 @@ def pytest_collection_modifyitems(config, items):
             0 if "/e2e/" in str(item.path) or "smoke_experiment" in getattr(item, "fixturenames", ()) else 1
         )
     )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The user's Ray directory as it was, and a plain ray.init() still works there (asked
+    only when some test ran Ray). Either failing fails the session."""
+    if _user_env is None or _tests_ray_tmpdir is None:
+        return  # an xdist worker: the controller checks
+    problems = [
+        f"the tests changed {raytmp.ray_dir(_user_env)}: {change}"
+        for change in raytmp.changes(_user_ray, raytmp.snapshot(raytmp.ray_dir(_user_env)))
+    ]
+    # Where the user's Ray directory already named a current cluster (theirs, or a dead
+    # one), a plain ray.init() joins or fails on it whatever the tests did: not asked.
+    joins = any(name.startswith("ray_current_cluster") for name in _user_ray)
+    if (Path(_tests_ray_tmpdir) / "ray").exists() and not problems and not joins:
+        problem = raytmp.plain_ray_init_problem(_user_env)
+        if problem:
+            problems.append(f"after the tests, {problem}")
+    shutil.rmtree(_tests_ray_tmpdir, ignore_errors=True)
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for line in problems:
+            if reporter is not None:
+                reporter.write_line(f"LEFT BEHIND: {line}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_unconfigure(config):
@@ -153,8 +195,8 @@ def smoke_experiment(tmp_path_factory, eval_csv, installed_python) -> Path:
     def make(root: Path) -> None:
         storage, elsewhere = root / "storage", root / "elsewhere"
         elsewhere.mkdir()
-        # RAY_ADDRESS=local: a fresh embedded Ray even when /tmp/ray/ray_current_cluster
-        # names a `ray start` cluster (another test's, maybe dead), which ray.init() would join.
+        # RAY_ADDRESS=local: a fresh embedded Ray even when the tests' Ray directory names a
+        # `ray start` cluster (another test's, maybe dead) as current, which ray.init() would join.
         proc = subprocess.run(
             [
                 str(installed_python),

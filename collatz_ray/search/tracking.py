@@ -7,6 +7,10 @@ could not log at all, is refused here in one line before anything heavy loads. T
 choice is saved with the experiment, and `--resume` keeps it: Tune's saved state holds
 the trackers a search started with.
 
+A tracker's server is asked once, as the search starts, whether it answers
+(unreachable): one that refuses or keeps silent is one warning and the search goes on
+without it, instead of the driver waiting on its retries.
+
 Plain data and environment variables only: no Ray, no tracker package imported (W&B's
 login check aside, when W&B is asked for and not offline).
 """
@@ -14,8 +18,11 @@ login check aside, when W&B is asked for and not offline).
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import importlib.util
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,13 @@ EXTRAS = {"mlflow": "mlflow", "wandb": "wandb"}
 MLFLOW_DB = "mlflow.db"
 #: W&B modes in which nothing is sent, so no API key is needed.
 WANDB_LOCAL_MODES = ("offline", "disabled")
+#: The W&B server an online search logs to unless $WANDB_BASE_URL names another.
+WANDB_SERVER = "https://api.wandb.ai"
+#: How long a tracker's server may take to answer the one request that checks it as the
+#: search starts (per step: connecting, then the answer). Three seconds is ample for a
+#: server that works, and keeps the warning about one that does not within seconds of
+#: the search's start.
+REACH_TIMEOUT_S = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,3 +176,29 @@ def describe(trackers: Sequence[Tracker], *, path: str) -> str:
             project = os.environ.get("WANDB_PROJECT") or Path(path).name
             parts.append(f"W&B project {project} ({mode})")
     return "Tracking: " + ", ".join(parts)
+
+
+def wandb_server() -> str | None:
+    """The W&B server this search would log to now: None offline (nothing is sent)."""
+    if os.environ.get("WANDB_MODE") in WANDB_LOCAL_MODES:
+        return None
+    return os.environ.get("WANDB_BASE_URL") or WANDB_SERVER
+
+
+def unreachable(uri: str | None, *, timeout: float = REACH_TIMEOUT_S) -> str | None:
+    """Why the tracking server at `uri` cannot serve this search, or None when it answers
+    (any HTTP status: it is there) or when `uri` names no server (a file, a database, a
+    Databricks profile, which their own clients reach). One request, no retries: a port
+    that refuses fails at once, one that accepts and never answers after `timeout`."""
+    if not uri or not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(uri, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # an answer, if not a welcome one: the tracker's own calls say more
+    except (OSError, ValueError, http.client.HTTPException) as err:
+        reason = getattr(err, "reason", None) or err
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            return f"{uri} did not answer within {timeout:g} s"
+        return f"{uri} cannot be reached ({reason})"

@@ -66,10 +66,35 @@ class LocalCluster:
             args.append(f"--resources={json.dumps(resources)}")
         self._start(args)
 
-    def add_node(self, *, num_cpus: int, resources: dict[str, float]) -> None:
+    def add_node(self, *, num_cpus: int, resources: dict[str, float]) -> int:
+        """Start a node that joins the head; its index, for kill_node."""
         self._start(
             [f"--address={self.address}", f"--num-cpus={num_cpus}", f"--resources={json.dumps(resources)}"]
         )
+        return len(self.groups) - 1
+
+    def node_processes(self, index: int) -> set[int]:
+        """The live processes of the index-th node started: its process group (raylet and
+        daemons) and all their descendants (workers, trial processes)."""
+        return _group_and_descendants(self.groups[index])
+
+    def kill_node(self, index: int) -> set[int]:
+        """SIGKILL every process of the node the index-th `ray start` started (the head is
+        0): its raylet and daemons (its process group) and all their descendants (the
+        workers, a trial's process), as when a spot machine is taken back. The pids."""
+        killed: set[int] = set()
+        for _ in range(3):  # a process started while the others were being killed
+            live = self.node_processes(index) - killed
+            if not live:
+                break
+            for pid in live:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            killed |= live
+            time.sleep(1)
+        return killed
 
     def node_ids_with(self, resource: str) -> set[str]:
         """Ids of the alive nodes that have `resource`, asked of the cluster itself."""
@@ -96,3 +121,28 @@ class LocalCluster:
                 except ProcessLookupError:
                     pass
             time.sleep(3)
+
+
+def _group_and_descendants(group: int) -> set[int]:
+    """The live processes of process group `group`, and every descendant of them."""
+    parents: dict[int, int] = {}
+    members: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z":
+            continue  # a zombie: already dead
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        if int(fields[2]) == group:
+            members.add(pid)
+    found, grew = set(members), True
+    while grew:
+        children = {pid for pid, ppid in parents.items() if ppid in found} - found
+        found |= children
+        grew = bool(children)
+    return found

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import yaml
 
+from support.raytmp import ray_dir
+
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_SPACE = REPO / "search_spaces" / "smoke.yaml"
 TUNE = [sys.executable, "-m", "collatz_ray.tune"]
 REPLICATE = [sys.executable, "-m", "collatz_ray.replicate"]
 MARK = "COLLATZ_RELIABILITY_SEARCH"
-RAY_TMP = Path("/tmp/ray")
 #: In the process title of a Tune trial actor, the process that trains (Ray Train's local mode).
 TRIAL_TITLE = "ImplicitFunc"
 
@@ -211,7 +212,7 @@ class Search:
 
     def ray_session_dirs(self) -> list[Path]:
         """Ray names a local session after the pid of the driver that started it."""
-        return sorted(RAY_TMP.glob(f"session_*_{self.proc.pid}"))
+        return sorted(ray_dir().glob(f"session_*_{self.proc.pid}"))
 
 
 # -- spaces and experiments on disk ------------------------------------------------------------

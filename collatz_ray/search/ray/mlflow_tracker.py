@@ -30,6 +30,7 @@ class EpochMLflow(GuardedTracker, MLflowLoggerCallback):
 
     def setup(self, *args, **kwargs) -> None:
         self._opened = False
+        self._stop_if_unreachable(self.tracking_uri)
 
     def log_trial_start(self, trial) -> None:
         if not self._opened:

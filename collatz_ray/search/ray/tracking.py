@@ -10,7 +10,9 @@ They are Ray's own logger callbacks with two changes:
   in result.json), and without the `config` Tune repeats in every report (the trial's
   parameters are logged once, as parameters).
 - A tracker that fails (a tracking server gone, a full disk) says so in one line and
-  stops logging; the search goes on, and its own files hold every report.
+  stops logging; the search goes on, and its own files hold every report. A tracker
+  whose server does not answer as the search starts (Tune's setup of its callbacks, on
+  --resume too) is that line at once: no trial waits on its retries.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ray.tune.logger import TBXLoggerCallback
 from collatz_ray.search.failures import failure_reason
 from collatz_ray.search.objective import TIME_ATTR
 from collatz_ray.search.settings import SearchSettings
+from collatz_ray.search.tracking import unreachable
 
 
 def tracking_callbacks(settings: SearchSettings) -> list[Any]:
@@ -66,14 +69,22 @@ class GuardedTracker:
         try:
             call(*args)
         except Exception as err:  # noqa: BLE001 - any tracker error ends its logging, not the search
-            self._off = True
-            reason = failure_reason(f"{type(err).__name__}: {err}", fallback=type(err).__name__)
-            print(
-                f"collatz_ray.tune: warning: {self.what} stopped logging ({reason[:300]}); the search "
-                "goes on and its own files keep every report",
-                file=sys.stderr,
-                flush=True,
-            )
+            self._stop(failure_reason(f"{type(err).__name__}: {err}", fallback=type(err).__name__))
+
+    def _stop_if_unreachable(self, uri: str | None) -> None:
+        """Called as the search starts: a server that refuses or keeps silent ends this
+        tracker's logging before any trial would wait on it."""
+        if not self._off and (problem := unreachable(uri)):
+            self._stop(problem)
+
+    def _stop(self, reason: str) -> None:
+        self._off = True
+        print(
+            f"collatz_ray.tune: warning: {self.what} stopped logging ({reason[:300]}); the search "
+            "goes on and its own files keep every report",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def log_trial_start(self, trial) -> None:
         self._guard(super().log_trial_start, trial)

@@ -10,6 +10,7 @@ from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 from collatz_ray.search.ray.tracking import GuardedTracker
 from collatz_ray.search.settings import SearchSettings
 from collatz_ray.search.storage import is_remote
+from collatz_ray.search.tracking import wandb_server
 
 #: wandb.init() arguments read from this shell's environment, for each trial anew.
 _FROM_ENVIRONMENT = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
@@ -40,6 +41,13 @@ class EpochWandb(GuardedTracker, WandbLoggerCallback):
         # in its own run, the same id from its last step, without overwriting it.
         super().__init__(project=project, resume="allow")
         self.in_experiment = in_experiment
+
+    def setup(self, *args, **kwargs) -> None:
+        super().setup(*args, **kwargs)
+        # Online, each trial's logging actor would wait on an unreachable server in
+        # wandb.init (W&B's own timeout is 90 s), and the search's end on those actors
+        # (Ray's upload timeout: 30 minutes). Asked once here instead.
+        self._stop_if_unreachable(wandb_server())
 
     def log_trial_start(self, trial) -> None:
         # Each run is logged by an actor that Ray's raylet starts, with the cluster's

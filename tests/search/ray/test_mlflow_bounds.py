@@ -3,11 +3,10 @@ seconds, not minutes of retries in the driver's loop."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
+from support.servers import refusing_port, silent_server
 
 from collatz_ray.search.tracking import Tracker
 
@@ -23,37 +22,10 @@ def mlflow_defaults(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def refusing_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again: connections are refused
-
-
 @pytest.fixture
 def silent_port():
-    """A server that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join(timeout=5)
-    for conn in held:
-        conn.close()
-    server.close()
+    with silent_server() as port:
+        yield port
 
 
 @pytest.mark.parametrize("kind", ["refuses", "never answers"])
