@@ -240,9 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as err:  # the report is still written and shown; then the error
             refused = err
     if args.out is not None:
-        from collatz_ray.trainer.verify import write_atomically
+        from collatz_ray._atomic import write_atomically
 
-        write_atomically(args.out, json.dumps(report, indent=1) + "\n")
+        # Durable: the report is the result of the whole scan.
+        write_atomically(args.out, json.dumps(report, indent=1) + "\n", durable=True)
     print(json.dumps(report) if args.json else render(report, scan_text=args.range or ", ".join(args.random)))
     if refused is not None:
         raise refused

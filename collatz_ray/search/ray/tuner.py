@@ -12,6 +12,7 @@ from typing import Any
 from ray import cloudpickle, tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from collatz_ray._atomic import write_atomically
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, PlacementGuard, ReasonFirst, StorageGuard
@@ -20,7 +21,7 @@ from collatz_ray.search.ray.searcher import StudySearch
 from collatz_ray.search.ray.status import SearchStatus
 from collatz_ray.search.ray.tracking import tracking_callbacks
 from collatz_ray.search.ray.trial import TRIAL_RETRIES, trainable
-from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
+from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem
 from collatz_ray.search.study import resolve_study
 
@@ -226,7 +227,7 @@ def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
         storage.experiment_dir_name = settings.experiment
         changed = True
     if changed:
-        write_atomically(newest, cloudpickle.dumps(state))
+        write_atomically(newest, cloudpickle.dumps(state), durable=True)
 
 
 def trials_created(settings: SearchSettings) -> int | None:
