@@ -48,6 +48,7 @@ from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import check_name, check_storage, resolve_storage
 from collatz_ray.search.study import check_study, resolve_study
 from collatz_ray.search.tracking import chosen_trackers, describe, parse_tracker
+from collatz_ray.search.versions import check_tested_versions
 from collatz_ray.trainer.text import format_report
 
 
@@ -215,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return replicate_main(replicate)
     args = parser().parse_args(argv)
+    check_tested_versions(("ray", "optuna"))
     # Experiments, checkpoints and the files of the Ray processes started here are the
     # user's alone.
     umask = os.umask(0o077)

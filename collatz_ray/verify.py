@@ -166,6 +166,10 @@ def bank_target(path: Path) -> Path:
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.address is not None:  # a local scan uses no Ray
+        from collatz_ray.search.versions import check_tested_versions
+
+        check_tested_versions(("ray",))
     scan = build_scan(args)
     bank = None if args.bank is None else bank_target(args.bank)
     from collatz_ray.syracuse.features import FeatureSpec

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ray import cloudpickle, tune
+from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from collatz_ray._atomic import write_atomically
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
+from collatz_ray.search.ray import _ray_private as ray_private
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, PlacementGuard, ReasonFirst, StorageGuard
 from collatz_ray.search.ray.given import GivenConfigs
 from collatz_ray.search.ray.searcher import StudySearch
@@ -157,8 +157,7 @@ def _restore(settings: SearchSettings, *, extend: int = 0) -> tune.Tuner:
     try:
         _retarget_new_trials(settings, extend=extend)
         tuner = tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=not extend)
-        # The searcher Tune restores its state into; a restored Tuner has no public handle on it.
-        searcher = tuner._local_tuner._tune_config.search_alg
+        searcher = ray_private.restored_searcher(tuner)
         if isinstance(searcher, StudySearch):
             searcher.use_storage(settings.study)
         return tuner
@@ -199,43 +198,30 @@ def _retarget_new_trials(settings: SearchSettings, *, extend: int = 0) -> None:
                 "extended in place; copy it to a local directory first"
             )
         return
-    states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
+    states = ray_private.generator_state_files(settings.path)
     if not states:
         if extend:
             raise UsageError(
                 f"--extend {settings.experiment}: {settings.path} holds no search state "
-                "(search_gen_state-*.json) to extend"
+                f"({ray_private.GENERATOR_STATE_GLOB}) to extend"
             )
         return
-    newest = states[-1]  # the one Tune loads: names sort by time
-    with open(newest, "rb") as handle:
-        state = cloudpickle.load(handle)
-    if not isinstance(state, dict):
-        raise ValueError(f"{newest.name}: not a search generator state")
-    changed = False
+    newest = states[-1]  # the one Tune loads
+    state = ray_private.read_generator_state(newest)
     if extend:
-        state["total_samples"] = int(state["total_samples"]) + extend
-        state["finished"] = False
-        changed = True
-    storage = getattr(state.get("experiment"), "storage", None)
-    if storage is not None and (storage.storage_fs_path, storage.experiment_dir_name) != (
-        settings.storage,
-        settings.experiment,
-    ):
-        # In place: the experiment's spec holds the same object.
-        storage.storage_fs_path = settings.storage
-        storage.experiment_dir_name = settings.experiment
-        changed = True
-    if changed:
-        write_atomically(newest, cloudpickle.dumps(state), durable=True)
+        ray_private.allow_more_trials(state, extend)
+    moved = ray_private.retarget_generator_storage(
+        state, storage_path=settings.storage, experiment=settings.experiment
+    )
+    if extend or moved:
+        ray_private.write_generator_state(newest, state)
 
 
 def trials_created(settings: SearchSettings) -> int | None:
     """How many trials the experiment's search generator has created (None: unknown)."""
-    states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
+    states = ray_private.generator_state_files(settings.path)
     try:
-        with open(states[-1], "rb") as handle:
-            return int(cloudpickle.load(handle)["counter"])
+        return ray_private.trials_generated(ray_private.read_generator_state(states[-1]))
     except (IndexError, OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError):
         return None
 
