@@ -279,7 +279,7 @@ def _search(args) -> int:
     )
     eval_csv = str(args.eval_csv.resolve()) if args.eval_csv else (saved or {}).get("eval_csv")
     if eval_csv:
-        from collatz_ray.trainer.evalset import load_evalset
+        from collatz_ray.trainer.evalset_csv import load_evalset
 
         load_evalset(eval_csv)  # refuse a bad file before any trial starts
     if args.dry_run:

@@ -131,7 +131,7 @@ def parse_random(texts: Sequence[str]) -> tuple[tuple[int, int], ...]:
 
 
 def build_scan(args: argparse.Namespace):
-    from collatz_ray.trainer.verify import DEFAULT_CHUNK, Scan
+    from collatz_ray.trainer.scan import DEFAULT_CHUNK, Scan
 
     chunk = args.chunk or DEFAULT_CHUNK
     if args.range is not None:
@@ -173,10 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scan = build_scan(args)
     bank = None if args.bank is None else bank_target(args.bank)
     from collatz_ray.syracuse.features import FeatureSpec
-    from collatz_ray.trainer.evalset import file_sha256
+    from collatz_ray.trainer.evalset_csv import file_sha256
     from collatz_ray.trainer.loading import load_model
     from collatz_ray.trainer.loop import resolve_device
-    from collatz_ray.trainer.verify import DEFAULT_KEEP, Progress
+    from collatz_ray.trainer.scan import DEFAULT_KEEP, Progress
 
     keep = args.first or DEFAULT_KEEP
     loaded = load_model(args.checkpoint, overrides=flag_overrides(args))
@@ -207,11 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     scanned = 0
     bar = ProgressBar(len(chunks))
     if args.address is not None:
-        from collatz_ray.search.ray.verify import scan_on_ray
+        from collatz_ray.search.ray.scan_tasks import scan_on_ray
 
         results = scan_on_ray(args.address, loaded, spec, scan, pending, keep=keep)
     else:
-        from collatz_ray.trainer.verify import scan_locally
+        from collatz_ray.trainer.scan import scan_locally
 
         results = scan_locally(
             loaded.model, spec, scan, pending, keep=keep, device=resolve_device(config.device)

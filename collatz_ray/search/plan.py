@@ -349,7 +349,7 @@ def dry_run(
     driver): how many trials it fits is left to the search, unless --max-concurrent."""
     from collatz_ray.search import calibrate
     from collatz_ray.search.resources import trial_resources
-    from collatz_ray.trainer.evalset import CANONICAL_SAMPLES, load_evalset
+    from collatz_ray.trainer.evalset_csv import CANONICAL_SAMPLES, load_evalset
 
     eval_rows = len(load_evalset(eval_csv)) if eval_csv else CANONICAL_SAMPLES
 

@@ -46,7 +46,7 @@ from collatz_ray.trainer.checkpoints import (
 )
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler
-from collatz_ray.trainer.evalset import ensure_default_evalset, file_sha256, load_evalset
+from collatz_ray.trainer.evalset_csv import ensure_default_evalset, file_sha256, load_evalset
 from collatz_ray.trainer.evaluation import evaluate
 from collatz_ray.trainer.heldout import heldout_metrics
 from collatz_ray.trainer.loss import lyapunov_loss, values_at_offsets

@@ -15,7 +15,7 @@ from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.utils import flatten_dict
 
 from collatz_ray.search.ray import _ray_private as ray_private
-from collatz_ray.search.ray.tracking import GuardedTracker, at_epoch
+from collatz_ray.search.ray.tracker_callbacks import GuardedTracker, at_epoch
 from collatz_ray.search.tracking import Tracker, experiment_mlflow_uri, mlflow_uri
 
 

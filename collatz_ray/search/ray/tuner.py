@@ -19,7 +19,7 @@ from collatz_ray.search.ray.callbacks import KeepTrialHistory, PlacementGuard, R
 from collatz_ray.search.ray.given import GivenConfigs
 from collatz_ray.search.ray.searcher import StudySearch
 from collatz_ray.search.ray.status import SearchStatus
-from collatz_ray.search.ray.tracking import tracking_callbacks
+from collatz_ray.search.ray.tracker_callbacks import tracking_callbacks
 from collatz_ray.search.ray.trial import TRIAL_RETRIES, trainable
 from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
 from collatz_ray.search.storage import StorageFailed, storage_failure_line, storage_write_problem

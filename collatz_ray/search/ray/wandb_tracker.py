@@ -8,7 +8,7 @@ import os
 from ray.air.integrations.wandb import WandbLoggerCallback
 
 from collatz_ray.search.ray import _ray_private as ray_private
-from collatz_ray.search.ray.tracking import GuardedTracker
+from collatz_ray.search.ray.tracker_callbacks import GuardedTracker
 from collatz_ray.search.settings import SearchSettings
 
 #: wandb.init() arguments read from this shell's environment, for each trial anew.
