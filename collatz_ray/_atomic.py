@@ -8,10 +8,10 @@ callers is durability, which each names:
 - `durable=True`: the data is on disk when the call returns (the file is fsynced before
   the rename, its directory after it), so a power cut keeps it too. For files that are
   costly or impossible to redo: checkpoints, a search's settings and saved state, a
-  finished scan's report, the evaluation CSV.
+  scan's report and its progress, the evaluation CSV.
 - `durable=False`: atomic for readers and for a crash of this process, but a power cut
-  may lose the change. For files rewritten often whose loss costs little: a scan's
-  progress, rewritten after every chunk.
+  may lose the change (or, on some filesystems, leave an empty file). For files that are
+  made again at no cost: an experiment's summary.md.
 """
 
 from __future__ import annotations
