@@ -1,4 +1,5 @@
-"""Module paths of the flat layout before 0.2, which files of older experiments still name.
+"""Module paths of earlier layouts (the flat one before 0.2, renames since), which files of
+older experiments still name.
 
 Ray Tune pickles the search with the experiment (tuner.pkl, searcher-state-*.pkl): the
 Optuna searcher holds the space's bound `suggest` method, the trainable holds its
@@ -23,6 +24,9 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "collatz_ray.features": "collatz_ray.syracuse.features",
     "collatz_ray.config": "collatz_ray.trainer.config",
     "collatz_ray.spaces": "collatz_ray.search.spaces",
+    # Renamed after 0.3.0 (the name said too little): Tune pickles the search's callbacks into
+    # tuner.pkl, the TensorBoard callback among them.
+    "collatz_ray.search.ray.tracking": "collatz_ray.search.ray.tracker_callbacks",
     # The trainable's settings, its callbacks and the trial folder namer.
     "collatz_ray.ray_adapter": (
         "collatz_ray.search.settings",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, seed_int
 from collatz_ray.errors import UsageError
-from collatz_ray.trainer.evalset import (
+from collatz_ray.trainer.evalset_csv import (
     CACHE_ENV,
     CANONICAL_MAX_BITS,
     CANONICAL_SAMPLES,

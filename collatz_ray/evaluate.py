@@ -66,7 +66,7 @@ def describe(path: Path, file: Path, config_file: Path | None, epoch: int | None
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from collatz_ray.syracuse.features import FeatureSpec
-    from collatz_ray.trainer.evalset import ensure_default_evalset, load_evalset
+    from collatz_ray.trainer.evalset_csv import ensure_default_evalset, load_evalset
     from collatz_ray.trainer.evaluation import evaluate
     from collatz_ray.trainer.heldout import heldout_metrics
     from collatz_ray.trainer.loading import load_model

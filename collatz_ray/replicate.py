@@ -43,6 +43,7 @@ from collatz_ray.search.settings import (
 )
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import check_name, check_storage, is_remote, resolve_storage
+from collatz_ray.search.versions import check_tested_versions
 
 
 def parser() -> ArgumentParser:
@@ -94,6 +95,7 @@ def parser() -> ArgumentParser:
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    check_tested_versions(("ray", "optuna"))
     with private_files():
         return _replicate(args)
 

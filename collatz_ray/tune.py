@@ -37,6 +37,7 @@ from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import check_name, check_storage, is_remote, resolve_storage
 from collatz_ray.search.study import STUDY_FILE, resolve_study
 from collatz_ray.search.tracking import chosen_trackers, describe, parse_tracker
+from collatz_ray.search.versions import check_tested_versions
 from collatz_ray.trainer.text import format_report
 
 
@@ -183,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return replicate_main(replicate)
     args = parser().parse_args(argv)
+    check_tested_versions(("ray", "optuna"))
     with private_files():
         return _rebuild(args) if args.rebuild_study is not None else _search(args)
 

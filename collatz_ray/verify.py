@@ -131,7 +131,7 @@ def parse_random(texts: Sequence[str]) -> tuple[tuple[int, int], ...]:
 
 
 def build_scan(args: argparse.Namespace):
-    from collatz_ray.trainer.verify import DEFAULT_CHUNK, Scan
+    from collatz_ray.trainer.scan import DEFAULT_CHUNK, Scan
 
     chunk = args.chunk or DEFAULT_CHUNK
     if args.range is not None:
@@ -166,13 +166,17 @@ def bank_target(path: Path) -> Path:
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.address is not None:  # a local scan uses no Ray
+        from collatz_ray.search.versions import check_tested_versions
+
+        check_tested_versions(("ray",))
     scan = build_scan(args)
     bank = None if args.bank is None else bank_target(args.bank)
     from collatz_ray.syracuse.features import FeatureSpec
-    from collatz_ray.trainer.evalset import file_sha256
+    from collatz_ray.trainer.evalset_csv import file_sha256
     from collatz_ray.trainer.loading import load_model
     from collatz_ray.trainer.loop import resolve_device
-    from collatz_ray.trainer.verify import DEFAULT_KEEP, Progress
+    from collatz_ray.trainer.scan import DEFAULT_KEEP, Progress
 
     keep = args.first or DEFAULT_KEEP
     loaded = load_model(args.checkpoint, overrides=flag_overrides(args))
@@ -203,11 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     scanned = 0
     bar = ProgressBar(len(chunks))
     if args.address is not None:
-        from collatz_ray.search.ray.verify import scan_on_ray
+        from collatz_ray.search.ray.scan_tasks import scan_on_ray
 
         results = scan_on_ray(args.address, loaded, spec, scan, pending, keep=keep)
     else:
-        from collatz_ray.trainer.verify import scan_locally
+        from collatz_ray.trainer.scan import scan_locally
 
         results = scan_locally(
             loaded.model, spec, scan, pending, keep=keep, device=resolve_device(config.device)
@@ -240,9 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as err:  # the report is still written and shown; then the error
             refused = err
     if args.out is not None:
-        from collatz_ray.trainer.verify import write_atomically
+        from collatz_ray._atomic import write_atomically
 
-        write_atomically(args.out, json.dumps(report, indent=1) + "\n")
+        # Durable: the report is the result of the whole scan.
+        write_atomically(args.out, json.dumps(report, indent=1) + "\n", durable=True)
     print(json.dumps(report) if args.json else render(report, scan_text=args.range or ", ".join(args.random)))
     if refused is not None:
         raise refused

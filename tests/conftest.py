@@ -94,7 +94,7 @@ def pytest_unconfigure(config):
 def eval_csv(tmp_path_factory) -> Path:
     """A small valid evaluation CSV (500 rows up to 64 bits) for trainers and evaluators,
     so no test generates the 50,000-row canonical file."""
-    from collatz_ray.trainer.evalset import write_evalset
+    from collatz_ray.trainer.evalset_csv import write_evalset
 
     path = tmp_path_factory.mktemp("evalset") / "eval_500.csv"
     write_evalset(path, samples=500, seed=1, max_bits=64)

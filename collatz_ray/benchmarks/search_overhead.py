@@ -85,7 +85,7 @@ def measure(trials: int) -> dict[str, Any]:
     from collatz_ray.search.ray import cluster, probe, tuner
     from collatz_ray.search.settings import SearchSettings
     from collatz_ray.search.spaces import load_space
-    from collatz_ray.trainer.evalset import write_evalset
+    from collatz_ray.trainer.evalset_csv import write_evalset
 
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="collatz-bench-") as tmp:

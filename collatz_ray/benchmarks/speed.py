@@ -58,7 +58,7 @@ from collatz_ray.trainer.data import (
     BatchSampler,
     odd_walk,
 )
-from collatz_ray.trainer.evalset import EvalSet, ensure_default_evalset, load_evalset
+from collatz_ray.trainer.evalset_csv import EvalSet, ensure_default_evalset, load_evalset
 from collatz_ray.trainer.evaluation import (
     Population,
     Trajectories,
@@ -73,7 +73,7 @@ from collatz_ray.trainer.evaluation import (
 from collatz_ray.trainer.loop import CHUNK_ROWS, chunk_end
 from collatz_ray.trainer.loss import lyapunov_loss
 from collatz_ray.trainer.model import LyapunovMLP, build_model
-from collatz_ray.trainer.verify import scan_chunk
+from collatz_ray.trainer.scan import scan_chunk
 
 LOOKAHEAD = 100
 LAYERS = (128, 128, 128)

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from collatz_ray._atomic import write_atomically
 from collatz_ray._cli import ArgumentParser, exit_on_usage_error, positive_int
 from collatz_ray.errors import UsageError
 from collatz_ray.results.export import export_best
@@ -73,7 +74,9 @@ def _others(exps: Sequence[Experiment], i: int) -> list[Experiment]:
 def _write_summary(exp: Experiment, markdown: str) -> None:
     path = exp.path / SUMMARY_FILE
     try:
-        path.write_text(markdown)
+        # Whole or not at all: a reader may open it while this runs. Not durable: the
+        # next run writes it again.
+        write_atomically(path, markdown, durable=False)
     except OSError as err:  # a read-only copy of someone's results: still print
         _say(f"note: could not write {path} ({err.strerror})")
 

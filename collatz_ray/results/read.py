@@ -59,8 +59,8 @@ def trainer_metrics(report: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Budget:
-    """The search's epoch budget and ASHA settings (None where unknown)."""
+class ExperimentBudget:
+    """The epoch budget and ASHA settings an experiment records (None where unknown)."""
 
     epochs: int | None = None
     eval_interval: int | None = None
@@ -126,7 +126,7 @@ class Trial:
 class Experiment:
     path: Path
     settings: dict[str, Any]
-    budget: Budget
+    budget: ExperimentBudget
     parameters: list[Parameter]
     trials: list[Trial]
     #: When Tune last saved the trial statuses (the state file's mtime), if it did.
@@ -336,16 +336,16 @@ def _status(trial: Trial) -> str:
     return "RUNNING" if trial.reports else "PENDING"
 
 
-def _budget(settings: dict[str, Any], trials: list[Trial]) -> Budget:
+def _budget(settings: dict[str, Any], trials: list[Trial]) -> ExperimentBudget:
     saved = settings.get("budget") or {}
     # Without collatz_search.json, the trials' own epoch setting is the budget.
     epochs = saved.get("epochs") or max((t.config.get("epochs", 0) for t in trials if t.config), default=None)
-    return Budget(
+    return ExperimentBudget(
         epochs or None, saved.get("eval_interval"), saved.get("grace_epochs"), saved.get("reduction_factor")
     )
 
 
-def _ending(trial: Trial, budget: Budget) -> Ending:
+def _ending(trial: Trial, budget: ExperimentBudget) -> Ending:
     epoch = trial.epoch
     if trial.status == "ERROR":
         where = f"at epoch {epoch}" if epoch is not None else "before its first report"

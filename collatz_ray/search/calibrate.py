@@ -122,7 +122,7 @@ def calibrate(
 
     from collatz_ray.syracuse.arith import trajectory
     from collatz_ray.syracuse.features import FeatureSpec
-    from collatz_ray.trainer.evalset import load_evalset, write_evalset
+    from collatz_ray.trainer.evalset_csv import load_evalset, write_evalset
     from collatz_ray.trainer.evaluation import evaluate
     from collatz_ray.trainer.loop import train
     from collatz_ray.trainer.model import build_model

@@ -101,7 +101,7 @@ def checked_eval_csv(given: Path | None, saved: dict[str, Any] | None) -> str | 
     now if it cannot be read rather than in every trial."""
     eval_csv = str(given.resolve()) if given else (saved or {}).get("eval_csv")
     if eval_csv:
-        from collatz_ray.trainer.evalset import load_evalset
+        from collatz_ray.trainer.evalset_csv import load_evalset
 
         load_evalset(eval_csv)
     return eval_csv

@@ -29,6 +29,7 @@ from collatz_ray.search.spaces import (
     Origin,
     SearchSpace,
     build_budget,
+    plain_value,
     scaled_budget,
 )
 
@@ -289,10 +290,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
 def preset_changes(sizing: Sizing) -> list[str]:
     """What the preset changed besides the budget: fixed settings and searched choices
     or ranges, as 'name: before -> after'."""
@@ -307,7 +304,7 @@ def preset_changes(sizing: Sizing) -> list[str]:
         old = before.fixed.get(name, getattr(defaults, name))
         new = after.fixed.get(name, getattr(defaults, name))
         if old != new:
-            out.append(f"{name}: {_plain(old)} -> {_plain(new)}")
+            out.append(f"{name}: {plain_value(old)} -> {plain_value(new)}")
     for old_p, new_p in zip(before.parameters, after.parameters):
         if old_p != new_p:
             out.append(f"{old_p.name} (searched): {_domain(old_p)} -> {_domain(new_p)}")
@@ -317,7 +314,9 @@ def preset_changes(sizing: Sizing) -> list[str]:
 def _domain(p) -> str:
     if p.is_range:
         return f"{p.low}..{p.high}" + (f" step {p.step}" if p.step else "")
-    return ", ".join(str(_plain(c)) for c in p.choices) + (f" when {_condition(p.when)}" if p.when else "")
+    return ", ".join(str(plain_value(c)) for c in p.choices) + (
+        f" when {_condition(p.when)}" if p.when else ""
+    )
 
 
 def _condition(when: Any) -> str:
@@ -329,7 +328,7 @@ def _condition(when: Any) -> str:
 
 
 def _word(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(_plain(value))
+    return str(value).lower() if isinstance(value, bool) else str(plain_value(value))
 
 
 def dry_run(
@@ -350,7 +349,7 @@ def dry_run(
     driver): how many trials it fits is left to the search, unless --max-concurrent."""
     from collatz_ray.search import calibrate
     from collatz_ray.search.resources import trial_resources
-    from collatz_ray.trainer.evalset import CANONICAL_SAMPLES, load_evalset
+    from collatz_ray.trainer.evalset_csv import CANONICAL_SAMPLES, load_evalset
 
     eval_rows = len(load_evalset(eval_csv)) if eval_csv else CANONICAL_SAMPLES
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collatz_ray._atomic import write_atomically
 from collatz_ray.errors import UsageError
 from collatz_ray.search.storage import is_remote
 from collatz_ray.trainer.bank import BANK_FILE
@@ -154,21 +154,8 @@ def save_settings(settings: SearchSettings) -> None:
     path = Path(settings.path)
     path.mkdir(parents=True, exist_ok=True)
     # Each written whole or not at all: a driver killed mid-write leaves the old file.
-    write_atomically(path / SPACE_COPY, Path(settings.space.path).read_bytes())
-    write_atomically(path / SETTINGS_FILE, json.dumps(settings.to_json(), indent=1).encode())
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it over."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path / SPACE_COPY, Path(settings.space.path).read_bytes(), durable=True)
+    write_atomically(path / SETTINGS_FILE, json.dumps(settings.to_json(), indent=1), durable=True)
 
 
 #: Keys of collatz_search.json a resume relies on, with the type each must have.

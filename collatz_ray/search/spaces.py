@@ -127,7 +127,7 @@ def optuna_choice(value: Any) -> Any:
     return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Values as YAML/JSON have them (Ray saves trial configs as JSON): lists, not tuples."""
     return list(value) if isinstance(value, tuple) else value
 
@@ -384,7 +384,7 @@ class SearchSpace:
         for p in self.parameters:
             if p.active(context):
                 context[p.name] = p.sample(trial)
-                sampled[p.name] = _plain(context[p.name])
+                sampled[p.name] = plain_value(context[p.name])
         return sampled
 
     def trial_config(self, params: Mapping[str, Any], *, source: str | None = None) -> TrainConfig:
@@ -515,7 +515,8 @@ class SearchSpace:
                             self.path,
                             clause,
                             f"can never hold: fixed.{key} is "
-                            f"{shown(_plain(self.fixed[key]))}, not one of {shown([_plain(a) for a in accepted])}",
+                            f"{shown(plain_value(self.fixed[key]))}, "
+                            f"not one of {shown([plain_value(a) for a in accepted])}",
                         )
                 elif key in searched:
                     if not any(searched[key].can_take(a) for a in accepted):
@@ -523,7 +524,7 @@ class SearchSpace:
                             self.path,
                             clause,
                             f"can never hold: parameters.{key} never takes "
-                            f"{shown([_plain(a) for a in accepted])}",
+                            f"{shown([plain_value(a) for a in accepted])}",
                         )
                 else:
                     close = difflib.get_close_matches(key, [*self.fixed, *searched], n=1)
@@ -824,7 +825,7 @@ def _parse_parameter(name: Any, spec: Any, path: Path) -> Parameter:
                 raise _fail(
                     path,
                     f"{where}.values[{i}]",
-                    f"duplicate of values[{choices.index(choice)}] ({shown(_plain(choice))})",
+                    f"duplicate of values[{choices.index(choice)}] ({shown(plain_value(choice))})",
                 )
         return Parameter(name, "categorical", choices=tuple(choices), when=when)
     return _parse_range(name, spec, where, when, path)

@@ -1,7 +1,7 @@
 """Which experiment trackers a search logs to (`--track`), checked before Ray starts.
 
 TensorBoard needs no flag: every search writes its event files into each trial folder
-(search/ray/tracking.py). MLflow and W&B are optional extras, each asked for with
+(search/ray/tracker_callbacks.py). MLflow and W&B are optional extras, each asked for with
 `--track mlflow[=URI]` or `--track wandb`; a tracker whose package is missing, or that
 could not log at all, is refused here in one line before anything heavy loads. The
 choice is saved with the experiment, and `--resume` keeps it: Tune's saved state holds

@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 
+from collatz_ray._atomic import sync_directory, write_atomically, write_synced
 from collatz_ray._lock import hold_lock
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.trainer.text import strict_json
@@ -79,30 +80,6 @@ def clear_run(run_dir: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` by `data` in one step: a crash leaves the old file or the new one,
-    never half of either."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def torch_bytes(obj: Any) -> bytes:
@@ -294,14 +271,14 @@ def save_checkpoint(
         ("model.pth", seed_format(model)),
     ):
         data = torch_bytes(obj)
-        _write_synced(partial / name, data)
+        write_synced(partial / name, data)
         digests[name] = hashlib.sha256(data).hexdigest()
-    _write_synced(partial / CHECKSUM_FILE, json.dumps({"sha256": digests}, indent=1).encode())
-    _fsync_dir(partial)
+    write_synced(partial / CHECKSUM_FILE, json.dumps({"sha256": digests}, indent=1).encode())
+    sync_directory(partial)
     append_metrics(run_dir / METRICS_FILE, metrics)
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
-    _fsync_dir(root)
+    sync_directory(root)
     for old in sorted(root.glob("epoch_*"))[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -343,7 +320,7 @@ def truncate_metrics(path: Path, *, after_epoch: int) -> None:
             )
         if epoch <= after_epoch:
             kept.append(line)
-    write_atomically(path, "".join(line + "\n" for line in kept).encode())
+    write_atomically(path, "".join(line + "\n" for line in kept), durable=True)
 
 
 def _line_epoch(line: str) -> int | None:

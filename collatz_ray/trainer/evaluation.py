@@ -30,7 +30,7 @@ import torch
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.arith import trajectory
 from collatz_ray.syracuse.features import FeatureSpec, features_of_limbs
-from collatz_ray.trainer.evalset import EvalSet
+from collatz_ray.trainer.evalset_csv import EvalSet
 from collatz_ray.trainer.model import LyapunovMLP
 
 #: Rows per forward pass: bounds activation memory of the 4.4M-parameter stack.

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import yaml
 
+from collatz_ray._atomic import write_atomically
 from collatz_ray._progress import ProgressBar
 from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
@@ -42,11 +43,10 @@ from collatz_ray.trainer.checkpoints import (
     seed_format,
     torch_bytes,
     truncate_metrics,
-    write_atomically,
 )
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler
-from collatz_ray.trainer.evalset import ensure_default_evalset, file_sha256, load_evalset
+from collatz_ray.trainer.evalset_csv import ensure_default_evalset, file_sha256, load_evalset
 from collatz_ray.trainer.evaluation import evaluate
 from collatz_ray.trainer.heldout import heldout_metrics
 from collatz_ray.trainer.loss import lyapunov_loss, values_at_offsets
@@ -171,7 +171,7 @@ def _train(
         clear_run(run_dir)
     remove_partial_checkpoints(run_dir)
     truncate_metrics(run_dir / METRICS_FILE, after_epoch=start_epoch)
-    write_atomically(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
+    write_atomically(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False), durable=True)
 
     def say(line: str) -> None:
         if verbose:
@@ -265,7 +265,7 @@ def _train(
             interval_loss, interval_epochs = 0.0, 0
             interval_start = time.monotonic()
     progress.clear()
-    write_atomically(run_dir / "model.pth", torch_bytes(seed_format(model)))
+    write_atomically(run_dir / "model.pth", torch_bytes(seed_format(model)), durable=True)
     return last_metrics
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from support.clitools import run_command
 
-from collatz_ray.trainer import verify as verify_lib
+from collatz_ray.trainer import scan as scan_lib
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loop import train
 
@@ -85,7 +85,7 @@ def test_an_interrupted_scan_continues_from_its_progress_file(runs, tmp_path, mo
     args = ("--checkpoint", runs["a"], "--range", "3..3000", "--chunk", "300", "--first", "20")
     whole = verify_json(*args)
     out = tmp_path / "scan.json"
-    real = verify_lib.scan_chunk
+    real = scan_lib.scan_chunk
     calls = []
 
     def interrupted(*a, **kw):
@@ -94,10 +94,10 @@ def test_an_interrupted_scan_continues_from_its_progress_file(runs, tmp_path, mo
         calls.append(kw["index"])
         return real(*a, **kw)
 
-    monkeypatch.setattr(verify_lib, "scan_chunk", interrupted)
+    monkeypatch.setattr(scan_lib, "scan_chunk", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_command("verify", *args, "--out", out)
-    monkeypatch.setattr(verify_lib, "scan_chunk", real)
+    monkeypatch.setattr(scan_lib, "scan_chunk", real)
     progress = json.loads((tmp_path / "scan.json.progress").read_text())
     assert progress["done"] == [0, 1, 2] and not out.exists()
 

@@ -1,4 +1,4 @@
-"""The verify scan's chunks as Ray tasks (collatz_ray.search.ray.verify) give what the
+"""The verify scan's chunks as Ray tasks (collatz_ray.search.ray.scan_tasks) give what the
 local scan gives: one embedded Ray of one CPU, two chunks."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collatz_ray.syracuse.features import FeatureSpec
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loading import LoadedModel
 from collatz_ray.trainer.model import build_model
-from collatz_ray.trainer.verify import Scan, Summary, scan_locally
+from collatz_ray.trainer.scan import Scan, Summary, scan_locally
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def summary_of(results) -> dict:
 
 
 def test_two_chunks_on_an_embedded_ray_match_the_local_scan(embedded_ray, tmp_path):
-    from collatz_ray.search.ray.verify import scan_on_ray
+    from collatz_ray.search.ray.scan_tasks import scan_on_ray
 
     config = TrainConfig(layers=(8,), lookahead=5, device="cpu")
     torch.manual_seed(0)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from collatz_ray.errors import UsageError
-from collatz_ray.search.settings import SETTINGS_FILE, load_settings_json, write_atomically
+from collatz_ray.search.settings import SETTINGS_FILE, load_settings_json
 from collatz_ray.search.storage import check_name, check_storage, resolve_storage
 
 
@@ -55,14 +54,6 @@ def test_names_that_would_leave_storage_are_refused(name):
     with pytest.raises(UsageError, match="--name") as info:
         check_name(name)
     assert "\n" not in str(info.value)
-
-
-def test_settings_are_written_whole(tmp_path):
-    target = tmp_path / SETTINGS_FILE
-    write_atomically(target, b'{"a": 1}')
-    write_atomically(target, b'{"a": 2}')
-    assert json.loads(target.read_text()) == {"a": 2}
-    assert [p.name for p in tmp_path.iterdir()] == [SETTINGS_FILE]  # no temporary left
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ def test_track_values_parse_to_trackers():
 
 
 def test_trackers_see_the_epoch_as_the_step_and_no_config():
-    from collatz_ray.search.ray.tracking import at_epoch
+    from collatz_ray.search.ray.tracker_callbacks import at_epoch
 
     report = {"epoch": 40, "training_iteration": 2, "objective": 3.5, "config": {"lookahead": 5}}
     assert at_epoch(report) == {"epoch": 40, "training_iteration": 40, "objective": 3.5}
@@ -58,7 +58,7 @@ def test_a_tracker_that_fails_says_so_once_and_logs_nothing_more(monkeypatch, ca
 def test_a_search_without_track_never_imports_mlflow_or_wandb():
     """Seconds each: they load only when --track asks for them."""
     code = (
-        "import sys\nfrom collatz_ray.search.ray import tracking, tuner\n"
+        "import sys\nfrom collatz_ray.search.ray import tracker_callbacks, tuner\n"
         "print('mlflow' in sys.modules, 'wandb' in sys.modules)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

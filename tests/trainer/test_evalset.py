@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from collatz_ray import evalset as evalset_cli
 from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import arith
-from collatz_ray.trainer import evalset
-from collatz_ray.trainer.evalset import (
+from collatz_ray.trainer import evalset_csv as evalset
+from collatz_ray.trainer.evalset_csv import (
     CANONICAL_SHA256,
     default_evalset_path,
     ensure_default_evalset,

@@ -10,7 +10,7 @@ from support.hostile import broken_model
 
 from collatz_ray.syracuse.arith import DEFAULT_TEST_SEEDS
 from collatz_ray.syracuse.features import FeatureSpec
-from collatz_ray.trainer.evalset import load_evalset
+from collatz_ray.trainer.evalset_csv import load_evalset
 from collatz_ray.trainer.evaluation import evaluate
 from collatz_ray.trainer.model import LyapunovMLP
 from collatz_ray.trainer.text import format_report, strict_json

@@ -15,7 +15,7 @@ from collatz_ray.syracuse.features import FeatureSpec, extract
 from collatz_ray.trainer import heldout
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import odd_walk, training_seeds
-from collatz_ray.trainer.evalset import load_evalset
+from collatz_ray.trainer.evalset_csv import load_evalset
 from collatz_ray.trainer.evaluation import evaluate
 from collatz_ray.trainer.loop import train
 from collatz_ray.trainer.model import LyapunovMLP

@@ -23,7 +23,7 @@ from collatz_ray.trainer import metrics as registry
 from collatz_ray.trainer.checkpoints import latest_checkpoint, load_checkpoint
 from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.data import BatchSampler, odd_walk, training_seeds
-from collatz_ray.trainer.evalset import load_evalset
+from collatz_ray.trainer.evalset_csv import load_evalset
 from collatz_ray.trainer.evaluation import evaluate
 from collatz_ray.trainer.loop import TrainingDiverged, _is_mining_epoch, _mine, train
 from collatz_ray.trainer.loss import anchor_weight, lyapunov_loss

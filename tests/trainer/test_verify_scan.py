@@ -1,4 +1,4 @@
-"""The counterexample scan (collatz_ray.trainer.verify) against the plain definition:
+"""The counterexample scan (collatz_ray.trainer.scan) against the plain definition:
 Python ints, reference rows of n and T(n), the model; chunks that merge in any order;
 random chunks that are reproducible; progress files that resume or refuse."""
 
@@ -16,7 +16,7 @@ from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.arith import syracuse
 from collatz_ray.syracuse.features import FeatureSpec, reference_row
 from collatz_ray.trainer.model import LyapunovMLP
-from collatz_ray.trainer.verify import Progress, Scan, Summary, chunk_numbers, scan_chunk, scan_locally
+from collatz_ray.trainer.scan import Progress, Scan, Summary, chunk_numbers, scan_chunk, scan_locally
 
 CPU = torch.device("cpu")
 SPEC = FeatureSpec(6)

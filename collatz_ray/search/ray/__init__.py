@@ -8,11 +8,12 @@ Shape of a search (Ray 2.60, Train V2):
                  every evaluation through tune.report with its checkpoint
 
 cluster.py starts or joins Ray; callbacks.py holds what Tune is told to do besides;
-tracking.py (with mlflow_tracker.py and wandb_tracker.py) what it logs to trackers;
+tracker_callbacks.py (with mlflow_tracker.py and wandb_tracker.py) what it logs to trackers;
 status.py prints the live status; interrupt.py turns Ctrl-C and SIGTERM into a clean
-stop; probe.py measures what a trial costs (bench_search); verify.py runs a verify
-scan's chunks as Ray tasks. Why things are as they are (lean trials in Train's local
-mode, loopback binding, token auth) is told in docs/ray-notes.md.
+stop; probe.py measures what a trial costs (bench_search); scan_tasks.py runs a verify
+scan's chunks as Ray tasks; _ray_private.py holds every private part of Ray they use. Why
+things are as they are (lean trials in Train's local mode, loopback binding, token auth)
+is told in docs/ray-notes.md.
 """
 
 import os

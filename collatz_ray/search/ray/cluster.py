@@ -16,6 +16,7 @@ import ray
 from ray.exceptions import AuthenticationError
 
 from collatz_ray.errors import UsageError, shown
+from collatz_ray.search.ray import _ray_private as ray_private
 
 _SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: Set to 0 to start an embedded Ray without its dashboard.
@@ -51,14 +52,12 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
                 include_dashboard=dashboard_wanted(),
                 dashboard_host="127.0.0.1",
                 dashboard_port=port,
-                _node_ip_address="127.0.0.1",
+                **ray_private.LOOPBACK_NODE,
                 **common,
             )
     else:
-        from ray._private.services import canonicalize_bootstrap_address_or_die
-
         try:
-            resolved = canonicalize_bootstrap_address_or_die(address)
+            resolved = ray_private.canonical_address(address)
         except ConnectionError as err:
             raise UsageError(f"--address {address}: {err}") from None
         try:
@@ -130,10 +129,8 @@ def _refuse_auth_mismatch(address: str, resolved: str, dashboard_url: str | None
     start: the cluster's processes call the driver without the token it demands, and
     every trial dies "cancelled before it started running". Ask the cluster's dashboard
     which mode it runs in (the endpoint its web UI asks) and refuse in one line."""
-    from ray._raylet import AuthenticationMode, get_authentication_mode
-
     cluster_mode = _cluster_auth_mode(dashboard_url)
-    driver_mode = "token" if get_authentication_mode() == AuthenticationMode.TOKEN else "disabled"
+    driver_mode = "token" if ray_private.driver_uses_token_auth() else "disabled"
     if cluster_mode is None or cluster_mode == driver_mode:
         return
     ray.shutdown()
@@ -171,16 +168,12 @@ def _single_machine_mode():
     node IP stays 127.0.0.1 and they all listen on loopback. The environment variable
     reaches the processes ray.init starts; both are restored afterwards so a later
     connect to a real cluster from this process resolves its IP normally."""
-    from ray._private import ray_constants
-
     saved_env = os.environ.get(_SINGLE_MACHINE_ENV)
-    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
     os.environ[_SINGLE_MACHINE_ENV] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        yield
+        with ray_private.cluster_mode_off():
+            yield
     finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
         if saved_env is None:
             os.environ.pop(_SINGLE_MACHINE_ENV, None)
         else:
@@ -191,9 +184,7 @@ def _match_driver_auth_mode() -> None:
     """Ray reads RAY_AUTH_MODE once per process. If Ray was imported and configured
     before this module set token auth, the processes ray.init starts would demand a
     token this driver does not send; start them in the driver's mode and say so."""
-    from ray._raylet import AuthenticationMode, get_authentication_mode
-
-    if get_authentication_mode() == AuthenticationMode.TOKEN:
+    if ray_private.driver_uses_token_auth():
         return
     os.environ["RAY_AUTH_MODE"] = "disabled"
     print(

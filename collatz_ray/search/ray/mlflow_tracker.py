@@ -14,7 +14,8 @@ from ray.air.constants import TRAINING_ITERATION
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.utils import flatten_dict
 
-from collatz_ray.search.ray.tracking import GuardedTracker, at_epoch
+from collatz_ray.search.ray import _ray_private as ray_private
+from collatz_ray.search.ray.tracker_callbacks import GuardedTracker, at_epoch
 from collatz_ray.search.tracking import Tracker, experiment_mlflow_uri, mlflow_uri
 
 
@@ -65,7 +66,7 @@ class EpochMLflow(GuardedTracker, MLflowLoggerCallback):
             and not isinstance(value, bool)
             and math.isfinite(value)
         ]
-        self._client.log_batch(self._trial_runs[trial], metrics=metrics)
+        self._client.log_batch(ray_private.mlflow_run_id(self, trial), metrics=metrics)
 
 
 #: MLflow's own defaults retry an unreachable or silent server for minutes (7 retries with

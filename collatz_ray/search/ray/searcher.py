@@ -20,7 +20,9 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
+from collatz_ray.search._optuna_private import storage_trial_id, trial_handle
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
+from collatz_ray.search.ray import _ray_private as ray_private
 from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.search.study import TUNE_TRIAL_ATTR, StudyStorage, open_storage
 
@@ -59,11 +61,9 @@ class StudySearch(OptunaSearch):
         )
 
     # -- the database connection stays out of every pickle --------------------------------
-    _UNPICKLED = ("_storage", "_ot_study", "_ot_trials")
-
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in self._UNPICKLED:
+        for key in ray_private.OPTUNA_SEARCH_CONNECTIONS:
             state[key] = None
         # The URL may carry a password; the driver hands it over again on restore.
         state["_study_storage"] = None
@@ -78,31 +78,35 @@ class StudySearch(OptunaSearch):
             saved = pickle.load(handle)
         storage = self._study_storage
         self.__dict__.update(
-            {k: v for k, v in saved.items() if k not in ("_study_storage", *self._UNPICKLED)}
+            {
+                k: v
+                for k, v in saved.items()
+                if k not in ("_study_storage", *ray_private.OPTUNA_SEARCH_CONNECTIONS)
+            }
         )
         self._study_storage = storage
-        self._ot_study = None
+        ray_private.detach_study(self)
 
     def use_storage(self, storage: StudyStorage) -> None:
         """The study's database for a restored search (Tune's pickles do not hold it)."""
         self._study_storage = storage
-        self._ot_study = None
+        ray_private.detach_study(self)
 
     def _study(self):
         """The live study, connected (again) on first use after a restore."""
-        if self._ot_study is None:
+        if ray_private.searcher_study(self) is None:
             self._connect()
-        return self._ot_study
+        return ray_private.searcher_study(self)
 
     def _connect(self) -> None:
         import optuna
 
         if self._study_storage is None:
             raise RuntimeError("StudySearch restored without its study database (use_storage)")
-        self._storage = open_storage(self._study_storage.url)
-        self._ot_study = optuna.create_study(
-            storage=self._storage,
-            sampler=self._sampler,
+        storage = open_storage(self._study_storage.url)
+        study = optuna.create_study(
+            storage=storage,
+            sampler=ray_private.searcher_sampler(self),
             pruner=optuna.pruners.NopPruner(),
             study_name=self._study_storage.study_name,
             direction="minimize" if MODE == "min" else "maximize",
@@ -111,12 +115,13 @@ class StudySearch(OptunaSearch):
         # The database says which Optuna trial is which Tune trial's: a study rebuilt from
         # the trials' files (tune --rebuild-study) numbers them anew.
         recorded = {
-            t.user_attrs[TUNE_TRIAL_ATTR]: t._trial_id
-            for t in self._ot_study.get_trials(deepcopy=False)
+            t.user_attrs[TUNE_TRIAL_ATTR]: storage_trial_id(t)
+            for t in study.get_trials(deepcopy=False)
             if t.user_attrs.get(TUNE_TRIAL_ATTR) in self._study_ids
         }
         self._study_ids.update(recorded)
-        self._ot_trials = {tid: optuna.Trial(self._ot_study, sid) for tid, sid in self._study_ids.items()}
+        trials = {tid: trial_handle(study, sid) for tid, sid in self._study_ids.items()}
+        ray_private.attach_study(self, storage=storage, study=study, trials=trials)
         self._settle()
 
     def _settle(self) -> None:
@@ -126,10 +131,14 @@ class StudySearch(OptunaSearch):
         from optuna.trial import TrialState
 
         known = set(self._study_ids.values())
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if frozen._trial_id not in known:
-                self._storage.set_trial_user_attr(frozen._trial_id, ORPHAN_ATTR, True)
-                self._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+        storage = ray_private.searcher_storage(self)
+        for frozen in ray_private.searcher_study(self).get_trials(
+            deepcopy=False, states=(TrialState.RUNNING,)
+        ):
+            orphan = storage_trial_id(frozen)
+            if orphan not in known:
+                storage.set_trial_user_attr(orphan, ORPHAN_ATTR, True)
+                storage.set_trial_state_values(orphan, TrialState.FAIL)
         self._flush_pending()
 
     def _flush_pending(self) -> None:
@@ -141,24 +150,25 @@ class StudySearch(OptunaSearch):
     # -- Tune's events --------------------------------------------------------------------
     def suggest(self, trial_id: str):
         study = self._study()
-        if trial_id not in self._ot_trials:
+        trials = ray_private.searcher_trials(self)
+        if trial_id not in trials:
             ot_trial = self._write(study.ask, give_up_quietly=True)
             if ot_trial is _FAILED:
                 return None  # no suggestion for now: Tune asks again later
             self._write(lambda: ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id), give_up_quietly=True)
-            self._ot_trials[trial_id] = ot_trial
-            self._study_ids[trial_id] = ot_trial._trial_id
+            trials[trial_id] = ot_trial
+            self._study_ids[trial_id] = storage_trial_id(ot_trial)
         return super().suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value, epoch = result.get(self.metric), result.get(TIME_ATTR)
-        if trial_id in self._completed_trials or value is None or epoch is None:
+        if trial_id in ray_private.searcher_finished(self) or value is None or epoch is None:
             return
         self._study()
         # An intermediate value a locked database refuses is left out of the study (the
         # trial's result.json keeps it); the search goes on.
         self._write(
-            lambda: self._ot_trials[trial_id].report(float(value), int(epoch)),
+            lambda: ray_private.searcher_trials(self)[trial_id].report(float(value), int(epoch)),
             quiet_if_finished=True,
             give_up_quietly=True,
         )
@@ -166,7 +176,7 @@ class StudySearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         from optuna.trial import TrialState
 
-        if trial_id in self._completed_trials:
+        if trial_id in ray_private.searcher_finished(self):
             return
         self._study()
         self._flush_pending()
@@ -175,7 +185,7 @@ class StudySearch(OptunaSearch):
         if value is not None and epoch is not None:
             # Tune hands a trial's last result to on_trial_complete alone.
             self._write(
-                lambda: self._ot_trials[trial_id].report(float(value), int(epoch)),
+                lambda: ray_private.searcher_trials(self)[trial_id].report(float(value), int(epoch)),
                 quiet_if_finished=True,
                 give_up_quietly=True,
             )
@@ -186,13 +196,13 @@ class StudySearch(OptunaSearch):
         else:
             state = TrialState.COMPLETE
         self._tell(trial_id, value, state)
-        self._completed_trials.add(trial_id)
+        ray_private.searcher_finished(self).add(trial_id)
 
     def _tell(self, trial_id: str, value: float | None, state) -> None:
         self._pending[trial_id] = (value, state.name)
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = ray_private.searcher_trials(self)[trial_id]
         done = self._write(
-            lambda: self._ot_study.tell(ot_trial, value, state=state),
+            lambda: ray_private.searcher_study(self).tell(ot_trial, value, state=state),
             quiet_if_finished=True,
             give_up_quietly=True,
         )

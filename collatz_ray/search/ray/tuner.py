@@ -9,18 +9,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ray import cloudpickle, tune
+from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
+from collatz_ray.search.ray import _ray_private as ray_private
 from collatz_ray.search.ray.callbacks import KeepTrialHistory, PlacementGuard, ReasonFirst, StorageGuard
 from collatz_ray.search.ray.given import GivenConfigs
 from collatz_ray.search.ray.searcher import StudySearch
 from collatz_ray.search.ray.status import SearchStatus
-from collatz_ray.search.ray.tracking import tracking_callbacks
+from collatz_ray.search.ray.tracker_callbacks import tracking_callbacks
 from collatz_ray.search.ray.trial import TRIAL_RETRIES, trainable
-from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname, write_atomically
+from collatz_ray.search.settings import SearchSettings, save_settings, trial_dirname
 from collatz_ray.search.storage import (
     StorageFailed,
     is_remote,
@@ -165,8 +166,7 @@ def _restore(settings: SearchSettings, *, extend: int = 0) -> tune.Tuner:
     only once the search can start."""
     try:
         tuner = tune.Tuner.restore(settings.path, trainable=trainable(settings), resume_errored=not extend)
-        # The searcher Tune restores its state into; a restored Tuner has no public handle on it.
-        searcher = tuner._local_tuner._tune_config.search_alg
+        searcher = ray_private.restored_searcher(tuner)
         if isinstance(searcher, StudySearch):
             searcher.use_storage(settings.study)
         retargeted = _retargeted_search_state(settings, extend=extend)
@@ -187,14 +187,16 @@ def _restore(settings: SearchSettings, *, extend: int = 0) -> tune.Tuner:
             f"{str(err)[:120]}); the trials' files are untouched"
         ) from None
     if retargeted is not None:
-        write_atomically(*retargeted)
+        ray_private.write_generator_state(*retargeted)
     if extend:
         save_settings(settings)  # the new total of trials, for the summaries and later resumes
     return tuner
 
 
-def _retargeted_search_state(settings: SearchSettings, *, extend: int = 0) -> tuple[Path, bytes] | None:
-    """The search generator's saved state (its file and new bytes) changed so that trials
+def _retargeted_search_state(
+    settings: SearchSettings, *, extend: int = 0
+) -> tuple[Path, dict[str, Any]] | None:
+    """The search generator's saved state (its file and the state) changed so that trials
     a restored search creates land in the experiment where it now is, and so that it may
     create `extend` trials more than it was started with; None when nothing changes.
     Reads only: the caller writes it once the whole restore has been checked.
@@ -216,44 +218,22 @@ def _retargeted_search_state(settings: SearchSettings, *, extend: int = 0) -> tu
                 "extended in place; copy it to a local directory first"
             )
         return None
-    states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
+    states = ray_private.generator_state_files(settings.path)
     if not states:
         if extend:
             raise UsageError(
                 f"--extend {settings.experiment}: {settings.path} holds no search state "
-                "(search_gen_state-*.json) to extend"
+                f"({ray_private.GENERATOR_STATE_GLOB}) to extend"
             )
         return None
     newest = states[-1]  # the one Tune loads: names sort by time
-    with open(newest, "rb") as handle:
-        state = cloudpickle.load(handle)
-    if not isinstance(state, dict):
-        raise ValueError(f"{newest.name}: not a search generator state")
-    changed = False
+    state = ray_private.read_generator_state(newest)
     if extend:
-        state["total_samples"] = int(state["total_samples"]) + extend
-        state["finished"] = False
-        changed = True
-    storage = getattr(state.get("experiment"), "storage", None)
-    if storage is not None and (storage.storage_fs_path, storage.experiment_dir_name) != (
-        settings.storage,
-        settings.experiment,
-    ):
-        # In place: the experiment's spec holds the same object.
-        storage.storage_fs_path = settings.storage
-        storage.experiment_dir_name = settings.experiment
-        changed = True
-    return (newest, cloudpickle.dumps(state)) if changed else None
-
-
-def trials_created(settings: SearchSettings) -> int | None:
-    """How many trials the experiment's search generator has created (None: unknown)."""
-    states = sorted(Path(settings.path).glob("search_gen_state-*.json"))
-    try:
-        with open(states[-1], "rb") as handle:
-            return int(cloudpickle.load(handle)["counter"])
-    except (IndexError, OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError):
-        return None
+        ray_private.allow_more_trials(state, extend)
+    moved = ray_private.retarget_generator_storage(
+        state, storage_path=settings.storage, experiment=settings.experiment
+    )
+    return (newest, state) if extend or moved else None
 
 
 def can_restore(settings: SearchSettings) -> bool:

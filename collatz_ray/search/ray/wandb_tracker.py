@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 
-from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+from ray.air.integrations.wandb import WandbLoggerCallback
 
-from collatz_ray.search.ray.tracking import GuardedTracker
+from collatz_ray.search.ray import _ray_private as ray_private
+from collatz_ray.search.ray.tracker_callbacks import GuardedTracker
 from collatz_ray.search.settings import SearchSettings
 from collatz_ray.search.storage import is_remote
 from collatz_ray.search.tracking import wandb_server
@@ -16,7 +17,7 @@ from collatz_ray.search.tracking import wandb_server
 _FROM_ENVIRONMENT = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
 
 
-class _RunWrittenOut(_WandbLoggingActor):
+class _RunWrittenOut(ray_private.wandb_logging_actor_class()):
     """Ray's W&B logging actor, returning only once W&B's service has written the run out.
     Ray kills the actor as soon as run() returns, but wandb.finish() returns before the
     service has flushed the run: a trial's offline run lost its whole history that way
@@ -24,7 +25,7 @@ class _RunWrittenOut(_WandbLoggingActor):
 
     def run(self) -> None:
         super().run()
-        self._wandb.teardown()
+        ray_private.actor_wandb(self).teardown()
 
 
 class EpochWandb(GuardedTracker, WandbLoggerCallback):
@@ -34,7 +35,6 @@ class EpochWandb(GuardedTracker, WandbLoggerCallback):
     the experiment is on a local or mounted disk."""
 
     what = "W&B"
-    _logger_actor_cls = _RunWrittenOut
 
     def __init__(self, *, project: str, in_experiment: bool) -> None:
         # resume="allow" (Ray passes no resume): a trial that --resume continues goes on
@@ -57,8 +57,11 @@ class EpochWandb(GuardedTracker, WandbLoggerCallback):
         init = {arg: os.environ[var] for arg, var in _FROM_ENVIRONMENT.items() if os.environ.get(var)}
         if "dir" not in init and self.in_experiment:
             init["dir"] = trial.storage.experiment_fs_path
-        self.kwargs.update(init)
+        ray_private.wandb_init_arguments(self).update(init)
         super().log_trial_start(trial)
+
+
+ray_private.use_wandb_logging_actor(EpochWandb, _RunWrittenOut)
 
 
 def wandb_callback(settings: SearchSettings) -> EpochWandb:

@@ -1,6 +1,6 @@
 """The chunks of a `python -m collatz_ray.verify` scan as Ray tasks, across a cluster.
 
-Only the distribution lives here; collatz_ray.trainer.verify does the scanning. The
+Only the distribution lives here; collatz_ray.trainer.scan does the scanning. The
 weights go into the object store once; each task rebuilds the model, scans one chunk on
 one GPU when the cluster has GPUs (else on one CPU, one torch thread) and returns the
 chunk's result. The driver keeps every slot busy and yields results as they arrive, in
@@ -18,7 +18,7 @@ import ray
 from collatz_ray.search.ray.cluster import connect
 from collatz_ray.syracuse.features import FeatureSpec
 from collatz_ray.trainer.loading import LoadedModel
-from collatz_ray.trainer.verify import Scan
+from collatz_ray.trainer.scan import Scan
 
 
 def scan_on_ray(
@@ -72,7 +72,7 @@ def _scan_chunk_task(
 
     from collatz_ray.trainer.config import TrainConfig
     from collatz_ray.trainer.model import build_model
-    from collatz_ray.trainer.verify import scan_chunk
+    from collatz_ray.trainer.scan import scan_chunk
 
     torch.set_num_threads(1)
     device = torch.device("cuda" if gpu else "cpu")

@@ -18,14 +18,13 @@ import hashlib
 import math
 import os
 import random
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
+from collatz_ray._atomic import atomic_file
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.syracuse.arith import MAX_BITS, syracuse
 
@@ -127,14 +126,24 @@ def write_evalset(
     if path.is_dir():  # checked now, not after seconds of work when os.replace fails
         raise UsageError(f"{path}: is a directory; expected a file name for the evaluation CSV")
 
-    def write(handle: TextIO) -> None:
-        # The csv module's default dialect ends lines with CRLF; the original file was
-        # written that way and the pinned sha256 depends on it.
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        writer.writerows(evalset_rows(samples=samples, seed=seed, max_bits=max_bits))
-
-    return _atomic_write(path, write, expected_sha256=expected_sha256)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, durable=True, text=True) as handle:
+            # The csv module's default dialect ends lines with CRLF; the original file was
+            # written that way and the pinned sha256 depends on it.
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            writer.writerows(evalset_rows(samples=samples, seed=seed, max_bits=max_bits))
+            handle.flush()
+            digest = file_sha256(handle.name)
+            if expected_sha256 is not None and digest != expected_sha256:
+                raise RuntimeError(  # before the rename: a wrong file never takes the name
+                    f"{path}: generated sha256 {digest} differs from the expected "
+                    f"{expected_sha256}; the generator no longer follows docs/method.md"
+                )
+    except OSError as err:
+        raise UsageError(f"{path}: cannot write ({err.strerror or err})") from None
+    return digest
 
 
 def _check_generation_args(*, samples: int, max_bits: int) -> None:
@@ -149,34 +158,6 @@ def _check_generation_args(*, samples: int, max_bits: int) -> None:
         raise UsageError(
             f"samples must be <= {available} (the odd numbers of 2 to {max_bits} bits), got {samples}"
         )
-
-
-def _atomic_write(path: Path, write: Callable[[TextIO], None], *, expected_sha256: str | None) -> str:
-    # A unique name beside the target keeps os.replace on one filesystem (atomic) and lets
-    # concurrent writers coexist; open(..., "x") rather than mkstemp so the file gets the
-    # usual umask permissions instead of 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(tmp, "x", newline="", encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"{path}: cannot write ({err.strerror or err})") from None
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        digest = file_sha256(tmp)
-        if expected_sha256 is not None and digest != expected_sha256:
-            raise RuntimeError(
-                f"{path}: generated sha256 {digest} differs from the expected "
-                f"{expected_sha256}; the generator no longer follows docs/method.md"
-            )
-        os.replace(tmp, path)
-    except BaseException:  # KeyboardInterrupt too: never leave the temporary file behind
-        tmp.unlink(missing_ok=True)
-        raise
-    return digest
 
 
 def file_sha256(path: str | Path) -> str:

@@ -17,7 +17,6 @@ order (`Summary.add`), keeping the first counterexamples in scan order.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from collatz_ray._atomic import write_atomically
 from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.arith import syracuse
@@ -294,11 +294,6 @@ class Progress:
             "done": sorted(self.done),
             "summary": self.summary.to_json(),
         }
-        write_atomically(self.path, json.dumps(state))
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside `path`, then rename over it: a reader sees the old file or the new one."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+        # Durable: a progress file a power cut left empty would be refused, and with it
+        # every chunk done (an fsync costs milliseconds; a chunk, far more).
+        write_atomically(self.path, json.dumps(state), durable=True)
