@@ -140,6 +140,7 @@ BAD = {
     "neither": ([], ["--range", "--random"]),
     "seed-with-range": (["--range", "3..9", "--seed", "2"], ["--seed", "--random"]),
     "chunk": (["--range", "3..9", "--chunk", "0"], ["--chunk"]),
+    "chunk-huge": (["--range", "3..9", "--chunk", "2**33"], ["--chunk 8589934592", "more than 2**32"]),
     "too-many-chunks": (["--range", "3..2**13000"], ["--chunk 1048576", "2**12998", "larger --chunk"]),
     "shape": (["--range", "3..9", "--lookahead", "7"], ["--checkpoint", "net.0.weight"]),
 }
