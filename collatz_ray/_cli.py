@@ -11,7 +11,6 @@ import functools
 import math
 import re
 import shlex
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -57,7 +56,7 @@ def exit_on_interrupt(main: F) -> F:
                 stopped = stop if isinstance(stop, Interrupted) else Interrupted.of(stop, kept="")
                 kept = stopped.kept or "nothing was kept: run the command again"
                 print(
-                    f"{_prog(main)}: interrupted by {signal.Signals(stopped.signum).name}; {one_line(kept)}",
+                    f"{_prog(main)}: interrupted by {stopped.signum.name}; {one_line(kept)}",
                     file=sys.stderr,
                     flush=True,
                 )

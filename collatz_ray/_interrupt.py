@@ -29,7 +29,7 @@ class Interrupted(KeyboardInterrupt):
 
     def __init__(self, signum: int = signal.SIGINT, *, kept: str | None = None) -> None:
         super().__init__(signal.Signals(signum).name)
-        self.signum, self.kept = signum, kept
+        self.signum, self.kept = signal.Signals(signum), kept
 
     @classmethod
     def of(cls, stop: KeyboardInterrupt, *, kept: str) -> Interrupted:
