@@ -10,10 +10,12 @@ import argparse
 import functools
 import math
 import re
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from collatz_ray._interrupt import Interrupted, raising_on_signals
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
 from collatz_ray.trainer.config import MAX_SEED
 
@@ -38,6 +40,36 @@ def exit_on_usage_error(main: F) -> F:
             raise SystemExit(USAGE_EXIT_STATUS) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def exit_on_interrupt(main: F) -> F:
+    """Decorate a command's main() (outside exit_on_usage_error): Ctrl-C or SIGTERM ->
+    '<prog>: interrupted by SIGINT; <what was kept>' on stderr and exit status 130 (143
+    for SIGTERM), never a traceback. See collatz_ray._interrupt."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        with raising_on_signals():
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt as stop:
+                stopped = stop if isinstance(stop, Interrupted) else Interrupted.of(stop, kept="")
+                kept = stopped.kept or "nothing was kept: run the command again"
+                print(
+                    f"{_prog(main)}: interrupted by {stopped.signum.name}; {one_line(kept)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise SystemExit(stopped.exit_status) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resume_command(main: Callable[..., object], argv: Sequence[str] | None) -> str:
+    """The command line that ran `main` with `argv` (None: this process's arguments),
+    quoted for a POSIX shell, as a line that says how to go on names it."""
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    return shlex.join(["python", "-m", _prog(main), *args])
 
 
 def one_line(message: str) -> str:

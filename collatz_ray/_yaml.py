@@ -2,7 +2,8 @@
 
 Both are small files of settings, so whatever does not look like one is refused in one
 line before it costs anything: a file over MAX_BYTES (PyYAML's pure-Python loader, the
-one whose steps can be checked, reads about 50 KB a second), text that is not UTF-8, a
+one whose steps can be checked, reads about 50 KB a second), anything but a regular
+file (a FIFO would wait for a writer forever, a device never ends), text that is not UTF-8, a
 directory, nesting deeper than MAX_DEPTH (PyYAML's scanner slows down quadratically with
 it, and its composer recurses), a key given twice in one mapping (PyYAML would keep the
 last one silently), and aliases that expand past MAX_NODES values. The last is the
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from collatz_ray._bounded import Unreadable, read_bytes
 from collatz_ray.errors import UsageError, shown
 
 #: The largest YAML file read: settings files are a few kilobytes.
@@ -34,17 +36,16 @@ MAX_NODES = 10_000
 def load_yaml(path: Path) -> Any:
     """The one YAML document in `path`, loaded safely; any problem is a UsageError whose
     line names the file (and the line and column, where YAML knows them)."""
+    if Path(path).is_dir():
+        raise UsageError(f"{path}: is a directory; expected a YAML file")
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+        raw = read_bytes(path, limit=MAX_BYTES)
     except FileNotFoundError:
         raise UsageError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory; expected a YAML file") from None
+    except Unreadable as err:
+        raise UsageError(f"{path}: {err.why}; expected a small YAML file of settings") from None
     except OSError as err:
         raise UsageError(f"{path}: cannot read ({err.strerror or err})") from None
-    if len(raw) > MAX_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_BYTES} bytes; expected a small YAML file of settings")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, positive_int
+from collatz_ray._cli import ArgumentParser, exit_on_interrupt, exit_on_usage_error, positive_int
 
 
 def parser() -> ArgumentParser:
@@ -30,6 +30,7 @@ def parser() -> ArgumentParser:
     return p
 
 
+@exit_on_interrupt
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)

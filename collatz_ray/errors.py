@@ -7,10 +7,15 @@ into that line on stderr and exit status 2 (see `collatz_ray._cli`), never a tra
 A line quotes what the user gave through `shown`, which cuts it short: a file can hold a
 megabyte string or a list nested a thousand deep, and neither may turn one error line
 into a screenful (or take seconds to format).
+
+Text from a file that is shown as it is (a trial id, an error reason, a config string,
+a bank field) goes through `printable`: a control character in it would otherwise reach
+the terminal and clear the screen, change colours or break a table row.
 """
 
 from __future__ import annotations
 
+import re
 import reprlib
 from typing import Any
 
@@ -42,3 +47,22 @@ def shown(value: Any) -> str:
     without formatting all of a huge value."""
     text = _repr.repr(value)
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+#: What a terminal acts on rather than shows: C0 and C1 controls, DEL, the Unicode line
+#: and paragraph separators, and the bidirectional overrides that reorder what follows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` with every control character written as an escape (ESC as \\x1b), so
+    that showing it on a terminal shows it; `keep_newlines`: line breaks stay (a block
+    of several lines)."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group(0)
+        if keep_newlines and char == "\n":
+            return char
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _CONTROL.sub(escape, text)

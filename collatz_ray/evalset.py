@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, seed_int
+from collatz_ray._cli import ArgumentParser, exit_on_interrupt, exit_on_usage_error, seed_int
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.evalset_csv import (
     CACHE_ENV,
@@ -54,6 +54,7 @@ def parser() -> ArgumentParser:
     return parser
 
 
+@exit_on_interrupt
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error
+from collatz_ray._cli import ArgumentParser, exit_on_interrupt, exit_on_usage_error
 from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "eval_csv", "test_seeds", "device")
@@ -62,6 +62,7 @@ def describe(path: Path, file: Path, config_file: Path | None, epoch: int | None
     return f"checkpoint {what}: seed format, no epoch recorded; shape from the flags: {shape}"
 
 
+@exit_on_interrupt
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)

@@ -16,7 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error
+from collatz_ray._cli import ArgumentParser, exit_on_interrupt, exit_on_usage_error, resume_command
+from collatz_ray._interrupt import Interrupted
 from collatz_ray.errors import UsageError
 from collatz_ray.trainer.checkpoints import load_checkpoint, resumable_checkpoint, run_lock
 from collatz_ray.trainer.config import TrainConfig, add_config_flags, flag_overrides
@@ -134,6 +135,7 @@ def resumed_config(args: argparse.Namespace, state: dict, run_dir: Path, checkpo
     return TrainConfig.from_dict(overrides, source="command line", base=saved)
 
 
+@exit_on_interrupt
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -176,9 +178,21 @@ def run(config: TrainConfig, *, run_dir: Path, resume_from: Path | None, args: a
     except TrainingDiverged as err:
         print(f"collatz_ray.train: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as stop:
+        raise Interrupted.of(stop, kept=what_was_kept(run_dir)) from None
     if not args.quiet:
         print(f"run directory: {run_dir}")
     return 0
+
+
+def what_was_kept(run_dir: Path) -> str:
+    """The line of an interrupted run: its newest checkpoint and the command that goes on
+    from it (the epochs after it are trained again, the same)."""
+    checkpoint, _ = resumable_checkpoint(run_dir)
+    if checkpoint is None:
+        return f"no checkpoint was written yet: start over with --out {run_dir} --overwrite"
+    again = resume_command(main, ["--resume", str(run_dir)])
+    return f"the run is kept up to {checkpoint}; continue with: {again}"
 
 
 if __name__ == "__main__":

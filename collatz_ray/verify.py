@@ -29,15 +29,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, integer_expression, number, positive_int
+from collatz_ray._bounded import read_json
+from collatz_ray._cli import (
+    ArgumentParser,
+    exit_on_interrupt,
+    exit_on_usage_error,
+    integer_expression,
+    number,
+    positive_int,
+    resume_command,
+)
+from collatz_ray._interrupt import Interrupted
 from collatz_ray._progress import ProgressBar
-from collatz_ray.errors import UsageError
+from collatz_ray.errors import UsageError, printable
 from collatz_ray.syracuse.arith import DECIMAL_MAX_BITS
 from collatz_ray.trainer.config import add_config_flags, flag_overrides
 from collatz_ray.trainer.text import short_decimal
 
 if TYPE_CHECKING:
     from collatz_ray.trainer.loading import LoadedModel
+    from collatz_ray.trainer.scan import Progress, Scan
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "device")
 #: The largest numbers scanned: the report writes them in decimal.
@@ -130,10 +141,15 @@ def parse_random(texts: Sequence[str]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def build_scan(args: argparse.Namespace):
-    from collatz_ray.trainer.scan import DEFAULT_CHUNK, Scan
+def build_scan(args: argparse.Namespace) -> Scan:
+    from collatz_ray.trainer.scan import DEFAULT_CHUNK, MAX_CHUNK, Scan
 
     chunk = args.chunk or DEFAULT_CHUNK
+    if chunk > MAX_CHUNK:
+        raise UsageError(
+            f"--chunk {args.chunk}: more than 2**{MAX_CHUNK.bit_length() - 1} numbers; a chunk is "
+            "the unit of progress, kept only when it is done: give a smaller one"
+        )
     if args.range is not None:
         if args.sample_seed is not None:
             raise UsageError("--seed goes with --random; a --range scan has no randomness")
@@ -163,6 +179,7 @@ def bank_target(path: Path) -> Path:
     )
 
 
+@exit_on_interrupt
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -172,71 +189,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_tested_versions(("ray",))
     scan = build_scan(args)
     bank = None if args.bank is None else bank_target(args.bank)
-    from collatz_ray.syracuse.features import FeatureSpec
-    from collatz_ray.trainer.evalset_csv import file_sha256
+    progress_path = progress_file(args.out)
     from collatz_ray.trainer.loading import load_model
-    from collatz_ray.trainer.loop import resolve_device
     from collatz_ray.trainer.scan import DEFAULT_KEEP, Progress
 
     keep = args.first or DEFAULT_KEEP
     loaded = load_model(args.checkpoint, overrides=flag_overrides(args))
-    config = loaded.config
-    spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
-    model_shape = {
-        "layers": list(config.hidden_layers),
-        "lookahead": config.lookahead,
-        "k_only": config.k_only,
-        "k_shifted": config.k_shifted,
-    }
-    identity = {
-        "checkpoint_sha256": file_sha256(loaded.file),
-        "model": model_shape,
-        "scan": scan.describe(),
-        "first": keep,
-    }
-    if args.out is not None and args.out.is_dir():
-        raise UsageError(f"--out {args.out}: a directory; name the report file")
-    if args.out is not None and not args.out.parent.is_dir():
-        raise UsageError(f"--out {args.out}: no directory {args.out.parent} to write into")
-    progress_path = None if args.out is None else args.out.with_name(args.out.name + ".progress")
-    progress = Progress(progress_path, identity, keep=keep)
-    chunks = scan.chunks()
-    pending = [(i, c) for i, c in enumerate(chunks) if i not in progress.done]
-
-    start = time.perf_counter()
-    scanned = 0
-    bar = ProgressBar(len(chunks))
-    if args.address is not None:
-        from collatz_ray.search.ray.scan_tasks import scan_on_ray
-
-        results = scan_on_ray(args.address, loaded, spec, scan, pending, keep=keep)
-    else:
-        from collatz_ray.trainer.scan import scan_locally
-
-        results = scan_locally(
-            loaded.model, spec, scan, pending, keep=keep, device=resolve_device(config.device)
-        )
-    for result in results:
-        progress.record(result)
-        scanned += result["numbers"]
-        seconds = time.perf_counter() - start
-        bar.show(
-            len(progress.done),
-            f"chunk {len(progress.done)}/{len(chunks)} {scanned / seconds if seconds > 0 else 0.0:,.0f} n/s",
-        )
-    bar.clear()
-    seconds = time.perf_counter() - start
-    report = {
-        "checkpoint": str(loaded.file),
-        **identity,
-        "complete": len(progress.done) == len(chunks),
-        "chunks": len(chunks),
-        "chunks_done": len(progress.done),
-        **progress.summary.to_json(),
-        "numbers_this_run": scanned,
-        "seconds_this_run": seconds,
-        "numbers_per_second": scanned / seconds if scanned and seconds > 0 else None,
-    }
+    progress = Progress(progress_path, scan_identity(loaded, scan, keep=keep), keep=keep)
+    try:
+        numbers, seconds = run_scan(args, loaded, scan, progress)
+    except KeyboardInterrupt as stop:
+        raise Interrupted.of(stop, kept=what_was_kept(progress, scan, resume_command(main, argv))) from None
+    report = scan_report(loaded, scan, progress, numbers=numbers, seconds=seconds)
     refused = None
     if bank is not None:
         try:
@@ -252,6 +216,97 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refused is not None:
         raise refused
     return 0
+
+
+def progress_file(out: Path | None) -> Path | None:
+    """Where the progress of a scan with --out OUT goes: OUT.progress (None without --out)."""
+    if out is None:
+        return None
+    if out.is_dir():
+        raise UsageError(f"--out {out}: a directory; name the report file")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: no directory {out.parent} to write into")
+    return out.with_name(out.name + ".progress")
+
+
+def scan_identity(loaded: LoadedModel, scan: Scan, *, keep: int) -> dict[str, Any]:
+    """What a progress file is tied to: the checkpoint's bytes, the model's shape, the
+    scan and the number of counterexamples kept."""
+    from collatz_ray.trainer.evalset_csv import file_sha256
+
+    config = loaded.config
+    return {
+        "checkpoint_sha256": file_sha256(loaded.file),
+        "model": {
+            "layers": list(config.hidden_layers),
+            "lookahead": config.lookahead,
+            "k_only": config.k_only,
+            "k_shifted": config.k_shifted,
+        },
+        "scan": scan.describe(),
+        "first": keep,
+    }
+
+
+def run_scan(
+    args: argparse.Namespace, loaded: LoadedModel, scan: Scan, progress: Progress
+) -> tuple[int, float]:
+    """Scan the chunks the progress does not hold yet, here or on Ray (--address),
+    recording each as it finishes; (numbers scanned, seconds) of this run."""
+    from collatz_ray.syracuse.features import FeatureSpec
+    from collatz_ray.trainer.loop import resolve_device
+
+    config = loaded.config
+    spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
+    chunks = scan.chunks()
+    pending = [(i, c) for i, c in enumerate(chunks) if i not in progress.done]
+    keep = progress.summary.keep
+    if args.address is not None:
+        from collatz_ray.search.ray.scan_tasks import scan_on_ray
+
+        results = scan_on_ray(args.address, loaded, spec, scan, pending, keep=keep)
+    else:
+        from collatz_ray.trainer.scan import scan_locally
+
+        device = resolve_device(config.device)
+        results = scan_locally(loaded.model, spec, scan, pending, keep=keep, device=device)
+    start, scanned = time.perf_counter(), 0
+    bar = ProgressBar(len(chunks))
+    try:
+        for result in results:
+            progress.record(result)
+            scanned += result["numbers"]
+            seconds = time.perf_counter() - start
+            rate = scanned / seconds if seconds > 0 else 0.0
+            bar.show(len(progress.done), f"chunk {len(progress.done)}/{len(chunks)} {rate:,.0f} n/s")
+    finally:
+        bar.clear()
+    return scanned, time.perf_counter() - start
+
+
+def what_was_kept(progress: Progress, scan: Scan, command: str) -> str:
+    """The line of an interrupted scan: what its progress file holds and how to go on."""
+    done, total = len(progress.done), len(scan.chunks())
+    if progress.path is None:
+        return f"{done} of {total} chunks were scanned and not kept (no --out); --out FILE keeps a scan's progress"
+    return f"{done} of {total} chunks are kept in {progress.path}; continue with: {command}"
+
+
+def scan_report(
+    loaded: LoadedModel, scan: Scan, progress: Progress, *, numbers: int, seconds: float
+) -> dict[str, Any]:
+    chunks = len(scan.chunks())
+    return {
+        "checkpoint": str(loaded.file),
+        **progress.identity,
+        "complete": len(progress.done) == chunks,
+        "chunks": chunks,
+        "chunks_done": len(progress.done),
+        **progress.summary.to_json(),
+        "numbers_this_run": numbers,
+        "seconds_this_run": seconds,
+        "numbers_per_second": numbers / seconds if numbers and seconds > 0 else None,
+    }
 
 
 def add_to_bank(bank: Path, report: dict[str, Any], loaded: LoadedModel) -> dict[str, Any]:
@@ -279,6 +334,8 @@ def add_to_bank(bank: Path, report: dict[str, Any], loaded: LoadedModel) -> dict
     }
 
 
+#: exported_from.json names a trial and its experiment: a few hundred bytes.
+EXPORTED_BYTES = 64 * 2**10
 _TRIAL_ID = re.compile(r"[\w-]{1,64}")
 
 
@@ -298,7 +355,7 @@ def trial_of(file: Path, *, experiment: Path) -> str | None:
     if len(parts) >= 3 and parts[0].startswith(TRIAL_PREFIX):
         return parts[0].removeprefix(TRIAL_PREFIX)
     try:
-        exported = json.loads((file.parent.parent.parent / "exported_from.json").read_text())
+        exported = read_json(file.parent.parent.parent / "exported_from.json", limit=EXPORTED_BYTES)
         trial = exported["trial_id"]
     except (OSError, ValueError, TypeError, KeyError):
         return None
@@ -309,7 +366,7 @@ def render(report: dict[str, Any], *, scan_text: str) -> str:
     bad, total = report["violations"], report["numbers"]
     rate = report["numbers_per_second"]
     lines = [
-        f"checkpoint {report['checkpoint']} (sha256 {report['checkpoint_sha256'][:16]}...)",
+        f"checkpoint {printable(report['checkpoint'])} (sha256 {report['checkpoint_sha256'][:16]}...)",
         f"scanned    {total:,} odd n ({scan_text}), chunks {report['chunks_done']}/{report['chunks']}"
         + ("" if report["complete"] else " (incomplete)"),
         f"violations {bad:,} with V(T n) >= V(n) or V not finite"
@@ -338,7 +395,7 @@ def render(report: dict[str, Any], *, scan_text: str) -> str:
         banked = report["bank"]
         lines += [
             "",
-            f"banked {banked['added']} new counterexamples in {banked['file']}"
+            f"banked {banked['added']} new counterexamples in {printable(banked['file'])}"
             + (f" ({banked['already']} there already)" if banked["already"] else ""),
         ]
     return "\n".join(lines)

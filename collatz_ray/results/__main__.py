@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from collatz_ray._atomic import write_atomically
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, positive_int
+from collatz_ray._cli import ArgumentParser, exit_on_interrupt, exit_on_usage_error, positive_int
 from collatz_ray.errors import UsageError
 from collatz_ray.results.export import export_best
 from collatz_ray.results.formats import FORMATS, to_csv, to_json
@@ -99,6 +99,7 @@ def _plot(exp: Experiment) -> None:
         _say(f"note: {exp.name}: no trajectory view of the best trial: {err}")
 
 
+@exit_on_interrupt
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)

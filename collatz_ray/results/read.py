@@ -10,6 +10,12 @@ files caught mid-write: a half-written last line or a state file being replaced 
 with a note, never an error. So is a report whose values the summaries cannot use (an epoch
 that is a list, a string or null; a count that is not an integer): a damaged file costs that
 report, not the summary.
+
+Every file is read through collatz_ray._bounded: only regular files inside the
+experiment (a FIFO, a device or a link out of it is a note), each kind up to a size
+(MAX_JSON_BYTES, MAX_STATE_BYTES; result.json is read a line at a time, its last
+MAX_RESULT_BYTES when it is larger, with a note) and JSON nested no deeper than the
+package writes it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,15 @@ from typing import Any
 
 import pandas as pd
 
+from collatz_ray._bounded import (
+    MAX_JSON_DEPTH,
+    Unreadable,
+    lines,
+    loads,
+    open_regular,
+    read_json,
+    skip_to_tail,
+)
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.search.failures import error_line
 from collatz_ray.search.settings import SETTINGS_FILE, TRAIN_DIR, TRIAL_CONFIG_FILE, TRIAL_PREFIX
@@ -31,6 +46,17 @@ from collatz_ray.trainer.bank import BANK_FILE, Bank, read_bank
 from collatz_ray.trainer.metrics import is_count, is_number
 
 STATE_GLOB = "experiment_state-*.json"
+#: params.json, train_config.json, collatz_search.json: settings, a few kilobytes.
+MAX_JSON_BYTES = 2**20
+#: Tune's experiment state holds every trial's config and last result: some 10 kB a trial.
+MAX_STATE_BYTES = 64 * 2**20
+#: A trial's result.json: 100000 epochs evaluated every 100 report some 5 MB. Of a
+#: larger one the last MAX_RESULT_BYTES are read: the newest reports are what a summary shows.
+MAX_RESULT_BYTES = 64 * 2**20
+#: One report: a few kilobytes, the violation steps of every held-out seed included.
+MAX_REPORT_LINE = 2**20
+#: Of error.txt (Ray appends a traceback per failure) the end is read: the last failure.
+MAX_ERROR_BYTES = 2**20
 #: Keys Tune adds to every report; the rest are the trainer's metrics.
 TUNE_KEYS = frozenset(
     {
@@ -187,7 +213,7 @@ def load_experiment(path: Path) -> Experiment:
             f"{path}: not a Ray Tune experiment (no trial folders, {STATE_GLOB} or {SETTINGS_FILE}){hint}"
         )
     notes: list[str] = []
-    settings = _read_json(path / SETTINGS_FILE, notes) or {}
+    settings = _read_json(path / SETTINGS_FILE, notes, root=path) or {}
     states, state_time = _read_state(path, notes)
     trials = [_read_trial(d, states, notes) for d in _trial_dirs(path)]
     seen = {t.trial_id for t in trials}
@@ -205,13 +231,24 @@ def load_experiment(path: Path) -> Experiment:
     return Experiment(path, settings, budget, _parameters(settings, trials), trials, state_time, notes, bank)
 
 
-def _read_json(path: Path, notes: list[str]) -> dict[str, Any] | None:
-    """A JSON object file, or None (with a note unless it is simply absent)."""
-    if not path.exists():
-        return None
+def _read_json(
+    path: Path, notes: list[str], *, root: Path, limit: int = MAX_JSON_BYTES
+) -> dict[str, Any] | None:
+    """A JSON object file of at most `limit` bytes inside `root`, or None (with a note
+    unless it is simply absent)."""
     try:
-        data = json.loads(path.read_text(errors="replace"))
-    except ValueError:
+        data = read_json(path, limit=limit, root=root)
+    except FileNotFoundError:
+        return None
+    except Unreadable as err:
+        notes.append(f"{err}; ignored")
+        return None
+    except json.JSONDecodeError:
+        data = None
+    except ValueError as err:  # nested too deep
+        notes.append(f"{path}: {err}; ignored")
+        return None
+    except OSError:
         data = None
     if not isinstance(data, dict):
         notes.append(f"{path}: not a readable JSON object (being written?); ignored")
@@ -231,11 +268,11 @@ def _read_state(path: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]]
     files = sorted(path.glob(STATE_GLOB))
     if not files:
         return {}, None
-    data = _read_json(files[-1], notes)
+    data = _read_json(files[-1], notes, root=path, limit=MAX_STATE_BYTES)
     states = {}
     try:
         for trial_json, _run_metadata in data["trial_data"]:
-            trial = json.loads(trial_json)
+            trial = loads(trial_json)
             states[trial["trial_id"]] = {
                 "status": trial["status"],
                 "dir": trial.get("relative_logdir"),
@@ -248,29 +285,57 @@ def _read_state(path: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]]
     return states, files[-1].stat().st_mtime
 
 
-def _read_reports(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    if not path.exists():
+def _read_reports(path: Path, notes: list[str], *, root: Path) -> list[dict[str, Any]]:
+    rows, skipped, oversized = [], [], []
+    try:
+        with open_regular(path, root=root) as handle:
+            passed = skip_to_tail(handle, keep=MAX_RESULT_BYTES)
+            if passed:
+                notes.append(
+                    f"{path}: larger than {MAX_RESULT_BYTES:,} bytes; read its last reports only "
+                    f"(lines numbered from byte {passed:,})"
+                )
+            for line in lines(handle, max_line=MAX_REPORT_LINE, limit=MAX_RESULT_BYTES):
+                if line.text is None:
+                    oversized.append(line.number)
+                    continue
+                try:
+                    row = loads(line.text) if line.text.strip() else None
+                except json.JSONDecodeError:
+                    skipped.append(line.number)
+                except ValueError:  # nested too deep
+                    oversized.append(line.number)
+                else:
+                    if isinstance(row, dict) and "epoch" in row:
+                        rows.append((line.number, row))
+    except FileNotFoundError:
         return []
-    rows, skipped = [], []
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            skipped.append(number)
-            continue
-        if not (isinstance(row, dict) and "epoch" in row):
-            continue
+    except Unreadable as err:
+        notes.append(f"{err}; its reports are left out")
+        return []
+    except OSError as err:
+        notes.append(f"{path}: cannot be read ({err.strerror or err}); its reports are left out")
+        return []
+    kept = []
+    for number, row in rows:
         problem = _report_problem(row)
         if problem is None:
-            rows.append(row)
+            kept.append(row)
         else:
             notes.append(f"{path}: line {number} skipped: {problem}")
     if skipped:
-        notes.append(f"{path}: skipped half-written line {', '.join(map(str, skipped))}")
-    by_epoch = {row["epoch"]: row for row in rows}
+        notes.append(f"{path}: skipped half-written line {_numbers(skipped)}")
+    if oversized:
+        notes.append(
+            f"{path}: skipped line {_numbers(oversized)}: longer than {MAX_REPORT_LINE:,} bytes "
+            f"or nested deeper than {MAX_JSON_DEPTH} levels"
+        )
+    by_epoch = {row["epoch"]: row for row in kept}
     return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _numbers(lines: list[int]) -> str:
+    return ", ".join(map(str, lines[:10])) + (f" and {len(lines) - 10} more" if len(lines) > 10 else "")
 
 
 def _report_problem(row: dict[str, Any]) -> str | None:
@@ -291,17 +356,17 @@ def _report_problem(row: dict[str, Any]) -> str | None:
 
 
 def _read_trial(folder: Path, states: dict[str, dict[str, Any]], notes: list[str]) -> Trial:
-    reports = _read_reports(folder / "result.json", notes)
+    experiment = folder.parent
+    reports = _read_reports(folder / "result.json", notes, root=experiment)
     trial_id = _trial_id(folder, states, reports)
     state = states.get(trial_id, {})
-    params = _read_json(folder / "params.json", notes) or state.get("config") or {}
-    error_file = folder / "error.txt"
-    error = error_line(error_file.read_text(errors="replace")) if error_file.exists() else None
+    params = _read_json(folder / "params.json", notes, root=experiment) or state.get("config") or {}
+    error = _read_error(folder / "error.txt", notes, root=experiment)
     trial = Trial(
         trial_id,
         folder,
         params,
-        _read_json(folder / TRIAL_CONFIG_FILE, notes),
+        _read_json(folder / TRIAL_CONFIG_FILE, notes, root=experiment),
         reports,
         state.get("status") or "",
         error,
@@ -310,6 +375,22 @@ def _read_trial(folder: Path, states: dict[str, dict[str, Any]], notes: list[str
     if trial.status == "TERMINATED" and trial.error is not None:
         trial.recovered_from, trial.error = trial.error, None
     return trial
+
+
+def _read_error(path: Path, notes: list[str], *, root: Path) -> str | None:
+    """The reason in a trial's error.txt (its last MAX_ERROR_BYTES), None without one."""
+    try:
+        with open_regular(path, root=root) as handle:
+            skip_to_tail(handle, keep=MAX_ERROR_BYTES)
+            text = handle.read(MAX_ERROR_BYTES).decode(errors="replace")
+    except FileNotFoundError:
+        return None
+    except Unreadable as err:
+        notes.append(f"{err}; the trial's error reason is left out")
+        return "(error.txt not read)"
+    except OSError as err:
+        return f"(error.txt cannot be read: {err.strerror or err})"
+    return error_line(text)
 
 
 def _trial_id(folder: Path, states: dict[str, dict[str, Any]], reports: list[dict[str, Any]]) -> str:

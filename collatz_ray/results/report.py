@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from collatz_ray.errors import UsageError
+from collatz_ray.errors import UsageError, printable
 from collatz_ray.results import replicates
 from collatz_ray.results.importance import OK, Importances, parameter_importances
 from collatz_ray.results.read import Experiment, Parameter, Trial, is_number
@@ -71,6 +71,7 @@ class Document:
 
 
 def render_text(doc: Document) -> str:
+    doc = _printable(doc)
     out = [doc.title, "=" * len(doc.title)]
     for section in doc.sections:
         out += ["", section.title, "-" * len(section.title)]
@@ -80,12 +81,33 @@ def render_text(doc: Document) -> str:
 
 
 def render_markdown(doc: Document) -> str:
+    doc = _printable(doc)
     out = [f"# {doc.title}"]
     for section in doc.sections:
         out += ["", f"## {section.title}"]
         for block in section.blocks:
             out += [""] + (_markdown_table(block) if isinstance(block, Table) else [block])
     return "\n".join(out) + "\n"
+
+
+def _printable(doc: Document) -> Document:
+    """The document with control characters escaped: trial ids, settings, error reasons
+    and bank fields come from files, and a terminal would act on them. A table cell
+    (one row of a table) keeps no line break either."""
+
+    def block(b: str | Table) -> str | Table:
+        if not isinstance(b, Table):
+            return printable(b, keep_newlines=True)
+        return Table(
+            [printable(h) for h in b.headers],
+            [[printable(c) for c in row] for row in b.rows],
+            None if b.fixed is None else [printable(line) for line in b.fixed],
+        )
+
+    return Document(
+        printable(doc.title),
+        [Section(printable(s.title), [block(b) for b in s.blocks]) for s in doc.sections],
+    )
 
 
 def _is_number(cell: str) -> bool:

@@ -27,8 +27,9 @@ Reading. A torn last line is skipped: it is a write in progress or one cut short
 other line that is not a record is damage. The summary (`strict=False`) names it in a
 note and keeps the rest; training from the bank (`strict=True`) refuses the file in one
 line naming the file, the line and what was expected, since it would otherwise train
-on a part of the bank without saying so. The file is read whole, so it may hold at most
-MAX_BANK_BYTES.
+on a part of the bank without saying so. The file is read a line at a time, each line at
+most MAX_LINE_BYTES and nested no deeper than records are (a line of 100000 nested lists
+is damage like any other), and only a regular file of at most MAX_BANK_BYTES is read.
 
 Duplicates are kept in the file (appends never read it) and merged on reading:
 `distinct` gives one entry per n, its worst margin (a non-finite one counts as the
@@ -47,11 +48,12 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from collatz_ray._bounded import Unreadable, lines, loads, open_regular, size_of
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.syracuse.arith import DECIMAL_MAX_BITS
 
@@ -60,6 +62,9 @@ SOURCES = ("verify", "mining")
 #: A bank is read whole; 64 MiB is some 300,000 records of 128-bit numbers, far more
 #: than a search writes (at most mine_count per mining round per trial).
 MAX_BANK_BYTES = 64 * 2**20
+#: The longest line read as a record: one of the largest numbers with every field is
+#: under 5,000 bytes. A longer line is damage, passed over without being held.
+MAX_LINE_BYTES = 64 * 2**10
 #: Decimal digits of the largest number a record may hold (DECIMAL_MAX_BITS bits).
 _MAX_DIGITS = len(str(2**DECIMAL_MAX_BITS))
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -175,8 +180,8 @@ def _end_the_last_line(fd: int) -> None:
         if cut >= 0:
             start += cut + 1
             break
-    tail = os.pread(fd, size - start, start)
-    if _parse(tail.decode(errors="replace"))[0] is not None:
+    tail = os.pread(fd, min(size - start, MAX_LINE_BYTES + 1), start)
+    if len(tail) <= MAX_LINE_BYTES and _parse(tail.decode(errors="replace"))[0] is not None:
         os.write(fd, b"\n")
     else:
         os.ftruncate(fd, start)
@@ -206,50 +211,50 @@ def read_bank(path: str | Path, *, strict: bool) -> Bank:
         return bank
 
     try:
-        size = file.stat().st_size
+        with open_regular(file) as handle:
+            size = size_of(handle)
+            if size > MAX_BANK_BYTES:
+                return problem(
+                    f"{size:,} bytes, more than the {MAX_BANK_BYTES:,} a counterexample bank may "
+                    "hold; start a new one"
+                )
+            _read_records(handle, bank, problem, strict=strict)
     except FileNotFoundError:
         return problem(
             f"no counterexample bank here; expected an experiment directory holding "
             f"{BANK_FILE}, or such a file"
         )
+    except Unreadable as err:
+        return problem(err.why)
     except OSError as err:
         return problem(f"cannot be read ({err.strerror or err})")
-    if not file.is_file():
-        return problem(f"not a file; expected an experiment directory holding {BANK_FILE}, or such a file")
-    if size > MAX_BANK_BYTES:
-        return problem(
-            f"{size:,} bytes, more than the {MAX_BANK_BYTES:,} a counterexample bank may "
-            "hold; start a new one"
-        )
-    try:
-        data = file.read_bytes()
-    except OSError as err:
-        return problem(f"cannot be read ({err.strerror or err})")
-    lines = data.decode(errors="replace").split("\n")
-    torn = lines.pop()  # after the last newline: "" for a file that ends its lines
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        record, why = _parse(line)
-        if record is None:
-            problem(f"line {number} is not a counterexample record ({why}); expected {EXPECTED}")
-        else:
-            bank.records.append(record)
-    if torn.strip():
-        record, _ = _parse(torn)
-        if record is not None:  # complete, only its newline missing
-            bank.records.append(record)
-        elif not strict:
-            bank.notes.append(f"{file}: skipped the last line, cut short or being written")
     return bank
+
+
+def _read_records(handle: IO[bytes], bank: Bank, problem: Callable[[str], Bank], *, strict: bool) -> None:
+    """The records of an open bank file into `bank`, line by line; damaged lines to
+    `problem`, a torn last line skipped (with a note unless strict)."""
+    for line in lines(handle, max_line=MAX_LINE_BYTES, limit=MAX_BANK_BYTES):
+        if line.text is not None and not line.text.strip():
+            continue
+        record, why = _parse(line.text) if line.text is not None else (None, "")
+        if record is not None:  # a last line without its newline, if complete, counts
+            bank.records.append(record)
+        elif not line.ended:
+            if not strict:
+                bank.notes.append(f"{bank.file}: skipped the last line, cut short or being written")
+        elif line.text is None:
+            problem(f"line {line.number} is longer than {MAX_LINE_BYTES:,} bytes; expected {EXPECTED}")
+        else:
+            problem(f"line {line.number} is not a counterexample record ({why}); expected {EXPECTED}")
 
 
 def _parse(line: str) -> tuple[Record | None, str]:
     """(the record of a line, "") or (None, why it is none)."""
     try:
-        data = json.loads(line)
-    except ValueError:
-        return None, "not JSON"
+        data = loads(line)
+    except ValueError as err:
+        return None, "nested too deep" if "nested deeper" in str(err) else "not JSON"
     if not isinstance(data, dict):
         return None, "not a JSON object"
     text = data.get("n")

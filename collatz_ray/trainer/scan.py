@@ -36,8 +36,17 @@ from collatz_ray.trainer.model import LyapunovMLP
 
 #: Odd numbers per chunk: the unit of resuming and of a Ray task.
 DEFAULT_CHUNK = 1 << 20
-#: Numbers featurised and scored at once inside a chunk: bounds memory at any lookahead.
+#: Numbers made, featurised and scored at once inside a chunk, at most: what bounds a
+#: scan's memory, whatever its chunk size.
 SCAN_BATCH = 1 << 16
+#: 32-bit limbs (held as int64) in one batch, at most: wide numbers come in smaller
+#: batches, so memory does not grow with bit length either. A batch's numbers cost some
+#: 8 bytes a limb several times over while they are made and featurised; 2**22 limbs keep
+#: that near 100 MB (2**16 numbers of up to 2048 bits; 9576 of 14000 bits).
+SCAN_LIMBS = 1 << 22
+#: The largest chunk: the unit of progress, saved when a chunk is done, so a larger one
+#: could run for hours (2**32 numbers at a million a second) before anything is kept.
+MAX_CHUNK = 1 << 32
 DEFAULT_KEEP = 10
 PROGRESS_FORMAT = 1
 
@@ -82,15 +91,30 @@ class Scan:
         return {"range": [str(self.start), str(self.stop)], "chunk": self.chunk}
 
 
-def chunk_numbers(chunk: tuple, *, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The limbs of a chunk's odd numbers, in scan order."""
+def chunk_batches(chunk: tuple, *, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """The limbs of a chunk's odd numbers, in scan order, a batch (batch_size) at a
+    time: a chunk is never held whole, so its size costs time, not memory. A random
+    chunk's generator is drawn from batch after batch, which gives the numbers one draw
+    of the whole chunk gives (numpy's integers() consumes its stream row by row)."""
     if chunk[0] == "range":
         _, first, count = chunk
-        return _odd_run(first, count).to(device)
+        batch = batch_size(first + 2 * count)
+        for offset in range(0, count, batch):
+            yield _odd_run(first + 2 * offset, min(batch, count - offset)).to(device)
+        return
     _, bits, count, index = chunk
     rng = np.random.default_rng([seed, bits, index])
-    top = np.full(count, bits - 1, dtype=np.int64)
-    return limbs.random_odd(rng, top, width=-(-bits // limbs.LIMB_BITS)).to(device)
+    batch = batch_size(2**bits - 1)
+    for offset in range(0, count, batch):
+        top = np.full(min(batch, count - offset), bits - 1, dtype=np.int64)
+        yield limbs.random_odd(rng, top, width=-(-bits // limbs.LIMB_BITS)).to(device)
+
+
+def batch_size(largest: int) -> int:
+    """Numbers a batch holds when none is larger than `largest`: SCAN_BATCH, or fewer
+    to stay within SCAN_LIMBS."""
+    width = max(1, -(-largest.bit_length() // limbs.LIMB_BITS))
+    return max(1, min(SCAN_BATCH, SCAN_LIMBS // width))
 
 
 def _odd_run(first: int, count: int) -> torch.Tensor:
@@ -167,11 +191,11 @@ def scan_chunk(
     """Scan one chunk: how many of its odd n have V(T n) >= V(n) (or a non-finite V),
     per bit length, and its first `keep` such n with V(n), V(T n) and the margin."""
     start = time.perf_counter()
-    n_all = chunk_numbers(chunk, seed=seed, device=device)
     bits_hist = np.zeros(0, dtype=np.int64)
     bad_hist = np.zeros(0, dtype=np.int64)
     examples: list[dict[str, Any]] = []
-    for offset, n, v_n, v_t, bad in _scored_batches(model, spec, n_all):
+    batches = chunk_batches(chunk, seed=seed, device=device)
+    for offset, n, v_n, v_t, bad in _scored_batches(model, spec, batches):
         bits = limbs.bit_lengths(n).cpu().numpy()
         bits_hist = _add_counts(bits_hist, np.bincount(bits))
         bad_hist = _add_counts(bad_hist, np.bincount(bits[bad]))
@@ -192,7 +216,7 @@ def scan_chunk(
     bad_hist = np.pad(bad_hist, (0, max(0, len(bits_hist) - len(bad_hist))))
     return {
         "index": index,
-        "numbers": int(n_all.shape[0]),
+        "numbers": int(bits_hist.sum()),
         "violations": int(bad_hist.sum()),
         "buckets": {int(b): [int(bits_hist[b]), int(bad_hist[b])] for b in np.nonzero(bits_hist)[0]},
         "examples": examples,
@@ -201,17 +225,18 @@ def scan_chunk(
 
 
 def _scored_batches(
-    model: LyapunovMLP, spec: FeatureSpec, n_all: torch.Tensor
+    model: LyapunovMLP, spec: FeatureSpec, batches: Iterable[torch.Tensor]
 ) -> Iterator[tuple[int, torch.Tensor, np.ndarray, np.ndarray, np.ndarray]]:
-    """(offset, n, V(n), V(T n), violation mask) per SCAN_BATCH numbers."""
-    for offset in range(0, n_all.shape[0], SCAN_BATCH):
-        n = n_all[offset : offset + SCAN_BATCH]
+    """(offset, n, V(n), V(T n), violation mask) per batch of numbers."""
+    offset = 0
+    for n in batches:
         # Every n is odd and >= 3, so offset 1 of n's k-sequence gives T(n)'s row.
         rows = features_of_limbs(n, spec, offsets=(0, 1)).rows
         v_n, v_t = predict(model, rows[0]), predict(model, rows[1])
         with np.errstate(invalid="ignore"):
             bad = ~(v_n - v_t > 0) | ~np.isfinite(v_n) | ~np.isfinite(v_t)
         yield offset, n, v_n, v_t, bad
+        offset += n.shape[0]
 
 
 def _add_counts(total: np.ndarray, more: np.ndarray) -> np.ndarray:

@@ -3,6 +3,11 @@ an evaluation CSV, a search space, a result.json) cut short, re-encoded and give
 values. Whatever comes in, a command either accepts it (exit 0) or refuses it with
 exit status 2 and exactly one line on stderr: never a traceback, never a hang.
 
+Files read from storage are fuzzed the same way, with now and then a hostile line in
+them (nested 100000 deep, longer than any line limit, terminal control characters): the
+counterexample bank, collatz_search.json and a trial's params.json, result.json and
+train_config.json as `results` reads them, and a checkpoint's reports.jsonl.
+
 Run in this process (tests/clitools.py). So that an accepted input costs nothing,
 `train` stops where its model would be built, after every check and before it writes
 anything, and `tune` where it would connect to Ray (that is the whole pre-Ray part of
@@ -28,6 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.clitools import Outcome, run_command
 from support.hostile import billion_laughs, snapshot
+
+# Imported before the stubs stand in for collatz_ray.search.ray (it imports Ray).
+from collatz_ray.search.ray.worker import read_reports
 
 OLD_LAYOUT = Path(__file__).resolve().parents[1] / "data" / "old_layout" / "old-layout"
 TRIAL = "collatz_trial_3a711499"
@@ -406,6 +414,91 @@ def test_results(stubs, data):
         )
     if outcome is not None and outcome.status == 0 and fmt == "json":
         json.loads(outcome.stdout, parse_constant=lambda name: pytest.fail(f"bare {name}"))
+
+
+# -- files from storage: the bank, the search's settings, a trial's files, a checkpoint's reports ---------
+
+#: Lines nobody should have written: nesting past any parser's recursion, a line past
+#: every per-line limit, terminal control characters, NUL bytes, numbers JSON cannot hold.
+HOSTILE_LINES = [
+    "[" * 100_000 + "]" * 100_000,
+    '{"n": "27", "margin": ' + "[" * 5000,
+    '{"n": "27", "margin": -1, "source": "verify", "trial": "' + "x" * 70_000 + '"}',
+    '{"n": "27", "margin": -1, "source": "verify", "trial": "\u001b[2J\u001b]0;t\u0007"}',
+    "\x00" * 20,
+    '{"epoch": NaN, "loss": Infinity}',
+    "{}",
+]
+STORAGE_FUZZ = settings(FUZZ, max_examples=12)
+
+
+@st.composite
+def hostile(draw, text: str) -> bytes:
+    """`text` mangled, and now and then with a hostile line put in among its lines."""
+    data = draw(mangled(text))
+    if draw(st.booleans()):
+        lines = data.split(b"\n")
+        at = draw(st.integers(0, len(lines)))
+        lines.insert(at, draw(st.sampled_from(HOSTILE_LINES)).encode())
+        data = b"\n".join(lines)
+    return data
+
+
+@STORAGE_FUZZ
+@given(data=st.data())
+def test_the_bank_as_training_and_results_read_it(stubs, data):
+    from collatz_ray.errors import UsageError
+    from collatz_ray.trainer import bank
+
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment = Path(shutil.copytree(OLD_LAYOUT, Path(tmp) / "exp"))
+        path = write(experiment, bank.BANK_FILE, data.draw(hostile(BANK)))
+        lenient = bank.read_bank(path, strict=False)  # never raises: damage is a note
+        assert all("\n" not in note for note in lenient.notes)
+        try:
+            strict = bank.read_bank(path, strict=True)
+        except UsageError as err:
+            assert "\n" not in str(err) and len(str(err)) < 1000
+        else:
+            assert strict.records == lenient.records
+        outcome = outcome_of("results", experiment, "--format", data.draw(st.sampled_from(["table", "md"])))
+    assert outcome is not None and "\x1b" not in outcome.stdout
+
+
+@STORAGE_FUZZ
+@given(data=st.data())
+def test_results_on_hostile_trial_and_search_files(stubs, data):
+    draw = data.draw
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment = Path(shutil.copytree(OLD_LAYOUT, Path(tmp) / "exp"))
+        names = [
+            "collatz_search.json",
+            f"{TRIAL}/params.json",
+            f"{TRIAL}/result.json",
+            f"{TRIAL}/train_config.json",
+        ]
+        for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True)):
+            path = experiment / name
+            text = path.read_text()
+            if name.endswith("params.json") and draw(st.booleans()):
+                text = json.dumps({**json.loads(text), "lr": draw(st.sampled_from(JSON_VALUES))})
+            path.write_bytes(draw(hostile(text)))
+        fmt = draw(st.sampled_from(["table", "md", "json", "csv"]))
+        outcome = outcome_of("results", experiment, "--format", fmt)
+    if outcome is not None and outcome.status == 0 and fmt == "json":
+        json.loads(outcome.stdout, parse_constant=lambda name: pytest.fail(f"bare {name}"))
+
+
+@STORAGE_FUZZ
+@given(data=st.data())
+def test_a_checkpoints_reports_read_back_or_dropped_whole(data):
+    reports = [{"epoch": e, "loss": 1.0 / e, "traj_total_violations": e} for e in (10, 20, 30)]
+    text = json.dumps({"search_run": "run-1"}) + "\n" + "".join(json.dumps(r) + "\n" for r in reports)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(Path(tmp), "reports.jsonl", data.draw(hostile(text)))
+        made_by, got = read_reports(path)
+    assert (made_by, got) == ("run-1", reports) or all(isinstance(r, dict) for r in got)
+    assert made_by is None or isinstance(made_by, str)
 
 
 # -- a finished run survives refused commands ------------------------------------------------------

@@ -110,3 +110,15 @@ def test_a_bank_that_cannot_be_written_still_gives_the_report(run, tmp_path):
     report = json.loads(outcome.stdout)
     assert len(report["counterexamples"]) == 5 and "bank" not in report
     assert json.loads(out.read_text())["counterexamples"] == report["counterexamples"]
+
+
+def test_a_bank_with_a_line_nested_100000_deep_still_gets_the_report_and_the_records(run, tmp_path):
+    """Such a line is damage like any other (json.loads would end in a RecursionError
+    after the scan, and its report was never shown)."""
+    experiment = tmp_path / "exp"
+    experiment.mkdir()
+    (experiment / bank.BANK_FILE).write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    outcome = run_command("verify", "--checkpoint", run, *SCAN, "--bank", experiment)
+    assert outcome.status == 0 and "Traceback" not in outcome.stderr, outcome.stderr
+    assert "banked 5 new counterexamples" in outcome.stdout and "violations" in outcome.stdout
+    assert len(bank.read_bank(experiment, strict=False).records) == 5

@@ -125,6 +125,7 @@ def test_a_complete_last_record_without_its_newline_is_kept(tmp_path):
         ('{"n": "27", "margin": -0.1, "source": "verify", "epoch": -3}', "epoch is -3"),
         ('{"n": "27", "margin": -0.1, "source": "verify", "sha256": "abc"}', "sha256 is 'abc'"),
         ('{"n": "27", "margin": -0.1, "source": "verify", "trial": 5}', "trial or time is not text"),
+        ("[" * 30_000 + "]" * 30_000, "nested too deep"),  # json.loads: RecursionError
     ],
     ids=[
         "text",
@@ -140,6 +141,7 @@ def test_a_complete_last_record_without_its_newline_is_kept(tmp_path):
         "epoch",
         "sha256",
         "trial",
+        "deep",
     ],
 )
 def test_a_damaged_line_is_a_note_for_the_summary_and_one_line_for_training(tmp_path, line, why):
@@ -173,6 +175,25 @@ def test_a_missing_or_oversized_bank_is_one_line(tmp_path):
     with pytest.raises(UsageError, match=f"{huge}: 67,108,865 bytes, more than the 67,108,864"):
         bank.ranked_numbers(huge)
     assert "more than the" in bank.read_bank(huge, strict=False).notes[0]
+
+
+def test_an_overlong_line_is_passed_over_and_a_fifo_is_no_bank(tmp_path):
+    path = tmp_path / bank.BANK_FILE
+    bank.append_records(path, [bank.new_record(31, margin=-0.1, source="verify")])
+    with open(path, "a") as f:
+        f.write('{"n": "27", "trial": "' + "x" * bank.MAX_LINE_BYTES + '"}\n')
+    bank.append_records(path, [bank.new_record(33, margin=-0.2, source="mining")])
+    lenient = bank.read_bank(path, strict=False)
+    assert [r.n for r in lenient.records] == [31, 33]
+    assert lenient.notes == [
+        f"{path}: line 2 is longer than {bank.MAX_LINE_BYTES:,} bytes; expected {bank.EXPECTED}"
+    ]
+    with pytest.raises(UsageError, match="line 2 is longer than"):
+        bank.ranked_numbers(path)
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)  # no writer: reading it must not wait for one
+    with pytest.raises(UsageError, match="not a regular file"):
+        bank.ranked_numbers(fifo)
 
 
 def test_sightings_merge_by_n_worst_margin_first(tmp_path):

@@ -15,8 +15,9 @@ from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.arith import syracuse
 from collatz_ray.syracuse.features import FeatureSpec, reference_row
+from collatz_ray.trainer import scan as scan_lib
 from collatz_ray.trainer.model import LyapunovMLP
-from collatz_ray.trainer.scan import Progress, Scan, Summary, chunk_numbers, scan_chunk, scan_locally
+from collatz_ray.trainer.scan import Progress, Scan, Summary, chunk_batches, scan_chunk, scan_locally
 
 CPU = torch.device("cpu")
 SPEC = FeatureSpec(6)
@@ -61,10 +62,14 @@ def test_a_range_scan_finds_exactly_the_reference_violations():
     assert summary.buckets == per_bits
 
 
+def numbers_of(chunk: tuple, *, seed: int) -> list[int]:
+    return [n for batch in chunk_batches(chunk, seed=seed) for n in limbs.to_ints(batch)]
+
+
 def test_numbers_beyond_64_bits_are_exact():
     start = 2**100 - 5  # the run crosses 2^100 inside the chunk
     values = list(range(start, start + 2 * 300, 2))
-    assert limbs.to_ints(chunk_numbers(("range", start, 300), seed=0)) == values
+    assert numbers_of(("range", start, 300), seed=0) == values
     m = model(1)
     result = scan_chunk(m, SPEC, ("range", start, 300), index=0, seed=0, keep=300, device=CPU)
     _, bad = reference(m, values)
@@ -112,12 +117,28 @@ def test_random_chunks_have_exactly_their_bits_and_repeat_with_the_seed():
         ("random", 70, 400, 1),
         ("random", 70, 200, 2),
     ]
-    values = [limbs.to_ints(chunk_numbers(c, seed=4)) for c in chunks]
+    values = [numbers_of(c, seed=4) for c in chunks]
     assert values[0] == [3] * 5
     big = [v for part in values[1:] for v in part]
     assert all(v.bit_length() == 70 and v % 2 == 1 for v in big) and len(set(big)) == 1000
-    assert limbs.to_ints(chunk_numbers(chunks[2], seed=4)) == values[2]
-    assert limbs.to_ints(chunk_numbers(chunks[2], seed=5)) != values[2]
+    assert numbers_of(chunks[2], seed=4) == values[2]
+    assert numbers_of(chunks[2], seed=5) != values[2]
+
+
+def test_a_chunk_comes_in_batches_bounded_in_limbs_with_the_numbers_of_one_draw(monkeypatch):
+    """Batches keep memory bounded whatever the chunk and bit length, and change no
+    number: a random chunk is the one draw of all its numbers that scans made before."""
+    monkeypatch.setattr(scan_lib, "SCAN_LIMBS", 3 * 40)  # 40 numbers of 70 bits (3 limbs)
+    batches = list(chunk_batches(("random", 70, 1001, 2), seed=4))
+    assert [b.shape[0] for b in batches] == [40] * 25 + [1]
+    rng = np.random.default_rng([4, 70, 2])
+    whole = limbs.random_odd(rng, np.full(1001, 69, dtype=np.int64), width=3)
+    assert torch.equal(torch.cat(batches), whole)
+    assert numbers_of(("range", 2**64 - 11, 333), seed=0) == list(range(2**64 - 11, 2**64 - 11 + 666, 2))
+    monkeypatch.undo()
+    for bits in (2, 64, 2048, 14000):
+        width = -(-bits // limbs.LIMB_BITS)
+        assert scan_lib.batch_size(2**bits - 1) * width <= max(width, scan_lib.SCAN_LIMBS)
 
 
 IDENTITY = {

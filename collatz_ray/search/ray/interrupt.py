@@ -19,8 +19,7 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-#: Exit statuses of a process ended by a signal, as shells report them.
-EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+from collatz_ray._interrupt import EXIT_STATUS
 
 
 @dataclass

@@ -27,6 +27,8 @@ from typing import Any
 import ray
 from ray import tune
 
+from collatz_ray._bounded import lines as bounded_lines
+from collatz_ray._bounded import loads, open_regular, size_of
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, TIME_ATTR, objective
 from collatz_ray.trainer import bank as banking
@@ -156,13 +158,18 @@ MAX_REPORTS_BYTES = 64 * 2**20
 def read_reports(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
     """(the run of the search that made them, the reports) a checkpoint carries;
     (None, []) for a checkpoint without them, or whose file is not a regular file of at
-    most MAX_REPORTS_BYTES holding JSON objects: the trial then resumes from the
-    checkpoint and replays nothing, and the record keeps what it holds."""
+    most MAX_REPORTS_BYTES holding JSON objects (nested no deeper than
+    _bounded.MAX_JSON_DEPTH): the trial then resumes from the checkpoint and replays
+    nothing, and the record keeps what it holds."""
+    lines = []
     try:
-        if not path.is_file() or path.stat().st_size > MAX_REPORTS_BYTES:
-            return None, []
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError, RecursionError):
+        with open_regular(path) as handle:
+            if size_of(handle) > MAX_REPORTS_BYTES:
+                return None, []
+            for line in bounded_lines(handle, max_line=MAX_REPORTS_BYTES, limit=MAX_REPORTS_BYTES):
+                if line.text is not None and line.text.strip():
+                    lines.append(loads(line.text))
+    except (OSError, ValueError):  # ValueError: not JSON, or nested too deep
         return None, []
     if not lines or not all(isinstance(line, dict) for line in lines):
         return None, []
