@@ -11,13 +11,16 @@ import functools
 import math
 import re
 import shlex
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from collatz_ray._interrupt import Interrupted, raising_on_signals
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
 from collatz_ray.trainer.config import MAX_SEED
+from collatz_ray.trainer.text import TEXT_WIDTH, fitted
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -91,12 +94,29 @@ def _prog(main: Callable[..., object]) -> str:
 _LONG_QUOTE = re.compile(rf"'[^'\n]{{{SHOWN_CHARS},}}'|\"[^\"\n]{{{SHOWN_CHARS},}}\"")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help at the terminal's width, at most TEXT_WIDTH columns (argparse would take a
+    wide terminal's whole width). The description keeps its own lines, as written in the
+    command's docstring; one longer than TEXT_WIDTH continues under its text."""
+
+    def __init__(self, prog: str, **kwargs: Any) -> None:
+        kwargs.setdefault("width", min(shutil.get_terminal_size().columns - 2, TEXT_WIDTH))
+        super().__init__(prog, **kwargs)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # A flag in the help (--no-k-shifted) is not broken at its hyphens.
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "".join(piece + "\n" for line in text.splitlines() for piece in fitted(indent + line))
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors (unknown flag, bad value) become a UsageError: one line and
     exit status 2 through exit_on_usage_error, like every other bad input."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:

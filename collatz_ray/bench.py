@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from collatz_ray.benchmarks import speed
     from collatz_ray.trainer.loop import resolve_device
+    from collatz_ray.trainer.text import fitted_text
 
     if args.threads is not None:
         speed.set_threads(args.threads)
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         whole = set(only) == set(speed.BENCHMARKS)
         print(json.dumps(speed.to_json(report) if whole else speed.partial_json(report), default=float))
     else:
-        print(speed.render(report))
+        print(fitted_text(speed.render(report)))
     return 0
 
 

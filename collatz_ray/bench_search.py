@@ -21,9 +21,10 @@ def parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from collatz_ray.benchmarks.search_overhead import measure, render
+    from collatz_ray.trainer.text import fitted_text
 
     figures = measure(args.trials)
-    print(json.dumps(figures) if args.json else render(figures))
+    print(json.dumps(figures) if args.json else fitted_text(render(figures)))
     return 0
 
 

@@ -38,7 +38,7 @@ from collatz_ray.search.storage import check_name, check_storage, is_remote, res
 from collatz_ray.search.study import STUDY_FILE, resolve_study
 from collatz_ray.search.tracking import chosen_trackers, describe, parse_tracker
 from collatz_ray.search.versions import check_tested_versions
-from collatz_ray.trainer.text import format_report
+from collatz_ray.trainer.text import fitted, format_report, setting_text
 
 
 def parser() -> ArgumentParser:
@@ -123,7 +123,7 @@ def print_report(
         print("No trial reported a result.")
         print(f"Experiment: {path}")  # a line of its own, as after a result: paths are long
         for t in errored:
-            print(f"  {t['trial_id']}: {t['error'].splitlines()[0][:200]}")
+            print("\n".join(fitted(f"  {t['trial_id']}: {t['error'].splitlines()[0][:200]}")))
         return 1
     best = trials[0]
     m = best["metrics"]
@@ -132,7 +132,7 @@ def print_report(
         f"held-out violations at epoch {m['epoch']} (objective {m['objective']:.4f})"
     )
     for key, value in sorted(best["config"].items()):
-        print(f"  {key} = {value}")
+        print(f"  {key} = {setting_text(value)}")
     print(format_report(m, test_seeds))
     if errored:
         print(f"{len(errored)} trial(s) errored: " + ", ".join(t["trial_id"] for t in errored))

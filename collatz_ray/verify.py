@@ -2,8 +2,7 @@
 V(T n) >= V(n) (a non-finite V counts as one).
 
     python -m collatz_ray.verify --checkpoint results/runs/run7 --range 3..2**32 --out scan.json
-    python -m collatz_ray.verify --checkpoint model.pth --lookahead 100 --layers 128,128,128 \
-        --random 256:100000 --random 1024:10000
+    python -m collatz_ray.verify --checkpoint model.pth --lookahead 100 --layers 128,128,128 --random 256:100000
 
 `--range A..B` scans every odd n with A <= n < B (A >= 2: T(1) = 1 ties by definition);
 the ends are integers or sums of powers such as 2**40+2**20. `--random BITS:COUNT` draws

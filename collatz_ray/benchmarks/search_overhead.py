@@ -165,7 +165,7 @@ def render(figures: dict[str, Any]) -> str:
             f"  ratio to plain:                     {ratio:.2f}x median, {figures['ratio_best']:.2f}x best "
             f"(target <= {TARGET_RATIO:g}x: {verdict(ratio <= TARGET_RATIO)})",
             f"  the same training without Ray:      best {figures['trainer_alone_best']:6.2f} s, median "
-            f"{figures['trainer_alone_median']:6.2f} s (a fresh Python process: import torch, train, evaluate)",
+            f"{figures['trainer_alone_median']:6.2f} s (a fresh process: import torch, train, evaluate)",
             f"  left for Ray beyond a plain trial:  {figures['ray_beyond_plain_and_trainer_median']:6.2f} s per trial "
             "(median: collatz - plain - training alone)",
             f"  start to first report:              {figures['ours_time_to_first_report']:6.2f} s "

@@ -273,7 +273,7 @@ def bench_features(report: Report, sizes: Sizes, device: torch.device, sampler: 
         report.check(
             f"features_{name}",
             diff <= ROW_ATOL and k_equal,
-            f"{len(sample)} rows, max |fast - naive| = {diff:.3g}, k columns equal: {k_equal}",
+            f"{len(sample)} rows, max |fast - naive| = {diff:.3g}, k columns {'equal' if k_equal else 'differ'}",
         )
 
         n_limbs = limbs.from_ints(values, device=device)
@@ -477,9 +477,10 @@ def bench_training(report: Report, sizes: Sizes, device: torch.device) -> None:
     report.check(
         "training_batch",
         ok,
-        f"{len(values)} rows: max row diff per offset {dict((j, float(f'{d:.3g}')) for j, d in diffs.items())}, "
-        f"weights equal {weight_equal}, |ln n| diff {ln_diff:.3g}, |drift| diff {drift_diff:.3g}, "
-        f"loss {loss_fast:.7g} vs {loss_naive:.7g}",
+        f"{len(values)} rows: max row diff per offset "
+        + ", ".join(f"T^{j} {d:.3g}" if j else f"n {d:.3g}" for j, d in diffs.items())
+        + f"; weights {'equal' if weight_equal else 'differ'}, |ln n| diff {ln_diff:.3g}, "
+        f"|drift| diff {drift_diff:.3g}, loss {loss_fast:.7g} vs {loss_naive:.7g}",
     )
 
     # Fast: chunks of CHUNK_ROWS rows as the trainer draws them. One untimed chunk warms up.

@@ -158,14 +158,24 @@ def extremes(s: Spread, key: str) -> str:
     return f"{s.lowest:g}..{s.highest:g}"
 
 
-def table_rows(rep: Replication) -> list[list[str]]:
-    """#, configuration, source trials, metric, seeds, mean, sd, min..max, CI: a row per
-    metric, the configuration named on its first."""
-    rows = []
+def configuration_lines(rep: Replication) -> str:
+    """The configurations, best first, as a numbered list the table's # refers to:
+    each with its settings and the source trials it came from."""
+    lines = []
     for rank, group in enumerate(rep.configurations, 1):
         c = group.configuration
+        trials = f"source trial{'s' * (len(c.source_trials) > 1)} {', '.join(c.source_trials)}"
+        lines.append(f"{rank}. {c.label}" + (f" ({trials})" if c.source_trials else ""))
+    return "\n".join(lines)
+
+
+def table_rows(rep: Replication) -> list[list[str]]:
+    """#, metric, seeds, mean, sd, min..max, CI: a row per metric, the configuration's
+    number (of configuration_lines) on its first."""
+    rows = []
+    for rank, group in enumerate(rep.configurations, 1):
         done = f"{len(group.finished)}/{len(rep.seeds) or len(group.trials)}"
-        first = [str(rank), c.label, ",".join(c.source_trials) or "-"]
+        first = [str(rank)]
         if not group.spreads:
             rows.append(first + ["-", done, "-", "-", "-", "-"])
         for key, s in group.spreads.items():
@@ -180,21 +190,11 @@ def table_rows(rep: Replication) -> list[list[str]]:
                     "-" if s.ci is None else f"{number(s.ci[0], key)}..{number(s.ci[1], key)}",
                 ]
             )
-            first = ["", "", ""]
+            first = [""]
     return rows
 
 
-HEADERS = [
-    "#",
-    "configuration",
-    "source trials",
-    "metric",
-    "seeds",
-    "mean",
-    "sd",
-    "min..max",
-    f"{CONFIDENCE:.0%} CI",
-]
+HEADERS = ["#", "metric", "seeds", "mean", "sd", "min..max", f"{CONFIDENCE:.0%} CI"]
 
 
 def description(rep: Replication, exp: Experiment) -> str:

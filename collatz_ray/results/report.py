@@ -8,9 +8,11 @@ saying the same thing; the markdown follows the published log (markdown tables).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import re
 import statistics
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,15 @@ from collatz_ray.search.objective import objective_words, ranked
 from collatz_ray.trainer import metrics as registry
 from collatz_ray.trainer.bank import SOURCES, Bank, Entry, distinct
 from collatz_ray.trainer.config import TrainConfig
-from collatz_ray.trainer.text import LOG_COLUMNS, format_log_header, format_log_line, short_decimal
+from collatz_ray.trainer.text import (
+    LOG_COLUMNS,
+    TEXT_WIDTH,
+    fitted,
+    format_log_header,
+    format_log_line,
+    setting_text,
+    short_decimal,
+)
 
 #: The published runs (docs/method.md) (violations of the 429 held-out steps, percents).
 PUBLISHED = (
@@ -56,6 +66,9 @@ class Table:
     rows: list[list[str]]
     #: The terminal form when a formatter of the trainer's own log made the lines.
     fixed: list[str] | None = None
+    #: The leading columns that name a row (a trial, a rank): repeated in each part when
+    #: the table is too wide for the terminal and its other columns go in parts.
+    key_columns: int = 1
 
 
 @dataclass
@@ -76,7 +89,7 @@ def render_text(doc: Document) -> str:
     for section in doc.sections:
         out += ["", section.title, "-" * len(section.title)]
         for i, block in enumerate(section.blocks):
-            out += [""] * (i > 0) + (_text_table(block) if isinstance(block, Table) else [block])
+            out += [""] * (i > 0) + (_text_table(block) if isinstance(block, Table) else _paragraph(block))
     return "\n".join(out) + "\n"
 
 
@@ -86,7 +99,9 @@ def render_markdown(doc: Document) -> str:
     for section in doc.sections:
         out += ["", f"## {section.title}"]
         for block in section.blocks:
-            out += [""] + (_markdown_table(block) if isinstance(block, Table) else [block])
+            # A table's rows stay one line each, as markdown needs them; prose wraps
+            # (markdown joins the lines again).
+            out += [""] + (_markdown_table(block) if isinstance(block, Table) else _paragraph(block))
     return "\n".join(out) + "\n"
 
 
@@ -98,16 +113,31 @@ def _printable(doc: Document) -> Document:
     def block(b: str | Table) -> str | Table:
         if not isinstance(b, Table):
             return printable(b, keep_newlines=True)
-        return Table(
-            [printable(h) for h in b.headers],
-            [[printable(c) for c in row] for row in b.rows],
-            None if b.fixed is None else [printable(line) for line in b.fixed],
+        return dataclasses.replace(
+            b,
+            headers=[printable(h) for h in b.headers],
+            rows=[[printable(c) for c in row] for row in b.rows],
+            fixed=None if b.fixed is None else [printable(line) for line in b.fixed],
         )
 
     return Document(
         printable(doc.title),
         [Section(printable(s.title), [block(b) for b in s.blocks]) for s in doc.sections],
     )
+
+
+#: A list item's mark ("- ", "1. "): its continuation lines start under the item's text.
+_LIST_MARK = re.compile(r"\s*(?:[-*]|\d+\.)\s+")
+
+
+def _paragraph(block: str) -> list[str]:
+    """A block of prose within TEXT_WIDTH columns: each line wrapped, a list item's
+    continuation under its text."""
+    out = []
+    for line in block.split("\n"):
+        mark = _LIST_MARK.match(line)
+        out += fitted(line, indent=" " * (mark.end() if mark else 0))
+    return out
 
 
 def _is_number(cell: str) -> bool:
@@ -122,16 +152,79 @@ def _right_aligned(table: Table) -> list[bool]:
     ]
 
 
+#: Columns are two spaces apart.
+_GAP = 2
+#: The narrowest a column of text is wrapped to, before the table's columns go in parts.
+_NARROWEST_TEXT = 16
+
+
 def _text_table(table: Table) -> list[str]:
+    """The table as aligned text within TEXT_WIDTH columns: a long text cell (an error, a
+    configuration) wraps within its column; a table with more columns than fit goes in
+    parts, each with the key columns that name its rows."""
     if table.fixed is not None:
         return table.fixed
-    widths = [max(len(str(c)) for c in col) for col in zip(table.headers, *table.rows)]
     right = _right_aligned(table)
+    natural = [max(len(c) for c in col) for col in zip(table.headers, *table.rows)]
+    narrowest = [w if r else min(w, _NARROWEST_TEXT) for w, r in zip(natural, right)]
+    out: list[str] = []
+    for i, part in enumerate(_column_parts(narrowest, keys=table.key_columns)):
+        out += [""] * (i > 0) + _text_part(table, part, [natural[c] for c in part], [right[c] for c in part])
+    return out
 
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
 
-    return [line(table.headers), line(["-" * w for w in widths])] + [line(r) for r in table.rows]
+def _column_parts(narrowest: list[int], *, keys: int) -> list[list[int]]:
+    """The columns in parts that fit TEXT_WIDTH at their narrowest, the key columns
+    leading each part; one part when all fit."""
+    key = list(range(min(keys, len(narrowest))))
+    used = sum(narrowest[c] + _GAP for c in key)
+    parts, part, width = [], list(key), used
+    for column in range(len(key), len(narrowest)):
+        if part != key and width + narrowest[column] > TEXT_WIDTH:
+            parts.append(part)
+            part, width = list(key), used
+        part.append(column)
+        width += narrowest[column] + _GAP
+    return [*parts, part]
+
+
+def _text_part(table: Table, columns: list[int], widths: list[int], right: list[bool]) -> list[str]:
+    # Narrow the widest text columns until the part fits (or each is at its narrowest).
+    while sum(widths) + _GAP * (len(widths) - 1) > TEXT_WIDTH:
+        text = [i for i, r in enumerate(right) if not r and widths[i] > _NARROWEST_TEXT]
+        if not text:
+            break
+        widest = max(text, key=lambda i: widths[i])
+        excess = sum(widths) + _GAP * (len(widths) - 1) - TEXT_WIDTH
+        widths[widest] = max(_NARROWEST_TEXT, widths[widest] - excess)
+
+    def lines(cells: Sequence[str]) -> list[str]:
+        wrapped = [_cell_lines(cells[c], w) for c, w in zip(columns, widths)]
+        height = max(map(len, wrapped))
+        return [
+            (" " * _GAP)
+            .join(
+                _aligned(piece[n] if n < len(piece) else "", w, r)
+                for piece, w, r in zip(wrapped, widths, right)
+            )
+            .rstrip()
+            for n in range(height)
+        ]
+
+    rule = (" " * _GAP).join("-" * w for w in widths)
+    return [*lines(table.headers), rule] + [line for row in table.rows for line in lines(row)]
+
+
+def _aligned(text: str, width: int, right: bool) -> str:
+    return text.rjust(width) if right else text.ljust(width)
+
+
+def _cell_lines(cell: str, width: int) -> list[str]:
+    """A cell's text in lines of `width`, broken at spaces (a word longer than the
+    column, a path, keeps its length)."""
+    if len(cell) <= width:
+        return [cell]
+    return textwrap.wrap(cell, width=width, break_long_words=False, break_on_hyphens=False) or [""]
 
 
 def _markdown_table(table: Table) -> list[str]:
@@ -145,15 +238,7 @@ def _markdown_table(table: Table) -> list[str]:
 # -- formatting values -----------------------------------------------------------------
 def fmt(value: Any) -> str:
     """A setting or metric as a short cell: lists as 16,16, floats to 4 digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return str(value)
+    return setting_text(value, digits=4)
 
 
 def _pct(value: Any) -> str:
@@ -263,6 +348,7 @@ def replication_section(exp: Experiment) -> Section | None:
         "Seed replicates",
         [
             replicates.description(rep, exp),
+            replicates.configuration_lines(rep),
             Table(replicates.HEADERS, replicates.table_rows(rep)),
             rep.verdict,
         ],
@@ -428,12 +514,16 @@ def _trials_table(exp: Experiment, top: int) -> Section:
         if m.table is not None and (not m.table.when_reported or any(m.key in t.metrics for t in trials))
     ]
     rows = [
-        [str(i), t.trial_id, t.ending.text, fmt(t.epoch)]
+        [str(i), t.trial_id, _ending_cell(t), fmt(t.epoch)]
         + [fmt(t.params.get(n)) for n in names]
         + [m.cell(t.metrics, fmt=column.fmt) for m, column in columns]
         for i, t in enumerate(trials[:top], 1)
     ]
-    table = Table(["#", "trial", "ending", "epoch", *names, *(column.heading for _, column in columns)], rows)
+    table = Table(
+        ["#", "trial", "ending", "epoch", *names, *(column.heading for _, column in columns)],
+        rows,
+        key_columns=2,
+    )
     shown = f"top {top} of {len(trials)}" if len(trials) > top else f"all {len(trials)}"
     kind = exp.settings.get("objective", "log")
     return Section(
@@ -444,6 +534,11 @@ def _trials_table(exp: Experiment, top: int) -> Section:
             f"objective ({objective_words(kind)} plus a margin tie-break).",
         ],
     )
+
+
+def _ending_cell(trial: Trial) -> str:
+    """How the trial ended, without its error: the errors' own section shows that whole."""
+    return trial.ending.text.removesuffix(f": {trial.error}") if trial.error else trial.ending.text
 
 
 def _errors(exp: Experiment) -> Section:

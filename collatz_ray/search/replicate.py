@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.trainer.config import TrainConfig
+from collatz_ray.trainer.text import setting_text
 
 if TYPE_CHECKING:
     from collatz_ray.search.spaces import SearchSpace
@@ -55,7 +56,8 @@ class Configuration:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={_text(v)}" for k, v in self.params.items()) or "(the space's settings)"
+        settings = (f"{k}={setting_text(v, digits=4)}" for k, v in self.params.items())
+        return ", ".join(settings) or "(the space's settings)"
 
     @property
     def key(self) -> str:
@@ -242,10 +244,3 @@ def _without_seed(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _is_seed(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _text(value: Any) -> str:
-    """A setting as a label shows it: lists as 16,16, floats to 4 digits."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -67,7 +67,9 @@ class TrainConfig:
     batch_size: int = field(default=1024, metadata=_doc("rows per epoch (one epoch = one batch)"))
     max_bits: int = field(default=128, metadata=_doc("bit size of random training numbers"))
     hard_ratio: float = field(default=0.25, metadata=_doc("share of the batch from the hard pool"))
-    num_hard_seeds: int | None = field(default=None, metadata=_doc("use only the first N training seeds"))
+    num_hard_seeds: int | None = field(
+        default=None, metadata=_doc("use only the first N training seeds (default: all)")
+    )
     test_seeds: tuple[int, ...] = field(default=DEFAULT_TEST_SEEDS, metadata=_doc("held-out seeds"))
     curriculum: bool = field(default=False, metadata=_doc("ramp the active training seeds"))
     start_seeds: int = field(default=30, metadata=_doc("curriculum: seeds active at epoch 0"))
@@ -81,7 +83,7 @@ class TrainConfig:
         default=None,
         metadata=_doc(
             "counterexample bank (an experiment directory or its counterexamples.jsonl) whose numbers "
-            "join the hard pool"
+            "join the hard pool (default: none)"
         ),
     )
     hard_seed_bank_count: int = field(default=100, metadata=_doc("banked numbers used, worst margin first"))
@@ -334,9 +336,7 @@ def add_config_flags(parser, *, names: tuple[str, ...] | None = None) -> None:
             continue
         flags = FLAG_ALIASES.get(f.name, ("--" + f.name.replace("_", "-"),))
         annotation = _resolve(f.type)
-        default = f.default
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+        help_text = f.metadata.get("help", "") + _default_words(f.default, flags)
         if annotation is bool:
             parser.add_argument(
                 *flags,
@@ -347,6 +347,19 @@ def add_config_flags(parser, *, names: tuple[str, ...] | None = None) -> None:
             )
         else:
             parser.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar="V", help=help_text)
+
+
+def _default_words(default: Any, flags: tuple[str, ...]) -> str:
+    """' (default: ...)' as --help shows it: a switch's default as its flag, a list as
+    16,16; nothing where the help text says what an unset setting means."""
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        on = flags[0]
+        return f" (default: {on if default else '--no-' + on.removeprefix('--')})"
+    if isinstance(default, tuple):
+        return f" (default: {','.join(map(str, default))})"
+    return f" (default: {default})"
 
 
 def flag_overrides(args) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """How the trainer's metrics read as text: the log's columns, the per-seed report, and
-JSON that every parser reads.
+JSON that every parser reads; and what every command's text for a person keeps to:
+lines of at most TEXT_WIDTH columns, settings written as words and numbers.
 
 Kept free of torch, so the search command and the results reader can print them
 without loading the trainer.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +21,50 @@ from collatz_ray.trainer import metrics as registry
 #: like the log: a fixed layout that new metrics leave alone (their views are the
 #: summaries and the status block that trainer/metrics.py feeds).
 LOG_COLUMNS = ("Epoch", "Loss", "Pass%", "Wtd%", "Growth%", "GrWtd%", "Traj Viol")
+
+
+#: The widest line a command prints for a person: longer ones continue under their text.
+TEXT_WIDTH = 120
+#: "  time:       ...": a plan line's label, whose text a continuation starts under.
+_LABEL = re.compile(r"^\s*[\w ]+:\s+")
+
+
+def fitted(line: str, *, indent: str | None = None, width: int = TEXT_WIDTH) -> list[str]:
+    """`line` within `width` columns, broken at spaces. A continuation starts with
+    `indent`; by default under the text after the line's label ("  time:       ..."),
+    else four spaces in. A path, which has no space to break at, keeps its length."""
+    label = _LABEL.match(line) if indent is None else None
+    if len(line) <= width or " " not in line[label.end() if label else 0 :].strip():
+        return [line]
+    if indent is None:
+        indent = " " * (label.end() if label else 4)
+    return textwrap.wrap(
+        line,
+        width=width,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def fitted_text(text: str) -> str:
+    """Every line of `text` fitted (lines that already fit are left as they are)."""
+    return "\n".join(piece for line in text.split("\n") for piece in fitted(line))
+
+
+def setting_text(value: Any, *, digits: int | None = None) -> str:
+    """A setting as a person reads it (and as a YAML file or a KEY=VALUE flag takes it):
+    lists as 16,16, booleans as true/false, nothing as -, floats to `digits` significant
+    digits when given; never a Python repr."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(setting_text(v, digits=digits) for v in value)
+    if isinstance(value, float) and digits is not None:
+        return f"{value:.{digits}g}"
+    return str(value)
 
 
 def strict_json(value: Any, **dumps_options: Any) -> str:

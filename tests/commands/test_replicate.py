@@ -50,8 +50,8 @@ def test_dry_run_prints_the_plan(storage):
     assert outcome.stdout.splitlines() == [
         "Replicate 2 configurations of 'smoke' x 3 seeds (1, 2, 3): 6 trials x 60 epochs, the full "
         "budget, no early stopping",
-        "  1. lookahead=20, target_type=split, mine_negatives=True, mine_interval=20 (source trial b1)",
-        "  2. lookahead=10, target_type=fixed, mine_negatives=False (source trials a1, a2)",
+        "  1. lookahead=20, target_type=split, mine_negatives=true, mine_interval=20 (source trial b1)",
+        "  2. lookahead=10, target_type=fixed, mine_negatives=false (source trials a1, a2)",
         f"Source: {storage.resolve() / 'src'}",
         f"Experiment: {storage.resolve() / 'follow'}",
     ]

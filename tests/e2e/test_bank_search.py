@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 from support.clitools import run_command
+from support.width import unwrapped
 
 from collatz_ray.search.ray.worker import bank_hook
 from collatz_ray.trainer import bank
@@ -102,4 +103,6 @@ def test_a_search_with_mining_fills_its_experiment_s_bank(tmp_path, eval_csv):
     assert {r.epoch for r in records} <= {10, 20}
     shown = run_command("results", experiment)
     assert shown.status == 0 and "Counterexample bank" in shown.stdout
-    assert f"{len(records)} records of {len(bank.distinct(records))} distinct odd n" in shown.stdout
+    assert f"{len(records)} records of {len(bank.distinct(records))} distinct odd n" in unwrapped(
+        shown.stdout
+    )

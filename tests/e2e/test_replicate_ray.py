@@ -21,6 +21,7 @@ from support.searches import (
     read_reports,
     wait_for,
 )
+from support.width import overlong, python_reprs, unwrapped
 
 from collatz_ray.results.read import load_experiment
 from collatz_ray.results.report import ranked_trials
@@ -125,8 +126,10 @@ def test_the_smoke_search_top_two_replicate_with_two_seeds(smoke_experiment, tmp
         )
     means = sorted(statistics.fmean(v) for v in by_config.values())
     assert replicates["lead"]["difference"] == means[1] - means[0]
-    assert replicates["verdict"] in stdout
-    assert replicates["verdict"] in (followup / "summary.md").read_text()
+    # The verdict's one line, wrapped on the terminal and in summary.md.
+    assert replicates["verdict"] in unwrapped(stdout)
+    assert replicates["verdict"] in unwrapped((followup / "summary.md").read_text())
+    assert not overlong(first.stdout() + stdout) and not python_reprs(first.stdout() + stdout)
 
 
 def test_the_searcher_hands_out_each_config_once_and_a_restored_one_goes_on(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.clitools import run_command
+from support.width import unwrapped
 
 from collatz_ray.trainer import bank
 
@@ -42,7 +43,7 @@ def test_the_table_and_summary_md_show_the_bank(experiment):
     assert (
         f"{experiment / bank.BANK_FILE}: 4 records of 3 distinct odd n with V(T n) >= V(n) "
         "(distinct numbers found by verify 2, mining 2)"
-    ) in section
+    ) in unwrapped(section)
     rows = [line.split() for line in section.splitlines() if line[:1].isdigit()]
     big = str(BIG)
     assert rows == [
@@ -50,7 +51,7 @@ def test_the_table_and_summary_md_show_the_bank(experiment):
         ["1161", "11", "-0.03100", "verify", "-", "40", SHA[:12], "2"],
         ["2223", "12", "-0.00200", "verify", "-", "40", SHA[:12], "1"],
     ]
-    assert f"hard_seed_bank: {experiment}" in section
+    assert f"hard_seed_bank: {experiment}" in unwrapped(section)
     markdown = (experiment / "summary.md").read_text()
     assert (
         "## Counterexample bank" in markdown

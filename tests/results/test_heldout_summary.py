@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from support.width import unwrapped
+
 from collatz_ray.results.formats import to_csv, to_json
 from collatz_ray.results.read import load_experiment
 from collatz_ray.results.report import experiment_document, render_text
@@ -90,7 +92,7 @@ def test_the_best_trial_and_the_trials_table_show_the_heldout_counts(tmp_path):
     first = next(line for line in text.splitlines() if line.startswith("1 "))
     assert "12/429" in first and "6/158" in first and "180/17522" in first
     assert max(len(line) for line in text.splitlines() if line.startswith(("#", "1 ", "2 "))) < 120
-    assert "objective (violations of the unseen held-out steps plus a margin tie-break)" in text
+    assert "objective (violations of the unseen held-out steps plus a margin tie-break)" in unwrapped(text)
 
 
 def test_machine_readable_forms_carry_the_counts(tmp_path):
@@ -110,4 +112,4 @@ def test_older_experiments_read_as_before(tmp_path):
     assert "unseen" not in text and "large numbers" not in text
     header = next(line for line in text.splitlines() if line.startswith("#"))
     assert header.split()[5:7] == ["violations", "pass"]
-    assert "objective (violations of the log's held-out steps plus a margin tie-break)" in text
+    assert "objective (violations of the log's held-out steps plus a margin tie-break)" in unwrapped(text)

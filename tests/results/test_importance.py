@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.clitools import run_command
+from support.width import unwrapped
 
 from collatz_ray.results.importance import ENOUGH_TRIALS, parameter_importances
 from collatz_ray.results.read import load_experiment
@@ -167,7 +168,7 @@ def test_every_summary_shows_them(tmp_path):
         "mine_negatives": "12/12",
         "mine_count": "6/12",
     }
-    assert "at the full budget (epoch 40), which 12 trials reached" in method
+    assert "at the full budget (epoch 40), which 12 trials reached" in unwrapped(method)
     assert "## Which settings matter (parameter importance)" in (path / "summary.md").read_text()
     data = json.loads(run_command("results", path, "--format", "json").stdout)
     assert data["importance"] == data["experiments"][0]["importance"]
@@ -311,7 +312,7 @@ def test_a_trial_with_damaged_params_is_left_out_by_name_and_nothing_else_is_los
     assert imp["skipped"][0].endswith("; trial left out")
     assert len(data["trials"]) == 12  # the rest of the summary still has every trial
     text = run_command("results", path).stdout
-    assert f"Left out: {damaged}: {problem}" in text
+    assert f"Left out: {damaged}: {problem}" in unwrapped(text)
 
 
 def test_without_its_space_file_the_sampled_values_give_the_ranges(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from support.searches import read_reports
+from support.width import unwrapped
 
 import collatz_ray.results.__main__ as results
 from collatz_ray.search.failures import error_line
@@ -292,7 +293,7 @@ def test_an_errored_trial_is_listed_with_its_error(smoke_experiment, tmp_path, c
     status, out, _ = run(capsys, experiment)
     assert status == 0
     errors = out[out.index("Trials with errors") :]
-    assert trial_id in errors and RAY_ERROR_LINE in errors
+    assert trial_id in errors and RAY_ERROR_LINE in unwrapped(errors)  # wrapped in its column
     trial = next(t for t in run_json(capsys, experiment)["trials"] if t["trial_id"] == trial_id)
     assert trial["status"] == "ERROR" and trial["error"] == RAY_ERROR_LINE
     assert trial["ending"] == f"errored before its first report: {RAY_ERROR_LINE}"

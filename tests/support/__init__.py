@@ -8,4 +8,5 @@ its conftest): each constant, runner and reader defined once.
 - raycluster: a multi-process local Ray cluster with its own ports and temp dirs.
 - runs: a trainer run's metrics.
 - searches: real `collatz_ray.tune` searches as subprocesses, and readers of their files.
+- width: what a person reads from a command: lines over 120 columns, Python reprs, text unwrapped.
 """
