@@ -17,7 +17,6 @@ finishes an interrupted one; `--dry-run` prints the plan without starting Ray.
 from __future__ import annotations
 
 import sys
-import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +43,7 @@ from collatz_ray.search.settings import (
 from collatz_ray.search.spaces import PRESETS, load_space
 from collatz_ray.search.storage import check_name, check_storage, is_remote, resolve_storage
 from collatz_ray.search.versions import check_tested_versions
+from collatz_ray.trainer.text import fitted
 
 
 def parser() -> ArgumentParser:
@@ -248,20 +248,19 @@ def _source_dir(source: str, storage: str) -> Path:
 def plan_text(plan: ReplicatePlan, space_name: str, *, epochs: int, path: str) -> str:
     """What the replication will train, printed before it starts (and by --dry-run)."""
     trials = len(plan.points())
-    lines = [
+    lines = fitted(
         f"Replicate {len(plan.configurations)} configuration{'s' * (len(plan.configurations) != 1)} "
         f"of '{space_name}' x {len(plan.seeds)} seeds ({', '.join(map(str, plan.seeds))}): "
-        f"{trials} trials x {epochs} epochs, the full budget, no early stopping"
-    ]
+        f"{trials} trials x {epochs} epochs, the full budget, no early stopping",
+        indent="  ",
+    )
     for i, c in enumerate(plan.configurations, 1):
         source = (
             f" (source trial{'s' * (len(c.source_trials) > 1)} {', '.join(c.source_trials)})"
             if c.source_trials
             else ""
         )
-        lines += textwrap.wrap(
-            f"{i}. {c.label}{source}", width=120, initial_indent="  ", subsequent_indent="     "
-        )
+        lines += fitted(f"  {i}. {c.label}{source}", indent="     ")
     if plan.source:
         lines.append(f"Source: {plan.source}")
     lines.append(f"Experiment: {path}")
