@@ -365,7 +365,7 @@ def naive_batch(
     config: TrainConfig,
     device: torch.device,
     offsets: Sequence[int],
-    timings: dict[int, float] | None = None,
+    timings: dict[int | str, float] | None = None,
 ) -> Batch:
     """Rows of T^j(n) for each offset j (offset 0 first), weights, ln n and drift, per
     integer, as a Batch."""
@@ -532,7 +532,7 @@ class _NaiveEpochs:
     and the rest of the batch (`parts`, keyed by offset and "rest"), and stepping."""
 
     sample: float
-    parts: dict[Any, float]
+    parts: dict[int | str, float]
     step: float
     epochs: int
 
@@ -544,7 +544,7 @@ def _time_naive_epochs(
     naive_sampler = NaiveSampler(config)
     nstep = Stepper(config, device)
     nstep(warm_batch, 0)  # untimed warm-up step (optimizer state, allocator)
-    parts: dict[Any, float] = {}
+    parts: dict[int | str, float] = {}
     sample_time = naive_step = 0.0
     for epoch in range(sizes.train_naive_epochs):
         start = time.perf_counter()

@@ -7,6 +7,7 @@ Importing this module is cheap; torch loads when a function needs it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 import os
@@ -81,7 +82,7 @@ def costliest_config(space: SearchSpace) -> TrainConfig:
         if p.is_range:
             value = p.high if _cost(p.name, p.high) > _cost(p.name, p.low) else p.low
         else:
-            value = max(p.choices, key=lambda choice, name=p.name: _cost(name, choice))
+            value = max(p.choices, key=functools.partial(_cost, p.name))
         context[p.name] = value
         params[p.name] = list(value) if isinstance(value, tuple) else value
     try:

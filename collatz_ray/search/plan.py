@@ -27,6 +27,7 @@ from collatz_ray.search.spaces import (
     PRESETS,
     Budget,
     Origin,
+    Parameter,
     SearchSpace,
     build_budget,
     scaled_budget,
@@ -99,36 +100,36 @@ def size_search(
     budget, with epochs, grace_epochs and num_samples replaced by flags and nothing
     scaled, as before --eval-interval existed; eval_interval and reduction_factor stay.
     """
-    flags = {key: value for key, value in flags.items() if value is not None}
-    for key in flags:
+    given: dict[str, int] = {key: value for key, value in flags.items() if value is not None}
+    for key in given:
         if key not in BUDGET_FLAGS:
             raise ValueError(f"not a budget key: {key}")
     if saved_budget is not None:
-        return _resumed(space, flags, saved_budget, experiment)
+        return _resumed(space, given, saved_budget, experiment)
     if preset is not None and preset not in PRESETS:
         raise UsageError(f"--scale {preset}: expected one of {', '.join(PRESETS)}")
     base = space.scaled(preset)
     origins = space.budget_origins()
     notes = []
     changed = _changes(space.budget, base.budget)
-    if changed:
+    if preset is not None and changed:
         notes.append(f"{_listed(changed)} set by {preset_flag(preset)}")
         origins.update({key: Origin("preset", preset_flag(preset)) for key, *_ in changed})
     values = dataclasses.asdict(base.budget)
-    if "epochs" in flags and flags["epochs"] != values["epochs"]:
-        keep = [key for key in ("eval_interval", "grace_epochs") if key in flags]
-        scaled = scaled_budget(base.budget, epochs=flags["epochs"], keep=keep)
+    if "epochs" in given and given["epochs"] != values["epochs"]:
+        keep = [key for key in ("eval_interval", "grace_epochs") if key in given]
+        scaled = scaled_budget(base.budget, epochs=given["epochs"], keep=keep)
         by_epochs = [
             (key, values[key], scaled[key])
             for key in ("eval_interval", "grace_epochs")
             if key not in keep and scaled[key] != values[key]
         ]
         if by_epochs:
-            notes.append(f"{_listed(by_epochs)} scaled with --epochs {flags['epochs']}")
+            notes.append(f"{_listed(by_epochs)} scaled with --epochs {given['epochs']}")
         for key, _, value in by_epochs:
             values[key] = value
-            origins[key] = Origin("scaled", f"--epochs {flags['epochs']}")
-    for key, value in flags.items():
+            origins[key] = Origin("scaled", f"--epochs {given['epochs']}")
+    for key, value in given.items():
         values[key] = value
         origins[key] = Origin("flag", BUDGET_FLAGS[key])
     budget = build_budget(values, origins)
@@ -314,7 +315,7 @@ def preset_changes(sizing: Sizing) -> list[str]:
     return out
 
 
-def _domain(p) -> str:
+def _domain(p: Parameter) -> str:
     if p.is_range:
         return f"{p.low}..{p.high}" + (f" step {p.step}" if p.step else "")
     return ", ".join(str(_plain(c)) for c in p.choices) + (f" when {_condition(p.when)}" if p.when else "")

@@ -123,11 +123,12 @@ def _train(
             f"{run_dir}: holds a run already; continue it with --resume {run_dir}, "
             "or replace it with --overwrite"
         )
-    state = None
+    resumed = None
     if resume_from is not None:
         state = load_checkpoint(resume_from)
         _check_resumable(config, state, resume_from)
-    run = _start(config, state, resume_from)
+        resumed = (resume_from, state)
+    run = _start(config, resumed)
     # Every input is checked: only now may the directory change.
     _prepare_run_dir(run_dir, config, clear=resume_from is None and overwrite, start_epoch=run.start_epoch)
     last_metrics = _epochs(run, run_dir, on_evaluation=on_evaluation, on_mined=on_mined, verbose=verbose)
@@ -178,10 +179,11 @@ class _Run:
         }
 
 
-def _start(config: TrainConfig, state: dict[str, Any] | None, resume_from: Path | None) -> _Run:
+def _start(config: TrainConfig, resumed: tuple[Path, dict[str, Any]] | None) -> _Run:
     """The run's model, optimiser, scheduler and sampler: new ones from the seed (built
-    in this order, which fixes the draws each takes), restored from `state` when
-    resuming. Touches nothing in the run directory."""
+    in this order, which fixes the draws each takes), restored from the checkpoint
+    `resumed` holds (where it was read, its state) when resuming. Touches nothing in
+    the run directory."""
     device = resolve_device(config.device)
     evalset = load_evalset(config.eval_csv or ensure_default_evalset())
     torch.manual_seed(config.seed)
@@ -189,7 +191,9 @@ def _start(config: TrainConfig, state: dict[str, Any] | None, resume_from: Path 
     evalset_sha256 = file_sha256(evalset.path)
     # Read once, when a run starts; a resumed run has the numbers in its checkpoint.
     banked = (
-        ranked_numbers(config.hard_seed_bank) if state is None and config.hard_seed_bank is not None else None
+        ranked_numbers(config.hard_seed_bank)
+        if resumed is None and config.hard_seed_bank is not None
+        else None
     )
     model = build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
@@ -198,8 +202,9 @@ def _start(config: TrainConfig, state: dict[str, Any] | None, resume_from: Path 
     )
     sampler = BatchSampler(config, device=device)
     start_epoch = 0
-    if state is not None:
-        with restoring(resume_from):
+    if resumed is not None:
+        source, state = resumed
+        with restoring(source):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])

@@ -93,6 +93,7 @@ class Parameter:
             return value in self.choices
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return False
+        assert self.low is not None and self.high is not None  # a range has both ends
         on_grid = self.step is None or (value - self.low) % self.step == 0
         return self.low <= value <= self.high and on_grid
 
