@@ -365,7 +365,7 @@ def naive_batch(
     config: TrainConfig,
     device: torch.device,
     offsets: Sequence[int],
-    timings: dict[int, float] | None = None,
+    timings: dict[int | str, float] | None = None,
 ) -> Batch:
     """Rows of T^j(n) for each offset j (offset 0 first), weights, ln n and drift, per
     integer, as a Batch."""
@@ -448,15 +448,28 @@ def fast_epochs(
 def bench_training(report: Report, sizes: Sizes, device: torch.device) -> None:
     config = _train_config(device)
     sampler = BatchSampler(config, device=device)
-    offsets = (0,) + sampler.offsets  # (0, 1): T1 only
+    naive = _check_training_batch(report, config, sampler, device)
+    fast = _time_fast_epochs(config, sampler, sizes, device)
+    naive_times = _time_naive_epochs(config, sizes, device, warm_batch=naive)
+    _report_training(report, sizes, fast, naive_times, offsets=(0,) + sampler.offsets)
 
-    # Honesty first: on one of the trainer's own batches, per-integer rows, weights,
-    # ln n, drift and the loss equal the fast ones (and T^4 / T^8 rows of the
-    # original-style naive path equal the vectorised offsets 4 and 8).
+
+#: Offsets of the rows the original script built every epoch: n, T n, T^4 n, T^8 n.
+ORIGINAL_OFFSETS = (0, 1, 4, 8)
+
+
+def _check_training_batch(
+    report: Report, config: TrainConfig, sampler: BatchSampler, device: torch.device
+) -> Batch:
+    """Honesty first: on one of the trainer's own batches, per-integer rows, weights,
+    ln n, drift and the loss equal the fast ones (and T^4 / T^8 rows of the
+    original-style naive path equal the vectorised offsets 4 and 8). Returns the naive
+    batch."""
+    offsets = (0,) + sampler.offsets  # (0, 1): T1 only
     fast = sampler.draw_epochs([7])[0]
     values = limbs.to_ints(fast.values)
     is_hard = fast.is_hard.cpu().tolist()
-    naive = naive_batch(values, is_hard, config, device, offsets=(0, 1, 4, 8))
+    naive = naive_batch(values, is_hard, config, device, offsets=ORIGINAL_OFFSETS)
     diffs = {j: _max_diff(fast.rows[j], naive.rows[j]) for j in offsets}
     extra = features_of_limbs(fast.values, sampler.spec, offsets=(4, 8)).rows
     diffs.update({j: _max_diff(extra[j], naive.rows[j]) for j in (4, 8)})
@@ -482,12 +495,28 @@ def bench_training(report: Report, sizes: Sizes, device: torch.device) -> None:
         + f"; weights {'equal' if weight_equal else 'differ'}, |ln n| diff {ln_diff:.3g}, "
         f"|drift| diff {drift_diff:.3g}, loss {loss_fast:.7g} vs {loss_naive:.7g}",
     )
+    return naive
 
-    # Fast: chunks of CHUNK_ROWS rows as the trainer draws them. One untimed chunk warms up.
+
+@dataclass(frozen=True)
+class _FastEpochs:
+    """The best of the timed runs of fast epochs: seconds in all, preparing data and
+    stepping, over `epochs` epochs drawn in chunks of `chunk`."""
+
+    total: float
+    data: float
+    step: float
+    epochs: int
+    chunk: int
+
+
+def _time_fast_epochs(
+    config: TrainConfig, sampler: BatchSampler, sizes: Sizes, device: torch.device
+) -> _FastEpochs:
+    """Chunks of CHUNK_ROWS rows as the trainer draws them. One untimed chunk warms up."""
     chunk = max(1, CHUNK_ROWS // config.batch_size)
     stepper = Stepper(config, device)
-    warm = min(chunk, 8)
-    fast_epochs(sampler, stepper, 0, warm, device)
+    fast_epochs(sampler, stepper, 0, min(chunk, 8), device)
     runs = []
     first = chunk  # aligned with the trainer's chunks from here on
     for _ in range(sizes.repeats):
@@ -495,46 +524,69 @@ def bench_training(report: Report, sizes: Sizes, device: torch.device) -> None:
         first += sizes.train_epochs
         runs.append((data + step, data, step))
     total, data, step = min(runs)
-    fast_eps = sizes.train_epochs / total
-    share = data / total
+    return _FastEpochs(total, data, step, sizes.train_epochs, chunk)
 
-    # Naive: the same step, fed by per-integer sampling and rows every epoch.
+
+@dataclass(frozen=True)
+class _NaiveEpochs:
+    """Seconds the naive epochs took in all: drawing the integers, each offset's rows
+    and the rest of the batch (`parts`, keyed by offset and "rest"), and stepping."""
+
+    sample: float
+    parts: dict[int | str, float]
+    step: float
+    epochs: int
+
+
+def _time_naive_epochs(
+    config: TrainConfig, sizes: Sizes, device: torch.device, *, warm_batch: Batch
+) -> _NaiveEpochs:
+    """The same step, fed by per-integer sampling and rows every epoch."""
     naive_sampler = NaiveSampler(config)
     nstep = Stepper(config, device)
-    nstep(naive, 0)  # untimed warm-up step (optimizer state, allocator)
-    parts: dict[Any, float] = {}
+    nstep(warm_batch, 0)  # untimed warm-up step (optimizer state, allocator)
+    parts: dict[int | str, float] = {}
     sample_time = naive_step = 0.0
     for epoch in range(sizes.train_naive_epochs):
         start = time.perf_counter()
         vals, hard = naive_sampler.values()
         sample_time += time.perf_counter() - start
-        batch = naive_batch(vals, hard, config, device, offsets=(0, 1, 4, 8), timings=parts)
+        batch = naive_batch(vals, hard, config, device, offsets=ORIGINAL_OFFSETS, timings=parts)
         start = time.perf_counter()
         nstep(batch, epoch)
         _sync(device)
         naive_step += time.perf_counter() - start
-    e = sizes.train_naive_epochs
+    return _NaiveEpochs(sample_time, parts, naive_step, sizes.train_naive_epochs)
+
+
+def _report_training(
+    report: Report, sizes: Sizes, fast: _FastEpochs, naive: _NaiveEpochs, *, offsets: tuple[int, ...]
+) -> None:
+    """The training figures, table rows and note, from both sides' times."""
+    fast_eps = fast.epochs / fast.total
+    share = fast.data / fast.total
+    e = naive.epochs
     # The honest naive epoch computes what the loss uses (rows of n and T n); the
     # original script also built T^4 n and T^8 n rows every epoch: shown for information.
-    naive_data = (sample_time + parts["rest"] + sum(parts[j] for j in offsets)) / e
-    naive_data_all = (sample_time + parts["rest"] + sum(parts[j] for j in (0, 1, 4, 8))) / e
+    naive_data = (naive.sample + naive.parts["rest"] + sum(naive.parts[j] for j in offsets)) / e
+    naive_data_all = (naive.sample + naive.parts["rest"] + sum(naive.parts[j] for j in ORIGINAL_OFFSETS)) / e
     # The step is the same code on both sides; between Python loops it runs with cold
     # caches and often measures slower. The lower of the two figures keeps the ratio
     # conservative.
-    step_used = min(naive_step / e, step / sizes.train_epochs)
+    step_used = min(naive.step / e, fast.step / fast.epochs)
     naive_eps = 1.0 / (naive_data + step_used)
     naive_eps_all = 1.0 / (naive_data_all + step_used)
     ratio = fast_eps / naive_eps
     report.figures["training"] = {
         "fast_epochs_per_s": fast_eps,
-        "fast_epochs_timed": sizes.train_epochs,
-        "fast_data_s_per_epoch": data / sizes.train_epochs,
-        "fast_step_s_per_epoch": step / sizes.train_epochs,
+        "fast_epochs_timed": fast.epochs,
+        "fast_data_s_per_epoch": fast.data / fast.epochs,
+        "fast_step_s_per_epoch": fast.step / fast.epochs,
         "fast_data_share": share,
         "naive_epochs_per_s": naive_eps,
         "naive_epochs_timed": e,
         "naive_data_s_per_epoch": naive_data,
-        "naive_step_s_per_epoch": naive_step / e,
+        "naive_step_s_per_epoch": naive.step / e,
         "naive_step_s_used": step_used,
         "ratio": ratio,
         "naive_all_offsets_epochs_per_s": naive_eps_all,
@@ -569,10 +621,10 @@ def bench_training(report: Report, sizes: Sizes, device: torch.device) -> None:
     )
     report.notes.append(
         f"training: batch {BATCH}, layers {','.join(map(str, LAYERS))}, L={LOOKAHEAD}, T1 only; fast = "
-        f"best of {sizes.repeats} runs of {sizes.train_epochs} epochs drawn in chunks of {chunk} epochs "
-        f"(data {data / sizes.train_epochs * 1e3:.2f} ms + step {step / sizes.train_epochs * 1e3:.2f} ms "
+        f"best of {sizes.repeats} runs of {fast.epochs} epochs drawn in chunks of {fast.chunk} epochs "
+        f"(data {fast.data / fast.epochs * 1e3:.2f} ms + step {fast.step / fast.epochs * 1e3:.2f} ms "
         f"per epoch); naive timed over {e} epoch(s): data {naive_data * 1e3:.0f} ms per epoch "
-        f"({naive_data_all * 1e3:.0f} ms with T^4/T^8 rows), step measured {naive_step / e * 1e3:.2f} ms, "
+        f"({naive_data_all * 1e3:.0f} ms with T^4/T^8 rows), step measured {naive.step / e * 1e3:.2f} ms, "
         f"counted as {step_used * 1e3:.2f} ms (the lower of the two sides' step times)."
     )
 

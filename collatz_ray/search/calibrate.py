@@ -7,10 +7,13 @@ Importing this module is cheap; torch loads when a function needs it.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +82,7 @@ def costliest_config(space: SearchSpace) -> TrainConfig:
         if p.is_range:
             value = p.high if _cost(p.name, p.high) > _cost(p.name, p.low) else p.low
         else:
-            value = max(p.choices, key=lambda choice, name=p.name: _cost(name, choice))
+            value = max(p.choices, key=functools.partial(_cost, p.name))
         context[p.name] = value
         params[p.name] = list(value) if isinstance(value, tuple) else value
     try:
@@ -120,12 +123,7 @@ def calibrate(
     cancel out. The longer run grows until it trains about `seconds`."""
     import torch
 
-    from collatz_ray.syracuse.arith import trajectory
-    from collatz_ray.syracuse.features import FeatureSpec
-    from collatz_ray.trainer.evalset_csv import load_evalset, write_evalset
-    from collatz_ray.trainer.evaluation import evaluate
-    from collatz_ray.trainer.loop import train
-    from collatz_ray.trainer.model import build_model
+    from collatz_ray.trainer.evalset_csv import write_evalset
 
     target = CALIBRATION_SECONDS if seconds is None else seconds
     started = time.monotonic()
@@ -137,43 +135,9 @@ def calibrate(
         with tempfile.TemporaryDirectory(prefix="collatz-calibrate-") as tmp:
             probe = Path(tmp) / "probe.csv"
             write_evalset(probe, samples=PROBE_ROWS)
-            runs = iter(range(10**6))
-
-            def run(epochs: int) -> tuple[float, float]:
-                cfg = config.replace(epochs=epochs, eval_interval=epochs, eval_csv=str(probe), device=device)
-                wall, cpu = time.monotonic(), time.process_time()
-                train(cfg, run_dir=Path(tmp) / f"run{next(runs)}", verbose=False)
-                return time.monotonic() - wall, (time.process_time() - cpu) / threads
-
-            def per_epoch(long: float, short: float, epochs: int) -> float:
-                return (long - short) / (epochs - 2) if long > short else long / epochs
-
-            run(2)  # warm-up: compiles, allocates
-            short = run(2)
-            # A first guess from the 2-epoch run (an overestimate: it holds the per-run
-            # costs), then longer until the extra epochs train about target/2.
-            epochs = min(limit, max(6, 2 + int(target / 2 / max(short[0] / 2, 1e-5))))
-            while True:
-                took = run(epochs)
-                epoch_s = per_epoch(took[0], short[0], epochs)
-                if (
-                    took[0] - short[0] >= target / 2
-                    or epochs >= limit
-                    or time.monotonic() - started > 3 * target
-                ):
-                    break
-                epochs = min(limit, max(2 * epochs, 2 + int(target / max(epoch_s, 1e-5))))
-            epoch_cpu_s = per_epoch(took[1], short[1], epochs)
-
-            model = build_model(config).to(device)
-            spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
-            evalset = load_evalset(probe)
-            evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=torch.device(device))
-            begin = time.monotonic()
-            evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=torch.device(device))
-            # Population rows (n and T n) grow with the set; trajectory rows do not.
-            steps = sum(len(trajectory(seed)) for seed in config.test_seeds)
-            eval_s = (time.monotonic() - begin) * (2 * eval_rows + steps) / (2 * len(evalset) + steps)
+            run = _timed_runs(config.replace(eval_csv=str(probe), device=device), Path(tmp), threads=threads)
+            epochs, epoch_s, epoch_cpu_s = _time_epochs(run, target=target, limit=limit, started=started)
+            eval_s = _time_evaluation(config, probe, device=device, eval_rows=eval_rows)
     finally:
         torch.set_num_threads(saved_threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -190,3 +154,66 @@ def calibrate(
         load=load,
         cpus=local_cpus(),
     )
+
+
+def _timed_runs(config: TrainConfig, root: Path, *, threads: int) -> Callable[[int], tuple[float, float]]:
+    """A function that trains `config` for a number of epochs (evaluated once, at the
+    end), each time in a new run directory under `root`, and returns (wall seconds,
+    CPU seconds per thread)."""
+    from collatz_ray.trainer.loop import train
+
+    names = (f"run{i}" for i in itertools.count())
+
+    def run(epochs: int) -> tuple[float, float]:
+        wall, cpu = time.monotonic(), time.process_time()
+        train(config.replace(epochs=epochs, eval_interval=epochs), run_dir=root / next(names), verbose=False)
+        return time.monotonic() - wall, (time.process_time() - cpu) / threads
+
+    return run
+
+
+def _time_epochs(
+    run: Callable[[int], tuple[float, float]], *, target: float, limit: int, started: float
+) -> tuple[int, float, float]:
+    """(epochs of the longest run, wall and CPU seconds per epoch): a 2-epoch run gives a
+    first guess (an overestimate: it holds the per-run costs), then runs grow until
+    their extra epochs train about target/2, `limit` epochs are reached, or the
+    calibration (begun at `started`) took 3 x target."""
+    run(2)  # warm-up: compiles, allocates
+    short = run(2)
+    epochs = min(limit, max(6, 2 + int(target / 2 / max(short[0] / 2, 1e-5))))
+    while True:
+        took = run(epochs)
+        epoch_s = _per_epoch(took[0], short[0], epochs)
+        if took[0] - short[0] >= target / 2 or epochs >= limit or time.monotonic() - started > 3 * target:
+            break
+        epochs = min(limit, max(2 * epochs, 2 + int(target / max(epoch_s, 1e-5))))
+    return epochs, epoch_s, _per_epoch(took[1], short[1], epochs)
+
+
+def _per_epoch(long: float, short: float, epochs: int) -> float:
+    """An epoch's cost: the longer run's extra time over its extra epochs (or, should
+    the clock say it took no longer than 2 epochs, its time over all of them)."""
+    return (long - short) / (epochs - 2) if long > short else long / epochs
+
+
+def _time_evaluation(config: TrainConfig, probe: Path, *, device: str, eval_rows: int) -> float:
+    """One evaluation of `config`'s model on a set of `eval_rows` rows, scaled from a
+    warm one on the probe set."""
+    import torch
+
+    from collatz_ray.syracuse.arith import trajectory
+    from collatz_ray.syracuse.features import FeatureSpec
+    from collatz_ray.trainer.evalset_csv import load_evalset
+    from collatz_ray.trainer.evaluation import evaluate
+    from collatz_ray.trainer.model import build_model
+
+    model = build_model(config).to(device)
+    spec = FeatureSpec(config.lookahead, k_only=config.k_only, k_shifted=config.k_shifted)
+    evalset = load_evalset(probe)
+    evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=torch.device(device))
+    begin = time.monotonic()
+    evaluate(model, spec, test_seeds=config.test_seeds, evalset=evalset, device=torch.device(device))
+    # Population rows (n and T n) grow with the set; trajectory rows do not.
+    steps = sum(len(trajectory(seed)) for seed in config.test_seeds)
+    return (time.monotonic() - begin) * (2 * eval_rows + steps) / (2 * len(evalset) + steps)

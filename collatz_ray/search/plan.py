@@ -27,6 +27,7 @@ from collatz_ray.search.spaces import (
     PRESETS,
     Budget,
     Origin,
+    Parameter,
     SearchSpace,
     build_budget,
     plain_value,
@@ -100,36 +101,36 @@ def size_search(
     budget, with epochs, grace_epochs and num_samples replaced by flags and nothing
     scaled, as before --eval-interval existed; eval_interval and reduction_factor stay.
     """
-    flags = {key: value for key, value in flags.items() if value is not None}
-    for key in flags:
+    given: dict[str, int] = {key: value for key, value in flags.items() if value is not None}
+    for key in given:
         if key not in BUDGET_FLAGS:
             raise ValueError(f"not a budget key: {key}")
     if saved_budget is not None:
-        return _resumed(space, flags, saved_budget, experiment)
+        return _resumed(space, given, saved_budget, experiment)
     if preset is not None and preset not in PRESETS:
         raise UsageError(f"--scale {preset}: expected one of {', '.join(PRESETS)}")
     base = space.scaled(preset)
     origins = space.budget_origins()
     notes = []
     changed = _changes(space.budget, base.budget)
-    if changed:
+    if preset is not None and changed:
         notes.append(f"{_listed(changed)} set by {preset_flag(preset)}")
         origins.update({key: Origin("preset", preset_flag(preset)) for key, *_ in changed})
     values = dataclasses.asdict(base.budget)
-    if "epochs" in flags and flags["epochs"] != values["epochs"]:
-        keep = [key for key in ("eval_interval", "grace_epochs") if key in flags]
-        scaled = scaled_budget(base.budget, epochs=flags["epochs"], keep=keep)
+    if "epochs" in given and given["epochs"] != values["epochs"]:
+        keep = [key for key in ("eval_interval", "grace_epochs") if key in given]
+        scaled = scaled_budget(base.budget, epochs=given["epochs"], keep=keep)
         by_epochs = [
             (key, values[key], scaled[key])
             for key in ("eval_interval", "grace_epochs")
             if key not in keep and scaled[key] != values[key]
         ]
         if by_epochs:
-            notes.append(f"{_listed(by_epochs)} scaled with --epochs {flags['epochs']}")
+            notes.append(f"{_listed(by_epochs)} scaled with --epochs {given['epochs']}")
         for key, _, value in by_epochs:
             values[key] = value
-            origins[key] = Origin("scaled", f"--epochs {flags['epochs']}")
-    for key, value in flags.items():
+            origins[key] = Origin("scaled", f"--epochs {given['epochs']}")
+    for key, value in given.items():
         values[key] = value
         origins[key] = Origin("flag", BUDGET_FLAGS[key])
     budget = build_budget(values, origins)
@@ -311,7 +312,7 @@ def preset_changes(sizing: Sizing) -> list[str]:
     return out
 
 
-def _domain(p) -> str:
+def _domain(p: Parameter) -> str:
     if p.is_range:
         return f"{p.low}..{p.high}" + (f" step {p.step}" if p.step else "")
     return ", ".join(str(plain_value(c)) for c in p.choices) + (
@@ -348,11 +349,52 @@ def dry_run(
     With `address` the cluster is not contacted (joining it means starting a Ray
     driver): how many trials it fits is left to the search, unless --max-concurrent."""
     from collatz_ray.search import calibrate
-    from collatz_ray.search.resources import trial_resources
     from collatz_ray.trainer.evalset_csv import CANONICAL_SAMPLES, load_evalset
 
     eval_rows = len(load_evalset(eval_csv)) if eval_csv else CANONICAL_SAMPLES
+    lines = _search_lines(sizing, resume=resume)
+    if address is None:
+        placement = _on_this_machine(
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            saved_gpus=saved_gpus,
+            max_concurrent=max_concurrent,
+        )
+    else:
+        placement = _on_a_cluster(
+            address,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            saved_gpus=saved_gpus,
+            max_concurrent=max_concurrent,
+        )
+    lines += placement.lines
+    lines.append(f"  results:    {path}")
+    cal = calibrate.calibrate(
+        sizing.space, threads=placement.threads, device=placement.device, eval_rows=eval_rows
+    )
+    est, idle = _estimates(
+        sizing.budget,
+        cal,
+        concurrency=placement.at_once or 1,
+        embedded=address is None,
+        device=placement.device,
+    )
+    lines += _time_lines(
+        est,
+        idle,
+        cal,
+        sizing.budget,
+        address=address,
+        known_concurrency=placement.at_once is not None,
+        resume=resume,
+    )
+    return "\n".join(wrapped_line for line in lines for wrapped_line in _fitted(line))
 
+
+def _search_lines(sizing: Sizing, *, resume: bool) -> list[str]:
+    """The plan's first lines: the search, its trials, what sized the budget, what the
+    preset changed, and ASHA's rungs with the trials expected to reach each stage."""
     b = sizing.budget
     space = sizing.space
     lines = ["Dry run: the plan of this search; nothing trained, Ray not started."]
@@ -379,69 +421,98 @@ def dry_run(
         lines.append(
             f"  ASHA:       grace {b.grace_epochs} >= epochs: no rung, every trial runs {b.epochs} epochs"
         )
+    return lines
 
-    if address is None:
-        local = calibrate.local_resources()
-        res = trial_resources(
-            local, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, saved_gpus=saved_gpus
-        )
-        at_once = max_concurrent or res.fits
-        gpu_text = f" and {local['GPU']:g} GPUs" if local.get("GPU") else ""
-        lines.append(
-            f"  per trial:  {res.cpus:g} CPU + {res.gpus:g} GPU ({res.threads} torch thread"
-            f"{'s' if res.threads > 1 else ''})"
-        )
-        lines.append(
-            f"  at once:    {at_once}"
-            + (
-                " (--max-concurrent)"
-                if max_concurrent
-                else f" (this machine's {local['CPU']:g} CPUs{gpu_text}, as an embedded Ray counts them)"
-            )
-        )
-        device, threads = ("cuda" if res.gpus > 0 else "cpu"), res.threads
-    else:
-        gpus = gpus_per_trial if gpus_per_trial is not None else saved_gpus
-        gpu_text = f"{gpus:g}" if gpus is not None else "1 if the cluster has GPUs, else 0"
-        at_once = max_concurrent
-        lines.append(f"  per trial:  {cpus_per_trial:g} CPU + {gpu_text} GPU")
-        lines.append(
-            "  at once:    "
-            + (
-                f"{max_concurrent} (--max-concurrent)"
-                if max_concurrent
-                else f"what the cluster at {address} fits, counted when the search "
-                "joins it (a dry run does not contact the cluster)"
-            )
-        )
-        # Timed on this machine: on its GPU if trials would get GPUs and it has one.
-        on_gpu = (gpus or 0) > 0 and calibrate.local_resources().get("GPU", 0) > 0
-        device, threads = ("cuda" if on_gpu else "cpu"), max(1, round(cpus_per_trial))
-    lines.append(f"  results:    {path}")
 
-    cal = calibrate.calibrate(space, threads=threads, device=device, eval_rows=eval_rows)
-    concurrency = at_once or 1
-    est = estimate(
-        b, epoch_s=cal.epoch_s, eval_s=cal.eval_s, concurrency=concurrency, embedded=address is None
+@dataclass(frozen=True)
+class _Placement:
+    """Where a dry run's trials would run: the plan's lines about it, the trials at once
+    (None: unknown until the search joins its cluster), and the device and torch
+    threads the calibration times a trial with."""
+
+    lines: list[str]
+    at_once: int | None
+    device: str
+    threads: int
+
+
+def _on_this_machine(
+    *,
+    cpus_per_trial: float,
+    gpus_per_trial: float | None,
+    saved_gpus: float | None,
+    max_concurrent: int | None,
+) -> _Placement:
+    """Trials on an embedded Ray here: their resources and how many fit."""
+    from collatz_ray.search import calibrate
+    from collatz_ray.search.resources import trial_resources
+
+    local = calibrate.local_resources()
+    res = trial_resources(
+        local, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, saved_gpus=saved_gpus
     )
+    at_once = max_concurrent or res.fits
+    gpu_text = f" and {local['GPU']:g} GPUs" if local.get("GPU") else ""
+    lines = [
+        f"  per trial:  {res.cpus:g} CPU + {res.gpus:g} GPU ({res.threads} torch thread"
+        f"{'s' if res.threads > 1 else ''})",
+        f"  at once:    {at_once}"
+        + (
+            " (--max-concurrent)"
+            if max_concurrent
+            else f" (this machine's {local['CPU']:g} CPUs{gpu_text}, as an embedded Ray counts them)"
+        ),
+    ]
+    return _Placement(lines, at_once, "cuda" if res.gpus > 0 else "cpu", res.threads)
+
+
+def _on_a_cluster(
+    address: str,
+    *,
+    cpus_per_trial: float,
+    gpus_per_trial: float | None,
+    saved_gpus: float | None,
+    max_concurrent: int | None,
+) -> _Placement:
+    """Trials on the cluster at `address`, which a dry run does not contact."""
+    from collatz_ray.search import calibrate
+
+    gpus = gpus_per_trial if gpus_per_trial is not None else saved_gpus
+    gpu_text = f"{gpus:g}" if gpus is not None else "1 if the cluster has GPUs, else 0"
+    lines = [
+        f"  per trial:  {cpus_per_trial:g} CPU + {gpu_text} GPU",
+        "  at once:    "
+        + (
+            f"{max_concurrent} (--max-concurrent)"
+            if max_concurrent
+            else f"what the cluster at {address} fits, counted when the search "
+            "joins it (a dry run does not contact the cluster)"
+        ),
+    ]
+    # Timed on this machine: on its GPU if trials would get GPUs and it has one.
+    on_gpu = (gpus or 0) > 0 and calibrate.local_resources().get("GPU", 0) > 0
+    return _Placement(lines, max_concurrent, "cuda" if on_gpu else "cpu", max(1, round(cpus_per_trial)))
+
+
+def _estimates(
+    b: Budget, cal: Calibration, *, concurrency: int, embedded: bool, device: str
+) -> tuple[Estimate, Estimate | None]:
+    """The estimate at the wall time measured, and, when the machine was busier than its
+    CPUs while timing, the one on free CPUs (None otherwise)."""
+    est = estimate(b, epoch_s=cal.epoch_s, eval_s=cal.eval_s, concurrency=concurrency, embedded=embedded)
     # On a busy machine the wall clock measures the other users too; a trial's CPU time
     # says what it costs on cores of its own.
     busy = device == "cpu" and cal.load is not None and cal.load > cal.cpus
-    idle = (
-        estimate(
-            b,
-            epoch_s=min(cal.epoch_s, cal.epoch_cpu_s),
-            eval_s=cal.eval_s,
-            concurrency=concurrency,
-            embedded=address is None,
-        )
-        if busy
-        else None
+    if not busy:
+        return est, None
+    idle = estimate(
+        b,
+        epoch_s=min(cal.epoch_s, cal.epoch_cpu_s),
+        eval_s=cal.eval_s,
+        concurrency=concurrency,
+        embedded=embedded,
     )
-    lines += _time_lines(
-        est, idle, cal, b, address=address, known_concurrency=at_once is not None, resume=resume
-    )
-    return "\n".join(wrapped_line for line in lines for wrapped_line in _fitted(line))
+    return est, idle
 
 
 #: What a plan line may take on a terminal: longer ones continue under their text.

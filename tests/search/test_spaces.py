@@ -261,6 +261,24 @@ def test_laptop_leaves_a_small_space_small_and_scales_its_schedules(tmp_path: Pa
     assert laptop.parameters[0].choices == (5000, 10000)
 
 
+@pytest.mark.parametrize("preset", ["smoke", "laptop"])
+@pytest.mark.parametrize(
+    "budget",
+    [
+        "{epochs: 1, eval_interval: 1, grace_epochs: 1, reduction_factor: 2, num_samples: 1}",
+        "{epochs: 50, eval_interval: 50, grace_epochs: 50, reduction_factor: 9, num_samples: 2}",
+        "{epochs: 90, eval_interval: 30, grace_epochs: 90, reduction_factor: 3, num_samples: 5}",
+        "{epochs: 99999, eval_interval: 99999, grace_epochs: 7, reduction_factor: 3, num_samples: 99}",
+    ],
+)
+def test_a_preset_budget_passes_the_budget_check(tmp_path: Path, preset: str, budget: str):
+    # The presets build their budgets without build_budget (values derived from a checked
+    # budget stay valid by construction); this holds them to it at the edges.
+    space = load_space(write(tmp_path, f"budget: {budget}\nparameters:\n" + LR)).scaled(preset)
+    values = {key: getattr(space.budget, key) for key in BUDGET_KEYS}
+    assert build_budget(values, space.budget_origins()) == space.budget
+
+
 def test_scaled_budget_keeps_evaluations_and_rung_fractions():
     full = Budget(epochs=100000, eval_interval=5000, grace_epochs=20000, reduction_factor=3, num_samples=24)
     assert scaled_budget(full, epochs=3000) == {
