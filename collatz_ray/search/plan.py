@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from collatz_ray.search.spaces import (
     plain_value,
     scaled_budget,
 )
+from collatz_ray.trainer.text import fitted_text
 
 if TYPE_CHECKING:
     from collatz_ray.search.calibrate import Calibration
@@ -389,7 +389,7 @@ def dry_run(
         known_concurrency=placement.at_once is not None,
         resume=resume,
     )
-    return "\n".join(wrapped_line for line in lines for wrapped_line in _fitted(line))
+    return fitted_text("\n".join(lines))
 
 
 def _search_lines(sizing: Sizing, *, resume: bool) -> list[str]:
@@ -513,29 +513,6 @@ def _estimates(
         embedded=embedded,
     )
     return est, idle
-
-
-#: What a plan line may take on a terminal: longer ones continue under their text.
-PLAN_WIDTH = 120
-_LABEL = re.compile(r"^\s*[\w ]+:\s+")
-
-
-def _fitted(line: str) -> list[str]:
-    """`line` within PLAN_WIDTH columns, broken at spaces; a continuation starts under the
-    text after the line's label ("  time:       ..."). A path, which has no space to
-    break at, keeps its length."""
-    label = _LABEL.match(line)
-    if len(line) <= PLAN_WIDTH or " " not in line[label.end() if label else 0 :].strip():
-        return [line]
-    indent = " " * (label.end() if label else 4)
-    return textwrap.wrap(
-        line,
-        width=PLAN_WIDTH,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-        drop_whitespace=True,
-    )
 
 
 def _seconds(seconds: float) -> str:

@@ -201,15 +201,15 @@ def test_a_dry_run_storage_check_creates_nothing(tmp_path):
 
 
 def test_a_long_plan_line_continues_under_its_text_and_keeps_paths_whole():
-    from collatz_ray.search.plan import PLAN_WIDTH, _fitted
+    from collatz_ray.trainer.text import TEXT_WIDTH, fitted
 
     line = "  time:       about 45.3 h; " + "an estimate of many words " * 8
-    fitted = _fitted(line)
-    assert len(fitted) > 1 and all(len(part) <= PLAN_WIDTH for part in fitted)
-    assert all(part.startswith(" " * 14) and not part[14].isspace() for part in fitted[1:])
-    assert " ".join(part.strip() for part in fitted) == line.strip()
+    parts = fitted(line)
+    assert len(parts) > 1 and all(len(part) <= TEXT_WIDTH for part in parts)
+    assert all(part.startswith(" " * 14) and not part[14].isspace() for part in parts[1:])
+    assert " ".join(part.strip() for part in parts) == line.strip()
     path = "  results:    /" + "x" * 150
-    assert _fitted(path) == [path]
+    assert fitted(path) == [path]
 
 
 def test_a_condition_reads_as_words_not_a_python_repr():
