@@ -15,7 +15,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from collatz_ray._interrupt import Interrupted, raising_on_signals
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
@@ -119,7 +119,7 @@ class ArgumentParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         # argparse quotes a bad value whole ("invalid int value: '1111...'"): cut it short.
         raise UsageError(_LONG_QUOTE.sub(lambda m: shown(m.group(0)[1:-1]), message))
 

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 
 #: Exit statuses of a process ended by a signal, as shells report them.
-EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_STATUS: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class Interrupted(KeyboardInterrupt):

@@ -79,7 +79,7 @@ class _Loader(yaml.SafeLoader):
             )
         return super().add_indent(column)
 
-    def compose_document(self) -> yaml.Node:
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
         _check_expansion(node)
         return node

@@ -104,11 +104,16 @@ def _replicate(args) -> int:
     storage = resolve_storage(args.storage)
     if args.name is not None:
         check_name(args.name)
+    saved: dict[str, Any] | None
     if args.resume:
-        plan, sizing, saved = _resumed(args, storage)
-        name = args.name
+        plan, sizing, resumed = _resumed(args, storage)
+        name, saved = args.name, resumed
+        # A resumed replication keeps its GPUs; a new one sizes for this cluster, not
+        # the source's. (Its seed is TPE's, unused: the trials' seeds are in its plan.)
+        saved_gpus = resumed.get("gpus_per_trial")
     else:
         plan, sizing, saved, default_name = _new(args, storage)
+        saved_gpus = None
         name = args.name or f"{default_name}-replicate-{time.strftime('%Y%m%d-%H%M%S')}"
         if experiment_exists(storage, name):
             raise UsageError(
@@ -130,9 +135,7 @@ def _replicate(args) -> int:
             resume=args.resume,
             num_samples=len(plan.points()),
             eval_csv=eval_csv,
-            # A resumed replication keeps its GPUs; a new one sizes for this cluster, not
-            # the source's. (Its seed is TPE's, unused: the trials' seeds are in its plan.)
-            saved_gpus=saved.get("gpus_per_trial") if args.resume else None,
+            saved_gpus=saved_gpus,
             replicate=plan,
         ),
         args,
@@ -277,8 +280,10 @@ def print_summary(path: str) -> int:
     from collatz_ray.results.report import Document, render_text, replication_section
 
     experiment = load_experiment(Path(path))
+    # No section when the experiment's settings no longer read as a replication's.
     section = replication_section(experiment)
-    print(render_text(Document(f"Replication {experiment.name}", [section])), end="")
+    sections = [section] if section is not None else []
+    print(render_text(Document(f"Replication {experiment.name}", sections)), end="")
     finished = any(t.ending.kind == "completed" for t in experiment.trials)
     if not finished:
         print("No trial reached the full budget.")

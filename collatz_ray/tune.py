@@ -209,11 +209,12 @@ def _search(args) -> int:
         if not args.name:
             raise UsageError("--resume needs --name of the experiment to finish")
         saved = load_settings_json(storage, args.name)
-        if saved is None and (extend or not args.space):
+        if saved is not None:
+            if extend:
+                args.num_samples = _saved_num_samples(saved, storage, args.name) + extend
+        elif extend or not args.space:
             flag = f"--extend {args.name}" if extend else f"--resume --name {args.name}"
             raise UsageError(f"{flag}: no experiment of that name under {storage}")
-        if extend:
-            args.num_samples = _saved_num_samples(saved, storage, args.name) + extend
     elif args.name and experiment_exists(storage, args.name):
         raise UsageError(
             f"--name {args.name}: an experiment of that name exists under {storage}; "

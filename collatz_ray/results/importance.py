@@ -103,7 +103,7 @@ def parameter_importances(exp: Experiment) -> Importances:
             skipped.append(f"{err}; trial left out")
     trials = [t for t in exp.trials if t.trial_id in values]
     epoch, scores, scored_at = _choose_epoch(trials, exp.budget.epochs)
-    common = dict(
+    common: dict[str, Any] = dict(
         skipped=skipped,
         distributions=distributions,
         scored_at=scored_at,
@@ -315,6 +315,7 @@ def _distribution(name: str, values: list[Any], space: SearchSpace | None, kind:
         if not spec.is_range:
             return CategoricalDistribution([optuna_choice(c) for c in spec.choices])
         log = spec.distribution == "log_uniform"
+        assert spec.low is not None and spec.high is not None  # a range has both ends
         if isinstance(spec.low, int) and isinstance(spec.high, int):
             return IntDistribution(spec.low, spec.high, log=log, step=spec.step or 1)
         return FloatDistribution(spec.low, spec.high, log=log)

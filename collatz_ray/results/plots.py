@@ -503,7 +503,9 @@ def _trajectory_panel(ax: plt.Axes, t: SeedTrajectory, strip: plt.Axes | None) -
     points = np.column_stack([np.arange(steps + 1), t.v])
     segments = np.stack([points[:-1], points[1:]], axis=1)
     colors = [GROWTH_COLOR if g else DECAY_COLOR for g in t.growth]
-    ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.7 if strip else 1.4))
+    # matplotlib's stubs ask for a Sequence of lines; an (n, 2, 2) array is one at run time.
+    lines = LineCollection(segments, colors=colors, linewidths=0.7 if strip else 1.4)  # type: ignore[arg-type]
+    ax.add_collection(lines)
     bad = np.nonzero(t.violation)[0]
     if strip is None:
         middle = (t.v[bad] + t.v[bad + 1]) / 2  # not finite where V is not: left out

@@ -269,6 +269,8 @@ def _read_state(path: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]]
     if not files:
         return {}, None
     data = _read_json(files[-1], notes, root=path, limit=MAX_STATE_BYTES)
+    if data is None:
+        return {}, None
     states = {}
     try:
         for trial_json, _run_metadata in data["trial_data"]:
@@ -279,8 +281,7 @@ def _read_state(path: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]]
                 "config": trial.get("config"),
             }
     except (TypeError, KeyError, ValueError):
-        if data is not None:
-            notes.append(f"{files[-1]}: trial statuses not in the expected form; inferred instead")
+        notes.append(f"{files[-1]}: trial statuses not in the expected form; inferred instead")
         return {}, None
     return states, files[-1].stat().st_mtime
 

@@ -115,7 +115,9 @@ def replication(exp: Experiment) -> Replication | None:
                 continue
             groups[key] = Replicated(Configuration(params), [], {})
         groups[key].trials.append(trial)
-    count_key = OBJECTIVES.get(exp.settings.get("objective"), OBJECTIVES[DEFAULT_OBJECTIVE])
+    count_key = OBJECTIVES.get(
+        exp.settings.get("objective", DEFAULT_OBJECTIVE), OBJECTIVES[DEFAULT_OBJECTIVE]
+    )
     for group in groups.values():
         group.spreads = {
             key: spread(group.values(key), bounds=bounds(key))
@@ -127,9 +129,7 @@ def replication(exp: Experiment) -> Replication | None:
     seeds = (
         plan.seeds
         if plan is not None
-        else tuple(
-            sorted({t.params.get(SEED_KEY) for t in exp.trials if isinstance(t.params.get(SEED_KEY), int)})
-        )
+        else tuple(sorted({seed for t in exp.trials if isinstance(seed := t.params.get(SEED_KEY), int)}))
     )
     return Replication(seeds, plan.source if plan else None, count_key, ranked, judged)
 

@@ -9,10 +9,13 @@ No Ray here: this module belongs to the Ray-free search layer (results may use i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optuna
 
 
-def storage_trial_id(trial) -> int:
+def storage_trial_id(trial: optuna.trial.Trial | optuna.trial.FrozenTrial) -> int:
     """The id a study's storage knows a trial by (Trial or FrozenTrial). Why: the storage
     API (set_trial_user_attr, set_trial_state_values) takes it, `trial.number` is not it,
     and only the private `_trial_id` holds it. StudySearch records it so a restored
@@ -20,7 +23,7 @@ def storage_trial_id(trial) -> int:
     return trial._trial_id
 
 
-def trial_handle(study, trial_id: int) -> Any:
+def trial_handle(study: optuna.Study, trial_id: int) -> optuna.Trial:
     """A live Trial for a trial already in the study (Optuna documents the constructor as
     not meant for users). Why: a resumed search reports to and tells the trials it asked
     before the restart, which study.ask cannot return."""

@@ -134,7 +134,8 @@ def check_seed_count(count: int) -> int:
 
 def new_seeds(used: Iterable[int], count: int) -> tuple[int, ...]:
     """The `count` smallest seeds >= 0 not in `used`."""
-    taken, out, seed = set(used), [], 0
+    taken, seed = set(used), 0
+    out: list[int] = []
     while len(out) < count:
         if seed not in taken:
             out.append(seed)
@@ -191,7 +192,8 @@ def given_plan(
     each checked as the trainer checks it; `where[i]` names configs[i] in errors. The
     seeds avoid the one each configuration trains with by default."""
     check_seed_count(seeds)
-    out, used = [], set()
+    out: list[Configuration] = []
+    used: set[int] = set()
     for config, source in zip(configs, where):
         for key in config:
             if key in NOT_GIVEN:

@@ -159,7 +159,7 @@ def save_settings(settings: SearchSettings) -> None:
 
 
 #: Keys of collatz_search.json a resume relies on, with the type each must have.
-_SAVED_TYPES = {
+_SAVED_TYPES: dict[str, type | tuple[type, ...]] = {
     "space_name": str,
     "budget": dict,
     "seed": int,

@@ -25,7 +25,7 @@ LIMB_MASK = (1 << LIMB_BITS) - 1
 # OpenMP first: it runs this kernel about 1.6x faster on two threads than numba's own
 # workqueue pool. It shares the OpenMP runtime with torch, so setting numba's thread
 # count also sets torch's: k_sequences below puts torch's back after every call.
-numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]  # type: ignore[attr-defined]  # numba.config sets its names at import
 
 
 def k_sequences(c: np.ndarray, length: int, table: np.ndarray, block_bits: int, out: np.ndarray) -> None:
@@ -33,7 +33,7 @@ def k_sequences(c: np.ndarray, length: int, table: np.ndarray, block_bits: int, 
     sets torch to one thread, and numba must not take every core), and leave torch's
     setting as it found it."""
     threads = torch.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]  # as above
     try:
         k_sequences_kernel(c, length, table, block_bits, out)
     finally:

@@ -23,6 +23,7 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -82,7 +83,7 @@ def extract(
     return features_of_limbs(n, spec, offsets=(0,)).rows[0]
 
 
-def _as_int(value: object, index: int) -> int:
+def _as_int(value: Any, index: int) -> int:
     """Integers of any integer type (numpy's too), but not bools or floats."""
     if isinstance(value, bool):
         raise UsageError(f"values[{index}] must be an integer >= 1, got {value!r}")

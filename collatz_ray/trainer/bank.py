@@ -122,10 +122,9 @@ def new_record(
         raise ValueError(f"not a bankable counterexample: a number of {n.bit_length()} bits")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
-    finite = margin is not None and math.isfinite(margin)
     return Record(
         n,
-        float(margin) if finite else None,
+        float(margin) if margin is not None and math.isfinite(margin) else None,
         source,
         trial,
         epoch,

@@ -99,7 +99,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def resumable_checkpoint(run_dir: Path) -> tuple[Path | None, list[str]]:
     """(the newest intact checkpoint, the problems of the newer ones passed over)."""
-    problems = []
+    problems: list[str] = []
     for state in sorted((Path(run_dir) / "checkpoints").glob("epoch_*/state.pt"), reverse=True):
         problem = checkpoint_problem(state.parent)
         if problem is None:

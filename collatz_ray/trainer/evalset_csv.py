@@ -21,12 +21,16 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from collatz_ray._atomic import atomic_file
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.syracuse.arith import MAX_BITS, syracuse
+
+if TYPE_CHECKING:
+    import _csv
 
 CANONICAL_SAMPLES = 50_000
 CANONICAL_SEED = 42
@@ -244,7 +248,7 @@ def _load_cached(path: Path, mtime_ns: int, size: int) -> EvalSet:
         raise UsageError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
-def _parse(path: Path, reader) -> EvalSet:
+def _parse(path: Path, reader: _csv.Reader) -> EvalSet:
     header = next(reader, None)
     if header is None:
         raise UsageError(f"{path}: empty file; expected a header line {','.join(COLUMNS)}")

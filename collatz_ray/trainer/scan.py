@@ -64,13 +64,19 @@ class Scan:
 
     @property
     def first_odd(self) -> int:
-        return self.start | 1
+        return self._range()[0] | 1
 
     @property
     def count(self) -> int:
         if self.random:
             return sum(count for _, count in self.random)
-        return max(0, (self.stop - self.first_odd + 1) // 2)
+        return max(0, (self._range()[1] - self.first_odd + 1) // 2)
+
+    def _range(self) -> tuple[int, int]:
+        """(start, stop) of a scan of a range; a scan of random numbers has none."""
+        if self.start is None or self.stop is None:
+            raise ValueError("a scan of random numbers has no range")
+        return self.start, self.stop
 
     def chunks(self) -> list[tuple]:
         """Every chunk as a plain tuple (it travels to Ray tasks and into progress files):
@@ -276,21 +282,21 @@ class Progress:
         self.done: set[int] = set()
         self.summary = Summary(keep=keep)
         if path is not None and path.exists():
-            self._load(keep)
+            self._load(path, keep)
 
-    def _load(self, keep: int) -> None:
+    def _load(self, path: Path, keep: int) -> None:
         try:
-            state = json.loads(self.path.read_text())
+            state = json.loads(path.read_text())
             saved, done, summary = state["identity"], state["done"], state["summary"]
             if state.get("format") != PROGRESS_FORMAT:
                 raise KeyError("format")
         except (ValueError, KeyError, TypeError):
             raise UsageError(
-                f"{self.path}: not a progress file of this scan's format; delete it or choose another --out"
+                f"{path}: not a progress file of this scan's format; delete it or choose another --out"
             ) from None
         if saved.get("checkpoint_sha256") != self.identity["checkpoint_sha256"]:
             raise UsageError(
-                f"{self.path}: the progress of a scan of another checkpoint (sha256 "
+                f"{path}: the progress of a scan of another checkpoint (sha256 "
                 f"{str(saved.get('checkpoint_sha256'))[:12]}..., this one "
                 f"{self.identity['checkpoint_sha256'][:12]}...); delete it or choose another --out"
             )
@@ -299,7 +305,7 @@ class Progress:
         )
         if differ:
             raise UsageError(
-                f"{self.path}: the progress of a scan with other settings "
+                f"{path}: the progress of a scan with other settings "
                 f"({', '.join(differ)}); rerun with the same flags, or delete it"
             )
         self.done = set(done)

@@ -13,19 +13,27 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import cloudpickle
 
 from collatz_ray._atomic import write_atomically
 
+if TYPE_CHECKING:
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback
+    from ray.tune import Tuner
+    from ray.tune.experiment import Trial
+    from ray.tune.search.optuna import OptunaSearch
+
 # -- Tune: a restored Tuner's searcher ---------------------------------------------------
 
 
-def restored_searcher(tuner) -> Any:
+def restored_searcher(tuner: Tuner) -> Any:
     """The searcher a restored Tuner restores its state into. Why: Tuner.restore takes no
     searcher and offers no public handle on the one it unpickles, and StudySearch keeps
     its database URL out of pickles, so it must be handed the study again."""
+    assert tuner._local_tuner is not None  # None only under Ray Client, which we never use
     return tuner._local_tuner._tune_config.search_alg
 
 
@@ -86,40 +94,40 @@ def retarget_generator_storage(state: dict[str, Any], *, storage_path: str, expe
 OPTUNA_SEARCH_CONNECTIONS = ("_storage", "_ot_study", "_ot_trials")
 
 
-def searcher_sampler(search) -> Any:
+def searcher_sampler(search: OptunaSearch) -> Any:
     """The sampler OptunaSearch was built with: the reconnected study must use the same
     one (with its random state), or a resumed search would repeat suggestions."""
     return search._sampler
 
 
-def searcher_study(search) -> Any:
+def searcher_study(search: OptunaSearch) -> Any:
     """The live study (None before it is connected)."""
     return search._ot_study
 
 
-def attach_study(search, *, storage, study, trials: dict[str, Any]) -> None:
+def attach_study(search: OptunaSearch, *, storage: Any, study: Any, trials: dict[str, Any]) -> None:
     """Hand OptunaSearch a (re)connected study: OptunaSearch.suggest and tell read the
     study and the Optuna trial of each Tune trial from these attributes."""
     search._storage, search._ot_study, search._ot_trials = storage, study, trials
 
 
-def detach_study(search) -> None:
+def detach_study(search: OptunaSearch) -> None:
     """Forget the live study; the next event reconnects it."""
     search._ot_study = None
 
 
-def searcher_storage(search) -> Any:
+def searcher_storage(search: OptunaSearch) -> Any:
     """The study's storage: StudySearch fails orphaned trials through it directly."""
     return search._storage
 
 
-def searcher_trials(search) -> dict[str, Any]:
+def searcher_trials(search: OptunaSearch) -> dict[str, Any]:
     """Tune trial id -> its Optuna trial; StudySearch asks the study itself (retrying a
     locked database) and records the trial here for OptunaSearch.suggest to use."""
     return search._ot_trials
 
 
-def searcher_finished(search) -> set[str]:
+def searcher_finished(search: OptunaSearch) -> set[str]:
     """The Tune trials OptunaSearch has told the study about: never told twice."""
     return search._completed_trials
 
@@ -141,14 +149,15 @@ def driver_uses_token_auth() -> bool:
     """Whether this process's Ray runs with token authentication. Why: Ray reads
     RAY_AUTH_MODE once per process; a mismatch with the cluster would let no trial
     start, and Ray offers no public way to ask."""
-    from ray._raylet import AuthenticationMode, get_authentication_mode
+    # Ray's stubs of its compiled _raylet leave these out.
+    from ray._raylet import AuthenticationMode, get_authentication_mode  # type: ignore[attr-defined]
 
     return get_authentication_mode() == AuthenticationMode.TOKEN
 
 
 #: ray.init's private argument that fixes the node's IP: the embedded Ray stays on
 #: loopback (with cluster mode off, below).
-LOOPBACK_NODE = {"_node_ip_address": "127.0.0.1"}
+LOOPBACK_NODE: dict[str, Any] = {"_node_ip_address": "127.0.0.1"}
 
 
 @contextlib.contextmanager
@@ -178,24 +187,24 @@ def wandb_logging_actor_class() -> type:
     return _WandbLoggingActor
 
 
-def actor_wandb(actor) -> Any:
+def actor_wandb(actor: Any) -> Any:
     """The wandb module a logging actor logs through (its teardown flushes the run)."""
     return actor._wandb
 
 
-def use_wandb_logging_actor(callback_class: type, actor_class: type) -> None:
+def use_wandb_logging_actor(callback_class: type[WandbLoggerCallback], actor_class: type[Any]) -> None:
     """Make WandbLoggerCallback subclass `callback_class` start `actor_class` for each
     trial: the class attribute WandbLoggerCallback reads, with no public setter."""
     callback_class._logger_actor_cls = actor_class
 
 
-def wandb_init_arguments(callback) -> dict[str, Any]:
+def wandb_init_arguments(callback: WandbLoggerCallback) -> dict[str, Any]:
     """The wandb.init() arguments WandbLoggerCallback hands each trial's actor; updated
     per trial with this shell's WANDB_MODE and WANDB_DIR."""
     return callback.kwargs
 
 
-def mlflow_run_id(callback, trial) -> str:
+def mlflow_run_id(callback: MLflowLoggerCallback, trial: Trial) -> str:
     """The MLflow run MLflowLoggerCallback opened for `trial`, which our batched
     logging writes to (Ray's logger sends each number on its own)."""
     return callback._trial_runs[trial]

@@ -11,6 +11,7 @@ import socket
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import ray
 from ray.exceptions import AuthenticationError
@@ -34,7 +35,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> dict[str, fl
         return ray.cluster_resources()
     # Trial stdout (Ray's per-report lines) stays in the session logs; Tune still
     # prints trial errors, and error.txt keeps each trial's traceback.
-    common = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
+    common: dict[str, Any] = dict(logging_level="WARNING", log_to_driver=False, configure_logging=True)
     if address is None:
         _match_driver_auth_mode()
         _private_token_file()

@@ -18,6 +18,7 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import FrameType
 
 from collatz_ray._interrupt import EXIT_STATUS
 
@@ -30,7 +31,7 @@ class Interruption:
 
     @property
     def exit_status(self) -> int:
-        return EXIT_STATUS.get(self.signum, 1)
+        return 1 if self.signum is None else EXIT_STATUS.get(self.signum, 1)
 
     @property
     def name(self) -> str:
@@ -52,7 +53,7 @@ def stop_cleanly_on_signals() -> Iterator[Interruption]:
     saved_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SIGINT stays ours during fit()
 
-    def on_signal(signum, frame) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         first = interruption.signum is None
         interruption.signum = interruption.signum or signum
         if interruption.ending:

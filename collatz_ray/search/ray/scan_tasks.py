@@ -44,7 +44,7 @@ def scan_on_ray(
     while True:
         for index, chunk in todo:
             running.append(
-                task.remote(
+                task.remote(  # type: ignore[call-arg]  # see @ray.remote below
                     weights, config, spec, chunk, index=index, seed=scan.seed, keep=keep, gpu=bool(gpus)
                 )
             )
@@ -56,7 +56,8 @@ def scan_on_ray(
         yield ray.get(ready[0])
 
 
-@ray.remote
+# Ray's typing of remote functions knows positional arguments only, not keyword-only ones.
+@ray.remote  # type: ignore[arg-type]
 def _scan_chunk_task(
     weights: dict,
     config: dict[str, Any],

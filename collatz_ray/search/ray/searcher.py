@@ -45,7 +45,8 @@ class StudySearch(OptunaSearch):
         # constant_liar: TPE treats running trials as bad guesses, so concurrent trials
         # spread out instead of piling onto one region.
         sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        self._study_storage = storage
+        #: None once unpickled, until the driver hands it over again (use_storage).
+        self._study_storage: StudyStorage | None = storage
         self._max_epochs = max_epochs
         #: Tune trial id -> the Optuna trial's database id: what the pickles keep.
         self._study_ids: dict[str, int] = {}
@@ -87,7 +88,7 @@ class StudySearch(OptunaSearch):
         self._study_storage = storage
         ray_private.detach_study(self)
 
-    def use_storage(self, storage: StudyStorage) -> None:
+    def use_storage(self, storage: StudyStorage | None) -> None:
         """The study's database for a restored search (Tune's pickles do not hold it)."""
         self._study_storage = storage
         ray_private.detach_study(self)
@@ -98,17 +99,21 @@ class StudySearch(OptunaSearch):
             self._connect()
         return ray_private.searcher_study(self)
 
+    def _database(self) -> StudyStorage:
+        if self._study_storage is None:
+            raise RuntimeError("StudySearch restored without its study database (use_storage)")
+        return self._study_storage
+
     def _connect(self) -> None:
         import optuna
 
-        if self._study_storage is None:
-            raise RuntimeError("StudySearch restored without its study database (use_storage)")
-        storage = open_storage(self._study_storage.url)
+        database = self._database()
+        storage = open_storage(database.url)
         study = optuna.create_study(
             storage=storage,
             sampler=ray_private.searcher_sampler(self),
             pruner=optuna.pruners.NopPruner(),
-            study_name=self._study_storage.study_name,
+            study_name=database.study_name,
             direction="minimize" if MODE == "min" else "maximize",
             load_if_exists=True,
         )
@@ -184,8 +189,9 @@ class StudySearch(OptunaSearch):
         epoch = (result or {}).get(TIME_ATTR)
         if value is not None and epoch is not None:
             # Tune hands a trial's last result to on_trial_complete alone.
+            last, step = float(value), int(epoch)
             self._write(
-                lambda: ray_private.searcher_trials(self)[trial_id].report(float(value), int(epoch)),
+                lambda: ray_private.searcher_trials(self)[trial_id].report(last, step),
                 quiet_if_finished=True,
                 give_up_quietly=True,
             )
@@ -235,7 +241,7 @@ class StudySearch(OptunaSearch):
                         log.warning(
                             "study database %s: a write failed %d times (%s); it is retried "
                             "at the next event and on --resume",
-                            self._study_storage.shown,
+                            self._database().shown,
                             WRITE_ATTEMPTS,
                             str(err).splitlines()[0][:160],
                         )

@@ -17,7 +17,7 @@ def on_ray(
     its exit status. When a signal stopped it, the status the signal calls for, after
     one line saying where the work is kept and the command (`resume`) that finishes it."""
     status, interruption = _run(address, work)
-    if interruption.signum is not None:
+    if status is None:
         print(
             f"collatz_ray.{tool}: interrupted by {interruption.name}; everything so far is kept in "
             f"{path}. Resume with: {resume}",
@@ -29,6 +29,7 @@ def on_ray(
 
 
 def _run(address: str | None, work: Callable[[dict[str, float]], int]) -> tuple[int | None, Interruption]:
+    """The work's exit status, None when a signal stopped it; and the signal."""
     resources = cluster.connect(address)
     status = None
     with stop_cleanly_on_signals() as interruption:

@@ -91,7 +91,7 @@ class SearchStatus(tune.CLIReporter):
         header: str,
         rungs: Sequence[int],
         per_trial: str,
-        report_every_s: float = 30.0,
+        report_every_s: int = 30,
     ) -> None:
         super().__init__(max_report_frequency=report_every_s)
         self._parameters = list(parameters)

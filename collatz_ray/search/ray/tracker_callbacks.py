@@ -18,15 +18,19 @@ They are Ray's own logger callbacks with two changes:
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ray.air.constants import TRAINING_ITERATION
-from ray.tune.logger import TBXLoggerCallback
+from ray.tune.logger import LoggerCallback, TBXLoggerCallback
 
 from collatz_ray.search.failures import failure_reason
 from collatz_ray.search.objective import TIME_ATTR
 from collatz_ray.search.settings import SearchSettings
 from collatz_ray.search.tracking import unreachable
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 
 def tracking_callbacks(settings: SearchSettings) -> list[Any]:
@@ -55,15 +59,16 @@ def at_epoch(result: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-class GuardedTracker:
-    """Mixed into a Tune logger callback: each report at its epoch (at_epoch), and each
-    logging call guarded: the first failure is one line on stderr, and the
-    tracker logs nothing more (a half-working tracker would leave gaps nobody sees)."""
+class GuardedTracker(LoggerCallback):
+    """Mixed into a Tune logger callback (the first base, before Ray's class): each report
+    at its epoch (at_epoch), and each logging call guarded: the first failure is one line
+    on stderr, and the tracker logs nothing more (a half-working tracker would leave gaps
+    nobody sees)."""
 
     what = "tracker"
     _off = False
 
-    def _guard(self, call, *args) -> None:
+    def _guard(self, call: Callable[..., object], *args: Any) -> None:
         if self._off:
             return
         try:
@@ -86,13 +91,13 @@ class GuardedTracker:
             flush=True,
         )
 
-    def log_trial_start(self, trial) -> None:
+    def log_trial_start(self, trial: Trial) -> None:
         self._guard(super().log_trial_start, trial)
 
-    def log_trial_result(self, iteration: int, trial, result: dict[str, Any]) -> None:
+    def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         self._guard(super().log_trial_result, iteration, trial, at_epoch(result))
 
-    def log_trial_end(self, trial, failed: bool = False) -> None:
+    def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
         self._guard(super().log_trial_end, trial, failed)
 
 

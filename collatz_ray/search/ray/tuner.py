@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
 
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
@@ -51,7 +52,10 @@ def build_tuner(
     benchmark's clock)."""
     space = settings.space
     budget = space.budget
+    searcher: Searcher
+    scheduler: TrialScheduler
     if points is None:
+        assert settings.study is not None  # run() resolves it before it builds a search
         searcher = StudySearch(space, seed=settings.seed, storage=settings.study, max_epochs=budget.epochs)
         scheduler = ASHAScheduler(
             time_attr=TIME_ATTR,

@@ -4,6 +4,7 @@ $WANDB_PROJECT). Imports wandb (the `wandb` extra); loaded only when a search as
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ray.air.integrations.wandb import WandbLoggerCallback
 
@@ -17,7 +18,11 @@ from collatz_ray.search.tracking import wandb_server
 _FROM_ENVIRONMENT = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
 
 
-class _RunWrittenOut(ray_private.wandb_logging_actor_class()):
+#: Ray's private logging actor class, through the seam: a base class mypy cannot follow.
+_RayWandbActor: Any = ray_private.wandb_logging_actor_class()
+
+
+class _RunWrittenOut(_RayWandbActor):
     """Ray's W&B logging actor, returning only once W&B's service has written the run out.
     Ray kills the actor as soon as run() returns, but wandb.finish() returns before the
     service has flushed the run: a trial's offline run lost its whole history that way
