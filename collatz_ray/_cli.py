@@ -15,14 +15,15 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from collatz_ray._interrupt import Interrupted, raising_on_signals
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
 from collatz_ray.trainer.config import MAX_SEED
 from collatz_ray.trainer.text import TEXT_WIDTH, fitted
 
-F = TypeVar("F", bound=Callable[..., object])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 USAGE_EXIT_STATUS = 2
 #: The longest error line printed. Messages quote values through errors.shown; this
@@ -30,28 +31,28 @@ USAGE_EXIT_STATUS = 2
 MAX_LINE_CHARS = 1000
 
 
-def exit_on_usage_error(main: F) -> F:
+def exit_on_usage_error(main: Callable[P, R]) -> Callable[P, R]:
     """Decorate a command's main(): UsageError -> '<prog>: error: <line>' on stderr and
     exit status 2, never a traceback."""
 
     @functools.wraps(main)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return main(*args, **kwargs)
         except UsageError as err:
             print(f"{_prog(main)}: error: {one_line(str(err))}", file=sys.stderr)
             raise SystemExit(USAGE_EXIT_STATUS) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
-def exit_on_interrupt(main: F) -> F:
+def exit_on_interrupt(main: Callable[P, R]) -> Callable[P, R]:
     """Decorate a command's main() (outside exit_on_usage_error): Ctrl-C or SIGTERM ->
     '<prog>: interrupted by SIGINT; <what was kept>' on stderr and exit status 130 (143
     for SIGTERM), never a traceback. See collatz_ray._interrupt."""
 
     @functools.wraps(main)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with raising_on_signals():
             try:
                 return main(*args, **kwargs)
@@ -65,7 +66,7 @@ def exit_on_interrupt(main: F) -> F:
                 )
                 raise SystemExit(stopped.exit_status) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def resume_command(main: Callable[..., object], argv: Sequence[str] | None) -> str:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import types
+from collections.abc import Sequence
 
 #: Old module -> the module that holds its classes now, or the modules it was split into.
 MOVED: dict[str, str | tuple[str, ...]] = {
@@ -41,12 +43,14 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports an old name as the module that replaced it (the same module object), or
     as a module holding the public names of the modules it was split into."""
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in MOVED:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         new = MOVED[spec.name]
         if isinstance(new, str):
             return importlib.import_module(new)
@@ -56,7 +60,7 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             module.__dict__.update({k: v for k, v in vars(part).items() if not k.startswith("_")})
         return module
 
-    def exec_module(self, module):
+    def exec_module(self, module: types.ModuleType) -> None:
         pass  # already executed under its new name(s)
 
 

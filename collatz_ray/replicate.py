@@ -16,6 +16,7 @@ finishes an interrupted one; `--dry-run` prints the plan without starting Ray.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replicate(args)
 
 
-def _replicate(args) -> int:
+def _replicate(args: argparse.Namespace) -> int:
     storage = resolve_storage(args.storage)
     if args.name is not None:
         check_name(args.name)
@@ -146,7 +147,7 @@ def _replicate(args) -> int:
     )
 
 
-def _new(args, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any] | None, str]:
+def _new(args: argparse.Namespace, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any] | None, str]:
     """A new follow-up: the plan, the space at its budget, the source's settings and
     the default name's stem."""
     if args.seeds is None:
@@ -206,7 +207,7 @@ def _new(args, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any] | No
     return plan, sizing, saved, source.name
 
 
-def _resumed(args, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any]]:
+def _resumed(args: argparse.Namespace, storage: str) -> tuple[ReplicatePlan, Sizing, dict[str, Any]]:
     if not args.name:
         raise UsageError("--resume needs --name of the follow-up experiment to finish")
     for flag, given in (

@@ -33,10 +33,10 @@ from collatz_ray.search.settings import (
     join,
     load_settings_json,
 )
-from collatz_ray.search.spaces import PRESETS, load_space
+from collatz_ray.search.spaces import PRESETS, SearchSpace, load_space
 from collatz_ray.search.storage import check_name, check_storage, is_remote, resolve_storage
 from collatz_ray.search.study import STUDY_FILE, resolve_study
-from collatz_ray.search.tracking import chosen_trackers, describe, parse_tracker
+from collatz_ray.search.tracking import Tracker, chosen_trackers, describe, parse_tracker
 from collatz_ray.search.versions import check_tested_versions
 from collatz_ray.trainer.text import fitted, format_report, setting_text
 
@@ -105,7 +105,7 @@ def parser() -> ArgumentParser:
     return p
 
 
-def _tracker(text: str):
+def _tracker(text: str) -> Tracker:
     try:
         return parse_tracker(text)
     except UsageError as err:  # argparse keeps the message of this type only
@@ -141,7 +141,9 @@ def print_report(
     return 0
 
 
-def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
+def _space(
+    args: argparse.Namespace, saved: dict[str, Any] | None, experiment_dir: Path
+) -> tuple[SearchSpace, str | None]:
     """The space to search and the scale to shrink it to: --space with --smoke/--scale
     for a new search; on --resume the experiment's own, already at its scale, which
     --space may name again but not change."""
@@ -153,11 +155,13 @@ def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
         if given is None:
             raise UsageError("--space is required (a name in search_spaces/ or a YAML path)")
         return given, preset
-    own = experiment_space(saved, experiment_dir) if given is None else _own_or_none(saved, experiment_dir)
+    if given is None:
+        return experiment_space(saved, experiment_dir), None
+    own = _own_or_none(saved, experiment_dir)
     if own is None:
         return given, preset
     own_preset = next((p for p in PRESETS if own.name.endswith(f"-{p}")), None)
-    if given is not None and _searched(given.scaled(own_preset)) != _searched(own):
+    if _searched(given.scaled(own_preset)) != _searched(own):
         raise UsageError(
             f"--space {args.space}: experiment {experiment_dir.name} was started with "
             f"space {own.name!r}, which searches other settings; drop --space to resume it"
@@ -165,11 +169,11 @@ def _space(args, saved: dict[str, Any] | None, experiment_dir: Path):
     return own, None
 
 
-def _searched(space) -> tuple:
+def _searched(space: SearchSpace) -> tuple[Any, ...]:
     return space.fixed, space.parameters
 
 
-def _own_or_none(saved: dict[str, Any], experiment_dir: Path):
+def _own_or_none(saved: dict[str, Any], experiment_dir: Path) -> SearchSpace | None:
     try:
         return experiment_space(saved, experiment_dir)
     except UsageError:
@@ -199,7 +203,7 @@ def replicate_argv(argv: Sequence[str]) -> list[str] | None:
     return None
 
 
-def _search(args) -> int:
+def _search(args: argparse.Namespace) -> int:
     storage = resolve_storage(args.storage)
     extend = _extension(args)
     if args.name is not None:
@@ -296,7 +300,7 @@ def _search(args) -> int:
     )
 
 
-def _rebuild(args) -> int:
+def _rebuild(args: argparse.Namespace) -> int:
     """--rebuild-study NAME: the experiment's study database replayed from its trials."""
     others = [f for f in ("space", "name", "extend", "num_samples", "optuna_storage") if getattr(args, f)]
     if args.resume or others:
@@ -327,7 +331,7 @@ def _rebuild(args) -> int:
     return 0
 
 
-def _extension(args) -> int:
+def _extension(args: argparse.Namespace) -> int:
     """--extend NAME is a resume of NAME that may create --num-samples trials more."""
     if args.extend is None:
         return 0

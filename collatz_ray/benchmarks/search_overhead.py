@@ -21,8 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: The issue's targets: a collatz trial within 2x a plain one, a report within 0.1 s.
 TARGET_RATIO = 2.0
@@ -72,7 +75,7 @@ def busy_cpu_seconds() -> float | None:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _timed(work) -> tuple[Any, float, float | None]:
+def _timed(work: Callable[[], T]) -> tuple[T, float, float | None]:
     """(work(), wall seconds, busy CPU seconds of the machine meanwhile)."""
     cpu, started = busy_cpu_seconds(), time.monotonic()
     value = work()

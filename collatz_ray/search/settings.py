@@ -19,6 +19,7 @@ Plain data and paths only, so the results reader can use it without Ray.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -117,11 +118,9 @@ def experiment_exists(storage: str, name: str) -> bool:
     return path.is_dir() and any(path.iterdir())
 
 
-def experiment_lock(storage: str, name: str):
+def experiment_lock(storage: str, name: str) -> contextlib.AbstractContextManager[None]:
     """One command per experiment at a time: a lock beside it, held until the command
     ends (none on remote storage, where only Ray's own files coordinate)."""
-    import contextlib
-
     from collatz_ray._lock import hold_lock
 
     if is_remote(storage):

@@ -17,9 +17,12 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collatz_ray.errors import UsageError, shown
+
+if TYPE_CHECKING:
+    import optuna
 
 #: The default study database, inside the experiment directory.
 STUDY_FILE = "optuna.db"
@@ -125,7 +128,7 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     return {}
 
 
-def open_storage(url: str):
+def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDBStorage for `url`, or UsageError with one line saying why not."""
     import optuna
 

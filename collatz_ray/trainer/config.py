@@ -16,11 +16,14 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collatz_ray._yaml import load_yaml
 from collatz_ray.errors import UsageError, shown
 from collatz_ray.syracuse.arith import DEFAULT_TEST_SEEDS, MAX_BITS
+
+if TYPE_CHECKING:
+    import argparse
 
 #: The published runs' 9-layer stack (4,405,250 parameters at lookahead 10).
 LOG_LAYERS: tuple[int, ...] = (2048, 1024, 1024, 512, 512, 512, 256, 128, 64)
@@ -326,7 +329,7 @@ FLAG_ALIASES = {
 }
 
 
-def add_config_flags(parser, *, names: tuple[str, ...] | None = None) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, *, names: tuple[str, ...] | None = None) -> None:
     """One flag per TrainConfig field (`--lookahead`, `--ramp-len`, `--use-t4`/`--no-use-t4`
     ...). Flags default to 'not given', so files and presets underneath them survive."""
     import argparse
@@ -362,7 +365,7 @@ def _default_words(default: Any, flags: tuple[str, ...]) -> str:
     return f" (default: {default})"
 
 
-def flag_overrides(args) -> dict[str, Any]:
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields given on the command line, as raw strings for from_dict."""
     names = set(field_names())
     return {k: v for k, v in vars(args).items() if k in names}

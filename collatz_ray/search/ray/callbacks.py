@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ray import tune
 
 from collatz_ray.search.failures import SearchHalted
 from collatz_ray.search.ray.trial import TrialFailed
 from collatz_ray.search.storage import StorageFailed, storage_write_problem
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 
 class KeepTrialHistory(tune.Callback):
@@ -27,9 +30,10 @@ class KeepTrialHistory(tune.Callback):
 
     FILES = ("result.json", "progress.csv")
 
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         if trial.checkpoint is not None or not trial.local_path:
             return  # Tune restores these itself
+        assert trial.storage is not None  # Ray types it optional; a Tuner's trials always have it
         local, storage = Path(trial.local_path), trial.storage
         for name in self.FILES:
             target = local / name
@@ -53,7 +57,7 @@ class ReasonFirst(tune.Callback):
     at epoch 2 ...`) at the top of its error.txt. Tune writes a "Failure # N" line and a
     page of remote traceback, and the reason only at the very end."""
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         try:
             path = Path(trial.error_file or "")
             text = path.read_text()
@@ -125,7 +129,7 @@ class PlacementGuard(tune.Callback):
         self.timeout_s = timeout_s
         self._idle_since: float | None = None
 
-    def on_step_end(self, iteration, trials, **info) -> None:
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         statuses = {trial.status for trial in trials}
         if "RUNNING" in statuses or "PENDING" not in statuses:
             self._idle_since = None
@@ -135,7 +139,8 @@ class PlacementGuard(tune.Callback):
             self._idle_since = now
         elif now - self._idle_since > self.timeout_s:
             waiting = [trial for trial in trials if trial.status == "PENDING"]
-            asked = waiting[0].placement_group_factory.required_resources
+            # Ray declares the factory None until Tune creates it, as it has for a pending trial.
+            asked = waiting[0].placement_group_factory.required_resources  # type: ignore[attr-defined]
             raise TrialsNotPlaced(
                 f"no trial could start within {self.timeout_s:g} s: each asks for "
                 f"{asked.get('CPU', 0):g} CPU + {asked.get('GPU', 0):g} GPU, which the cluster has not "

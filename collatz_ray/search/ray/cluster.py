@@ -10,6 +10,7 @@ import secrets
 import socket
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ def _cluster_auth_mode(dashboard_url: str | None) -> str | None:
 
 
 @contextlib.contextmanager
-def _single_machine_mode():
+def _single_machine_mode() -> Iterator[None]:
     """Keep the embedded node on 127.0.0.1. ray.init replaces _node_ip_address="127.0.0.1"
     with the machine's routable IP (services.resolve_ip_for_localhost), so GCS, raylet,
     workers, agents and metrics servers would listen there, reachable from other

@@ -8,7 +8,7 @@ import numbers
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.air.constants import TRAINING_ITERATION
 from ray.air.integrations.mlflow import MLflowLoggerCallback
@@ -17,6 +17,9 @@ from ray.tune.utils import flatten_dict
 from collatz_ray.search.ray import _ray_private as ray_private
 from collatz_ray.search.ray.tracker_callbacks import GuardedTracker, at_epoch
 from collatz_ray.search.tracking import Tracker, experiment_mlflow_uri, mlflow_uri
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 
 class EpochMLflow(GuardedTracker, MLflowLoggerCallback):
@@ -29,14 +32,15 @@ class EpochMLflow(GuardedTracker, MLflowLoggerCallback):
 
     what = "MLflow"
 
-    def setup(self, *args, **kwargs) -> None:
+    def setup(self, *args: Any, **kwargs: Any) -> None:
         self._opened = False
         self._stop_if_unreachable(self.tracking_uri)
 
-    def log_trial_start(self, trial) -> None:
+    def log_trial_start(self, trial: Trial) -> None:
         if not self._opened:
             self._opened = True
             if self.tracking_uri is None:
+                assert trial.storage is not None  # Ray types it optional; a Tuner's trials always have it
                 self.tracking_uri = experiment_mlflow_uri(Path(trial.storage.experiment_fs_path))
             self._guard(self._open)
         super().log_trial_start(trial)
@@ -47,10 +51,10 @@ class EpochMLflow(GuardedTracker, MLflowLoggerCallback):
         super().setup()
         self._client = MlflowClient(self.tracking_uri)
 
-    def log_trial_result(self, iteration: int, trial, result: dict[str, Any]) -> None:
+    def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         self._guard(self._log_report, trial, at_epoch(result))
 
-    def _log_report(self, trial, result: dict[str, Any]) -> None:
+    def _log_report(self, trial: Trial, result: dict[str, Any]) -> None:
         """All of a report's numbers in one batch at its epoch. Ray's logger sends each
         number on its own, a store transaction each: tens of seconds per report on a
         busy machine, during which the search waits."""

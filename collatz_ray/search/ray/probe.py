@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
 from collatz_ray.search.objective import METRIC, TIME_ATTR
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 
 class TrialClock(tune.Callback):
@@ -23,7 +26,7 @@ class TrialClock(tune.Callback):
         self.walls: list[float] = []
         self._since: float | None = None
 
-    def on_step_begin(self, iteration, trials, **info) -> None:
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         if self._since is None:
             self._since = time.monotonic()
 
@@ -33,10 +36,10 @@ class TrialClock(tune.Callback):
             self.walls.append(now - self._since)
         self._since = now
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._ended()
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._ended()
 
 
@@ -58,13 +61,13 @@ def run_plain_trials(*, storage: str, experiment: str, num_samples: int, cpus: f
     return clock.walls
 
 
-def report_figures(result_grid) -> list[dict[str, float]]:
+def report_figures(result_grid: tune.ResultGrid) -> list[dict[str, float]]:
     """Per trial: Tune's time to the first report, the trainer's own share of it, and the
     median time each later report took beyond the trainer's work between them (its
     epochs and evaluation, from `epochs_per_second`: the trainer's own clock runs on
     through a report that blocks)."""
     out = []
-    for result in result_grid:
+    for result in result_grid:  # type: ignore[attr-defined]  # it iterates through __getitem__
         frame = result.metrics_dataframe
         if frame is None or frame.empty:
             continue

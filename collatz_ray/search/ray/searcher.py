@@ -16,7 +16,7 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.search.optuna import OptunaSearch
 
@@ -25,6 +25,10 @@ from collatz_ray.search.objective import METRIC, MODE, TIME_ATTR
 from collatz_ray.search.ray import _ray_private as ray_private
 from collatz_ray.search.spaces import SearchSpace
 from collatz_ray.search.study import TUNE_TRIAL_ATTR, StudyStorage, open_storage
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ class StudySearch(OptunaSearch):
         self._study_storage = storage
         ray_private.detach_study(self)
 
-    def _study(self):
+    def _study(self) -> optuna.Study:
         """The live study, connected (again) on first use after a restore."""
         if ray_private.searcher_study(self) is None:
             self._connect()
@@ -153,7 +157,7 @@ class StudySearch(OptunaSearch):
             self._tell(trial_id, value, TrialState[state])
 
     # -- Tune's events --------------------------------------------------------------------
-    def suggest(self, trial_id: str):
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
         study = self._study()
         trials = ray_private.searcher_trials(self)
         if trial_id not in trials:
@@ -204,7 +208,7 @@ class StudySearch(OptunaSearch):
         self._tell(trial_id, value, state)
         ray_private.searcher_finished(self).add(trial_id)
 
-    def _tell(self, trial_id: str, value: float | None, state) -> None:
+    def _tell(self, trial_id: str, value: float | None, state: TrialState) -> None:
         self._pending[trial_id] = (value, state.name)
         ot_trial = ray_private.searcher_trials(self)[trial_id]
         done = self._write(
@@ -217,7 +221,7 @@ class StudySearch(OptunaSearch):
 
     def _write(
         self, action: Callable[[], Any], *, quiet_if_finished: bool = False, give_up_quietly: bool = False
-    ):
+    ) -> Any:
         """A database write, retried while another writer holds the lock; with
         `give_up_quietly`, _FAILED after the last attempt instead of an error that would
         stop the driver. A write to a trial the study already closed (a resumed trial

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
 from collatz_ray.search.objective import DEFAULT_OBJECTIVE, METRIC, TIME_ATTR
 from collatz_ray.trainer import metrics as registry
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 WIDTH = 120
 #: Short column names for the settings the shipped spaces search.
@@ -117,7 +120,7 @@ class SearchStatus(tune.CLIReporter):
         return "\n".join(line[:WIDTH] for line in lines) + "\n"
 
 
-def _row(trial) -> dict[str, Any]:
+def _row(trial: Trial) -> dict[str, Any]:
     result = trial.last_result or {}
     reported = TIME_ATTR in result
     status = trial.status

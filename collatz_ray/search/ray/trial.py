@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def collatz_trial(params: dict[str, Any], settings: SearchSettings, search_run: 
         raise TrialFailed(failure_reason(f"{type(err).__name__}: {err}")) from None
 
 
-def trainable(settings: SearchSettings):
+def trainable(settings: SearchSettings) -> type[tune.Trainable] | Callable[..., Any]:
     """The Tune trainable with its settings and resources attached. It keeps the name
     `collatz_trial`, which Tuner.restore needs to find it again."""
     resources = trial_actor_resources(

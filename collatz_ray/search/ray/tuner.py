@@ -117,7 +117,7 @@ def run(
     points: Sequence[dict[str, Any]] | None = None,
     callbacks: Sequence[tune.Callback] = (),
     verbose: int = 1,
-):
+) -> tune.ResultGrid:
     """Run (or resume) the search and return Ray's ResultGrid; `extend` adds that many
     trials to a resumed one, `points` replaces TPE by given configs. Raises
     StorageFailed, with one line, when the experiment's storage stopped taking writes."""
@@ -244,10 +244,10 @@ def can_restore(settings: SearchSettings) -> bool:
     return tune.Tuner.can_restore(settings.path)
 
 
-def trial_summaries(result_grid) -> list[dict[str, Any]]:
+def trial_summaries(result_grid: tune.ResultGrid) -> list[dict[str, Any]]:
     """One plain dict per trial: id, status, config, last metrics, error, path."""
     out = []
-    for result in result_grid:
+    for result in result_grid:  # type: ignore[attr-defined]  # it iterates through __getitem__
         metrics = dict(result.metrics or {})
         out.append(
             {

@@ -4,7 +4,7 @@ $WANDB_PROJECT). Imports wandb (the `wandb` extra); loaded only when a search as
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.air.integrations.wandb import WandbLoggerCallback
 
@@ -13,6 +13,9 @@ from collatz_ray.search.ray.tracker_callbacks import GuardedTracker
 from collatz_ray.search.settings import SearchSettings
 from collatz_ray.search.storage import is_remote
 from collatz_ray.search.tracking import wandb_server
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 #: wandb.init() arguments read from this shell's environment, for each trial anew.
 _FROM_ENVIRONMENT = {"mode": "WANDB_MODE", "dir": "WANDB_DIR"}
@@ -47,20 +50,21 @@ class EpochWandb(GuardedTracker, WandbLoggerCallback):
         super().__init__(project=project, resume="allow")
         self.in_experiment = in_experiment
 
-    def setup(self, *args, **kwargs) -> None:
+    def setup(self, *args: Any, **kwargs: Any) -> None:
         super().setup(*args, **kwargs)
         # Online, each trial's logging actor would wait on an unreachable server in
         # wandb.init (W&B's own timeout is 90 s), and the search's end on those actors
         # (Ray's upload timeout: 30 minutes). Asked once here instead.
         self._stop_if_unreachable(wandb_server())
 
-    def log_trial_start(self, trial) -> None:
+    def log_trial_start(self, trial: Trial) -> None:
         # Each run is logged by an actor that Ray's raylet starts, with the cluster's
         # environment rather than this shell's: hand it WANDB_MODE and WANDB_DIR. Read
         # now, not when the search started: a resumed search takes the shell's current
         # ones, and the experiment where it now is.
         init = {arg: os.environ[var] for arg, var in _FROM_ENVIRONMENT.items() if os.environ.get(var)}
         if "dir" not in init and self.in_experiment:
+            assert trial.storage is not None  # Ray types it optional; a Tuner's trials always have it
             init["dir"] = trial.storage.experiment_fs_path
         ray_private.wandb_init_arguments(self).update(init)
         super().log_trial_start(trial)

@@ -33,6 +33,7 @@ from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import METRIC, TIME_ATTR, objective
 from collatz_ray.trainer import bank as banking
 from collatz_ray.trainer.config import TrainConfig
+from collatz_ray.trainer.loop import MiningHook
 
 REPORTS_FILE = "reports.jsonl"
 
@@ -99,9 +100,10 @@ def _restore(tmp: Path, search_run: str) -> tuple[Path | None, list[dict[str, An
     return resume_from, reports, recorded
 
 
-def recorded_through(storage) -> int:
-    """The last epoch this trial's record in the experiment (result.json in storage)
-    holds: 0 for a new trial, else what a restarted trial need not report again."""
+def recorded_through(storage: Any) -> int:
+    """The last epoch this trial's record in the experiment (result.json in `storage`,
+    Tune's StorageContext: a private class) holds: 0 for a new trial, else what a
+    restarted trial need not report again."""
     try:
         with storage.storage_filesystem.open_input_stream(f"{storage.trial_fs_path}/result.json") as stream:
             data = stream.read()
@@ -118,7 +120,7 @@ def recorded_through(storage) -> int:
     return last
 
 
-def bank_hook(bank: str | None, trial_id: str | None):
+def bank_hook(bank: str | None, trial_id: str | None) -> MiningHook | None:
     """The trainer's on_mined hook that appends a round's violating numbers to `bank`
     (None: no hook). A number too large to write in decimal is left out. A bank that
     cannot be written costs those records, never the trial: one line on stderr says so."""
