@@ -29,6 +29,9 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     # Renamed after 0.3.0 (the name said too little): Tune pickles the search's callbacks into
     # tuner.pkl, the TensorBoard callback among them.
     "collatz_ray.search.ray.tracking": "collatz_ray.search.ray.tracker_callbacks",
+    # The trainable's settings hold a replication's plan (SearchSettings.replicate); the
+    # module was named like the command.
+    "collatz_ray.search.replicate": "collatz_ray.search.replication",
     # The trainable's settings, its callbacks and the trial folder namer.
     "collatz_ray.ray_adapter": (
         "collatz_ray.search.settings",

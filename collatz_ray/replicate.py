@@ -27,7 +27,7 @@ from collatz_ray._cli import ArgumentParser, exit_on_usage_error, number, positi
 from collatz_ray.errors import UsageError
 from collatz_ray.search.pipeline import Launch, add_run_flags, checked_eval_csv, launch, private_files
 from collatz_ray.search.plan import Sizing, size_search
-from collatz_ray.search.replicate import (
+from collatz_ray.search.replication import (
     MIN_SEEDS,
     ReplicatePlan,
     given_plan,

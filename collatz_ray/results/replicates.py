@@ -1,4 +1,4 @@
-"""A replication's summary (collatz_ray/search/replicate.py): each configuration's
+"""A replication's summary (collatz_ray/search/replication.py): each configuration's
 metrics over its seeds, and whether the best configuration's lead over the next is
 larger than seed noise.
 
@@ -20,7 +20,7 @@ from collatz_ray.errors import UsageError
 from collatz_ray.results.read import Experiment, Trial, is_number
 from collatz_ray.results.stats import CONFIDENCE, Lead, Spread, lead, spread
 from collatz_ray.search.objective import DEFAULT_OBJECTIVE, OBJECTIVES
-from collatz_ray.search.replicate import SEED_KEY, Configuration, ReplicatePlan, params_key
+from collatz_ray.search.replication import SEED_KEY, Configuration, ReplicatePlan, params_key
 from collatz_ray.search.settings import SETTINGS_FILE
 from collatz_ray.trainer import metrics as registry
 

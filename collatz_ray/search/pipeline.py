@@ -38,7 +38,7 @@ from collatz_ray.search.tracking import describe
 if TYPE_CHECKING:
     import argparse
 
-    from collatz_ray.search.replicate import ReplicatePlan
+    from collatz_ray.search.replication import ReplicatePlan
     from collatz_ray.search.spaces import SearchSpace
     from collatz_ray.search.study import StudyStorage
     from collatz_ray.search.tracking import Tracker

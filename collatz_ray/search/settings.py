@@ -31,7 +31,7 @@ from collatz_ray.search.storage import is_remote
 from collatz_ray.trainer.bank import BANK_FILE
 
 if TYPE_CHECKING:
-    from collatz_ray.search.replicate import ReplicatePlan
+    from collatz_ray.search.replication import ReplicatePlan
     from collatz_ray.search.spaces import SearchSpace
     from collatz_ray.search.study import StudyStorage
     from collatz_ray.search.tracking import Tracker
@@ -64,7 +64,7 @@ class SearchSettings:
     #: The Optuna study's database; None for an experiment from before studies were
     #: recorded (and in pickles of such experiments).
     study: StudyStorage | None = None
-    #: A replication's configurations, seeds and source (search/replicate.py); None for a search.
+    #: A replication's configurations, seeds and source (search/replication.py); None for a search.
     replicate: ReplicatePlan | None = None
     #: MLflow and W&B, as --track asked (collatz_ray/search/tracking.py).
     track: tuple[Tracker, ...] = ()

@@ -1,4 +1,4 @@
-"""Planning a replication (collatz_ray/search/replicate.py): which configurations of an
+"""Planning a replication (collatz_ray/search/replication.py): which configurations of an
 experiment are its top K, which seeds are new, what a given configuration means, and
 the plan as the follow-up's settings save it. On experiments written by hand, and on the
 session's real smoke search."""
@@ -14,7 +14,7 @@ from support.experiments import search_experiment, write_trial
 from collatz_ray.errors import UsageError
 from collatz_ray.results.read import load_experiment
 from collatz_ray.results.report import ranked_trials
-from collatz_ray.search.replicate import (
+from collatz_ray.search.replication import (
     ReplicatePlan,
     given_plan,
     new_seeds,

@@ -1,5 +1,5 @@
 """A Tune searcher that suggests given configs, each once, in order: a replication's
-trials (collatz_ray/search/replicate.py) instead of TPE's suggestions.
+trials (collatz_ray/search/replication.py) instead of TPE's suggestions.
 
 Tune's BasicVariantGenerator takes `points_to_evaluate` too, but only for keys its
 param_space declares, and a replication's configurations may set different keys (a

@@ -47,7 +47,7 @@ def build_tuner(
     """TPE over the space's define-by-run function, seeded (the same seed suggests the
     same configs in the same order, given the same results in the same order) and
     recorded in the study database, stopped early by ASHA; or, given `points` (a
-    replication's trials, collatz_ray/search/replicate.py), those configs, each trained
+    replication's trials, collatz_ray/search/replication.py), those configs, each trained
     to the full budget. `callbacks` are Tune callbacks besides the search's own (a
     benchmark's clock)."""
     space = settings.space
