@@ -215,6 +215,8 @@ class Configuration:
     trials: list[ScannedTrial]
     rate: Spread
     against_largest: Lead | None
+    #: The configuration every other is compared with.
+    largest: bool = False
 
 
 def configurations(scanned: Sequence[ScannedTrial]) -> list[Configuration]:
@@ -235,9 +237,8 @@ def configurations(scanned: Sequence[ScannedTrial]) -> list[Configuration]:
         versus = None
         if largest is not None and group is not largest:
             versus = lead([s.range_rate() for s in largest], rates)
-        out.append(
-            Configuration(_configuration_label(group[0]), group[0].parameters, group, spread(rates), versus)
-        )
+        label, parameters = _configuration_label(group[0]), group[0].parameters
+        out.append(Configuration(label, parameters, group, spread(rates), versus, largest=group is largest))
     return out
 
 
@@ -249,12 +250,10 @@ def _configuration_label(s: ScannedTrial) -> str:
 
 def smallest_not_worse(configs: Sequence[Configuration]) -> Configuration | None:
     """The configuration of fewest parameters whose scan rate is not above the largest's
-    beyond seed noise (its Welch interval includes zero or favours it); None before the
-    largest has two seeds."""
-    if not any(c.against_largest is not None for c in configs):
-        return None
+    beyond seed noise (its Welch interval includes zero or favours it), among those with
+    two seeds or more (one seed has no spread to judge); None before the largest has two."""
     for config in configs:  # smallest first
-        if config.against_largest is None or not _worse(config.against_largest):
+        if config.largest or (config.against_largest is not None and not _worse(config.against_largest)):
             return config
     return None
 
@@ -436,15 +435,19 @@ def write_pareto_plot(scanned: Sequence[ScannedTrial], path: Path) -> Path:
     shapes = sorted(
         {s.shape for s in points}, key=lambda shape: min(s.parameters for s in points if s.shape == shape)
     )
+    colors = dict(zip(shapes, plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(shapes), strict=False))
     for shape in shapes:
-        mine = [s for s in points if s.shape == shape]
-        ax.scatter(
-            [s.parameters for s in mine],
-            [100 * s.range_rate() for s in mine],
-            label=shape,
-            alpha=0.75,
-            marker="o",
-        )
+        for kind, marker, suffix in (("completed", "o", ""), ("stopped", "x", ", stopped by ASHA")):
+            mine = [s for s in points if s.shape == shape and s.trial.ending.kind == kind]
+            if mine:
+                ax.scatter(
+                    [s.parameters for s in mine],
+                    [100 * s.range_rate() for s in mine],
+                    label=shape + suffix,
+                    color=colors[shape],
+                    alpha=0.75,
+                    marker=marker,
+                )
     front = pareto_front(points)
     ax.step(
         [s.parameters for s in front],
@@ -456,11 +459,14 @@ def write_pareto_plot(scanned: Sequence[ScannedTrial], path: Path) -> Path:
     )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_xlabel("parameters")
     ax.set_ylabel("odd n violating, % of the range scan")
     ax.set_title(_scan_description(points), fontsize=8, wrap=True)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

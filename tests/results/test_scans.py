@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from support.experiments import replication_experiment
+from support.experiments import replication_experiment, write_trial
 
 from collatz_ray.errors import UsageError
 from collatz_ray.results.read import load_experiment
@@ -110,6 +110,17 @@ def test_configurations_are_judged_against_the_largest_by_welch(scanned):
     assert large.against_largest is None
     assert small.rate.mean == pytest.approx(0.30)
     assert smallest_not_worse(configs) is middle
+    assert large.largest and not middle.largest
+
+
+def test_a_configuration_of_one_seed_is_not_judged_against_the_largest(scanned):
+    """A tiny model with one lucky seed is no answer to 'how small can V be'."""
+    experiment = scanned[0].experiment.path
+    write_trial(experiment, "lucky", params={"lookahead": 20, "target_type": "fixed"}, violations=0)
+    write_scan(experiment, "lucky", parameters=10, rate=0.05, layers=[])
+    configs = configurations(read_scans([load_experiment(experiment)]))
+    assert configs[0].parameters == 10 and configs[0].against_largest is None
+    assert smallest_not_worse(configs).parameters == 1000
 
 
 def test_the_pareto_front_keeps_only_models_that_lower_the_rate(scanned):
