@@ -82,9 +82,18 @@ class ScannedTrial:
         params = {k: v for k, v in self.trial.params.items() if k != SEED_KEY}
         return f"{self.experiment.path}::{params_key(params)}"
 
+    @property
+    def has_range(self) -> bool:
+        return "range" in self.scan["scans"]
+
+    @property
+    def rate(self) -> float:
+        """The range scan's violation rate (of a trial that has one: has_range)."""
+        part = self.scan["scans"]["range"]
+        return part["violations"] / part["numbers"]
+
     def range_rate(self) -> float | None:
-        part = self.scan["scans"].get("range")
-        return None if part is None else part["violations"] / part["numbers"]
+        return self.rate if self.has_range else None
 
     def bits_rate(self, bits: int) -> float | None:
         """The violation rate of the random sample of `bits` bits, if it was drawn."""
@@ -192,11 +201,14 @@ def correlations(scanned: Sequence[ScannedTrial], *, target: str = "range") -> l
     (`target` "range") or a random sample's ("64" for 64 bits)."""
     out = []
     for key, label in PREDICTORS:
-        pairs = [(s.held_out(key), _target_rate(s, target)) for s in scanned]
-        pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
-        xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+        xs, ys = [], []
+        for s in scanned:
+            x, y = s.held_out(key), _target_rate(s, target)
+            if x is not None and y is not None:
+                xs.append(x)
+                ys.append(y)
         rho = spearman(xs, ys)
-        out.append(Correlation(label, len(pairs), rho, None if rho is None else bootstrap_interval(xs, ys)))
+        out.append(Correlation(label, len(xs), rho, None if rho is None else bootstrap_interval(xs, ys)))
     return out
 
 
@@ -225,7 +237,7 @@ def configurations(scanned: Sequence[ScannedTrial]) -> list[Configuration]:
     least two seeds), on the range scan's violation rate."""
     groups: dict[str, list[ScannedTrial]] = {}
     for s in scanned:
-        if s.trial.ending.kind == "completed" and s.range_rate() is not None:
+        if s.trial.ending.kind == "completed" and s.has_range:
             groups.setdefault(s.configuration, []).append(s)
     if not groups:
         return []
@@ -233,10 +245,10 @@ def configurations(scanned: Sequence[ScannedTrial]) -> list[Configuration]:
     largest = max(replicated, key=lambda g: g[0].parameters) if replicated else None
     out = []
     for group in sorted(groups.values(), key=lambda g: (g[0].parameters, g[0].configuration)):
-        rates = [s.range_rate() for s in group]
+        rates = [s.rate for s in group]
         versus = None
         if largest is not None and group is not largest:
-            versus = lead([s.range_rate() for s in largest], rates)
+            versus = lead([s.rate for s in largest], rates)
         label, parameters = _configuration_label(group[0]), group[0].parameters
         out.append(Configuration(label, parameters, group, spread(rates), versus, largest=group is largest))
     return out
@@ -266,12 +278,10 @@ def _worse(versus: Lead) -> bool:
 def pareto_front(scanned: Sequence[ScannedTrial]) -> list[ScannedTrial]:
     """The models no other beats on both parameters and range-scan rate, fewest
     parameters first."""
-    points = sorted(
-        (s for s in scanned if s.range_rate() is not None), key=lambda s: (s.parameters, s.range_rate())
-    )
+    points = sorted((s for s in scanned if s.has_range), key=lambda s: (s.parameters, s.rate))
     front: list[ScannedTrial] = []
     for s in points:
-        if not front or s.range_rate() < front[-1].range_rate():
+        if not front or s.rate < front[-1].rate:
             front.append(s)
     return front
 
@@ -428,7 +438,7 @@ def write_pareto_plot(scanned: Sequence[ScannedTrial], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [s for s in scanned if s.range_rate() is not None]
+    points = [s for s in scanned if s.has_range]
     if not points:
         raise UsageError(f"--plot {path}: no trial has a range scan to draw")
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -442,7 +452,7 @@ def write_pareto_plot(scanned: Sequence[ScannedTrial], path: Path) -> Path:
             if mine:
                 ax.scatter(
                     [s.parameters for s in mine],
-                    [100 * s.range_rate() for s in mine],
+                    [100 * s.rate for s in mine],
                     label=shape + suffix,
                     color=colors[shape],
                     alpha=0.75,
@@ -451,7 +461,7 @@ def write_pareto_plot(scanned: Sequence[ScannedTrial], path: Path) -> Path:
     front = pareto_front(points)
     ax.step(
         [s.parameters for s in front],
-        [100 * s.range_rate() for s in front],
+        [100 * s.rate for s in front],
         where="post",
         color="black",
         linewidth=1,
