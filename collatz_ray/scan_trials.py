@@ -61,8 +61,8 @@ def parser() -> ArgumentParser:
 
 def scans_asked(args: argparse.Namespace) -> dict[str, Any]:
     """The scans of each trial by name ("range", "random"), checked before anything loads."""
-    from collatz_ray.trainer.verify import Scan
-    from collatz_ray.verify import parse_random, parse_range
+    from collatz_ray.trainer.verify import DEFAULT_CHUNK, Scan
+    from collatz_ray.verify import MAX_CHUNKS, parse_random, parse_range
 
     scans = {}
     if args.range is not None:
@@ -70,6 +70,12 @@ def scans_asked(args: argparse.Namespace) -> dict[str, Any]:
         scans["range"] = Scan(start=start, stop=stop)
     if args.random:
         scans["random"] = Scan(random=parse_random(args.random), seed=args.seed)
+    for name, scan in scans.items():
+        if -(-scan.count // DEFAULT_CHUNK) > MAX_CHUNKS:  # its list of chunks would not fit
+            raise UsageError(
+                f"--{name}: about 2**{scan.count.bit_length() - 1} numbers a trial, more than "
+                f"{MAX_CHUNKS:,} chunks of {DEFAULT_CHUNK:,}; scan a smaller range"
+            )
     return scans
 
 

@@ -70,6 +70,9 @@ def test_other_flags_over_old_scans_and_bad_input_are_one_line(experiment, tmp_p
     )
     run_command("scan_trials", tmp_path, "--range", "3..99").one_error_line("not an experiment directory")
     run_command("scan_trials", experiment, "--range", "1..99").one_error_line("--range 1..99")
+    run_command("scan_trials", experiment, "--range", "3..2**80").one_error_line(
+        "--range: about 2**78 numbers"
+    )
     run_command("scan_trials", experiment, "--markdown", tmp_path / "no" / "x.md").one_error_line(
         "no directory"
     )
