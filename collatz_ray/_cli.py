@@ -19,6 +19,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from collatz_ray._interrupt import Interrupted, raising_on_signals
 from collatz_ray.errors import SHOWN_CHARS, UsageError, shown
+from collatz_ray.syracuse.arith import DECIMAL_MAX_BITS
 from collatz_ray.trainer.config import MAX_SEED
 from collatz_ray.trainer.text import TEXT_WIDTH, fitted
 
@@ -168,3 +169,42 @@ def integer_expression(text: str) -> int:
     if not text.strip():
         raise ValueError(text)
     return total
+
+
+# -- the scan's numbers (verify, scan_trials) ------------------------------------------
+# Numbers up to DECIMAL_MAX_BITS bits: the reports write them in decimal.
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    parts = text.split("..")
+    try:
+        if len(parts) != 2:
+            raise ValueError(text)
+        start, stop = (integer_expression(part) for part in parts)
+    except ValueError:
+        raise UsageError(f"--range {text}: expected A..B with integers or powers, e.g. 3..2**32") from None
+    if start < 2:
+        raise UsageError(
+            f"--range {text}: starts below 2; n = 1 is excluded (T(1) = 1 always ties), start at 3"
+        )
+    if stop <= (start | 1):
+        raise UsageError(f"--range {text}: holds no odd n (A <= n < B)")
+    if stop.bit_length() > DECIMAL_MAX_BITS:
+        raise UsageError(f"--range {text}: numbers beyond 2**{DECIMAL_MAX_BITS} are not supported")
+    return start, stop
+
+
+def parse_random(texts: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for text in texts:
+        try:
+            bits_text, count_text = text.split(":")
+            bits, count = int(bits_text), integer_expression(count_text)
+        except ValueError:
+            raise UsageError(f"--random {text}: expected BITS:COUNT, e.g. 256:100000") from None
+        if not 2 <= bits <= DECIMAL_MAX_BITS or count < 1:
+            raise UsageError(f"--random {text}: expected 2 <= BITS <= {DECIMAL_MAX_BITS} and COUNT >= 1")
+        out.append((bits, count))
+    if len({bits for bits, _ in out}) != len(out):
+        raise UsageError("--random: each bit length once")
+    return tuple(out)

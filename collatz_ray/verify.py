@@ -35,13 +35,14 @@ from collatz_ray._cli import (
     exit_on_usage_error,
     integer_expression,
     number,
+    parse_random,
+    parse_range,
     positive_int,
     resume_command,
 )
 from collatz_ray._interrupt import Interrupted
 from collatz_ray._progress import ProgressBar
 from collatz_ray.errors import UsageError, printable
-from collatz_ray.syracuse.arith import DECIMAL_MAX_BITS
 from collatz_ray.trainer.config import add_config_flags, flag_overrides
 from collatz_ray.trainer.text import short_decimal
 
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
     from collatz_ray.trainer.scan import Progress, Scan
 
 MODEL_FLAGS = ("lookahead", "layers", "linear", "k_only", "k_shifted", "device")
-#: The largest numbers scanned: the report writes them in decimal.
-MAX_BITS = DECIMAL_MAX_BITS
-#: Chunks a scan may have: the plan and the progress file list them all.
-MAX_CHUNKS = 1_000_000
 
 
 def parser() -> ArgumentParser:
@@ -105,43 +102,8 @@ def parser() -> ArgumentParser:
 _chunk_size = number(integer_expression, lambda v: v >= 1, "an integer >= 1 such as 2**20")
 
 
-def parse_range(text: str) -> tuple[int, int]:
-    parts = text.split("..")
-    try:
-        if len(parts) != 2:
-            raise ValueError(text)
-        start, stop = (integer_expression(part) for part in parts)
-    except ValueError:
-        raise UsageError(f"--range {text}: expected A..B with integers or powers, e.g. 3..2**32") from None
-    if start < 2:
-        raise UsageError(
-            f"--range {text}: starts below 2; n = 1 is excluded (T(1) = 1 always ties), start at 3"
-        )
-    if stop <= (start | 1):
-        raise UsageError(f"--range {text}: holds no odd n (A <= n < B)")
-    if stop.bit_length() > MAX_BITS:
-        raise UsageError(f"--range {text}: numbers beyond 2**{MAX_BITS} are not supported")
-    return start, stop
-
-
-def parse_random(texts: Sequence[str]) -> tuple[tuple[int, int], ...]:
-    out = []
-    for text in texts:
-        try:
-            bits_text, count_text = text.split(":")
-            bits, count = int(bits_text), integer_expression(count_text)
-        except ValueError:
-            raise UsageError(f"--random {text}: expected BITS:COUNT, e.g. 256:100000") from None
-        if not 2 <= bits <= MAX_BITS or count < 1:
-            raise UsageError(f"--random {text}: expected 2 <= BITS <= {MAX_BITS} and COUNT >= 1")
-        out.append((bits, count))
-    if len({bits for bits, _ in out}) != len(out):
-        raise UsageError("--random: each bit length once")
-    return tuple(out)
-
-
 def build_scan(args: argparse.Namespace) -> Scan:
-    from collatz_ray.trainer.scan import DEFAULT_CHUNK, MAX_CHUNK, Scan
+    from collatz_ray.trainer.scan import DEFAULT_CHUNK, MAX_CHUNK, MAX_CHUNKS, Scan
 
     chunk = args.chunk or DEFAULT_CHUNK
     if chunk > MAX_CHUNK:
@@ -311,23 +273,17 @@ def scan_report(
 def add_to_bank(bank: Path, report: dict[str, Any], loaded: LoadedModel) -> dict[str, Any]:
     """Append the report's counterexamples that the bank does not hold yet from this
     checkpoint (a scan run again adds nothing twice); what was added, for the report."""
-    from collatz_ray.trainer import bank as banking
+    from collatz_ray.trainer.bank import add_scan_findings
 
-    sha256 = report["checkpoint_sha256"]
-    there = banking.recorded(bank, source="verify", sha256=sha256)
     trial = trial_of(loaded.file, experiment=bank.parent)
-    records = [
-        banking.new_record(
-            int(e["n"]), margin=e["margin"], source="verify", trial=trial, epoch=loaded.epoch, sha256=sha256
-        )
-        for e in report["counterexamples"]
-        if int(e["n"]) not in there
-    ]
-    banking.append_records(bank, records)
+    found = {int(e["n"]): e["margin"] for e in report["counterexamples"]}
+    added = add_scan_findings(
+        bank, found, sha256=report["checkpoint_sha256"], trial=trial, epoch=loaded.epoch
+    )
     return {
         "file": str(bank),
-        "added": len(records),
-        "already": len(report["counterexamples"]) - len(records),
+        "added": added,
+        "already": len(found) - added,
         "trial": trial,
         "epoch": loaded.epoch,
     }

@@ -48,7 +48,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -328,3 +328,19 @@ def recorded(path: Path, *, source: str, sha256: str | None) -> set[int]:
     """The numbers the bank file already holds from this source and checkpoint (empty
     when there is no file yet), so a scan run again adds nothing twice."""
     return {r.n for r in read_bank(path, strict=False).records if r.source == source and r.sha256 == sha256}
+
+
+def add_scan_findings(
+    path: Path, found: Mapping[int, float | None], *, sha256: str, trial: str | None, epoch: int | None
+) -> int:
+    """Append what an exact scan of one checkpoint found (n -> margin) that the bank does
+    not hold from that checkpoint yet, so a scan run again adds nothing twice; how many
+    records were added."""
+    there = recorded(path, source="verify", sha256=sha256)
+    records = [
+        new_record(n, margin=margin, source="verify", trial=trial, epoch=epoch, sha256=sha256)
+        for n, margin in sorted(found.items())
+        if n not in there
+    ]
+    append_records(path, records)
+    return len(records)

@@ -171,6 +171,7 @@ def population_metrics(model: LyapunovMLP, pop: Population) -> dict[str, Any]:
         "margin_median": _finite(np.median(margin)),
         "margin_min": _finite(margin.min()),
         "margin_5pct": _finite(np.percentile(margin, 5)),
+        "eval_violations": int((~passed).sum()),
         "n_total": int(margin.size),
         "n_growth": int(growth.sum()),
         "n_nonfinite": int((~np.isfinite(margin)).sum()),

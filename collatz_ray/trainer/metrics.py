@@ -237,6 +237,17 @@ _DECLARED = (
         formats=True,
         replicates=True,
     ),
+    # The failing rows as a count: the evaluation set is a fixed random sample of odd n
+    # (uniform in bit length, 2 to 128 bits), so this is a sample of the exact scan
+    # (docs/studies/model-size-small), at no cost beyond the evaluation itself.
+    Metric(
+        "eval_violations",
+        "evaluation-set failures",
+        COUNT,
+        LOWER,
+        steps="n_total",
+        objective=Objective("eval", "failures on the evaluation set (a random sample of odd n)"),
+    ),
     Metric("weighted_pass_rate", "weighted pass %", PERCENT, HIGHER, ".2f", required=True, formats=True),
     Metric("growth_pass_rate", "growth pass %", PERCENT, HIGHER, ".2f", required=True, formats=True),
     Metric(

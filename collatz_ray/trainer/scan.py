@@ -47,6 +47,8 @@ SCAN_LIMBS = 1 << 22
 #: The largest chunk: the unit of progress, saved when a chunk is done, so a larger one
 #: could run for hours (2**32 numbers at a million a second) before anything is kept.
 MAX_CHUNK = 1 << 32
+#: Chunks a scan may have: its plan and its progress file list them all.
+MAX_CHUNKS = 1_000_000
 DEFAULT_KEEP = 10
 PROGRESS_FORMAT = 1
 

@@ -263,6 +263,9 @@ PLACEHOLDERS = {
     "results/lookahead-20261125-101500": "experiment",
     "results/cluster/an-experiment": "experiment",
     "results/k8s/an-experiment": "experiment",
+    "results/model-size-small": "experiment",
+    "results/model-size-small-seeds": "experiment",
+    "results/model-size-small-bank": "experiment",
     "my.yaml": "train_config",
     "my_space.yaml": "space",
     "model.pth": "seed_model",
@@ -409,10 +412,11 @@ def _shrink_evalset(args, fixtures, cwd):
     return [*args, "--samples", "1000"]
 
 
-def _shrink_verify(args, fixtures, cwd):
-    """A few thousand odd n instead of billions: --range A..A+2**12 and --random
-    BITS:COUNT of at most 64 numbers, and the scan in this process rather than on the
-    Ray cluster --address names (tests/e2e/test_verify_ray.py runs that path)."""
+def _shrink_scan(args, fixtures, cwd):
+    """verify's and scan_trials' scans: a few thousand odd n instead of billions: --range
+    A..A+2**12 and --random BITS:COUNT of at most 64 numbers, and the scan in this process
+    rather than on the Ray cluster --address names (tests/e2e/test_verify_ray.py runs
+    that path)."""
     out, skip = [], False
     for before, arg in zip(["", *args], args):
         if skip:
@@ -437,7 +441,8 @@ SHRINK = {
     "evaluate": lambda args, fixtures, cwd: [*args, "--eval-csv", str(fixtures.eval_csv)],
     "results": _shrink_results,
     "evalset": _shrink_evalset,
-    "verify": _shrink_verify,
+    "verify": _shrink_scan,
+    "scan_trials": _shrink_scan,
 }
 
 

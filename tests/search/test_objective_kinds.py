@@ -1,6 +1,7 @@
 """A space chooses which violation count the search minimises (`objective:` in its YAML):
-the log's (default, so old spaces keep their meaning), the unseen steps', or the large
-numbers'. The choice is checked at load time and survives smoke() and budget overrides."""
+the log's (default, so old spaces keep their meaning), the unseen steps', the large
+numbers' or the evaluation set's failures. The choice is checked at load time and
+survives smoke() and budget overrides."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ METRICS = {
     "traj_total_violations": 58,
     "traj_unseen_violations": 9,
     "traj_big_violations": 700,
+    "eval_violations": 1200,
     "margin_5pct": 0.0,
 }
 
 
-@pytest.mark.parametrize("kind, count", [("log", 58), ("unseen", 9), ("big", 700)])
+@pytest.mark.parametrize("kind, count", [("log", 58), ("unseen", 9), ("big", 700), ("eval", 1200)])
 def test_each_kind_counts_its_own_violations_with_the_same_tie_break(kind, count):
     assert objective(METRICS, kind=kind) == pytest.approx(count + 0.5)
     assert objective({**METRICS, "margin_5pct": 1.0}, kind=kind) == pytest.approx(count + 0.25)
@@ -76,7 +78,7 @@ def test_spaces_without_the_key_keep_the_logs_objective(tmp_path):
     [
         ("unsen", "did you mean 'unseen'"),
         ("[log]", "unknown objective"),
-        ("total", "expected one of: log, unseen, big"),
+        ("total", "expected one of: log, unseen, big, eval"),
     ],
 )
 def test_an_unknown_objective_is_refused_in_one_line(tmp_path, value, fragment):

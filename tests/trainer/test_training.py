@@ -600,6 +600,7 @@ EVAL_KEYS = [
     "margin_median",
     "margin_min",
     "margin_5pct",
+    "eval_violations",
     "n_total",
     "n_growth",
 ]
@@ -645,6 +646,7 @@ def test_evaluation_has_every_metric_and_the_values_are_right(eval_csv):
     passed = margin > 0
     assert m["n_total"] == 500 and m["n_growth"] == int(growth.sum()) > 0
     assert m["pass_rate"] == pytest.approx(100 * passed.mean())
+    assert m["eval_violations"] == int((~passed).sum())
     assert m["weighted_pass_rate"] == pytest.approx(100 * (w * passed).sum() / w.sum())
     assert m["growth_pass_rate"] == pytest.approx(100 * passed[growth].mean())
     assert m["growth_weighted_pass_rate"] == pytest.approx(
