@@ -175,6 +175,17 @@ def integer_expression(text: str) -> int:
 # Numbers up to DECIMAL_MAX_BITS bits: the reports write them in decimal.
 
 
+def add_scan_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, range_example: str) -> None:
+    """--range A..B and --random BITS:COUNT (parse_range and parse_random read them)."""
+    parser.add_argument("--range", metavar="A..B", help=f"every odd n with A <= n < B, e.g. {range_example}")
+    parser.add_argument(
+        "--random",
+        metavar="BITS:COUNT",
+        action="append",
+        help="COUNT random odd numbers of BITS bits (repeatable)",
+    )
+
+
 def parse_range(text: str) -> tuple[int, int]:
     parts = text.split("..")
     try:

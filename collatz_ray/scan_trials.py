@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, positive_int
+from collatz_ray._cli import ArgumentParser, add_scan_flags, exit_on_usage_error, positive_int
 from collatz_ray.errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,13 +38,7 @@ FINISHED = ("completed", "stopped")
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m collatz_ray.scan_trials", description=__doc__)
     p.add_argument("experiments", nargs="+", type=Path, metavar="EXPERIMENT", help="experiment directories")
-    p.add_argument("--range", metavar="A..B", help="every odd n with A <= n < B, e.g. 3..2**24")
-    p.add_argument(
-        "--random",
-        metavar="BITS:COUNT",
-        action="append",
-        help="COUNT random odd numbers of BITS bits (repeatable)",
-    )
+    add_scan_flags(p, range_example="3..2**24")
     p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
     p.add_argument(
         "--first",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from collatz_ray._bounded import read_json
 from collatz_ray._cli import (
     ArgumentParser,
+    add_scan_flags,
     exit_on_interrupt,
     exit_on_usage_error,
     integer_expression,
@@ -62,13 +63,7 @@ def parser() -> ArgumentParser:
         help="run or exported-trial directory, checkpoint directory, state.pt, or a seed-format model.pth",
     )
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--range", metavar="A..B", help="every odd n with A <= n < B, e.g. 3..2**32")
-    what.add_argument(
-        "--random",
-        metavar="BITS:COUNT",
-        action="append",
-        help="COUNT random odd numbers of BITS bits (repeatable)",
-    )
+    add_scan_flags(what, range_example="3..2**32")
     # Not `seed`: that name is a TrainConfig field, which flag_overrides would collect.
     p.add_argument("--seed", dest="sample_seed", type=int, help="seed of --random (default 0)")
     p.add_argument(

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from support.clitools import run_command
 from support.interrupts import env, stop_when
+from support.runs import tiny_config
 
-from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loop import train
 
 SIGNALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143)]
@@ -28,15 +28,7 @@ IDS = ["SIGINT", "SIGTERM"]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, eval_csv) -> Path:
     directory = tmp_path_factory.mktemp("interrupts") / "run"
-    config = TrainConfig(
-        layers=(8,),
-        lookahead=5,
-        epochs=2,
-        eval_interval=2,
-        batch_size=16,
-        device="cpu",
-        eval_csv=str(eval_csv),
-    )
+    config = tiny_config(eval_csv)
     train(config, run_dir=directory, verbose=False)
     return directory
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from support.clitools import run_command
+from support.runs import tiny_config
 
 from collatz_ray.trainer import scan as scan_lib
-from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loop import train
 
 THIS_RUN = {"numbers_this_run", "seconds_this_run", "numbers_per_second", "scan_seconds"}
@@ -26,16 +26,7 @@ def runs(tmp_path_factory, eval_csv) -> dict[str, Path]:
     out = {}
     for name, seed in (("a", 0), ("b", 1)):
         train(
-            TrainConfig(
-                layers=(8,),
-                lookahead=5,
-                epochs=2,
-                eval_interval=2,
-                batch_size=16,
-                seed=seed,
-                device="cpu",
-                eval_csv=str(eval_csv),
-            ),
+            tiny_config(eval_csv, seed=seed),
             run_dir=root / name,
             verbose=False,
         )

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from support.clitools import run_command
+from support.runs import tiny_config
 
 from collatz_ray.trainer import bank
-from collatz_ray.trainer.config import TrainConfig
 from collatz_ray.trainer.loop import train
 
 SCAN = ("--range", "3..2**12", "--first", "5")
@@ -24,15 +24,7 @@ def run(tmp_path_factory, eval_csv) -> Path:
     """A tiny trained run: two epochs leave V failing at many n."""
     out = tmp_path_factory.mktemp("verify_bank") / "run"
     train(
-        TrainConfig(
-            layers=(8,),
-            lookahead=5,
-            epochs=2,
-            eval_interval=2,
-            batch_size=16,
-            device="cpu",
-            eval_csv=str(eval_csv),
-        ),
+        tiny_config(eval_csv),
         run_dir=out,
         verbose=False,
     )

@@ -8,12 +8,11 @@ the Optuna study agrees, and `collatz_ray.results` reads the experiment as compl
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 
+from support.clitools import results_trials
 from support.raycluster import RAY, LocalCluster, free_port
 from support.searches import (
     TUNE,
@@ -81,7 +80,14 @@ def test_a_search_survives_losing_the_node_its_trials_run_on(tmp_path, eval_csv)
         killed = cluster.kill_node(spot)
         assert killed, "no process of the spot node was found"
         cluster.add_node(num_cpus=2, resources={"spot_worker": 1})  # the replacement capacity
-        (replacement_id,) = cluster.node_ids_with("spot_worker")
+        # Ray may list the killed node as alive until its health checks fail: the
+        # replacement is the spot node that is not the lost one.
+        replacement_id = wait_for(
+            lambda: next(iter(cluster.node_ids_with("spot_worker") - {spot_id}), None),
+            timeout=120,
+            what="the replacement node",
+            alive=search,
+        )
         assert search.wait(timeout=600) == 0, search.stderr()[-3000:]
     finally:
         if search is not None:
@@ -110,14 +116,7 @@ def test_a_search_survives_losing_the_node_its_trials_run_on(tmp_path, eval_csv)
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in by_tune.values()), study.trials
     assert sorted(by_tune[frozen_tid].intermediate_values) == list(range(EVERY, EPOCHS + 1, EVERY))
 
-    listing = subprocess.run(
-        [sys.executable, "-m", "collatz_ray.results", str(experiment), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert listing.returncode == 0, listing.stderr[-2000:]
-    trials = {t["trial_id"].removeprefix("collatz_trial_"): t for t in json.loads(listing.stdout)["trials"]}
+    trials = results_trials(experiment)
     assert sorted(trials) == sorted(epochs)
     assert all(t["status"] == "TERMINATED" and not t["error"] for t in trials.values()), trials
     assert trials[frozen_tid]["recovered_from"], trials[frozen_tid]

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.clitools import results_trials
 from support.searches import (
     MARK,
     TRIAL_TITLE,
@@ -195,14 +196,7 @@ def test_a_diverging_trial_errors_with_its_reason_and_the_other_finishes(faulty_
     assert not any(rep.get("epoch") for rep in read_reports(dirs[r.diverged] / "result.json"))
     # The healthy trial's process was killed: Tune keeps that failure in its error.txt,
     # and the summaries say it finished after a restart, not that it errored.
-    listing = subprocess.run(
-        [sys.executable, "-m", "collatz_ray.results", str(r.experiment), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert listing.returncode == 0, listing.stderr[-2000:]
-    trials = {t["trial_id"].removeprefix("collatz_trial_"): t for t in json.loads(listing.stdout)["trials"]}
+    trials = results_trials(r.experiment)
     assert "TrainingDiverged" in (trials[r.diverged]["error"] or ""), trials[r.diverged]
     assert not trials[r.healthy]["error"], trials[r.healthy]
     assert trials[r.healthy]["status"] == "TERMINATED", trials[r.healthy]
@@ -606,14 +600,7 @@ def test_storage_failing_mid_run_stops_with_one_line_and_keeps_finished_results(
         assert result.read_bytes() == data, f"finished trial {tid}'s result.json changed"
         assert read_reports(result)[-1]["epoch"] == epochs
     # The experiment still reads as a whole, from the broken storage.
-    listing = subprocess.run(
-        [sys.executable, "-m", "collatz_ray.results", str(experiment), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert listing.returncode == 0, listing.stderr[-2000:]
-    trials = {t["trial_id"].removeprefix("collatz_trial_"): t for t in json.loads(listing.stdout)["trials"]}
+    trials = results_trials(experiment)
     for tid in kept:
         assert trials[tid]["epoch"] == epochs, trials[tid]
     print(f"{fault}: the search stopped {stopped_after:.0f} s after the fault: {line}")

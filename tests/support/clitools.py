@@ -23,12 +23,17 @@ class Outcome:
     def one_error_line(self, *fragments: str) -> str:
         """The single stderr line of a refused input (exit 2, no traceback)."""
         assert self.status == 2, (self.status, self.stdout[-2000:], self.stderr[-2000:])
-        assert "Traceback" not in self.stderr, self.stderr
-        lines = self.stderr.strip("\n").splitlines()
-        assert len(lines) == 1, self.stderr
-        for fragment in fragments:
-            assert fragment in lines[0], (fragment, lines[0])
-        return lines[0]
+        return one_line(self.stderr, *fragments)
+
+
+def one_line(stderr: str, *fragments: str) -> str:
+    """stderr's only line, with no traceback, holding each fragment."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip("\n").splitlines()
+    assert len(lines) == 1, stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
 
 
 def run_command(tool: str, *args: object) -> Outcome:
@@ -56,3 +61,13 @@ def tree_digest(root: Path) -> str:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def results_trials(experiment: Path) -> dict[str, dict]:
+    """`collatz_ray.results EXPERIMENT --format json`, in this process: each trial's record
+    by its short id (collatz_trial_ taken off)."""
+    import json
+
+    listing = run_command("results", experiment, "--format", "json")
+    assert listing.status == 0, listing.stderr[-2000:]
+    return {t["trial_id"].removeprefix("collatz_trial_"): t for t in json.loads(listing.stdout)["trials"]}

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.clitools import one_line
+
 REPO = Path(__file__).resolve().parents[2]
 CONTINUE = "; continue with: "
 
@@ -29,12 +31,7 @@ class Stopped:
 
     def line(self, *fragments: str) -> str:
         """The one stderr line of the interrupted command (no traceback)."""
-        assert "Traceback" not in self.stderr, self.stderr
-        lines = self.stderr.strip("\n").splitlines()
-        assert len(lines) == 1, self.stderr
-        for fragment in fragments:
-            assert fragment in lines[0], (fragment, lines[0])
-        return lines[0]
+        return one_line(self.stderr, *fragments)
 
     def continue_command(self) -> list[str]:
         """The command the line names, with `python` as this interpreter."""

@@ -101,7 +101,9 @@ class LocalCluster:
         code = (
             "import json, ray\n"
             f"ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False)\n"
-            f"print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and {resource!r} in n['Resources']]))\n"
+            "alive = [n['NodeID'] for n in ray.nodes()"
+            f" if n['Alive'] and {resource!r} in n['Resources']]\n"
+            "print('NODES ' + json.dumps(alive))\n"
         )
         proc = subprocess.run(
             [sys.executable, "-c", code],
@@ -111,7 +113,9 @@ class LocalCluster:
             timeout=180,
             check=True,
         )
-        return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+        # Ray may print log lines of its own (a node going away, say) around ours.
+        (line,) = [line for line in proc.stdout.splitlines() if line.startswith("NODES ")]
+        return set(json.loads(line.removeprefix("NODES ")))
 
     def stop(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):

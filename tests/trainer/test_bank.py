@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.runs import tiny_config
 
 from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
@@ -231,14 +232,9 @@ def test_new_records_hold_only_what_decimal_text_can_carry():
 
 # -- training from a bank ------------------------------------------------------------------------
 def small_config(eval_csv: Path, **changes) -> TrainConfig:
-    return TrainConfig(
-        layers=(8,),
-        lookahead=5,
-        epochs=2,
-        eval_interval=2,
+    return tiny_config(
+        eval_csv,
         batch_size=256,
-        device="cpu",
-        eval_csv=str(eval_csv),
         num_hard_seeds=2,
         hard_ratio=1.0,
         **changes,
