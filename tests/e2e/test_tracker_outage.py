@@ -19,9 +19,9 @@ pytest.importorskip("wandb")
 PLAN_END = "Tracking: "
 
 
-@pytest.mark.parametrize(
-    "mlflow_server, wandb_server", [("refuses", "never answers"), ("never answers", "refuses")]
-)
+# One real search: each tracker against each kind of dead server is checked where the
+# search starts them (tests/search/ray/test_tracker_reach.py); this proves the whole path.
+@pytest.mark.parametrize("mlflow_server, wandb_server", [("never answers", "refuses")])
 def test_unreachable_trackers_are_one_warning_each_and_the_search_goes_on(
     tmp_path, eval_csv, monkeypatch, mlflow_server, wandb_server
 ):
