@@ -62,3 +62,23 @@ def raising_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within: SIGINT and SIGTERM wait for the block to end, then reach the handler that
+    was in place. For a record kept in memory and in a file (a scan's progress), so the
+    line an interruption prints tells what the file holds. Outside the main thread it
+    does nothing (Python delivers signals to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    saved = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in EXIT_STATUS}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if pending:
+            signal.raise_signal(pending[0])

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, number, positive_int
+from collatz_ray._cli import ArgumentParser, exit_on_interrupt, exit_on_usage_error, number, positive_int
 from collatz_ray.errors import UsageError
 from collatz_ray.search.pipeline import Launch, add_run_flags, checked_eval_csv, launch, private_files
 from collatz_ray.search.plan import Sizing, size_search
@@ -93,6 +93,9 @@ def parser() -> ArgumentParser:
     return p
 
 
+# Outside the search (Ray starting, the plan, the report), a signal is one line and 130/143;
+# during it, search/ray/interrupt.py stops Tune's loop cleanly and names the resume.
+@exit_on_interrupt
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)

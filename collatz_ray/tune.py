@@ -20,7 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from collatz_ray._cli import ArgumentParser, exit_on_usage_error, number, positive_int, seed_int
+from collatz_ray._cli import (
+    ArgumentParser,
+    exit_on_interrupt,
+    exit_on_usage_error,
+    number,
+    positive_int,
+    seed_int,
+)
 from collatz_ray.errors import UsageError
 from collatz_ray.search.objective import ranked
 from collatz_ray.search.pipeline import Launch, add_run_flags, checked_eval_csv, launch, private_files
@@ -180,6 +187,9 @@ def _own_or_none(saved: dict[str, Any], experiment_dir: Path) -> SearchSpace | N
         return None
 
 
+# Outside the search (Ray starting, the plan, the report), a signal is one line and 130/143;
+# during it, search/ray/interrupt.py stops Tune's loop cleanly and names the resume.
+@exit_on_interrupt
 @exit_on_usage_error
 def main(argv: Sequence[str] | None = None) -> int:
     replicate = replicate_argv(sys.argv[1:] if argv is None else argv)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from collatz_ray._atomic import write_atomically
+from collatz_ray._interrupt import signals_deferred
 from collatz_ray.errors import UsageError
 from collatz_ray.syracuse import limbs
 from collatz_ray.syracuse.arith import syracuse
@@ -314,9 +315,11 @@ class Progress:
         self.summary = Summary.from_json(summary, keep=keep)
 
     def record(self, result: dict[str, Any]) -> None:
-        self.done.add(result["index"])
-        self.summary.add(result)
-        self.save()
+        # Memory and file change together: an interruption's line counts what is kept.
+        with signals_deferred():
+            self.done.add(result["index"])
+            self.summary.add(result)
+            self.save()
 
     def save(self) -> None:
         if self.path is None:

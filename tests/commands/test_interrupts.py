@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,28 @@ def test_commands_that_keep_nothing_say_so_in_one_line(run, tmp_path, monkeypatc
         f"collatz_ray.{tool}: interrupted by {signum.name}; nothing was kept: run the command again"
     ]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
+
+
+def test_a_search_stopped_while_ray_starts_is_one_line(tmp_path, eval_csv):
+    """SIGTERM once the search process has loaded Ray (its _raylet library mapped), which
+    is while Ray starts or, on a fast machine, just after: either way one line and 143,
+    never a traceback (search/ray/interrupt.py takes over only once Ray is up)."""
+    command = [sys.executable, "-m", "collatz_ray.tune", "--space", "smoke", "--smoke", "--eval-csv"]
+    command += [str(eval_csv), "--storage", str(tmp_path / "store"), "--name", "early"]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    maps = Path(f"/proc/{proc.pid}/maps")
+    try:
+        while "_raylet" not in maps.read_text(errors="replace"):
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err.decode()[-3000:]
+    (line,) = err.decode().strip().splitlines()
+    assert line.startswith("collatz_ray.tune: interrupted by SIGTERM"), line
