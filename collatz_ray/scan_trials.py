@@ -146,7 +146,7 @@ def scan_experiment(exp: Experiment, scans: dict[str, Any], *, args: argparse.Na
 
 def scan_trial(checkpoint: Path, scans: dict[str, Any], *, keep: int, address: str | None) -> dict[str, Any]:
     """The model at `checkpoint` scanned as each of `scans` asks: its shape, parameter
-    count, and per scan the merged summary (trainer/verify.py's Summary)."""
+    count, and per scan the merged summary (trainer/scan.py's Summary)."""
     import torch
 
     from collatz_ray.syracuse.features import FeatureSpec
