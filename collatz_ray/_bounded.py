@@ -36,6 +36,12 @@ from typing import IO, Any
 #: The deepest nesting of JSON lists and objects read. The package's own files nest five
 #: or six deep (a report's config, Tune's trial state); far below where parsers recurse.
 MAX_JSON_DEPTH = 64
+#: params.json, train_config.json, collatz_search.json: settings, a few kilobytes.
+MAX_JSON_BYTES = 2**20
+#: Tune's experiment state holds every trial's config and last result: some 10 kB a trial.
+MAX_STATE_BYTES = 64 * 2**20
+#: A trial's scan (scan_trials): counts, density and the first --first counterexamples.
+MAX_SCAN_BYTES = 16 * 2**20
 #: What a line longer than it is passed over in, without holding it.
 _BLOCK = 1 << 16
 

@@ -108,7 +108,7 @@ def scan_experiment(exp: Experiment, scans: dict[str, Any], *, args: argparse.Na
     """Scan each finished trial of `exp` that has no scan of these flags yet."""
     from collatz_ray._atomic import write_atomically
     from collatz_ray.results.export import newest_checkpoint
-    from collatz_ray.results.scans import SCAN_FORMAT, SCANS_DIR, scan_file
+    from collatz_ray.results.scans import SCAN_FORMAT, SCANS_DIR, read_scan, scan_file
     from collatz_ray.trainer.evalset_csv import file_sha256
 
     (exp.path / SCANS_DIR).mkdir(exist_ok=True)
@@ -127,7 +127,7 @@ def scan_experiment(exp: Experiment, scans: dict[str, Any], *, args: argparse.Na
         }
         path = scan_file(exp.path, trial.trial_id)
         if path.is_file():
-            saved = json.loads(path.read_text())
+            saved = read_scan(path)
             if {k: saved.get(k) for k in identity} == identity:
                 continue
             raise UsageError(

@@ -29,7 +29,9 @@ from typing import Any
 import pandas as pd
 
 from collatz_ray._bounded import (
+    MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
+    MAX_STATE_BYTES,
     Unreadable,
     lines,
     loads,
@@ -46,10 +48,6 @@ from collatz_ray.trainer.bank import BANK_FILE, Bank, read_bank
 from collatz_ray.trainer.metrics import is_count, is_number
 
 STATE_GLOB = "experiment_state-*.json"
-#: params.json, train_config.json, collatz_search.json: settings, a few kilobytes.
-MAX_JSON_BYTES = 2**20
-#: Tune's experiment state holds every trial's config and last result: some 10 kB a trial.
-MAX_STATE_BYTES = 64 * 2**20
 #: A trial's result.json: 100000 epochs evaluated every 100 report some 5 MB. Of a
 #: larger one the last MAX_RESULT_BYTES are read: the newest reports are what a summary shows.
 MAX_RESULT_BYTES = 64 * 2**20

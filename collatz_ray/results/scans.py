@@ -19,7 +19,6 @@ JSON only: no torch, no Ray (the command loads them to scan).
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collatz_ray._bounded import MAX_SCAN_BYTES, Unreadable, read_json
 from collatz_ray.errors import UsageError
 from collatz_ray.results.read import Experiment, Trial
 from collatz_ray.results.stats import CONFIDENCE, Lead, Spread, lead, spread
@@ -116,6 +116,20 @@ class ScannedTrial:
         return self.trial.last.get("time_total_s")
 
 
+def read_scan(path: Path) -> dict[str, Any]:
+    """A trial's scan file, bounded (MAX_SCAN_BYTES, a regular file, JSON nesting); one
+    line naming it when it is not one of this format."""
+    try:
+        data = read_json(path, limit=MAX_SCAN_BYTES)
+    except Unreadable as err:
+        raise UsageError(f"{err}; delete it and scan again") from None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("format") != SCAN_FORMAT:
+        raise UsageError(f"{path}: not a scan file of this format; delete it and scan again")
+    return data
+
+
 def read_scans(experiments: Sequence[Experiment]) -> list[ScannedTrial]:
     """Every trial of `experiments` with a scan file, in the experiments' order."""
     out = []
@@ -124,15 +138,7 @@ def read_scans(experiments: Sequence[Experiment]) -> list[ScannedTrial]:
             path = scan_file(exp.path, trial.trial_id)
             if not path.is_file():
                 continue
-            try:
-                data = json.loads(path.read_text())
-                if data.get("format") != SCAN_FORMAT:
-                    raise ValueError("format")
-            except ValueError:
-                raise UsageError(
-                    f"{path}: not a scan file of this format; delete it and scan again"
-                ) from None
-            out.append(ScannedTrial(exp, trial, data))
+            out.append(ScannedTrial(exp, trial, read_scan(path)))
     return out
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collatz_ray._atomic import write_atomically
+from collatz_ray._bounded import MAX_JSON_BYTES, MAX_STATE_BYTES, Unreadable, loads, read_json
 from collatz_ray.errors import UsageError
 from collatz_ray.search.storage import is_remote
 from collatz_ray.trainer.bank import BANK_FILE
@@ -140,8 +141,8 @@ def known_trial_ids(experiment_dir: str | Path) -> set[str]:
     known = {d.name.removeprefix(TRIAL_PREFIX) for d in path.glob(f"{TRIAL_PREFIX}*") if d.is_dir()}
     states = sorted(path.glob("experiment_state-*.json"))  # named by time: the newest last
     try:
-        for trial_json, _runtime in json.loads(states[-1].read_text())["trial_data"]:
-            known.add(str(json.loads(trial_json)["trial_id"]))
+        for trial_json, _runtime in read_json(states[-1], limit=MAX_STATE_BYTES)["trial_data"]:
+            known.add(str(loads(trial_json)["trial_id"]))
     except (IndexError, OSError, ValueError, KeyError, TypeError):
         pass  # no state or a damaged one: the folders are what is known
     return known
@@ -171,13 +172,11 @@ def load_settings_json(storage: str, experiment: str) -> dict[str, Any] | None:
     """An experiment's saved settings, None if it has none; a damaged file is one line."""
     path = Path(join(storage, experiment)) / SETTINGS_FILE
     try:
-        text = path.read_text()
+        saved = read_json(path, limit=MAX_JSON_BYTES)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
-    try:
-        saved = json.loads(text)
+    except Unreadable as err:
+        raise UsageError(str(err)) from None
     except ValueError:
         saved = None
     if not isinstance(saved, dict):

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from support.clitools import run_command
+from support.searches import TUNE
 from support.width import unwrapped
 
 from collatz_ray.search.ray.worker import bank_hook
@@ -71,9 +71,7 @@ def search(tmp_path: Path, name: str, eval_csv: Path, fixed: dict) -> Path:
     )
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "collatz_ray.tune",
+            *TUNE,
             "--space",
             str(space),
             "--storage",

@@ -131,9 +131,7 @@ def test_a_search_in_postgres_can_be_extended(tmp_path, eval_csv):
         # A second search may not take the same study by mistake.
         clash = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "collatz_ray.tune",
+                *TUNE,
                 "--space",
                 str(space),
                 "--storage",

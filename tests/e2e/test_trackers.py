@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support.searches import read_reports, trial_dirs, wait_for, write_space
+from support.searches import TUNE, read_reports, trial_dirs, wait_for, write_space
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKERS_DOC = REPO / "docs" / "trackers.md"
@@ -138,9 +138,7 @@ def tracked_search(tmp_path_factory, eval_csv):
     )
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "collatz_ray.tune",
+            *TUNE,
             "--space",
             str(space),
             "--storage",

@@ -154,3 +154,27 @@ def test_a_damaged_scan_file_is_one_line_naming_it(scanned):
     scan_file(experiment, "c0s1").write_text("{not json")
     with pytest.raises(UsageError, match="c0s1.json: not a scan file"):
         read_scans([load_experiment(experiment)])
+
+
+@pytest.mark.parametrize("kind", ["garbage", "deep", "too large", "fifo", "wrong format"])
+def test_a_bad_scan_file_is_one_line_naming_it(tmp_path, kind):
+    import os
+
+    from collatz_ray._bounded import MAX_SCAN_BYTES
+    from collatz_ray.results.scans import read_scan
+
+    path = tmp_path / "scan.json"
+    if kind == "garbage":
+        path.write_bytes(b"\x00\xff{not json")
+    elif kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "too large":
+        with open(path, "wb") as handle:
+            handle.truncate(MAX_SCAN_BYTES + 1)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text(json.dumps({"format": -1}))
+    with pytest.raises(UsageError) as refused:
+        read_scan(path)
+    assert str(path) in str(refused.value) and "\n" not in str(refused.value)

@@ -166,3 +166,22 @@ def test_the_smoke_search_replicates_its_two_best_configurations(smoke_experimen
     replicate = space.trial_config(found.points()[0]).to_dict()
     differing = {k for k, v in replicate.items() if first.config[k] != v}
     assert differing == {"seed", "device", "eval_csv"}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "deep", "too large"])
+def test_a_settings_file_that_is_no_such_file_is_one_line(tmp_path, kind):
+    import os
+
+    from collatz_ray._bounded import MAX_JSON_BYTES
+
+    path = tmp_path / "exp" / "collatz_search.json"
+    path.parent.mkdir()
+    if kind == "fifo":
+        os.mkfifo(path)  # read whole, this would hang
+    elif kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        with open(path, "wb") as handle:
+            handle.truncate(MAX_JSON_BYTES + 1)
+    with pytest.raises(UsageError, match="collatz_search.json"):
+        load_settings_json(str(tmp_path), "exp")
